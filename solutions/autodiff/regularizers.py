@@ -1,0 +1,24 @@
+"""L2 regularization, graded: the penalty and its gradient.
+
+The penalty is added to the reported loss; its gradient is added to each weight's .grad after
+loss.backward(). Pass weight matrices only (model.weights()): biases are not regularized.
+"""
+import numpy as np
+
+
+def l2_penalty(weights, lam):
+    """λ Σ_W ‖W‖²_F: λ times the sum of the squares of every element of every weight tensor."""
+    # BEGIN SOLUTION return lam * (sum over the weights of the sum of W.data ** 2)
+    return lam * sum(float(np.sum(np.square(w.data))) for w in weights)
+    # END SOLUTION
+
+
+def l2_grad(weights, lam):
+    """Add the penalty's gradient 2λW to each W.grad, in place (set it where W.grad is None)."""
+    # BEGIN SOLUTION add 2 * lam * W.data to each W.grad
+    for w in weights:
+        if w.grad is None:
+            w.grad = 2 * lam * w.data
+        else:
+            w.grad += 2 * lam * w.data
+    # END SOLUTION
