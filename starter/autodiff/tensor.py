@@ -115,13 +115,13 @@ class Tensor:
                 raise RuntimeError(f"backward() with no gradient needs a scalar output; this tensor has shape {self.shape}")
             grad = np.ones_like(self.data)
         grads = {id(self): np.asarray(grad)}
-        handed_to_leaves = set()  # arrays already stored as a leaf's .grad: never store one twice
+        handed_to_leaves = {id(grads[id(self)])}  # the caller's array, then each one stored as a .grad
         for node in reversed(_topological_order(self)):
             grad = grads.pop(id(node), None)
             if grad is None:
                 continue
             if node._creator is None:
-                if id(grad) in handed_to_leaves or not grad.flags.writeable:
+                if id(grad) in handed_to_leaves or grad.base is not None or not grad.flags.writeable:
                     grad = grad.copy()  # .grad may be updated in place (l2_grad): it must own its array
                 handed_to_leaves.add(id(grad))
                 node.grad = grad if node.grad is None else node.grad + grad

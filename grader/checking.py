@@ -1,0 +1,150 @@
+"""What every check shares: seeded inputs, asking the worker, and feedback that diagnoses.
+
+A failing check raises CheckFailed with text written for the student who must fix it: which
+output or input, the likely cause (a forgotten broadcast reduction, a sign flip, a factor of N,
+a transpose, an ignored grad_output), and the worst element with its index, expected and got.
+Feedback never shows the inputs of a case, only shapes and the worst element.
+"""
+import hashlib
+
+import numpy as np
+
+from . import GRADED
+from .sandbox.client import StudentException, WorkerFailure
+
+RTOL, ATOL = 1e-4, 1e-6            # gradients: correct ops are at ~1e-9 of a central difference
+FORWARD_RTOL, FORWARD_ATOL = 1e-7, 1e-9
+OP_TIMEOUT = 10                    # seconds for one forward/backward call
+
+
+class CheckFailed(AssertionError):
+    """A check's verdict. status: failed (wrong answer), error (crashed), timeout."""
+
+    def __init__(self, message, status="failed", fraction=0.0):
+        super().__init__(message)
+        self.status, self.fraction = status, fraction
+
+
+def seeded_rng(test_id):
+    """Inputs derived from the test's id: the same submission gets the same inputs on every run."""
+    return np.random.default_rng(int.from_bytes(hashlib.sha256(test_id.encode()).digest()[:8], "little"))
+
+
+def ask(student, command, modules, timeout=OP_TIMEOUT, key=None, **fields):
+    """One request to the worker, after importing the graded modules it needs (each on its own,
+    so that a module whose import fails is named); failures become CheckFailed."""
+    try:
+        for module in modules:
+            student.ensure_imported(module)
+        return student.request(command, timeout, key=key, **fields)
+    except StudentException as raised:
+        raise CheckFailed(explain_exception(raised.details)) from None
+    except WorkerFailure as failure:
+        raise CheckFailed(str(failure), status=failure.status) from None
+
+
+def call_op(student, name, inputs, options=None, grad_output=None, needs_input_grad=None):
+    """forward (and backward, given grad_output) of graded Function `name` in the worker."""
+    phase = "forward" if grad_output is None else "backward"
+    return ask(student, "call", [GRADED[name]], key=(name, phase), name=name, inputs=list(inputs),
+               options=options or {}, grad_output=grad_output,
+               needs_input_grad=list(needs_input_grad or [True] * len(inputs)))
+
+
+def explain_exception(details):
+    phase, kind, message = details.get("phase", "?"), details.get("type", "Exception"), details.get("message", "")
+    if kind == "NotImplementedError":
+        text = f"{phase} is not implemented yet (NotImplementedError: {message})"
+    elif kind == "SystemExit":
+        text = f"{phase} called sys.exit({message}); a graded function must return, not exit"
+    else:
+        text = f"{phase} raised {kind}: {message}"
+    trace = details.get("traceback")
+    return f"{text}\n{trace}" if isinstance(trace, str) and trace else text
+
+
+def array_of(what, described, expected_shape=None):
+    """The array a student function returned, or CheckFailed saying what came instead.
+    A single number is accepted where a 0-d array is expected."""
+    kind = described.get("kind") if isinstance(described, dict) else None
+    array = described.get("array") if isinstance(described, dict) else None
+    scalar_ok = expected_shape == ()
+    if kind == "ndarray" or (kind in ("numpy scalar", "python number") and scalar_ok):
+        if not isinstance(array, np.ndarray) or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+            raise CheckFailed(f"{what} returned an array the grader could not read")
+        return array.astype(np.float64)
+    wanted = "a numpy array" if expected_shape is None else f"a numpy array of shape {tuple(expected_shape)}"
+    if kind == "none":
+        raise CheckFailed(f"{what} returned None, expected {wanted}")
+    if kind in ("tuple", "list"):
+        raise CheckFailed(f"{what} returned a {kind} of {described.get('length')} items, expected {wanted}")
+    if kind == "other" and described.get("type") == "Tensor":
+        raise CheckFailed(f"{what} returned a Tensor; forward and backward work on numpy arrays: return the array")
+    if kind in ("numpy scalar", "python number"):
+        raise CheckFailed(f"{what} returned a single number, expected {wanted}")
+    shown = (described.get("type") or kind) if isinstance(described, dict) else "something unreadable"
+    raise CheckFailed(f"{what} returned {shown}, expected {wanted}")
+
+
+def items_of(what, described, count):
+    """A backward's gradients as a list of `count` described values (a bare array for one input)."""
+    kind = described.get("kind") if isinstance(described, dict) else None
+    if kind in ("tuple", "list"):
+        items = described.get("items")
+        if described.get("length") != count or not isinstance(items, list):
+            raise CheckFailed(f"{what} returned {described.get('length')} gradients; expected {count}, one per input, in order")
+        return items
+    if count == 1:
+        return [described]
+    raise CheckFailed(f"{what} returned a single value; expected a tuple of {count} gradients, one per input")
+
+
+def mismatch(got, expected, rtol, atol, alternatives=(), batch=None):
+    """None if got matches expected; else what is wrong, as specifically as can be told.
+
+    alternatives: (explanation, array) pairs of known wrong answers to recognise; batch: N,
+    to name a factor of N or 1/N."""
+    if np.allclose(got, expected, rtol=rtol, atol=atol):
+        return None
+    if not np.all(np.isfinite(got)):
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(got))[0])
+        return f"it contains {got[bad]} at index {bad} (expected {expected[bad]:.6g}): look for an overflow, log(0) or a division by 0"
+    for explanation, alternative in alternatives:
+        if alternative is not None and np.shape(alternative) == got.shape and np.allclose(got, alternative, rtol=rtol, atol=atol):
+            return explanation + worst_element(got, expected)
+    scale = float(np.vdot(expected, expected))
+    if scale > 0:
+        factor = float(np.vdot(got, expected)) / scale
+        if abs(factor - 1) > 1e-3 and np.allclose(got, factor * expected, rtol=rtol, atol=atol):
+            if factor == 0 or np.allclose(got, 0):
+                return "it is all zeros" + worst_element(got, expected)
+            if abs(factor + 1) < 1e-3:
+                return "it has the wrong sign (every value is negated)" + worst_element(got, expected)
+            hint = ""
+            if batch and abs(factor - batch) < 1e-3 * batch:
+                hint = f" ({factor:.4g} is N, the batch size: is the 1/N of the mean missing?)"
+            elif batch and abs(factor * batch - 1) < 1e-3:
+                hint = f" (1/N, N = {batch} the batch size: divided by N once too often?)"
+            return f"every value is {factor:.4g} times the right one{hint}" + worst_element(got, expected)
+    return "values differ" + worst_element(got, expected)
+
+
+def worst_element(got, expected):
+    error = np.abs(got - expected) - RTOL * np.abs(expected)
+    index = np.unravel_index(int(np.argmax(error)), got.shape) if got.ndim else ()
+    where = f" at index {tuple(int(i) for i in index)}" if got.ndim else ""
+    return f"; worst element{where}: expected {expected[index]:.6g}, got {got[index]:.6g}"
+
+
+def sum_to_shape(grad, shape):
+    """What the gradient would be after summing over broadcast axes (reduce_grad_to_shape's job)."""
+    try:
+        extra = grad.ndim - len(shape)
+        if extra < 0:
+            return None
+        grad = grad.sum(axis=tuple(range(extra)))
+        stretched = tuple(a for a, n in enumerate(shape) if n == 1 and grad.shape[a] != 1)
+        grad = grad.sum(axis=stretched, keepdims=True) if stretched else grad
+        return grad if grad.shape == tuple(shape) else None
+    except (ValueError, IndexError):
+        return None

@@ -1,0 +1,62 @@
+"""The math of SPEC.md, forward only, in float64: what the checks compare against.
+
+Gradients are never written here: the checks take them from central differences of these
+functions, so the expected values do not depend on anyone's backward.
+"""
+import numpy as np
+
+EPS = 1e-12
+
+
+def cross_entropy(p, t):
+    return -np.sum(t * np.log(np.maximum(p, EPS))) / p.shape[0]
+
+
+def nll(p, target):
+    return -np.sum(np.log(np.maximum(p[np.arange(p.shape[0]), target], EPS))) / p.shape[0]
+
+
+def softmax(x, axis=-1):
+    exp = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return exp / np.sum(exp, axis=axis, keepdims=True)
+
+
+FORWARD = {
+    "Mul": lambda a, b: a * b,
+    "Matmul": np.matmul,
+    "Pow": np.power,
+    "Sum": lambda a, axis=None, keepdims=False: np.sum(a, axis=axis, keepdims=keepdims),
+    "ReLU": lambda x: np.maximum(x, 0.0),
+    "Softmax": softmax,
+    "Log": lambda x: np.log(np.maximum(x, EPS)),
+    "CrossEntropyLoss": cross_entropy,
+    "NLLLoss": nll,
+}
+INPUT_NAMES = {
+    "Mul": ("a", "b"), "Matmul": ("A", "B"), "Pow": ("a (the base)", "b (the exponent)"), "Sum": ("a",),
+    "ReLU": ("x",), "Softmax": ("x",), "Log": ("x",), "CrossEntropyLoss": ("p", "t"), "NLLLoss": ("p", "target"),
+}
+
+
+def l2_penalty(weights, lam):
+    return lam * sum(np.sum(np.square(w)) for w in weights)
+
+
+def numerical_gradients(name, inputs, options, upstream, differentiable, h=1e-6):
+    """dL/d(input) for L = Σ upstream ⊙ f(inputs), by central differences, for each differentiable input."""
+    f = FORWARD[name]
+    grads = []
+    for index, x in enumerate(inputs):
+        if not differentiable[index]:
+            grads.append(None)
+            continue
+        grad = np.zeros_like(x, dtype=np.float64)
+        for position in np.ndindex(x.shape):
+            shifted = [np.array(v, copy=True) for v in inputs]
+            shifted[index][position] = x[position] + h
+            plus = np.sum(upstream * f(*shifted, **options))
+            shifted[index][position] = x[position] - h
+            minus = np.sum(upstream * f(*shifted, **options))
+            grad[position] = (plus - minus) / (2 * h)
+        grads.append(grad)
+    return grads

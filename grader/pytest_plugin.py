@@ -1,0 +1,90 @@
+"""The pytest plugin behind the checks in tests/checks/ (loaded with -p; conftest files are off).
+
+Fixtures: `student`, the worker serving the submission; `rubric`; `mnist`, the data the worker
+may see plus the test labels it may not. With --scratch the submission was prepared by
+grade.py; without it (pytest run directly, as `make test` does) the checks grade the reference
+in solutions/. For the JSON report, each test's group, kind, status and feedback are added as
+metadata, which is all grade.py reads back.
+"""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from . import DEFAULT_RUBRIC, ROOT
+from .checking import CheckFailed
+from .rubric import load_rubric
+from .sandbox.client import WorkerClient
+from .submission import load_submission, prepare_scratch
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("grader")
+    group.addoption("--scratch", help="a submission prepared by the grader (default: the reference in solutions/)")
+    group.addoption("--rubric", default=str(DEFAULT_RUBRIC), help="rubric TOML file")
+    group.addoption("--isolation", default="process", help="isolation level of the worker")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "group(name): the graded name a check belongs to")
+
+
+@pytest.fixture(scope="session")
+def scratch(request, tmp_path_factory):
+    given = request.config.getoption("--scratch")
+    if given:
+        return Path(given)
+    return prepare_scratch(load_submission(ROOT / "solutions"), tmp_path_factory.mktemp("reference"))
+
+
+@pytest.fixture(scope="session")
+def rubric(request):
+    return load_rubric(request.config.getoption("--rubric"))
+
+
+@pytest.fixture(scope="session")
+def student(request, scratch):
+    with WorkerClient(scratch, isolation=request.config.getoption("--isolation")) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def mnist(scratch, rubric):
+    """Training images and labels and a shuffled copy of the test images, written where the worker
+    reads them; the test labels, in the same shuffled order, stay here."""
+    from .course import load_mnist
+
+    data = load_mnist()
+    order = np.random.default_rng(rubric.mnist["seed"] + 1).permutation(len(data.test_labels))
+    folder = scratch / "mnist"
+    folder.mkdir(exist_ok=True)
+    np.save(folder / "train_images.npy", data.train_images)
+    np.save(folder / "train_labels.npy", data.train_labels)
+    np.save(folder / "test_images.npy", data.test_images[order])
+    return folder, data.test_labels[order]
+
+
+def check_group(item):
+    """The graded name a test belongs to: its `op` parameter, or its `group` marker."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if "op" in params:
+        return params["op"]
+    marker = item.get_closest_marker("group")
+    return marker.args[0] if marker else None
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_json_runtest_metadata(item, call):
+    """Group, kind and verdict of each test, for grade.py (pytest-json-report's hook)."""
+    if call.when != "call" and not call.excinfo:
+        return {}
+    metadata = {"group": check_group(item), "kind": item.originalname.removeprefix("test_")}
+    if call.excinfo is None:
+        return metadata if call.when == "call" else {}
+    error = call.excinfo.value
+    if isinstance(error, CheckFailed):
+        return {**metadata, "status": error.status, "feedback": str(error), "fraction": error.fraction}
+    where = "setting up" if call.when == "setup" else "running"
+    return {**metadata, "status": "error",
+            "feedback": f"the grader failed while {where} this check ({type(error).__name__}: {str(error)[:300]})"}
+

@@ -1,0 +1,65 @@
+"""The rubric: read and checked in one place (rubric.toml documents the format)."""
+import hashlib
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
+MNIST_KEYS = {"epochs": int, "batch_size": int, "lr": float, "seed": int, "train_examples": int,
+              "time_budget_seconds": (int, float), "full_credit_accuracy": (int, float),
+              "zero_credit_accuracy": (int, float)}
+
+
+class RubricError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Rubric:
+    path: str
+    sha256: str
+    points: dict      # (group, kind) → points, in the file's order
+    visibility: dict  # kind → visibility
+    mnist: dict
+
+    @property
+    def max_score(self):
+        return sum(self.points.values())
+
+    def visibility_of(self, kind):
+        return self.visibility.get(kind, "visible")
+
+    def mnist_credit(self, accuracy):
+        """Fraction of the MNIST points for a test accuracy in %: a linear ramp."""
+        low, high = self.mnist["zero_credit_accuracy"], self.mnist["full_credit_accuracy"]
+        return min(1.0, max(0.0, (accuracy - low) / (high - low)))
+
+
+def load_rubric(path):
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+        table = tomllib.loads(data.decode("utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise RubricError(f"cannot read the rubric {path}: {error}") from None
+    points = {}
+    for group, kinds in table.get("checks", {}).items():
+        if not isinstance(kinds, dict):
+            raise RubricError(f"{path}: checks.{group} must be a table of kind = points")
+        for kind, value in kinds.items():
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+                raise RubricError(f"{path}: checks.{group}.{kind} must be a number of points ≥ 0, not {value!r}")
+            points[(group, kind)] = value
+    if not points:
+        raise RubricError(f"{path}: no [checks] table")
+    visibility = table.get("visibility", {})
+    for kind, value in visibility.items():
+        if value not in VISIBILITIES:
+            raise RubricError(f"{path}: visibility.{kind} is {value!r}; expected one of {', '.join(VISIBILITIES)}")
+    mnist = table.get("mnist", {})
+    for key, kind in MNIST_KEYS.items():
+        if not isinstance(mnist.get(key), kind) or isinstance(mnist.get(key), bool):
+            raise RubricError(f"{path}: mnist.{key} is missing or not a number")
+    if not mnist["zero_credit_accuracy"] < mnist["full_credit_accuracy"]:
+        raise RubricError(f"{path}: mnist.zero_credit_accuracy must be below full_credit_accuracy")
+    return Rubric(str(path), hashlib.sha256(data).hexdigest(), points, visibility, mnist)

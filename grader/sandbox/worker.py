@@ -1,0 +1,187 @@
+"""The worker: the only process that imports student code.
+
+Started by launch.py with `python -I` inside a scratch folder that holds the course's package
+(`autodiff/`, given modules from the course, graded modules from the student) and, for a
+notebook, `notebook_submission.py`. It answers requests read from stdin, one JSON line each, on
+a private copy of its original stdout; the student's prints go to fd 1/2, which the launcher
+points at a capped log file. It computes and returns plain data only; it never decides a score.
+"""
+import importlib
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+SCRATCH = Path.cwd()
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(SCRATCH)]
+
+import numpy as np  # noqa: E402
+
+import protocol  # noqa: E402  (sandbox/protocol.py, next to this file)
+
+GRADED = {  # graded name → its module (as in grader/__init__.py, which the worker does not import)
+    "Mul": "ops", "Matmul": "ops", "Pow": "ops", "Sum": "ops",
+    "ReLU": "activations", "Softmax": "activations", "Log": "activations",
+    "CrossEntropyLoss": "losses", "NLLLoss": "losses",
+    "l2_penalty": "regularizers", "l2_grad": "regularizers",
+}
+NOTEBOOK = SCRATCH / "notebook_submission.py"
+STUDENT_FILES = {str(SCRATCH / "autodiff" / f"{module}.py") for module in set(GRADED.values())} | {str(NOTEBOOK)}
+
+
+class StudentError(Exception):
+    """Student code raised: carries the phase and a traceback trimmed to the student's frames."""
+
+    def __init__(self, phase, error):
+        frames = [frame for frame in traceback.extract_tb(error.__traceback__) if frame.filename in STUDENT_FILES]
+        lines = [f'  File "{Path(f.filename).name}", line {f.lineno}, in {f.name}\n    {f.line}' for f in frames[-5:]]
+        message = str(error)[:500]
+        self.details = {"phase": phase, "type": type(error).__name__, "message": message,
+                        "traceback": "\n".join(lines)}
+
+
+def run_student(phase, function, *args, **kwargs):
+    try:
+        return function(*args, **kwargs)
+    except BaseException as error:  # SystemExit and KeyboardInterrupt too: student code must not stop the worker
+        raise StudentError(phase, error) from None
+
+
+_loaded = {}
+
+
+def load_module(module):
+    """Import autodiff.<module> once; for a notebook, install the names the notebook defines."""
+    if module not in _loaded:
+        _loaded[module] = run_student(f"importing {module}.py", importlib.import_module, f"autodiff.{module}")
+        if NOTEBOOK.is_file():
+            notebook = run_student("running the notebook's definitions", importlib.import_module, "notebook_submission")
+            for name, home in GRADED.items():
+                if home == module and hasattr(notebook, name):
+                    setattr(_loaded[module], name, getattr(notebook, name))
+    return _loaded[module]
+
+
+def resolve(name):
+    module = load_module(GRADED[name])
+    if not hasattr(module, name):
+        where = "the notebook" if NOTEBOOK.is_file() else f"{GRADED[name]}.py"
+        raise StudentError(f"looking up {name}", NameError(f"{name} is not defined in {where}"))
+    return getattr(module, name)
+
+
+def describe(value, depth=0):
+    """What student code returned, as plain data the trusted side can judge."""
+    if isinstance(value, np.ndarray):
+        if value.dtype.hasobject or value.nbytes > protocol.MAX_ARRAY_BYTES:
+            return {"kind": "unsendable array", "shape": list(value.shape), "dtype": str(value.dtype)}
+        return {"kind": "ndarray", "array": value}
+    if isinstance(value, np.generic) and not isinstance(value, np.object_):
+        return {"kind": "numpy scalar", "array": np.asarray(value)}
+    if isinstance(value, (bool, int, float)):
+        return {"kind": "python number", "array": np.asarray(value)}
+    if value is None:
+        return {"kind": "none"}
+    if isinstance(value, (tuple, list)) and depth == 0:
+        return {"kind": type(value).__name__, "items": [describe(item, 1) for item in value[:8]], "length": len(value)}
+    return {"kind": "other", "type": type(value).__name__}
+
+
+def call(request):
+    """forward(ctx, *inputs, **options), then backward(ctx, grad_output) if one is given."""
+    from autodiff.tensor import Context
+
+    function = resolve(request["name"])
+    inputs = [np.array(x, copy=True) for x in request["inputs"]]
+    ctx = Context(needs_input_grad=tuple(request["needs_input_grad"]))
+    options = {key: tuple(value) if isinstance(value, list) else value for key, value in request["options"].items()}
+    output = run_student(f"{request['name']}.forward", function.forward, ctx, *inputs, **options)
+    reply = {"output": describe(output)}
+    if request.get("grad_output") is not None:
+        grads = run_student(f"{request['name']}.backward", function.backward, ctx, np.array(request["grad_output"], copy=True))
+        reply["grads"] = describe(grads)
+    reply["inputs_after"] = inputs
+    return reply
+
+
+def call_regularizer(request):
+    """l2_penalty(weights, lam) or l2_grad(weights, lam) on Tensors built from the request."""
+    from autodiff.tensor import Tensor
+
+    function = resolve(request["name"])
+    weights = []
+    for data, grad in zip(request["weights"], request["grads"]):
+        weights.append(Tensor(np.array(data, copy=True), requires_grad=True))
+        weights[-1].grad = None if grad is None else np.array(grad, copy=True)
+    value = run_student(request["name"], function, weights, request["lam"])
+    return {"value": describe(value), "data_after": [w.data for w in weights],
+            "grads_after": [describe(w.grad) for w in weights]}
+
+
+def train_mnist(request):
+    """Train the course's MLP3 from the student's ops with the course's loop; predict after each epoch.
+
+    The worker sees training data and test images only: the labels stay with the trusted side."""
+    for module in ("ops", "activations", "losses"):
+        load_module(module)
+    from autodiff.nn import MLP3
+    from autodiff.train import predict, prepare_images, train
+
+    data = Path(request["data_dir"])
+    images = prepare_images(np.load(data / "train_images.npy", allow_pickle=False)[:request["train_examples"]])
+    labels = np.load(data / "train_labels.npy", allow_pickle=False)[:request["train_examples"]]
+    test_images = prepare_images(np.load(data / "test_images.npy", allow_pickle=False))
+    predictions, losses, started = [], [], time.perf_counter()
+
+    def after_epoch(epoch, loss):
+        losses.append(loss)
+        predictions.append(run_student("predicting the test images", predict, model, test_images).astype(np.int16))
+
+    model = MLP3(seed=request["seed"])
+    run_student("training MLP3", train, model, images, labels, epochs=request["epochs"],
+                batch_size=request["batch_size"], lr=request["lr"], seed=request["seed"], on_epoch=after_epoch)
+    return {"predictions": np.stack(predictions), "losses": losses, "seconds": time.perf_counter() - started}
+
+
+def hello(request):
+    return {"python": sys.version.split()[0], "numpy": np.__version__}
+
+
+def import_module(request):
+    load_module(request["module"])
+    return {}
+
+
+COMMANDS = {"hello": hello, "import": import_module, "call": call, "regularizer": call_regularizer,
+            "train_mnist": train_mnist}
+
+
+def serve(requests, replies):
+    for line in requests:
+        request = protocol.decode(line)
+        try:
+            reply = {"ok": True, **COMMANDS[request["command"]](request)}
+        except StudentError as error:
+            reply = {"ok": False, "error": error.details}
+        try:
+            data = protocol.encode({"id": request["id"], **reply})
+        except protocol.ProtocolError as error:
+            data = protocol.encode({"id": request["id"], "ok": False,
+                                    "error": {"phase": "replying", "type": "ProtocolError", "message": str(error)}})
+        replies.write(data)
+        replies.flush()
+
+
+def main():
+    replies = os.fdopen(os.dup(1), "wb")  # the private channel
+    requests = os.fdopen(os.dup(0), "rb")
+    os.dup2(2, 1)  # the student's prints go to the log, not into the protocol
+    stdin_null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(stdin_null, 0)  # student code reading stdin must not eat requests
+    sys.stdin = open(os.devnull)
+    serve(requests, replies)
+
+
+if __name__ == "__main__":
+    main()

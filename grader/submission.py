@@ -1,0 +1,234 @@
+"""What a student handed in: the one place the submission forms are read (SPEC.md, "Submissions").
+
+A folder holding `autodiff/`, a folder holding the graded modules at its top, a `.zip` of
+either, or one `.ipynb` (read by notebook.py). Nothing here runs student code: sources are read
+as text and parsed with `ast` only to list what they define. Anything else gives a Submission
+with an `error`, which the report turns into a score of 0 and a message.
+"""
+import ast
+import hashlib
+import shutil
+import stat
+import tempfile
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from . import COURSE_PACKAGE, GRADED, GRADED_MODULES
+from .notebook import NotebookError, definitions_from_notebook
+
+EXPECTED = ("expected a folder holding autodiff/ (with ops.py, activations.py, losses.py, regularizers.py), "
+            "a folder holding those modules at its top, a .zip of either, or one .ipynb notebook")
+MAX_ZIP_MEMBERS = 2000
+MAX_UNPACKED_BYTES = 64 << 20
+MAX_SOURCE_BYTES = 2 << 20
+MAX_SEARCH_DEPTH = 3
+JUNK = {"__MACOSX", "__pycache__", ".ipynb_checkpoints", ".git"}
+
+
+@dataclass
+class Submission:
+    path: str
+    form: str = "unreadable"
+    sources: dict = field(default_factory=dict)   # graded module (or "notebook_submission") → source text
+    hashes: dict = field(default_factory=dict)    # submitted file → SHA-256 of its bytes
+    found: list = field(default_factory=list)     # graded names the sources define
+    missing: list = field(default_factory=list)   # graded names they do not
+    ignored: list = field(default_factory=list)   # submitted files the grader does not use, with why
+    notes: list = field(default_factory=list)     # what the grader did about the submission's form
+    error: str = None                             # why it could not be read at all
+
+    def to_dict(self):
+        return {"path": self.path, "form": self.form, "files": self.hashes, "found": self.found,
+                "missing": self.missing, "ignored": self.ignored, "notes": self.notes, "error": self.error}
+
+
+def load_submission(path):
+    path = Path(path)
+    submission = Submission(path=str(path))
+    try:
+        if path.is_dir():
+            _read_folder(path, submission, "folder")
+        elif path.suffix.lower() == ".zip" and path.is_file():
+            with tempfile.TemporaryDirectory(prefix="submission-zip-") as unpacked:
+                skipped = _unpack_zip(path, Path(unpacked))
+                _read_folder(Path(unpacked), submission, "zip")
+                if skipped:
+                    submission.notes.append(f"not extracted (absolute path, '..' or link): {', '.join(skipped[:10])}")
+        elif path.suffix.lower() == ".ipynb" and path.is_file():
+            _read_notebook(path, path.name, submission, "notebook")
+        elif not path.exists():
+            raise SubmissionError(f"{path} does not exist; {EXPECTED}")
+        else:
+            raise SubmissionError(f"{path.name} is not a form the grader reads; {EXPECTED}")
+    except SubmissionError as error:
+        submission.form, submission.error, submission.sources = "unreadable", str(error), {}
+    submission.missing = [name for name in GRADED if name not in submission.found]
+    return submission
+
+
+def prepare_scratch(submission, scratch):
+    """Lay out what the worker imports: the course's package with the student's graded modules."""
+    scratch = Path(scratch)
+    shutil.copytree(COURSE_PACKAGE, scratch / "autodiff", ignore=shutil.ignore_patterns("__pycache__"))
+    for module, source in submission.sources.items():
+        target = scratch / f"{module}.py" if module == "notebook_submission" else scratch / "autodiff" / f"{module}.py"
+        target.write_text(source, encoding="utf-8")
+    return scratch
+
+
+class SubmissionError(Exception):
+    pass
+
+
+def _read_folder(folder, submission, how):
+    files = _list_files(folder)
+    root = _graded_root(folder, files)
+    if root is None:
+        notebooks = [f for f in files if f.suffix.lower() == ".ipynb"]
+        if len(notebooks) == 1:
+            submission.ignored = [f"{f} (not used: the notebook is the submission)" for f in files if f != notebooks[0]]
+            return _read_notebook(folder / notebooks[0], str(notebooks[0]), submission, f"{how} with a notebook")
+        found = ", ".join(str(f) for f in files[:10]) or "nothing"
+        raise SubmissionError(f"no graded module found (the submission holds {found}); {EXPECTED}")
+    package = root / "autodiff" if (folder / root / "autodiff").is_dir() else root
+    submission.form = f"{how} with autodiff/" if package.name == "autodiff" else f"{how} with the modules at its top"
+    if root != PurePosixPath("."):
+        submission.notes.append(f"graded modules read from {package}/")
+    used = set()
+    for module in GRADED_MODULES:
+        relative = package / f"{module}.py"
+        if not (folder / relative).is_file():
+            continue
+        data = (folder / relative).read_bytes()
+        if len(data) > MAX_SOURCE_BYTES:
+            submission.notes.append(f"{relative} is over {MAX_SOURCE_BYTES >> 20} MB: not used")
+            continue
+        used.add(relative)
+        submission.hashes[str(relative)] = hashlib.sha256(data).hexdigest()
+        try:
+            source = data.decode("utf-8")
+        except UnicodeDecodeError:
+            submission.notes.append(f"{relative} is not UTF-8 text: not used")
+            continue
+        submission.sources[module] = source
+        submission.found += _defined_graded_names(source, module, str(relative), submission.notes)
+    course_modules = {path.name for path in COURSE_PACKAGE.glob("*.py")}
+    for relative in files:
+        if relative in used:
+            continue
+        why = "the course's copy is used" if relative.parent == package and relative.name in course_modules else "not graded"
+        submission.ignored.append(f"{relative} ({why})")
+
+
+def _read_notebook(path, name, submission, form):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SubmissionError(f"{name} is not UTF-8 text, so it is not a notebook; {EXPECTED}") from None
+    try:
+        source, skipped = definitions_from_notebook(text)
+    except NotebookError as error:
+        raise SubmissionError(f"{name} could not be read as a notebook: {error}") from None
+    submission.form = form
+    submission.hashes[name] = hashlib.sha256(text.encode()).hexdigest()
+    submission.sources["notebook_submission"] = source
+    submission.found = [n for n in GRADED if n in _top_level_names(ast.parse(source))]
+    if skipped:
+        submission.notes.append(f"from the notebook, only imports, definitions and constants are used; "
+                                f"{len(skipped)} other statements were skipped:")
+        submission.notes += [f"  skipped {line}" for line in skipped[:20]]
+        if len(skipped) > 20:
+            submission.notes.append(f"  … and {len(skipped) - 20} more")
+
+
+def _defined_graded_names(source, module, filename, notes):
+    try:
+        names = _top_level_names(ast.parse(source, filename))
+    except SyntaxError as error:
+        notes.append(f"{filename} has a syntax error at line {error.lineno}: {error.msg}")
+        return []
+    except (ValueError, RecursionError):
+        notes.append(f"{filename} could not be parsed")
+        return []
+    return [name for name, home in GRADED.items() if home == module and name in names]
+
+
+def _top_level_names(tree):
+    names = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(t.id for t in targets if isinstance(t, ast.Name))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+    return names
+
+
+def _list_files(folder):
+    """Every regular file under folder (relative), skipping junk folders and hidden files."""
+    files = []
+    for path in sorted(folder.rglob("*")):
+        relative = PurePosixPath(path.relative_to(folder).as_posix())
+        if any(part in JUNK or part.startswith(".") for part in relative.parts):
+            continue
+        if path.is_symlink():
+            continue  # never followed: it could point anywhere on the grading machine
+        if path.is_file():
+            files.append(relative)
+        if len(files) > MAX_ZIP_MEMBERS:
+            raise SubmissionError(f"the submission holds more than {MAX_ZIP_MEMBERS} files; {EXPECTED}")
+    return files
+
+
+def _graded_root(folder, files):
+    """The shallowest folder holding autodiff/<graded>.py, or <graded>.py at its top."""
+    graded_files = {f"{module}.py" for module in GRADED_MODULES}
+    candidates = []
+    for relative in files:
+        if relative.name not in graded_files:
+            continue
+        parent = relative.parent
+        root = parent.parent if parent.name == "autodiff" else parent
+        if len(root.parts) <= MAX_SEARCH_DEPTH:
+            candidates.append((parent.name != "autodiff", len(root.parts), str(root), root))
+    return min(candidates)[3] if candidates else None
+
+
+def _unpack_zip(path, target):
+    """Extract with care: no absolute paths, no '..', no links, bounded count and size.
+    Returns the names of the entries it refused."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return _extract_members(archive, path, target)
+    except (zipfile.BadZipFile, zlib.error, OSError, ValueError, RuntimeError, EOFError) as error:
+        raise SubmissionError(f"{path.name} is not a readable zip archive ({error}); {EXPECTED}") from None
+
+
+def _extract_members(archive, path, target):
+    skipped, written = [], 0
+    members = archive.infolist()
+    if len(members) > MAX_ZIP_MEMBERS:
+        raise SubmissionError(f"{path.name} holds {len(members)} entries, more than {MAX_ZIP_MEMBERS}")
+    if sum(m.file_size for m in members) > MAX_UNPACKED_BYTES:
+        raise SubmissionError(f"{path.name} unpacks to more than {MAX_UNPACKED_BYTES >> 20} MB")
+    for member in members:
+        name = PurePosixPath(member.filename.replace("\\", "/"))
+        if name.is_absolute() or ".." in name.parts or (member.external_attr >> 16) & 0o170000 == stat.S_IFLNK:
+            skipped.append(member.filename)
+            continue
+        destination = target.joinpath(*name.parts)
+        if member.is_dir():
+            destination.mkdir(parents=True, exist_ok=True)
+            continue
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        with archive.open(member) as source, open(destination, "wb") as sink:
+            while chunk := source.read(1 << 16):
+                written += len(chunk)
+                if written > MAX_UNPACKED_BYTES:  # the header's sizes can lie
+                    raise SubmissionError(f"{path.name} unpacks to more than {MAX_UNPACKED_BYTES >> 20} MB")
+                sink.write(chunk)
+    return skipped
