@@ -42,9 +42,11 @@ def grade(path, rubric, isolation="process"):
     if submission.error:
         return build_report(submission, rubric, [], isolation, time.perf_counter() - started,
                             messages=[f"not graded: {submission.error}"])
-    with tempfile.TemporaryDirectory(prefix="autodiff-grade-") as work:
-        scratch = prepare_scratch(submission, Path(work) / "scratch")
-        cases, problem = run_checks(scratch, rubric, isolation, Path(work) / "checks.json")
+    # The results file lives apart from the scratch folder, which is the worker's working directory.
+    with tempfile.TemporaryDirectory(prefix="autodiff-scratch-") as scratch, \
+            tempfile.TemporaryDirectory(prefix="autodiff-results-") as results:
+        prepare_scratch(submission, scratch)
+        cases, problem = run_checks(Path(scratch), rubric, isolation, Path(results) / "checks.json")
     return build_report(submission, rubric, cases, isolation, time.perf_counter() - started,
                         messages=[problem] if problem else [])
 

@@ -36,7 +36,7 @@ def build_report(submission, rubric, case_results, isolation, seconds, messages=
             shown = "\n".join(f"[{c['id']}] {c['feedback']}" for c in failing)
             output = f"{len(cases) - len(failing)} of {len(cases)} cases passed\n{shown}"
         else:
-            output = f"all {len(cases)} cases passed"
+            output = "passed" if len(cases) == 1 else f"all {len(cases)} cases passed"
         mnist = next((c["mnist"] for c in cases if c.get("mnist")), mnist)
         tests.append({"name": f"{group} · {kind}", "group": group, "kind": kind, "score": round(earned, 2),
                       "max_score": points, "status": status, "output": output, "visibility": rubric.visibility_of(kind),

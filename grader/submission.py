@@ -71,7 +71,7 @@ def load_submission(path):
 def prepare_scratch(submission, scratch):
     """Lay out what the worker imports: the course's package with the student's graded modules."""
     scratch = Path(scratch)
-    shutil.copytree(COURSE_PACKAGE, scratch / "autodiff", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(COURSE_PACKAGE, scratch / "autodiff", ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
     for module, source in submission.sources.items():
         target = scratch / f"{module}.py" if module == "notebook_submission" else scratch / "autodiff" / f"{module}.py"
         target.write_text(source, encoding="utf-8")

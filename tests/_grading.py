@@ -1,0 +1,57 @@
+"""Grading submissions inside the tests: the reference with small edits, graded with a fast rubric.
+
+A buggy submission is the reference with one edit (`reference_copy(tmp_path, {"ops": [(old, new)]})`),
+so each fixture shows exactly the bug it plants and stays in step with the reference.
+"""
+import shutil
+from pathlib import Path
+
+from _paths import ROOT, SOLUTIONS
+
+from grader.grade import grade
+from grader.report import validate
+from grader.rubric import load_rubric
+
+FAST_RUBRIC = load_rubric(ROOT / "tests" / "fixtures" / "rubric-fast.toml")
+
+
+def reference_copy(folder, edits=None, files=None):
+    """solutions/autodiff copied to folder/autodiff, with edits {module: [(old, new), ...]} applied
+    (each `old` must occur exactly once) and extra files {relative path: text} written."""
+    folder = Path(folder)
+    shutil.copytree(SOLUTIONS / "autodiff", folder / "autodiff", ignore=shutil.ignore_patterns("__pycache__"))
+    for module, replacements in (edits or {}).items():
+        path = folder / "autodiff" / f"{module}.py"
+        source = path.read_text()
+        for old, new in replacements:
+            assert source.count(old) == 1, f"{old!r} occurs {source.count(old)} times in {module}.py"
+            source = source.replace(old, new)
+        path.write_text(source)
+    for relative, text in (files or {}).items():
+        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+        (folder / relative).write_text(text)
+    return folder
+
+
+def grade_and_validate(path, rubric=FAST_RUBRIC):
+    report = grade(path, rubric)
+    validate(report)
+    return report
+
+
+def group_scores(report):
+    """{group: (score, max_score)} of a report."""
+    scores = {}
+    for test in report["tests"]:
+        score, most = scores.get(test["group"], (0, 0))
+        scores[test["group"]] = (round(score + test["score"], 2), most + test["max_score"])
+    return scores
+
+
+def feedback(report, group):
+    return "\n".join(test["output"] for test in report["tests"] if test["group"] == group)
+
+
+def full_marks_except(report, *groups):
+    """The groups, other than `groups`, that lost points (empty when only `groups` did)."""
+    return {g: s for g, s in group_scores(report).items() if g not in groups and s[0] != s[1]}
