@@ -9,8 +9,11 @@ PYTHON := $(VENV)/bin/python
 READY := $(VENV)/.ready
 
 PRESET ?= default
+SUBMISSION ?= solutions
+OUT ?= build/report.json
+FORMAT ?= native
 
-.PHONY: test grade experiment bench starter clean
+.PHONY: test grade experiment bench mnist-seeds starter clean
 
 $(READY): requirements.txt
 	$(BASE_PYTHON) -m venv $(VENV)
@@ -20,11 +23,17 @@ $(READY): requirements.txt
 test: $(READY)
 	$(PYTHON) -m pytest
 
+grade: $(READY)
+	$(PYTHON) -m grader grade $(SUBMISSION) --out $(OUT) --format $(FORMAT)
+
 experiment: $(READY)
 	cd solutions && ../$(PYTHON) -m autodiff.train --preset $(PRESET) --out ../results
 
 bench: $(READY)
 	$(PYTHON) benchmarks/epoch_speed.py --out results/bench.json
+
+mnist-seeds: $(READY)
+	$(PYTHON) benchmarks/mnist_seeds.py --out results/mnist_seeds.json
 
 starter: $(READY)
 	$(PYTHON) tools/make_starter.py

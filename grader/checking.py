@@ -106,12 +106,14 @@ def mismatch(got, expected, rtol, atol, alternatives=(), batch=None):
     to name a factor of N or 1/N."""
     if np.allclose(got, expected, rtol=rtol, atol=atol):
         return None
+    for explanation, alternative in alternatives:  # a known wrong answer may hold nan (log of a negative) too
+        if alternative is not None and np.shape(alternative) == got.shape and \
+                np.allclose(got, alternative, rtol=rtol, atol=atol, equal_nan=True):
+            return explanation + worst_element(got, expected)
     if not np.all(np.isfinite(got)):
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(got))[0])
-        return f"it contains {got[bad]} at index {bad} (expected {expected[bad]:.6g}): look for an overflow, log(0) or a division by 0"
-    for explanation, alternative in alternatives:
-        if alternative is not None and np.shape(alternative) == got.shape and np.allclose(got, alternative, rtol=rtol, atol=atol):
-            return explanation + worst_element(got, expected)
+        return (f"it contains {got[bad]} at index {bad} (expected {expected[bad]:.6g}): look for an overflow, "
+                f"the log of 0 or of a negative number, or a division by 0")
     scale = float(np.vdot(expected, expected))
     if scale > 0:
         factor = float(np.vdot(got, expected)) / scale
@@ -125,15 +127,17 @@ def mismatch(got, expected, rtol, atol, alternatives=(), batch=None):
                 hint = f" ({factor:.4g} is N, the batch size: is the 1/N of the mean missing?)"
             elif batch and abs(factor * batch - 1) < 1e-3:
                 hint = f" (1/N, N = {batch} the batch size: divided by N once too often?)"
-            return f"every value is {factor:.4g} times the right one{hint}" + worst_element(got, expected)
+            if hint or got.size > 1:  # any single wrong value is some multiple of the right one
+                return f"every value is {factor:.4g} times the right one{hint}" + worst_element(got, expected)
     return "values differ" + worst_element(got, expected)
 
 
 def worst_element(got, expected):
+    if got.ndim == 0:
+        return f"; expected {expected:.6g}, got {got:.6g}"
     error = np.abs(got - expected) - RTOL * np.abs(expected)
-    index = np.unravel_index(int(np.argmax(error)), got.shape) if got.ndim else ()
-    where = f" at index {tuple(int(i) for i in index)}" if got.ndim else ""
-    return f"; worst element{where}: expected {expected[index]:.6g}, got {got[index]:.6g}"
+    index = np.unravel_index(int(np.argmax(error)), got.shape)
+    return f"; worst element at index {tuple(int(i) for i in index)}: expected {expected[index]:.6g}, got {got[index]:.6g}"
 
 
 def sum_to_shape(grad, shape):

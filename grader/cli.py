@@ -1,16 +1,24 @@
-"""Command line: `python -m grader grade PATH [--out FILE] [--format native|gradescope]`.
+"""Command line: one sub-command per verb.
+
+    python -m grader grade PATH [--out FILE] [--format native|gradescope]
+    python -m grader batch SUBMISSIONS --out DIR [--jobs N] [--force] [--only ID ...] [--scheduler tcp://HOST:PORT]
 
 Exit status 0 whenever a report was written, whatever the score; 1 when the grader itself
 could not run (its rubric or dataset missing or broken), with a message; 2 for bad arguments.
 """
 import argparse
+import os
+import re
 import sys
 from pathlib import Path
 
 from . import DEFAULT_RUBRIC
+from .batch import run_batch
 from .grade import GraderError, check_dataset, grade
 from .report import format_table, validate, write_report
+from .roster import LMS_PATTERN
 from .rubric import RubricError, load_rubric
+from .submission import SubmissionError
 
 
 def main(argv=None):
@@ -23,6 +31,18 @@ def main(argv=None):
                      help="native: the grader's report; gradescope: Gradescope's results.json")
     one.add_argument("--rubric", type=Path, default=DEFAULT_RUBRIC, help="rubric TOML (default: grader/rubric.toml)")
     one.add_argument("--isolation", default="process", choices=["process"], help="how student code is isolated")
+    many = commands.add_parser("batch", help="grade a class: a folder (or .zip) of submissions, or an LMS download")
+    many.add_argument("submissions", type=Path, help="folder or .zip: one entry per student, or LMS files")
+    many.add_argument("--out", type=Path, required=True, help="folder for reports/, gradebook.csv and summary files")
+    many.add_argument("--jobs", type=int, default=os.cpu_count(), help="submissions graded at once (default: %(default)s)")
+    many.add_argument("--force", action="store_true", help="regrade every submission, even those already graded")
+    many.add_argument("--only", nargs="+", default=(), metavar="ID", help="regrade only these students")
+    many.add_argument("--gradescope", action="store_true", help="also write each report in Gradescope's format")
+    many.add_argument("--id-pattern", default=LMS_PATTERN,
+                      help="regular expression for LMS file names, with a group 'id' (and optionally 'file')")
+    many.add_argument("--scheduler", help="a Dask scheduler address (tcp://HOST:PORT) to grade on its workers")
+    many.add_argument("--rubric", type=Path, default=DEFAULT_RUBRIC, help="rubric TOML (default: grader/rubric.toml)")
+    many.add_argument("--isolation", default="process", choices=["process"], help="how student code is isolated")
     args = parser.parse_args(argv)
 
     try:
@@ -31,6 +51,8 @@ def main(argv=None):
     except (RubricError, GraderError) as error:
         print(f"grader: cannot grade: {error}", file=sys.stderr)
         return 1
+    if args.command == "batch":
+        return batch(args, rubric)
     print(f"grading {args.path} (isolation: {args.isolation})", flush=True)
     report = grade(args.path, rubric, args.isolation)
     validate(report)
@@ -42,4 +64,21 @@ def main(argv=None):
     print()
     print(format_table(report))
     print(f"\nreport written to {args.out} ({args.format}) in {report['duration_seconds']:.1f} s")
+    return 0
+
+
+def batch(args, rubric):
+    formats = ("native", "gradescope") if args.gradescope else ("native",)
+    try:
+        roster, graded, skipped = run_batch(args.submissions, args.out, rubric, jobs=args.jobs, force=args.force,
+                                            only=set(args.only), formats=formats, scheduler=args.scheduler,
+                                            pattern=args.id_pattern, isolation=args.isolation)
+    except (SubmissionError, ValueError, re.error) as error:
+        print(f"grader: cannot grade the batch: {error}", file=sys.stderr)
+        return 1
+    print(f"{len(roster.students)} submissions: {len(graded)} graded now, {len(skipped)} kept from earlier runs")
+    if roster.unmatched:
+        print(f"{len(roster.unmatched)} entries match no student: {', '.join(roster.unmatched[:10])}")
+    print((args.out / "summary.md").read_text())
+    print(f"gradebook: {args.out / 'gradebook.csv'}; reports: {args.out / 'reports'}/")
     return 0

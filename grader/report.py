@@ -46,7 +46,9 @@ def build_report(submission, rubric, case_results, isolation, seconds, messages=
     if mnist and mnist.get("accuracy") is not None:
         messages.append(f"MNIST: {mnist['accuracy']:.2f}% test accuracy after {mnist['epochs']} epochs "
                         f"({mnist['training_seconds']:.1f} s of training)")
+    status = "unreadable" if submission.error else "graded" if case_results else "error"
     return {
+        "status": status,
         "score": round(sum(t["score"] for t in tests), 2),
         "max_score": rubric.max_score,
         "tests": tests,

@@ -38,21 +38,22 @@ class Submission:
     ignored: list = field(default_factory=list)   # submitted files the grader does not use, with why
     notes: list = field(default_factory=list)     # what the grader did about the submission's form
     error: str = None                             # why it could not be read at all
+    sha256: str = None                            # of the whole submission as handed in
 
     def to_dict(self):
-        return {"path": self.path, "form": self.form, "files": self.hashes, "found": self.found,
+        return {"path": self.path, "form": self.form, "sha256": self.sha256, "files": self.hashes, "found": self.found,
                 "missing": self.missing, "ignored": self.ignored, "notes": self.notes, "error": self.error}
 
 
 def load_submission(path):
     path = Path(path)
-    submission = Submission(path=str(path))
+    submission = Submission(path=str(path), sha256=submission_sha256(path))
     try:
         if path.is_dir():
             _read_folder(path, submission, "folder")
         elif path.suffix.lower() == ".zip" and path.is_file():
             with tempfile.TemporaryDirectory(prefix="submission-zip-") as unpacked:
-                skipped = _unpack_zip(path, Path(unpacked))
+                skipped = unpack_zip(path, Path(unpacked))
                 _read_folder(Path(unpacked), submission, "zip")
                 if skipped:
                     submission.notes.append(f"not extracted (absolute path, '..' or link): {', '.join(skipped[:10])}")
@@ -108,7 +109,7 @@ def _read_folder(folder, submission, how):
         used.add(relative)
         submission.hashes[str(relative)] = hashlib.sha256(data).hexdigest()
         try:
-            source = data.decode("utf-8")
+            source = data.decode("utf-8-sig")  # Windows editors may start the file with a BOM
         except UnicodeDecodeError:
             submission.notes.append(f"{relative} is not UTF-8 text: not used")
             continue
@@ -123,16 +124,17 @@ def _read_folder(folder, submission, how):
 
 
 def _read_notebook(path, name, submission, form):
+    data = path.read_bytes()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise SubmissionError(f"{name} is not UTF-8 text, so it is not a notebook; {EXPECTED}") from None
     try:
         source, skipped = definitions_from_notebook(text)
     except NotebookError as error:
-        raise SubmissionError(f"{name} could not be read as a notebook: {error}") from None
+        raise SubmissionError(f"{name} could not be read as a notebook ({error}); {EXPECTED}") from None
     submission.form = form
-    submission.hashes[name] = hashlib.sha256(text.encode()).hexdigest()
+    submission.hashes[name] = hashlib.sha256(data).hexdigest()
     submission.sources["notebook_submission"] = source
     submission.found = [n for n in GRADED if n in _top_level_names(ast.parse(source))]
     if skipped:
@@ -198,23 +200,36 @@ def _graded_root(folder, files):
     return min(candidates)[3] if candidates else None
 
 
-def _unpack_zip(path, target):
+def submission_sha256(path):
+    """SHA-256 of a submission as handed in: a file's bytes, or a folder's file names and bytes."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    if path.is_file():
+        digest.update(path.read_bytes())
+    elif path.is_dir():
+        for file in sorted(p for p in path.rglob("*") if p.is_file() and not p.is_symlink()):
+            digest.update(file.relative_to(path).as_posix().encode() + b"\0")
+            digest.update(hashlib.sha256(file.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def unpack_zip(path, target, max_members=MAX_ZIP_MEMBERS, max_bytes=MAX_UNPACKED_BYTES):
     """Extract with care: no absolute paths, no '..', no links, bounded count and size.
     Returns the names of the entries it refused."""
     try:
         with zipfile.ZipFile(path) as archive:
-            return _extract_members(archive, path, target)
+            return _extract_members(archive, path, target, max_members, max_bytes)
     except (zipfile.BadZipFile, zlib.error, OSError, ValueError, RuntimeError, EOFError) as error:
         raise SubmissionError(f"{path.name} is not a readable zip archive ({error}); {EXPECTED}") from None
 
 
-def _extract_members(archive, path, target):
+def _extract_members(archive, path, target, max_members, max_bytes):
     skipped, written = [], 0
     members = archive.infolist()
-    if len(members) > MAX_ZIP_MEMBERS:
-        raise SubmissionError(f"{path.name} holds {len(members)} entries, more than {MAX_ZIP_MEMBERS}")
-    if sum(m.file_size for m in members) > MAX_UNPACKED_BYTES:
-        raise SubmissionError(f"{path.name} unpacks to more than {MAX_UNPACKED_BYTES >> 20} MB")
+    if len(members) > max_members:
+        raise SubmissionError(f"{path.name} holds {len(members)} entries, more than {max_members}")
+    if sum(m.file_size for m in members) > max_bytes:
+        raise SubmissionError(f"{path.name} unpacks to more than {max_bytes >> 20} MB")
     for member in members:
         name = PurePosixPath(member.filename.replace("\\", "/"))
         if name.is_absolute() or ".." in name.parts or (member.external_attr >> 16) & 0o170000 == stat.S_IFLNK:
@@ -228,7 +243,7 @@ def _extract_members(archive, path, target):
         with archive.open(member) as source, open(destination, "wb") as sink:
             while chunk := source.read(1 << 16):
                 written += len(chunk)
-                if written > MAX_UNPACKED_BYTES:  # the header's sizes can lie
-                    raise SubmissionError(f"{path.name} unpacks to more than {MAX_UNPACKED_BYTES >> 20} MB")
+                if written > max_bytes:  # the header's sizes can lie
+                    raise SubmissionError(f"{path.name} unpacks to more than {max_bytes >> 20} MB")
                 sink.write(chunk)
     return skipped

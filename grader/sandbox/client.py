@@ -7,10 +7,11 @@ so one infinite loop costs seconds, not minutes.
 import os
 import selectors
 import signal
+import subprocess
 import time
 
 from . import protocol
-from .launch import Limits, start_worker
+from .launch import Limits, start_worker, stop_worker
 
 
 class WorkerFailure(Exception):
@@ -107,7 +108,11 @@ class WorkerClient:
                     continue
                 chunk = os.read(out.fileno(), 1 << 20)
                 if not chunk:
-                    self.process.wait(timeout=5)
+                    try:
+                        self.process.wait(timeout=5)
+                    except subprocess.TimeoutExpired:  # alive, but it closed its end: the caller stops it
+                        raise WorkerFailure("error", "the worker closed the protocol channel "
+                                                     "(did the code close file descriptors?)") from None
                     raise WorkerFailure("error", f"the worker exited{self._exit_reason()}")
                 self._buffer += chunk
                 if len(self._buffer) > protocol.MAX_MESSAGE_BYTES:
@@ -132,11 +137,7 @@ class WorkerClient:
     def stop(self):
         if self.process is None:
             return
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.process.wait()
+        stop_worker(self.process)
         for stream in (self.process.stdin, self.process.stdout):
             try:
                 stream.close()

@@ -2,11 +2,15 @@
 
 Started by launch.py with `python -I` inside a scratch folder that holds the course's package
 (`autodiff/`, given modules from the course, graded modules from the student) and, for a
-notebook, `notebook_submission.py`. It answers requests read from stdin, one JSON line each, on
-a private copy of its original stdout; the student's prints go to fd 1/2, which the launcher
-points at a capped log file. It computes and returns plain data only; it never decides a score.
+notebook, `notebook_submission.py`; the course's modules also answer to their bare names
+(`from tensor import Function`, as students who keep the modules side by side write). It answers
+requests read from stdin, one JSON line each, on a private copy of its original stdout; the
+student's prints go to fd 1/2, which the launcher points at a capped log file. It computes and
+returns plain data only; it never decides a score.
 """
 import importlib
+import importlib.abc
+import importlib.util
 import os
 import sys
 import time
@@ -26,6 +30,7 @@ GRADED = {  # graded name → its module (as in grader/__init__.py, which the wo
     "CrossEntropyLoss": "losses", "NLLLoss": "losses",
     "l2_penalty": "regularizers", "l2_grad": "regularizers",
 }
+COURSE_MODULES = ("tensor", "ops", "activations", "losses", "regularizers", "nn", "optim", "data", "train")
 NOTEBOOK = SCRATCH / "notebook_submission.py"
 STUDENT_FILES = {str(SCRATCH / "autodiff" / f"{module}.py") for module in set(GRADED.values())} | {str(NOTEBOOK)}
 
@@ -39,6 +44,26 @@ class StudentError(Exception):
         message = str(error)[:500]
         self.details = {"phase": phase, "type": type(error).__name__, "message": message,
                         "traceback": "\n".join(lines)}
+
+
+class CourseModuleAliases(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """`import tensor` is `import autodiff.tensor` (same module object, same classes), for each
+    of the course's modules: students who wrote their modules side by side import them that way.
+    Last on sys.meta_path, so it only answers for names nothing else provides."""
+
+    def find_spec(self, name, path=None, target=None):
+        return importlib.util.spec_from_loader(name, self) if path is None and name in COURSE_MODULES else None
+
+    def create_module(self, spec):
+        module = importlib.import_module(f"autodiff.{spec.name}")
+        spec.loader_state = module.__spec__  # the import system is about to replace it with the alias's
+        return module
+
+    def exec_module(self, module):
+        module.__spec__ = module.__spec__.loader_state  # already run as autodiff.<name>: only undo that
+
+
+sys.meta_path.append(CourseModuleAliases())
 
 
 def run_student(phase, function, *args, **kwargs):

@@ -27,7 +27,8 @@ class CrossEntropyLoss(Function):
         # BEGIN SOLUTION return (-g * t / (N * max(p, EPS)), -g * log(max(p, EPS)) / N)
         clipped, t = ctx.saved_tensors
         n = clipped.shape[0]
-        return -grad_output * t / (n * clipped), -grad_output * np.log(clipped) / n
+        grad_t = -grad_output * np.log(clipped) / n if ctx.needs_input_grad[1] else None  # one-hot targets need none
+        return -grad_output * t / (n * clipped), grad_t
         # END SOLUTION
 
 

@@ -35,6 +35,8 @@ def reduce_grad_to_shape(grad, shape):
     """
     grad = np.asarray(grad)
     shape = tuple(shape)
+    if grad.shape == shape:  # the common case: nothing was broadcast
+        return grad
     added = grad.ndim - len(shape)
     if added > 0:
         grad = grad.sum(axis=tuple(range(added)))
@@ -71,10 +73,10 @@ class Function:
     @classmethod
     def apply(cls, *inputs, **options):
         """Run forward on the inputs' arrays and, if any input needs a gradient, record the call."""
-        tensors = tuple(as_tensor(x) for x in inputs)
-        needs_input_grad = tuple(t.requires_grad for t in tensors)
+        tensors = tuple([x if isinstance(x, Tensor) else Tensor(x) for x in inputs])  # lists: cheaper than generators
+        needs_input_grad = tuple([t.requires_grad for t in tensors])
         ctx = Context(needs_input_grad)
-        output = Tensor(cls.forward(ctx, *(t.data for t in tensors), **options))
+        output = Tensor(cls.forward(ctx, *[t.data for t in tensors], **options))
         if _grad_enabled and any(needs_input_grad):
             output.requires_grad = True
             output._creator = (cls, ctx, tensors)
@@ -219,23 +221,23 @@ def _topological_order(root):
             visited.add(id(node))
             stack.append((node, True))
             if node._creator is not None:
-                stack.extend((t, False) for t in node._creator[2] if t.requires_grad and id(t) not in visited)
+                stack.extend([(t, False) for t in node._creator[2] if t.requires_grad and id(t) not in visited])
     return order
 
 
 def _checked_grads(function, grads, inputs):
     """Enforce the backward contract: one gradient (or None) per input, each of its input's shape."""
-    name = f"{function.__name__}Backward"
     if not isinstance(grads, (tuple, list)):
         grads = (grads,)
     if len(grads) != len(inputs):
-        raise RuntimeError(f"function {name} returned an incorrect number of gradients "
+        raise RuntimeError(f"function {function.__name__}Backward returned an incorrect number of gradients "
                            f"(expected {len(inputs)}, got {len(grads)})")
     checked = []
     for position, (grad, tensor) in enumerate(zip(grads, inputs)):
         if grad is not None:
             grad = np.asarray(grad)
-            if grad.shape != tensor.shape:
+            if grad.shape != tensor.data.shape:
+                name = f"{function.__name__}Backward"
                 hint = (" (the forward broadcast this input: reduce the gradient with reduce_grad_to_shape)"
                         if grad.size > tensor.data.size else "")
                 raise RuntimeError(f"function {name} returned a gradient of shape {grad.shape} for input "

@@ -12,7 +12,7 @@ import pytest
 
 from grader.checking import (ATOL, FORWARD_ATOL, FORWARD_RTOL, RTOL, CheckFailed, array_of, call_op, items_of,
                              mismatch, seeded_rng, sum_to_shape)
-from grader.oracle import FORWARD, INPUT_NAMES, numerical_gradients
+from grader.oracle import EPS, FORWARD, INPUT_NAMES, numerical_gradients
 
 
 def normal(*shape):
@@ -84,6 +84,36 @@ CASES = {
 LOSSES = ("CrossEntropyLoss", "NLLLoss")
 
 
+def forward_mistakes(op, inputs):
+    """Wrong outputs students often return, as (diagnosis, output) pairs, so the feedback can name them."""
+    if op == "NLLLoss":
+        p, target = inputs
+        block = -np.sum(np.log(np.maximum(p[:, target], EPS))) / len(p)
+        return [("it takes p[:, target], an N×N block; take one entry per row: p[np.arange(N), target]", np.asarray(block))]
+    return []
+
+
+def gradient_mistakes(op, inputs, upstream):
+    """Wrong gradients students often return: for each input, (diagnosis, gradient) pairs."""
+    def reduced(compute, shape):  # None where the mistake does not even fit the shapes
+        try:
+            with np.errstate(all="ignore"):
+                return sum_to_shape(compute(), shape)
+        except ValueError:
+            return None
+    if op == "Matmul":
+        a, b = inputs
+        return [[("it multiplies by B where Bᵀ belongs: dA = G Bᵀ (B with its last two axes transposed)",
+                  reduced(lambda: np.matmul(upstream, b), a.shape))],
+                [("it multiplies by A where Aᵀ belongs: dB = Aᵀ G (A with its last two axes transposed)",
+                  reduced(lambda: np.matmul(a, upstream), b.shape))]]
+    if op == "Pow":
+        a, b = inputs
+        return [[], [("it takes log(b), the log of the exponent: dB = g ⊙ a^b ⊙ log(a), the log of the base",
+                       reduced(lambda: upstream * a ** b * np.log(b), b.shape))]]
+    return [[] for _ in inputs]
+
+
 def cases(select=lambda op, index: True):
     return [pytest.param(op, case, id=f"{op}-{case.id}") for op, op_cases in CASES.items()
             for index, case in enumerate(op_cases) if select(op, index)]
@@ -105,7 +135,7 @@ def test_forward(student, op, case, request):
     got = array_of(f"{op}.forward", reply.get("output"), np.shape(expected))
     if got.shape != np.shape(expected):
         raise CheckFailed(f"{op}.forward returned shape {got.shape}, expected {np.shape(expected)}")
-    problem = mismatch(got, np.asarray(expected), FORWARD_RTOL, FORWARD_ATOL,
+    problem = mismatch(got, np.asarray(expected), FORWARD_RTOL, FORWARD_ATOL, forward_mistakes(op, inputs),
                        batch=inputs[0].shape[0] if op in LOSSES else None)
     if problem:
         raise CheckFailed(f"{op}.forward is wrong: {problem}")
@@ -120,6 +150,7 @@ def test_backward(student, op, case, request):
     grads = items_of(f"{op}.backward", reply.get("grads"), len(inputs))
     expected = numerical_gradients(op, inputs, case.options, upstream, wants)
     with_ones = numerical_gradients(op, inputs, case.options, np.ones_like(upstream), wants)
+    mistakes = gradient_mistakes(op, inputs, upstream)
     problems = []
     for index, name in enumerate(INPUT_NAMES[op]):
         if not wants[index]:
@@ -132,7 +163,8 @@ def test_backward(student, op, case, request):
                                                 "grad_output): multiply by grad_output", with_ones[index]),
                                                *[(f"it is the gradient of the other input", other) for other in others],
                                                ("it is transposed", np.swapaxes(expected[index], -1, -2)
-                                                if expected[index].ndim >= 2 else None)],
+                                                if expected[index].ndim >= 2 else None),
+                                               *mistakes[index]],
                                  batch=inputs[0].shape[0] if op in LOSSES else None)
         if problem:
             problems.append(problem)
@@ -190,9 +222,9 @@ def test_robustness(student, op, case, request):
                                          items_of(f"{op}.backward", reply.get("grads"), len(inputs))[index],
                                          inputs[index].shape)
                                 for reply in (first, second, zero))
-        if once.shape != again.shape or not np.allclose(once, again, rtol=1e-12, atol=0):
+        if once.shape != again.shape or not np.allclose(once, again, rtol=1e-12, atol=0, equal_nan=True):
             problems.append(f"{op}.backward gave different gradients for {name} on the same call: does it keep state?")
-        if np.any(nothing != 0):
+        if np.any(np.isfinite(nothing) & (nothing != 0)):  # nan and inf are the backward check's to diagnose
             problems.append(f"with grad_output all zeros the gradient for {name} should be all zeros: "
                             f"part of it does not depend on grad_output")
     if problems:
@@ -223,7 +255,7 @@ def test_stability(student, op, request):
     if got.shape != expected.shape or not np.all(np.isfinite(got)):
         raise CheckFailed(f"{op}.forward is not finite on extreme inputs ({'logits + 1000' if op == 'Softmax' else 'a 0 where a log is taken'}): "
                           f"{'subtract the maximum before exp' if op == 'Softmax' else 'clip at EPS before the log'}")
-    problem = mismatch(got, expected, FORWARD_RTOL, FORWARD_ATOL)
+    problem = mismatch(got, expected, FORWARD_RTOL, FORWARD_ATOL, batch=inputs[0].shape[0] if op in LOSSES else None)
     if problem:
         raise CheckFailed(f"{op}.forward on extreme inputs is wrong: {problem}")
     gradient = array_of(f"{op}.backward", items_of(f"{op}.backward", reply.get("grads"), len(inputs))[0], inputs[0].shape)

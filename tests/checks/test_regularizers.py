@@ -45,19 +45,23 @@ def test_update(student, shapes, request):
     problems = []
     for index, (w, before, described) in enumerate(zip(weights, grads, after)):
         start = "None" if before is None else "an existing gradient"
-        got = array_of(f"W{index}.grad after l2_grad (it was {start})", described, w.shape)
+        got = array_of(f"W{index}.grad after l2_grad (it was {start})", described, ())  # a number too: 2λ‖W‖ is one
+        single = got.ndim == 0
+        got = np.broadcast_to(got, w.shape) if single else got
         if got.shape != w.shape:
             problems.append(f"W{index}.grad after l2_grad has shape {got.shape}, expected {w.shape}")
             continue
         base = 0 if before is None else before
         expected = base + 2 * lam * w
         problem = mismatch(got, expected, 1e-7, 1e-12, alternatives=[
-            ("it adds 2λ‖W‖ (a norm, the handout's slip): the gradient of λ‖W‖² is 2λW", base + 2 * lam * np.linalg.norm(w)),
+            ("it adds 2λ‖W‖ (a norm, the handout's slip): the gradient of λ‖W‖² is 2λW",
+             base + np.full(w.shape, 2 * lam * np.linalg.norm(w))),
             ("it adds λW: the gradient of λ‖W‖² is 2λW", base + lam * w),
             ("it replaces W.grad instead of adding to it", 2 * lam * w),
             ("it leaves W.grad unchanged", before)])
         if problem:
-            problems.append(f"W{index}.grad (it was {start}) is wrong after l2_grad: {problem}")
+            number = "it is a single number, not an array shaped like W; " if single else ""
+            problems.append(f"W{index}.grad (it was {start}) is wrong after l2_grad: {number}{problem}")
     changed = [i for i, (w, data) in enumerate(zip(weights, reply.get("data_after") or [])) if not np.array_equal(w, data)]
     if changed:
         problems.append(f"l2_grad modified weight W{changed[0]} itself; it must change only W.grad")

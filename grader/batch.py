@@ -1,0 +1,110 @@
+"""Grade a whole class: parallel, resumable, and on a Dask cluster when asked.
+
+Each submission is graded exactly as `grader grade` grades it (its own pytest process and
+sandboxed workers). Its report is written atomically the moment it is done, so a batch killed at
+any point loses nothing finished; a rerun skips every report that matches the submission's
+content hash, the grader's version and the rubric's hash, and grades the rest. The gradebook and
+the summary are then rebuilt from the reports on disk, so they do not depend on how many runs it
+took to get there.
+"""
+import json
+import os
+import traceback
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+from . import VERSION
+from .grade import grade
+from .gradebook import row_problems, write_class_files
+from .report import build_report, write_report
+from .roster import LMS_PATTERN, discover
+from .rubric import load_rubric
+from .submission import Submission, submission_sha256
+
+
+def report_path(out, student_id, format="native"):
+    return Path(out) / "reports" / (f"{student_id}.json" if format == "native" else f"{student_id}.{format}.json")
+
+
+def is_current(out, student, content_hash, rubric):
+    """Does a finished report for this exact submission, grader and rubric already exist?"""
+    try:
+        report = json.loads(report_path(out, student.id).read_text())
+        return (report["submission"]["sha256"] == content_hash and report["grader"]["version"] == VERSION
+                and report["grader"]["rubric_sha256"] == rubric.sha256)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def grade_student(student_id, path, rubric_path, isolation):
+    """Grade one student; never raises: a failure of the grader itself becomes that student's report."""
+    rubric = load_rubric(rubric_path)
+    try:
+        report = grade(path, rubric, isolation)
+    except Exception as error:  # one bad row, never a lost batch
+        detail = traceback.format_exception_only(type(error), error)[-1].strip()
+        report = build_report(Submission(path=str(path), form="unknown", sha256=submission_sha256(path)), rubric, [],
+                              isolation, 0.0, messages=[f"the grader failed on this submission: {detail}"])
+    report["student"] = student_id
+    return report
+
+
+def run_batch(source, out, rubric, jobs=None, force=False, only=(), formats=("native",), scheduler=None,
+              pattern=LMS_PATTERN, isolation="process", progress=True):
+    """Grade every submission in `source` into `out`; returns (roster, graded ids, skipped ids)."""
+    out = Path(out)
+    roster = discover(source, out / "staging", pattern)
+    known = {student.id for student in roster.students}
+    unknown = sorted(set(only) - known)
+    if unknown:
+        raise ValueError(f"--only names no submission: {', '.join(unknown)}")
+    todo, skipped = [], []
+    for student in roster.students:
+        if only and student.id not in only:
+            skipped.append(student.id)
+        elif force or only or not is_current(out, student, submission_sha256(student.path), rubric):
+            todo.append(student)
+        else:
+            skipped.append(student.id)
+    for leftover in (out / "reports").glob(".*.tmp") if (out / "reports").is_dir() else ():
+        leftover.unlink()  # a write a kill interrupted: never read, never kept
+
+    bar = _progress_bar(len(todo), progress)
+    problems = 0
+    for report in _graded(todo, rubric, isolation, jobs, scheduler):
+        for format in formats:
+            write_report(report, report_path(out, report["student"], format), format)
+        problems += bool(row_problems(report))
+        bar.set_postfix(problems=problems)
+        bar.update()
+    bar.close()
+    reports = {}
+    for student in roster.students:
+        path = report_path(out, student.id)
+        if path.is_file():
+            reports[student.id] = json.loads(path.read_text())
+    write_class_files(out, reports, roster, rubric)
+    return roster, [s.id for s in todo], skipped
+
+
+def _graded(todo, rubric, isolation, jobs, scheduler):
+    """Reports as they finish, from local threads (each grading runs in its own processes) or Dask."""
+    if scheduler:
+        from distributed import Client
+        from distributed import as_completed as dask_completed
+
+        with Client(scheduler) as client:
+            futures = [client.submit(grade_student, s.id, str(s.path), rubric.path, isolation, pure=False) for s in todo]
+            for future in dask_completed(futures):
+                yield future.result()
+        return
+    with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
+        futures = [pool.submit(grade_student, s.id, s.path, rubric.path, isolation) for s in todo]
+        for future in as_completed(futures):
+            yield future.result()
+
+
+def _progress_bar(total, enabled):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="submission", desc="grading", disable=not enabled or total == 0)

@@ -1,0 +1,112 @@
+"""A class's results: gradebook.csv, summary.json, summary.md and the score histogram.
+
+Built from the reports alone, sorted by student id, with no timestamps: the same reports give
+the same bytes, however many runs (or kills) it took to produce them.
+"""
+import csv
+import io
+import json
+import statistics
+from collections import Counter
+
+from .report import write_atomically
+
+
+def row_problems(report):
+    """What an instructor should know about one report: '' when nothing."""
+    if report["status"] != "graded":
+        return "; ".join(report["messages"]) or report["status"]
+    problems = [f"{t['status']}: {t['name']}" for t in report["tests"] if t["status"] in ("error", "timeout")]
+    if report["submission"]["missing"]:
+        problems.append(f"missing: {', '.join(report['submission']['missing'])}")
+    return "; ".join(problems)
+
+
+def group_totals(report):
+    totals = {}
+    for test in report["tests"]:
+        totals[test["group"]] = round(totals.get(test["group"], 0) + test["score"], 2)
+    return totals
+
+
+def write_class_files(out, reports, roster, rubric):
+    groups = list(dict.fromkeys(group for group, _ in rubric.points))
+    ids = sorted(reports)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(["student_id", "total", *groups, "status", "problem"])
+    for student in ids:
+        report = reports[student]
+        totals = group_totals(report)
+        writer.writerow([student, _number(report["score"]), *(_number(totals.get(g, 0)) for g in groups),
+                         report["status"], row_problems(report)])
+    # UTF-8 with a byte-order mark: spreadsheets then read names in any script correctly.
+    write_atomically(out / "gradebook.csv", "\ufeff" + buffer.getvalue())
+
+    summary = summarize(reports, roster, rubric)
+    write_atomically(out / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    write_atomically(out / "summary.md", summary_markdown(summary))
+    if summary["count"]:
+        draw_histogram([reports[s]["score"] for s in ids], rubric.max_score, out / "score_histogram.png")
+
+
+def summarize(reports, roster, rubric):
+    scores = [reports[s]["score"] for s in sorted(reports)]
+    failing = Counter(t["name"] for r in reports.values() for t in r["tests"] if t["status"] != "passed")
+    edges = [rubric.max_score * i / 10 for i in range(11)]
+    counts = [sum(1 for s in scores if low <= s < high or (high == edges[-1] and s == high))
+              for low, high in zip(edges, edges[1:])]
+    return {
+        "count": len(scores),
+        "max_score": rubric.max_score,
+        "mean": round(statistics.fmean(scores), 2) if scores else None,
+        "median": round(statistics.median(scores), 2) if scores else None,
+        "standard_deviation": round(statistics.stdev(scores), 2) if len(scores) > 1 else None,
+        "histogram": {"edges": edges, "counts": counts},
+        "most_failed_checks": [{"check": name, "students": n} for name, n in
+                               sorted(failing.items(), key=lambda item: (-item[1], item[0]))[:10]],
+        "needs_a_human_look": [{"student": s, "why": row_problems(reports[s])} for s in sorted(reports)
+                               if row_problems(reports[s])],
+        "unmatched_files": roster.unmatched,
+        "notes": roster.notes,
+        "rubric_sha256": rubric.sha256,
+    }
+
+
+def summary_markdown(summary):
+    lines = ["# Class summary", "",
+             f"{summary['count']} submissions; mean {summary['mean']}, median {summary['median']}, "
+             f"standard deviation {summary['standard_deviation']} (out of {summary['max_score']}).", "",
+             "![score distribution](score_histogram.png)", "", "## Score distribution", "",
+             "| scores | students |", "| --- | --- |"]
+    edges = summary["histogram"]["edges"]
+    for low, high, count in zip(edges, edges[1:], summary["histogram"]["counts"]):
+        lines.append(f"| {low:g}–{high:g} | {count} |")
+    lines += ["", "## Checks most often failed", "", "| check | students |", "| --- | --- |"]
+    lines += [f"| {item['check']} | {item['students']} |" for item in summary["most_failed_checks"]] or ["| none | |"]
+    lines += ["", "## Needs a human look", ""]
+    lines += [f"- **{item['student']}**: {item['why']}" for item in summary["needs_a_human_look"]] or ["Nobody."]
+    if summary["unmatched_files"]:
+        lines += ["", "## Files that match no student", ""] + [f"- {name}" for name in summary["unmatched_files"]]
+    if summary["notes"]:
+        lines += ["", "## Notes", ""] + [f"- {note}" for note in summary["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def draw_histogram(scores, max_score, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 3.5))
+    axes.hist(scores, bins=[max_score * i / 10 for i in range(11)], color="#4c72b0", edgecolor="white")
+    axes.set(xlabel="score", ylabel="students", title=f"Scores ({len(scores)} submissions)")
+    figure.tight_layout()
+    temporary = path.with_name(f".{path.name}.tmp.png")
+    figure.savefig(temporary, dpi=110, metadata={"Software": None})
+    plt.close(figure)
+    temporary.replace(path)
+
+
+def _number(value):
+    return f"{value:g}"

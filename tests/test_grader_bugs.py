@@ -1,0 +1,102 @@
+"""Typical student bugs, each planted in a copy of the reference: the grader takes points in the
+bug's own group and nowhere else, and its feedback names the bug in words a student understands.
+
+MNIST trains MLP3, built from Matmul, Add, ReLU, Softmax and CrossEntropyLoss: a bug in one of
+those may cost the MNIST points too (`hurts_mnist`); a bug anywhere else may not.
+"""
+import pytest
+from _grading import feedback, full_marks_except, grade_and_validate, group_scores, reference_copy
+from _paths import SOLUTIONS, STARTER
+
+from grader import GRADED
+
+
+def bug(id, group, module, edits, *phrases, hurts_mnist=False):
+    """The reference with `edits` [(old, new)] in `module`; the feedback for `group` must contain `phrases`."""
+    return pytest.param(group, {module: edits}, phrases, hurts_mnist, id=id)
+
+
+BUGS = [
+    bug("Mul returns unreduced broadcast gradients", "Mul", "ops",
+        [("grad_b = grad_output * a\n        return reduce_grad_to_shape(grad_a, a.shape), "
+          "reduce_grad_to_shape(grad_b, b.shape)", "grad_b = grad_output * a\n        return grad_a, grad_b")],
+        "forgot to reduce the broadcast", "reduce_grad_to_shape"),
+    bug("Mul dA has a flipped sign", "Mul", "ops", [("grad_a = grad_output * b\n", "grad_a = -grad_output * b\n")],
+        "wrong sign"),
+    # G B instead of G Bᵀ: a wrong value for square B, a shape error (from np.matmul) for the others.
+    bug("Matmul dA misses the transpose of B", "Matmul", "ops",
+        [("np.matmul(grad_output, np.swapaxes(b, -1, -2))", "np.matmul(grad_output, b)")],
+        "Bᵀ", "transposed", "Matmul.backward raised ValueError", hurts_mnist=True),
+    bug("Pow dB takes the log of the exponent", "Pow", "ops", [("np.log(np.where(a > 0, a, 1))", "np.log(b)")],
+        "log(b)", "log(a)"),
+    bug("Sum forward ignores axis", "Sum", "ops",
+        [("return np.sum(a, axis=axis, keepdims=keepdims)", "return np.sum(a)")],
+        "Sum.forward returned a single number", "shape (3, 4)"),
+    bug("Sum backward does not re-insert the summed axes", "Sum", "ops",
+        [("        if ctx.axis is not None and not ctx.keepdims:\n            grad = np.expand_dims(grad, ctx.axis)\n", "")],
+        "Sum.backward raised ValueError", "broadcast"),
+    bug("ReLU backward returns the mask only", "ReLU", "activations",
+        [("return grad_output * positive", "return positive.astype(np.float64)")],
+        "does not use grad_output", "multiply by grad_output", hurts_mnist=True),
+    bug("CrossEntropyLoss sums instead of averaging", "CrossEntropyLoss", "losses",
+        [("-np.sum(t * np.log(clipped)) / p.shape[0]", "-np.sum(t * np.log(clipped))"), ("n = clipped.shape[0]", "n = 1")],
+        "is N, the batch size", "1/N", hurts_mnist=True),
+    bug("NLLLoss indexes a block, not one entry per row", "NLLLoss", "losses",
+        [("np.maximum(p[rows, target], EPS)", "np.maximum(p[:, target], EPS)")],
+        "p[:, target]", "p[np.arange(N), target]"),
+    bug("l2_penalty uses the norm, not its square", "l2_penalty", "regularizers",
+        [("float(np.sum(np.square(w.data)))", "float(np.linalg.norm(w.data))")],
+        "‖W‖ (not squared)"),
+    bug("l2_grad adds the norm of W", "l2_grad", "regularizers",
+        [("w.grad = 2 * lam * w.data", "w.grad = 2 * lam * np.linalg.norm(w.data)"),
+         ("w.grad += 2 * lam * w.data", "w.grad += 2 * lam * np.linalg.norm(w.data)")],
+        "2λ‖W‖", "2λW"),
+]
+
+
+@pytest.mark.parametrize("group, edits, phrases, hurts_mnist", BUGS)
+def test_bug_costs_points_in_its_group_only_and_is_diagnosed(tmp_path, group, edits, phrases, hurts_mnist):
+    report = grade_and_validate(reference_copy(tmp_path, edits))
+    score, most = group_scores(report)[group]
+    assert score < most, f"{group} kept all its points"
+    assert full_marks_except(report, group, *(["MNIST"] if hurts_mnist else [])) == {}
+    assert not [t["name"] for t in report["tests"] if t["status"] == "error"], "a wrong answer is a failure, not an error"
+    said = feedback(report, group)
+    for phrase in phrases:
+        assert phrase in said, f"{phrase!r} missing from the feedback:\n{said}"
+
+
+def failed_kinds(report, group):
+    return {t["kind"] for t in report["tests"] if t["group"] == group and t["status"] != "passed"}
+
+
+def test_unstable_softmax_fails_only_the_stability_check(tmp_path):
+    report = grade_and_validate(reference_copy(tmp_path, {"activations": [
+        ("np.exp(x - x.max(axis=axis, keepdims=True))", "np.exp(x)")]}))
+    assert failed_kinds(report, "Softmax") == {"stability"}
+    assert full_marks_except(report, "Softmax") == {}
+    assert "not finite" in feedback(report, "Softmax") and "subtract the maximum" in feedback(report, "Softmax")
+
+
+def test_unclipped_log_fails_only_the_stability_check(tmp_path):
+    report = grade_and_validate(reference_copy(tmp_path, {"activations": [("clipped = np.maximum(x, EPS)", "clipped = x")]}))
+    assert failed_kinds(report, "Log") == {"stability"}
+    assert full_marks_except(report, "Log") == {}
+    assert "not finite" in feedback(report, "Log") and "clip at EPS" in feedback(report, "Log")
+
+
+def test_reference_scores_full_marks():
+    report = grade_and_validate(SOLUTIONS)
+    assert report["score"] == report["max_score"] == 100
+    assert all(t["status"] == "passed" for t in report["tests"])
+
+
+def test_untouched_starter_scores_zero_and_says_what_is_not_implemented():
+    report = grade_and_validate(STARTER)
+    assert report["score"] == 0
+    for test in report["tests"]:
+        assert test["status"] == "failed", f"{test['name']}: {test['status']}\n{test['output']}"
+        names = [test["group"]] if test["group"] in GRADED else list(GRADED)  # MNIST names the first op it reaches
+        for case in test["cases"]:
+            assert "not implemented" in case["output"], f"{test['name']} [{case['id']}]: {case['output']}"
+            assert any(name in case["output"] for name in names), f"{test['name']} [{case['id']}]: {case['output']}"

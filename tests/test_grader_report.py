@@ -1,0 +1,168 @@
+"""The report: our schema, Gradescope's results.json, the command line's exit status and table,
+determinism, and a rubric that changes points without code changes."""
+import copy
+import hashlib
+import json
+import subprocess
+import sys
+
+import jsonschema
+import pytest
+from _grading import FAST_RUBRIC, grade_and_validate, reference_copy
+from _paths import ROOT, SOLUTIONS, STARTER
+
+from grader import GRADED_MODULES
+from grader.report import SCHEMA
+from grader.rubric import load_rubric
+
+FAST_RUBRIC_FILE = ROOT / "tests" / "fixtures" / "rubric-fast.toml"
+WRONG_MUL = {"ops": [("        return a * b\n", "        return a * b + 1.0\n")]}
+
+# Gradescope's results.json, from its specification (gradescope-autograders.readthedocs.io,
+# "Autograder Specifications"): only the fields it documents, with their documented values.
+VISIBILITY = {"enum": ["hidden", "after_due_date", "after_published", "visible"]}
+OUTPUT_FORMAT = {"enum": ["text", "html", "simple_format", "md", "ansi"]}
+GRADESCOPE_SCHEMA = {
+    "type": "object",
+    "required": ["score", "tests"],
+    "additionalProperties": False,
+    "properties": {
+        "score": {"type": "number"}, "execution_time": {"type": "number", "minimum": 0}, "output": {"type": "string"},
+        "output_format": OUTPUT_FORMAT, "test_output_format": OUTPUT_FORMAT, "test_name_format": OUTPUT_FORMAT,
+        "visibility": VISIBILITY, "stdout_visibility": VISIBILITY, "extra_data": {"type": "object"},
+        "leaderboard": {"type": "array"},
+        "tests": {"type": "array", "minItems": 1, "items": {
+            "type": "object",
+            "required": ["score", "max_score", "status", "name", "number", "output", "visibility"],
+            "additionalProperties": False,
+            "properties": {
+                "score": {"type": "number", "minimum": 0}, "max_score": {"type": "number", "minimum": 0},
+                "status": {"enum": ["passed", "failed"]}, "name": {"type": "string", "minLength": 1},
+                "name_format": OUTPUT_FORMAT, "number": {"type": "string", "pattern": r"^\d+(\.\d+)*$"},
+                "output": {"type": "string"}, "output_format": OUTPUT_FORMAT,
+                "tags": {"type": "array", "items": {"type": "string"}}, "visibility": VISIBILITY,
+                "extra_data": {"type": "object"},
+            }}},
+    },
+}
+
+
+def run_cli(*arguments):
+    return subprocess.run([sys.executable, "-m", "grader", *map(str, arguments)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def gradescope_run(tmp_path_factory):
+    """The command line grading a submission with a wrong Mul.forward into Gradescope's format."""
+    folder = tmp_path_factory.mktemp("gradescope")
+    out = folder / "results" / "results.json"
+    completed = run_cli("grade", reference_copy(folder / "submission", WRONG_MUL), "--out", out,
+                        "--format", "gradescope", "--rubric", FAST_RUBRIC_FILE)
+    return completed, out
+
+
+@pytest.mark.parametrize("tree, score", [(SOLUTIONS, 100), (STARTER, 0)], ids=["reference", "starter"])
+def test_report_matches_its_schema(tree, score):
+    jsonschema.Draft202012Validator.check_schema(SCHEMA)
+    report = grade_and_validate(tree)  # grade_and_validate checks the schema
+    assert report["score"] == score and report["max_score"] == FAST_RUBRIC.max_score
+    broken = copy.deepcopy(report)
+    broken["tests"][0]["status"] = "ok"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, SCHEMA)
+
+
+def test_gradescope_results_follow_gradescopes_specification(gradescope_run):
+    completed, out = gradescope_run
+    assert completed.returncode == 0, completed.stderr
+    results = json.loads(out.read_text())
+    jsonschema.validate(results, GRADESCOPE_SCHEMA)
+    assert results["score"] == FAST_RUBRIC.max_score - FAST_RUBRIC.points[("Mul", "forward")]
+    assert results["score"] == pytest.approx(sum(test["score"] for test in results["tests"]))
+    assert [test["max_score"] for test in results["tests"]] == list(FAST_RUBRIC.points.values())
+    assert len({test["number"] for test in results["tests"]}) == len(results["tests"])
+    by_name = {test["name"]: test for test in results["tests"]}
+    assert by_name["Mul · forward"]["status"] == "failed" and by_name["Mul · forward"]["score"] == 0
+    assert by_name["Mul · backward"]["status"] == "passed"
+    assert by_name["Softmax · stability"]["visibility"] == "after_due_date"
+    assert "MNIST:" in results["output"]
+
+
+def test_terminal_output_shows_the_table_of_groups(gradescope_run):
+    completed, out = gradescope_run
+    lines = completed.stdout.splitlines()
+    header = next(index for index, line in enumerate(lines) if line.split()[:2] == ["group", "points"])
+    end = next(index for index, line in enumerate(lines) if line.startswith("total"))
+    table = {line.split()[0]: line for line in lines[header + 1:end + 1]}
+    assert list(table) == list(dict.fromkeys(group for group, _ in FAST_RUBRIC.points)) + ["total"]
+    assert table["Mul"].split()[1:5] == ["6", "/", "8", "failed"]
+    assert "forward" in table["Mul"]
+    assert table["Matmul"].split()[1:5] == ["8", "/", "8", "passed"]
+    assert table["total"].split()[1:4] == ["98", "/", "100"]
+    assert f"report written to {out} (gradescope)" in completed.stdout
+
+
+def test_exit_status_is_0_when_a_report_was_written_even_for_score_0(tmp_path):
+    out = tmp_path / "report.json"
+    completed = run_cli("grade", STARTER, "--out", out, "--rubric", FAST_RUBRIC_FILE)
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(out.read_text())["score"] == 0
+
+
+def test_exit_status_is_1_with_a_message_when_the_rubric_is_broken(tmp_path):
+    rubric = tmp_path / "rubric.toml"
+    rubric.write_text("[checks]\nMul = { forward = 2, backward = \n")
+    out = tmp_path / "report.json"
+    completed = run_cli("grade", SOLUTIONS, "--out", out, "--rubric", rubric)
+    assert completed.returncode == 1
+    assert completed.stderr.startswith(f"grader: cannot grade: cannot read the rubric {rubric}")
+    assert "Traceback" not in completed.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("arguments", [[], ["grade"], ["grade", "x", "--format", "xml"], ["mark", "x"]],
+                         ids=["no command", "no path", "unknown format", "unknown command"])
+def test_exit_status_is_2_for_bad_arguments(arguments):
+    completed = run_cli(*arguments)
+    assert completed.returncode == 2
+    assert "usage: python -m grader" in completed.stderr
+
+
+def test_same_submission_graded_twice_gives_the_same_report(tmp_path):
+    pow_bug = {"ops": [("grad_a = grad_output * b * np.power(a, b - 1)", "grad_a = grad_output * np.power(a, b - 1)")],
+               "activations": [("ctx.save_for_backward(x > 0)", "ctx.save_for_backward(x >= -0.01)")]}
+    folder = reference_copy(tmp_path, pow_bug)
+    first, second = grade_and_validate(folder), grade_and_validate(folder)
+
+    def without_timings(report):
+        return [{key: value for key, value in test.items() if key != "duration"} for test in report["tests"]]
+
+    assert 0 < first["score"] < 100
+    assert first["score"] == second["score"]
+    assert without_timings(first) == without_timings(second)
+    assert first["mnist"]["accuracy_per_epoch"] == second["mnist"]["accuracy_per_epoch"]
+
+
+def test_rubric_edits_change_points_without_code_changes(tmp_path):
+    text = FAST_RUBRIC_FILE.read_text()
+    for old, new in [("Mul              = { forward = 2,", "Mul              = { forward = 10,"),
+                     ('robustness = "after_due_date"', 'robustness = "hidden"')]:
+        assert text.count(old) == 1
+        text = text.replace(old, new)
+    (tmp_path / "rubric.toml").write_text(text)
+    rubric = load_rubric(tmp_path / "rubric.toml")
+    report = grade_and_validate(reference_copy(tmp_path / "submission", WRONG_MUL), rubric)
+    mul_forward = next(test for test in report["tests"] if test["name"] == "Mul · forward")
+    assert report["max_score"] == 108 and mul_forward["max_score"] == 10
+    assert report["score"] == 98
+    assert {test["visibility"] for test in report["tests"] if test["kind"] == "robustness"} == {"hidden"}
+    assert report["grader"]["rubric_sha256"] == hashlib.sha256((tmp_path / "rubric.toml").read_bytes()).hexdigest()
+
+
+def test_report_lists_the_sha256_of_each_graded_file(tmp_path):
+    folder = reference_copy(tmp_path)
+    report = grade_and_validate(folder)
+    assert report["submission"]["files"] == {
+        f"autodiff/{module}.py": hashlib.sha256((folder / "autodiff" / f"{module}.py").read_bytes()).hexdigest()
+        for module in GRADED_MODULES}
