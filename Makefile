@@ -8,6 +8,11 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 READY := $(VENV)/.ready
 
+# As root, the sandboxed worker runs as an unprivileged uid, which cannot read a Python under
+# /root: it gets a runtime of its own (numpy only, at the pinned version), readable by everyone.
+SANDBOX_VENV := /opt/autodiff-grader/venv
+SANDBOX := $(if $(filter 0,$(shell id -u)),$(SANDBOX_VENV)/.ready)
+
 PRESET ?= default
 SUBMISSION ?= solutions
 OUT ?= build/report.json
@@ -20,10 +25,16 @@ $(READY): requirements.txt
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
-test: $(READY)
+$(SANDBOX_VENV)/.ready: requirements.txt
+	/usr/bin/python3 -m venv $(SANDBOX_VENV)
+	$(SANDBOX_VENV)/bin/python -m pip install --quiet --disable-pip-version-check $$(grep '^numpy==' requirements.txt)
+	chmod -R a+rX $(SANDBOX_VENV)
+	touch $@
+
+test: $(READY) $(SANDBOX)
 	$(PYTHON) -m pytest
 
-grade: $(READY)
+grade: $(READY) $(SANDBOX)
 	$(PYTHON) -m grader grade $(SUBMISSION) --out $(OUT) --format $(FORMAT)
 
 experiment: $(READY)

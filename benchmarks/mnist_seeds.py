@@ -41,7 +41,7 @@ def main():
         with WorkerClient(scratch) as worker:
             for seed in range(args.seeds):
                 started = time.perf_counter()
-                reply = worker.request("train_mnist", settings["time_budget_seconds"], data_dir=str(folder),
+                reply = worker.request("train_mnist", settings["time_budget_seconds"], data_dir=folder.name,
                                        epochs=settings["epochs"], batch_size=settings["batch_size"], lr=settings["lr"],
                                        seed=seed, train_examples=settings["train_examples"])
                 accuracy = 100 * float(np.mean(reply["predictions"][-1] == data.test_labels))

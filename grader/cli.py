@@ -17,6 +17,7 @@ from .batch import run_batch
 from .grade import GraderError, check_dataset, grade
 from .report import format_table, validate, write_report
 from .roster import LMS_PATTERN
+from .sandbox.launch import ISOLATION_LEVELS, level_available, strongest_level
 from .rubric import RubricError, load_rubric
 from .submission import SubmissionError
 
@@ -30,7 +31,7 @@ def main(argv=None):
     one.add_argument("--format", choices=["native", "gradescope"], default="native",
                      help="native: the grader's report; gradescope: Gradescope's results.json")
     one.add_argument("--rubric", type=Path, default=DEFAULT_RUBRIC, help="rubric TOML (default: grader/rubric.toml)")
-    one.add_argument("--isolation", default="process", choices=["process"], help="how student code is isolated")
+    add_isolation_options(one)
     many = commands.add_parser("batch", help="grade a class: a folder (or .zip) of submissions, or an LMS download")
     many.add_argument("submissions", type=Path, help="folder or .zip: one entry per student, or LMS files")
     many.add_argument("--out", type=Path, required=True, help="folder for reports/, gradebook.csv and summary files")
@@ -42,15 +43,19 @@ def main(argv=None):
                       help="regular expression for LMS file names, with a group 'id' (and optionally 'file')")
     many.add_argument("--scheduler", help="a Dask scheduler address (tcp://HOST:PORT) to grade on its workers")
     many.add_argument("--rubric", type=Path, default=DEFAULT_RUBRIC, help="rubric TOML (default: grader/rubric.toml)")
-    many.add_argument("--isolation", default="process", choices=["process"], help="how student code is isolated")
+    add_isolation_options(many)
     args = parser.parse_args(argv)
 
     try:
         rubric = load_rubric(args.rubric)
         check_dataset()
+        args.isolation = choose_isolation(args.isolation, args.require_isolation)
     except (RubricError, GraderError) as error:
         print(f"grader: cannot grade: {error}", file=sys.stderr)
         return 1
+    if args.isolation == "process":
+        print("warning: isolation level 'process': student code runs as this user, without a sandbox "
+              "(run as root with bubblewrap installed for 'namespace')", file=sys.stderr)
     if args.command == "batch":
         return batch(args, rubric)
     print(f"grading {args.path} (isolation: {args.isolation})", flush=True)
@@ -67,13 +72,31 @@ def main(argv=None):
     return 0
 
 
+def add_isolation_options(parser):
+    levels = ", ".join(ISOLATION_LEVELS)
+    parser.add_argument("--isolation", default="auto", choices=["auto", *ISOLATION_LEVELS],
+                        help=f"how student code is isolated, strongest first: {levels} (default: the strongest available)")
+    parser.add_argument("--require-isolation", choices=ISOLATION_LEVELS, metavar="LEVEL",
+                        help="refuse to grade below this level (for official grading runs)")
+
+
+def choose_isolation(requested, required):
+    level = strongest_level() if requested == "auto" else requested
+    if not level_available(level):
+        raise GraderError(f"isolation level {level!r} is not available on this machine "
+                          f"(namespace needs root and bubblewrap; user-namespace needs bubblewrap and a non-root user)")
+    if required and ISOLATION_LEVELS.index(level) > ISOLATION_LEVELS.index(required):
+        raise GraderError(f"isolation level {level!r} is below the required {required!r}")
+    return level
+
+
 def batch(args, rubric):
     formats = ("native", "gradescope") if args.gradescope else ("native",)
     try:
         roster, graded, skipped = run_batch(args.submissions, args.out, rubric, jobs=args.jobs, force=args.force,
                                             only=set(args.only), formats=formats, scheduler=args.scheduler,
                                             pattern=args.id_pattern, isolation=args.isolation)
-    except (SubmissionError, ValueError, re.error) as error:
+    except (SubmissionError, ValueError, re.error, OSError) as error:  # OSError: a scheduler out of reach, say
         print(f"grader: cannot grade the batch: {error}", file=sys.stderr)
         return 1
     print(f"{len(roster.students)} submissions: {len(graded)} graded now, {len(skipped)} kept from earlier runs")

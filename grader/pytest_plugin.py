@@ -6,6 +6,7 @@ grade.py; without it (pytest run directly, as `make test` does) the checks grade
 in solutions/. For the JSON report, each test's group, kind, status and feedback are added as
 metadata, which is all grade.py reads back.
 """
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from . import DEFAULT_RUBRIC, ROOT
 from .checking import CheckFailed
 from .rubric import load_rubric
 from .sandbox.client import WorkerClient
+from .sandbox.launch import strongest_level
 from .submission import load_submission, prepare_scratch
 
 
@@ -22,7 +24,7 @@ def pytest_addoption(parser):
     group = parser.getgroup("grader")
     group.addoption("--scratch", help="a submission prepared by the grader (default: the reference in solutions/)")
     group.addoption("--rubric", default=str(DEFAULT_RUBRIC), help="rubric TOML file")
-    group.addoption("--isolation", default="process", help="isolation level of the worker")
+    group.addoption("--isolation", default="auto", help="isolation level of the worker (default: the strongest available)")
 
 
 def pytest_configure(config):
@@ -30,11 +32,15 @@ def pytest_configure(config):
 
 
 @pytest.fixture(scope="session")
-def scratch(request, tmp_path_factory):
+def scratch(request):
     given = request.config.getoption("--scratch")
     if given:
-        return Path(given)
-    return prepare_scratch(load_submission(ROOT / "solutions"), tmp_path_factory.mktemp("reference"))
+        yield Path(given)
+        return
+    # Not under pytest's own temporary folders: those are private to this user, and a sandboxed
+    # worker runs as another.
+    with tempfile.TemporaryDirectory(prefix="autodiff-reference-") as folder:
+        yield prepare_scratch(load_submission(ROOT / "solutions"), folder)
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +50,8 @@ def rubric(request):
 
 @pytest.fixture(scope="session")
 def student(request, scratch):
-    with WorkerClient(scratch, isolation=request.config.getoption("--isolation")) as client:
+    isolation = request.config.getoption("--isolation")
+    with WorkerClient(scratch, isolation=strongest_level() if isolation == "auto" else isolation) as client:
         yield client
 
 

@@ -9,6 +9,7 @@ import selectors
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 from . import protocol
 from .launch import Limits, start_worker, stop_worker
@@ -127,12 +128,27 @@ class WorkerClient:
         code = self.process.poll() if self.process else None
         if code is None:
             return ""
+        sandbox_error = self._sandbox_error()
+        if sandbox_error:
+            return f": the sandbox could not start it ({sandbox_error})"
+        if code > 128 and self.isolation != "process":
+            code = 128 - code  # bubblewrap reports a worker killed by signal N as 128 + N
         if code < 0:
             name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
             hint = {"SIGXCPU": ": CPU time limit", "SIGKILL": ": killed (memory or time limit?)",
                     "SIGXFSZ": ": file size limit", "SIGSEGV": ": segmentation fault"}.get(name, "")
             return f" on signal {name}{hint}"
         return f" with status {code} (did the code call sys.exit or os._exit?)"
+
+    def _sandbox_error(self):
+        """bubblewrap's own complaint, if the log ends with one."""
+        try:
+            with open(Path(self.scratch) / "worker.log", "rb") as log:
+                log.seek(max(0, log.seek(0, 2) - 400))
+                last = log.read().decode(errors="replace").strip().splitlines()[-1:]
+        except OSError:
+            return None
+        return last[0] if last and last[0].startswith("bwrap:") else None
 
     def stop(self):
         if self.process is None:

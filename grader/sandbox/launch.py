@@ -1,22 +1,40 @@
 """How a worker process is started: the one place where isolation is arranged.
 
-Level `process`: a separate `python -I` process in its own session (so the whole process group
-can be killed), with a minimal environment, rlimits, stdin/stdout as the protocol pipes and the
-student's output sent to a capped log file in the scratch folder. On Linux the process that starts
-workers adopts whatever they leave behind (it is a child subreaper), so that stopping a worker also
-kills a process that left its group (setsid, a double fork): nothing the student started outlives
-the worker, to rewrite the results once the checks are done, say.
+Every level: a separate `python -I` process in its own session (so the whole process group can
+be killed), a minimal environment, rlimits, stdin/stdout as the protocol pipes and the student's
+output sent to a capped log file. The levels, strongest first:
+
+- `namespace` (the grader runs as root): the worker gets a uid of its own (one per concurrent
+  worker, from a pool of numbered uids claimed with a lock file) *before* any namespace is made,
+  then runs inside bubblewrap: no network, its own PID namespace, a read-only view of the Python
+  runtime and of the scratch folder only, a size-capped private /tmp. RLIMIT_NPROC on its own uid
+  bounds a fork or thread bomb.
+- `user-namespace` (not root, unprivileged user namespaces available): the same bubblewrap
+  sandbox as the grader's own user.
+- `process`: rlimits and a separate process only. On Linux the process that starts workers adopts
+  whatever they leave behind (it is a child subreaper), so that stopping a worker also kills a
+  process that left its group (setsid, a double fork).
+
+The sandboxed runtime must be readable by the worker's uid: Debian's /usr/bin/python3 with a
+virtual environment outside /root (the Makefile makes one at SANDBOX_PYTHON when run as root).
 """
 import ctypes
+import fcntl
+import functools
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-WORKER = Path(__file__).resolve().parent / "worker.py"
+SANDBOX_FILES = [Path(__file__).resolve().parent / name for name in ("worker.py", "protocol.py")]
+SANDBOX_PYTHON = Path(os.environ.get("AUTODIFF_SANDBOX_PYTHON", "/opt/autodiff-grader/venv/bin/python"))
+ISOLATION_LEVELS = ("namespace", "user-namespace", "process")  # strongest first
+UID_POOL = range(61000, 61064)  # numeric uids with no account: nothing on the machine belongs to them
+UID_LOCKS = Path("/tmp/.autodiff-grader-uids")
 PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
 _running = set()  # pids of the workers started and not yet stopped
 
@@ -27,9 +45,8 @@ class Limits:
     memory_bytes: int = 4 << 30
     file_bytes: int = 32 << 20
     open_files: int = 64
-
-
-ISOLATION_LEVELS = ("process",)
+    processes: int = 64        # per sandbox uid (namespace level only: RLIMIT_NPROC ignores root)
+    tmp_bytes: int = 64 << 20  # the sandbox's private /tmp
 
 
 def worker_environment():
@@ -43,26 +60,120 @@ def worker_environment():
 def start_worker(scratch, limits=Limits(), isolation="process"):
     """Start a worker serving the submission prepared in `scratch`; returns the Popen."""
     if isolation not in ISOLATION_LEVELS:
-        raise ValueError(f"unknown isolation level {isolation!r}; expected one of {ISOLATION_LEVELS}")
+        raise ValueError(f"unknown isolation level {isolation!r}; expected one of {', '.join(ISOLATION_LEVELS)}")
     scratch = Path(scratch)
-    log = open(scratch / "worker.log", "ab")
+    runtime = scratch / ".worker"
+    runtime.mkdir(exist_ok=True)
+    for file in SANDBOX_FILES:
+        shutil.copyfile(file, runtime / file.name)
+    uid_lock = uid = None
+    if isolation == "namespace":
+        uid_lock, uid = _claim_uid()
+        os.chown(scratch, uid, uid)  # the folder itself only: its files stay root's, world-readable
+        os.chmod(scratch, 0o700)
+    command, cwd = _command(scratch, isolation)
+    environment = {**worker_environment(), "HOME": "/tmp" if isolation != "process" else str(scratch)}
 
-    def apply_limits():
+    def before_exec():  # in the child, before the worker (or bubblewrap) starts
         for limit, value in ((resource.RLIMIT_CPU, limits.cpu_seconds), (resource.RLIMIT_AS, limits.memory_bytes),
                              (resource.RLIMIT_FSIZE, limits.file_bytes), (resource.RLIMIT_NOFILE, limits.open_files),
                              (resource.RLIMIT_CORE, 0)):
             resource.setrlimit(limit, (value, value))
+        if uid is not None:  # drop root before any namespace exists: bwrap then runs as that uid
+            resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
 
-    if sys.platform == "linux":
+    if sys.platform == "linux" and isolation == "process":
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    log = open(scratch / "worker.log", "ab")
     try:
-        process = subprocess.Popen([sys.executable, "-I", str(WORKER)], cwd=scratch, env={**worker_environment(), "HOME": str(scratch)},
-                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
-                                   start_new_session=True, preexec_fn=apply_limits)
+        process = subprocess.Popen(command, cwd=cwd, env=environment, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   stderr=log, start_new_session=True, preexec_fn=before_exec)
+    except BaseException:
+        if uid_lock is not None:
+            os.close(uid_lock)
+        raise
     finally:
         log.close()
+    process.uid_lock = uid_lock
     _running.add(process.pid)
     return process
+
+
+def _command(scratch, isolation):
+    if isolation == "process":
+        return [sys.executable, "-I", str(scratch / ".worker" / "worker.py")], scratch
+    python = SANDBOX_PYTHON if isolation == "namespace" else Path(sys.executable)
+    binds = ["--ro-bind", "/usr", "/usr"]
+    for link in ("bin", "lib", "lib64", "sbin"):
+        if Path(f"/{link}").is_symlink():
+            binds += ["--symlink", os.readlink(f"/{link}"), f"/{link}"]
+    for folder in _runtime_folders(python):
+        binds += ["--ro-bind", str(folder), str(folder)]
+    limits = Limits()
+    command = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--hostname", "sandbox",
+               *binds, "--ro-bind", str(scratch), "/scratch", "--proc", "/proc", "--dev", "/dev",
+               "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp", "--chdir", "/scratch",
+               str(python), "-I", "/scratch/.worker/worker.py"]
+    return command, "/"
+
+
+def _runtime_folders(python):
+    """What the interpreter needs besides /usr: its virtual environment and the base Python."""
+    folders = []
+    venv = python.parent.parent
+    config = venv / "pyvenv.cfg"
+    if config.is_file():
+        folders.append(venv.resolve())
+        for line in config.read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() == "home":
+                folders.append(Path(value.strip()).resolve().parent)
+    else:
+        folders.append(Path(python).resolve().parent.parent)
+    return [f for f in dict.fromkeys(folders) if f != Path("/usr") and not str(f).startswith("/usr/")]
+
+
+def _claim_uid():
+    """A uid no other running worker has: hold an exclusive lock on its file until the worker stops."""
+    UID_LOCKS.mkdir(mode=0o700, exist_ok=True)
+    for uid in UID_POOL:
+        descriptor = os.open(UID_LOCKS / str(uid), os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return descriptor, uid
+        except BlockingIOError:
+            os.close(descriptor)
+    raise RuntimeError(f"all {len(UID_POOL)} sandbox uids are in use")
+
+
+@functools.lru_cache(maxsize=None)
+def level_available(isolation):
+    """Can this machine start a worker at this level? (Tried once: a sandboxed `import numpy`.)"""
+    if isolation == "process":
+        return True
+    if shutil.which("bwrap") is None or (isolation == "namespace" and os.geteuid() != 0):
+        return False
+    if isolation == "user-namespace" and os.geteuid() == 0:
+        return False  # as root, bubblewrap without the uid drop is no drop at all: use namespace
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="autodiff-probe-") as scratch:
+        try:
+            process = start_worker(scratch, isolation=isolation)
+            process.stdin.write(b'{"id": 1, "command": "hello"}\n')
+            process.stdin.flush()
+            process.stdin.close()
+            answered = process.stdout.readline()
+            stop_worker(process)
+        except (OSError, RuntimeError):
+            return False
+        return b'"ok": true' in answered
+
+
+def strongest_level():
+    return next(level for level in ISOLATION_LEVELS if level_available(level))
 
 
 def stop_worker(process):
@@ -73,6 +184,9 @@ def stop_worker(process):
         pass
     process.wait()
     _running.discard(process.pid)
+    if getattr(process, "uid_lock", None) is not None:
+        os.close(process.uid_lock)  # the uid is free again: nothing of this worker survives it
+        process.uid_lock = None
     for _ in range(100):  # each round kills the adopted; their own children are adopted for the next
         adopted = _left_behind()
         if not adopted:

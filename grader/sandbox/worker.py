@@ -153,7 +153,7 @@ def train_mnist(request):
     from autodiff.nn import MLP3
     from autodiff.train import predict, prepare_images, train
 
-    data = Path(request["data_dir"])
+    data = SCRATCH / request["data_dir"]  # a folder inside the scratch copy, wherever the sandbox mounts it
     images = prepare_images(np.load(data / "train_images.npy", allow_pickle=False)[:request["train_examples"]])
     labels = np.load(data / "train_labels.npy", allow_pickle=False)[:request["train_examples"]]
     test_images = prepare_images(np.load(data / "test_images.npy", allow_pickle=False))

@@ -15,7 +15,7 @@ def test_accuracy(student, rubric, mnist, json_metadata):
     settings = rubric.mnist
     folder, test_labels = mnist
     budget = settings["time_budget_seconds"]
-    reply = ask(student, "train_mnist", ["ops", "activations", "losses"], timeout=budget, key=("MNIST",), data_dir=str(folder),
+    reply = ask(student, "train_mnist", ["ops", "activations", "losses"], timeout=budget, key=("MNIST",), data_dir=folder.name,
                 epochs=settings["epochs"], batch_size=settings["batch_size"], lr=settings["lr"],
                 seed=settings["seed"], train_examples=settings["train_examples"])
     predictions = reply.get("predictions")
