@@ -15,7 +15,8 @@ from pathlib import Path
 from . import DEFAULT_RUBRIC
 from .batch import run_batch
 from .grade import GraderError, check_dataset, grade
-from .report import format_table, validate, write_report
+from .html import student_page
+from .report import format_table, validate, write_atomically, write_report
 from .roster import LMS_PATTERN
 from .sandbox.launch import ISOLATION_LEVELS, level_available, strongest_level
 from .rubric import RubricError, load_rubric
@@ -31,6 +32,9 @@ def main(argv=None):
     one.add_argument("--format", choices=["native", "gradescope"], default="native",
                      help="native: the grader's report; gradescope: Gradescope's results.json")
     one.add_argument("--rubric", type=Path, default=DEFAULT_RUBRIC, help="rubric TOML (default: grader/rubric.toml)")
+    one.add_argument("--html", type=Path, metavar="FILE", help="also write a feedback page (self-contained HTML)")
+    one.add_argument("--reveal", choices=["visible", "after_due_date", "all"], default="visible",
+                     help="which checks the feedback page shows, by rubric visibility (default: %(default)s)")
     add_isolation_options(one)
     many = commands.add_parser("batch", help="grade a class: a folder (or .zip) of submissions, or an LMS download")
     many.add_argument("submissions", type=Path, help="folder or .zip: one entry per student, or LMS files")
@@ -62,13 +66,16 @@ def main(argv=None):
     report = grade(args.path, rubric, args.isolation)
     validate(report)
     write_report(report, args.out, args.format)
+    if args.html:
+        write_atomically(args.html, student_page(report, args.reveal))
     submission = report["submission"]
     print(f"form: {submission['form']}" + (f"; missing: {', '.join(submission['missing'])}" if submission["missing"] else ""))
     for line in report["messages"] + submission["notes"]:
         print(line)
     print()
     print(format_table(report))
-    print(f"\nreport written to {args.out} ({args.format}) in {report['duration_seconds']:.1f} s")
+    print(f"\nreport written to {args.out} ({args.format}) in {report['duration_seconds']:.1f} s"
+          + (f"; feedback page: {args.html}" if args.html else ""))
     return 0
 
 

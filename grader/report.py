@@ -115,10 +115,10 @@ def format_table(report):
         if first:
             failing = next(c for c in first["cases"] if c["status"] != "passed")
             feedback = f"{first['kind']} [{failing['id']}]: {failing['output'].splitlines()[0] if failing['output'] else ''}"
-        lines.append(f"{group:<17} {_points(score):>6} / {_points(most):<4}  {status:<8} {feedback[:110]}")
-    lines.append(f"{'total':<17} {_points(report['score']):>6} / {_points(report['max_score']):<4}")
+        lines.append(f"{group:<17} {format_points(score):>6} / {format_points(most):<4}  {status:<8} {feedback[:110]}")
+    lines.append(f"{'total':<17} {format_points(report['score']):>6} / {format_points(report['max_score']):<4}")
     return "\n".join(lines)
 
 
-def _points(value):
+def format_points(value):
     return f"{value:g}" if float(value).is_integer() else f"{value:.2f}"
