@@ -9,7 +9,10 @@ from pathlib import Path
 VERSION = "1.0.0"
 
 ROOT = Path(__file__).resolve().parent.parent
-COURSE_PACKAGE = ROOT / "starter" / "autodiff"   # the course's given code; graded bodies blank
+# The course's given code, graded bodies blank: the starter in the repository; grader/course/ in
+# the packages built from it (the student handout, the Gradescope autograder).
+COURSE_PACKAGE = next((p for p in (ROOT / "starter" / "autodiff", ROOT / "grader" / "course" / "autodiff") if p.is_dir()),
+                      ROOT / "starter" / "autodiff")
 CHECKS = ROOT / "tests" / "checks"
 DEFAULT_RUBRIC = Path(__file__).resolve().parent / "rubric.toml"
 

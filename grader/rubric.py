@@ -29,6 +29,18 @@ class Rubric:
     def visibility_of(self, kind):
         return self.visibility.get(kind, "visible")
 
+    def visible_toml(self):
+        """This rubric with only its visible checks, as TOML: the rubric of the student handout,
+        which must not carry the weights of the checks it does not ship."""
+        groups = {}
+        for (group, kind), points in self.points.items():
+            if self.visibility_of(kind) == "visible":
+                groups.setdefault(group, []).append(f"{kind} = {points}")
+        lines = ["# The visible checks of the course's rubric (generated: edit the course's rubric instead).", "",
+                 "[checks]"] + [f"{group} = {{ {', '.join(kinds)} }}" for group, kinds in groups.items()]
+        lines += ["", "[mnist]"] + [f"{key} = {value!r}" for key, value in self.mnist.items()]
+        return "\n".join(lines) + "\n"
+
     def mnist_credit(self, accuracy):
         """Fraction of the MNIST points for a test accuracy in %: a linear ramp."""
         low, high = self.mnist["zero_credit_accuracy"], self.mnist["full_credit_accuracy"]

@@ -1,0 +1,70 @@
+"""What the package builders share: deterministic zips, and the guards that keep solutions and
+hidden checks out of anything students receive."""
+import ast
+import stat
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXED_TIME = (2026, 1, 1, 0, 0, 0)  # the same inputs give the same zip, byte for byte
+SKIPPED = {"__pycache__", ".pytest_cache"}
+
+
+class Zip:
+    """A zip written in the order files are added, with fixed timestamps and modes."""
+
+    def __init__(self, path):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.archive = zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED)
+        self.names = []
+
+    def add_bytes(self, name, data, executable=False):
+        info = zipfile.ZipInfo(name, FIXED_TIME)
+        info.external_attr = (stat.S_IFREG | (0o755 if executable else 0o644)) << 16
+        info.compress_type = zipfile.ZIP_DEFLATED
+        self.archive.writestr(info, data)
+        self.names.append(name)
+
+    def add_file(self, name, path, executable=False):
+        self.add_bytes(name, Path(path).read_bytes(), executable)
+
+    def add_tree(self, prefix, folder, keep=lambda path: True):
+        for path in sorted(Path(folder).rglob("*")):
+            if path.is_file() and not SKIPPED & set(path.parts) and keep(path):
+                self.add_file(f"{prefix}/{path.relative_to(folder).as_posix()}", path)
+
+    def close(self):
+        self.archive.close()
+
+
+def check_kinds(path):
+    """The kinds of check a test file defines: its test functions' names without `test_`."""
+    tree = ast.parse(Path(path).read_text())
+    return {node.name.removeprefix("test_") for node in tree.body
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")}
+
+
+def core_requirements():
+    """requirements.txt without what only instructors' batch grading needs (Dask)."""
+    lines = (ROOT / "requirements.txt").read_text().splitlines()
+    return "\n".join(line for line in lines if not line.startswith(("dask", "distributed"))) + "\n"
+
+
+def assert_no_solutions(zip_path):
+    """No solution region, and no graded body of the reference, in anything packaged."""
+    solution_lines = set()
+    for module in ("ops", "activations", "losses", "regularizers"):
+        inside = False
+        for line in (ROOT / "solutions" / "autodiff" / f"{module}.py").read_text().splitlines():
+            if "# BEGIN SOLUTION" in line:
+                inside = True
+            elif "# END SOLUTION" in line:
+                inside = False
+            elif inside and len(line.strip()) > 25:
+                solution_lines.add(line.strip())
+    with zipfile.ZipFile(zip_path) as archive:
+        for name in archive.namelist():
+            text = archive.read(name).decode("utf-8", errors="replace")
+            leaked = "# BEGIN SOLUTION" in text or any(line.strip() in solution_lines for line in text.splitlines())
+            if leaked:
+                raise SystemExit(f"{zip_path}: {name} carries solution code; refusing to ship it")

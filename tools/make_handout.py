@@ -1,0 +1,62 @@
+"""Build dist/autodiff-handout.zip: what students receive.
+
+The starter package, MNIST, the grader with the *visible* checks only and a rubric of their
+weights only, and a student README (English and Korean) with a Makefile: `make check` grades
+their work with the same engine and feedback as the real grading, `make train` runs the
+handout's experiment with their ops. A check file whose checks are not all visible is left out;
+one that mixes visible and hidden kinds stops the build (split it).
+
+    python tools/make_handout.py [--out dist/autodiff-handout.zip]
+"""
+import argparse
+import sys
+from pathlib import Path
+
+from bundle import ROOT, Zip, assert_no_solutions, check_kinds, core_requirements
+
+sys.path.insert(0, str(ROOT))
+from grader.rubric import load_rubric  # noqa: E402
+
+TOP = "autodiff-handout"
+
+
+def visible_check_files(rubric):
+    files = []
+    for path in sorted((ROOT / "tests" / "checks").glob("test_*.py")):
+        visible = {kind: rubric.visibility_of(kind) == "visible" for kind in check_kinds(path)}
+        if all(visible.values()):
+            files.append(path)
+        elif any(visible.values()):
+            sys.exit(f"{path.relative_to(ROOT)} mixes visible and other kinds ({visible}): split it")
+    return files
+
+
+def build(out):
+    rubric = load_rubric(ROOT / "grader" / "rubric.toml")
+    archive = Zip(out)
+    for name in ("README.md", "README.ko.md", "Makefile"):
+        archive.add_file(f"{TOP}/{name}", ROOT / "handout" / name)
+    archive.add_bytes(f"{TOP}/requirements.txt", core_requirements())
+    archive.add_tree(f"{TOP}/autodiff", ROOT / "starter" / "autodiff")
+    archive.add_tree(f"{TOP}/datasets/mnist", ROOT / "datasets" / "mnist")
+    archive.add_tree(f"{TOP}/grader", ROOT / "grader", keep=lambda path: path.name != "rubric.toml")
+    archive.add_bytes(f"{TOP}/grader/rubric.toml", rubric.visible_toml())
+    archive.add_tree(f"{TOP}/grader/course/autodiff", ROOT / "starter" / "autodiff")
+    checks = ROOT / "tests" / "checks"
+    for path in [checks / "__init__.py", checks / "cases.py", *visible_check_files(rubric)]:
+        archive.add_file(f"{TOP}/tests/checks/{path.name}", path)
+    archive.close()
+    assert_no_solutions(out)
+    return archive.names
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "dist" / "autodiff-handout.zip")
+    args = parser.parse_args()
+    names = build(args.out)
+    print(f"{args.out}: {len(names)} files")
+
+
+if __name__ == "__main__":
+    main()
