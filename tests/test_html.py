@@ -1,0 +1,74 @@
+"""Feedback pages: self-contained, honest about visibility, and rendered by a real browser."""
+import shutil
+import sys
+
+import pytest
+from _grading import grade_and_validate, reference_copy
+from _paths import ROOT
+
+from grader.gradebook import summarize
+from grader.html import class_index, student_page
+from grader.roster import Roster
+from grader.rubric import load_rubric
+
+sys.path.insert(0, str(ROOT / "tools"))
+from screenshot_pages import screenshot  # noqa: E402
+
+UNREDUCED_MUL = ("return reduce_grad_to_shape(grad_a, a.shape), reduce_grad_to_shape(grad_b, b.shape)\n"
+                 "        # END SOLUTION\n\n\nclass Matmul",
+                 "return grad_a, grad_b\n        # END SOLUTION\n\n\nclass Matmul")
+LEAKY_SOFTMAX = ("exp = np.exp(x - x.max(axis=axis, keepdims=True))", "exp = np.exp(x)")
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("class")
+    buggy = reference_copy(folder / "bob", {"ops": [UNREDUCED_MUL], "activations": [LEAKY_SOFTMAX]})
+    graded = {"alice": grade_and_validate(reference_copy(folder / "alice")), "bob": grade_and_validate(buggy)}
+    for student, report in graded.items():
+        report["student"] = student
+    return graded
+
+
+def test_student_page_is_self_contained(reports):
+    page = student_page(reports["bob"])
+    for outside in ("http://", "https://", "<script", "<link", "@import", "src="):
+        assert outside not in page
+
+
+def test_student_page_shows_the_diagnosis_and_the_training_curve(reports):
+    page = student_page(reports["bob"])
+    assert "you forgot to reduce the broadcast" in page
+    assert "<polyline" in page and "Test accuracy" in page
+
+
+def test_student_page_holds_back_checks_the_rubric_does_not_reveal_yet(reports):
+    before_due = student_page(reports["bob"], reveal="visible")
+    after_due = student_page(reports["bob"], reveal="after_due_date")
+    assert "Softmax · stability" not in before_due and "shown after the due date" in before_due
+    assert "Softmax · stability" in after_due and "subtract the maximum" in after_due
+
+
+def test_feedback_text_is_escaped(reports):
+    report = {**reports["bob"], "messages": ["<b>not bold</b>"]}
+    assert "&lt;b&gt;not bold&lt;/b&gt;" in student_page(report)
+
+
+def test_class_index_has_histogram_pass_rates_failures_and_a_link_per_student(reports):
+    rubric = load_rubric(ROOT / "tests" / "fixtures" / "rubric-fast.toml")
+    page = class_index(reports, summarize(reports, Roster(), rubric), {"alice": "alice.html", "bob": "bob.html"})
+    assert "aria-label='score histogram'" in page
+    assert "Pass rate by group" in page and "50% (1 of 2)" in page
+    assert "Mul · backward" in page
+    assert "href='alice.html'" in page and "href='bob.html'" in page
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed (apt-get install chromium)")
+def test_pages_render_in_headless_chromium_without_console_messages(reports, tmp_path):
+    rubric = load_rubric(ROOT / "tests" / "fixtures" / "rubric-fast.toml")
+    (tmp_path / "bob.html").write_text(student_page(reports["bob"]))
+    (tmp_path / "index.html").write_text(class_index(reports, summarize(reports, Roster(), rubric),
+                                                    {"alice": "alice.html", "bob": "bob.html"}))
+    for page in ("bob.html", "index.html"):
+        assert screenshot(tmp_path / page, tmp_path / f"{page}.png") == []
+        assert (tmp_path / f"{page}.png").stat().st_size > 10_000
