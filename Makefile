@@ -17,8 +17,11 @@ PRESET ?= default
 SUBMISSION ?= solutions
 OUT ?= build/report.json
 FORMAT ?= native
+SUBMISSIONS ?=
+# empty: as many gradings at once as there are cores
+JOBS ?=
 
-.PHONY: test grade experiment bench mnist-seeds starter clean
+.PHONY: test grade batch experiment bench bench-batch attacks mnist-seeds starter handout gradescope clean
 
 $(READY): requirements.txt
 	$(BASE_PYTHON) -m venv $(VENV)
@@ -37,11 +40,22 @@ test: $(READY) $(SANDBOX)
 grade: $(READY) $(SANDBOX)
 	$(PYTHON) -m grader grade $(SUBMISSION) --out $(OUT) --format $(FORMAT)
 
+batch: OUT = build/batch
+batch: $(READY) $(SANDBOX)
+	$(if $(SUBMISSIONS),,$(error usage: make batch SUBMISSIONS=folder-or-zip [OUT=build/batch] [JOBS=n]))
+	$(PYTHON) -m grader batch $(SUBMISSIONS) --out $(OUT) $(if $(JOBS),--jobs $(JOBS))
+
 experiment: $(READY)
 	cd solutions && ../$(PYTHON) -m autodiff.train --preset $(PRESET) --out ../results
 
 bench: $(READY)
 	$(PYTHON) benchmarks/epoch_speed.py --out results/bench.json
+
+bench-batch: $(READY) $(SANDBOX)
+	$(PYTHON) benchmarks/batch_speed.py --out results/batch_speed.json
+
+attacks: $(READY) $(SANDBOX)
+	$(PYTHON) benchmarks/attacks.py --out results/attacks.json
 
 mnist-seeds: $(READY)
 	$(PYTHON) benchmarks/mnist_seeds.py --out results/mnist_seeds.json
@@ -49,5 +63,11 @@ mnist-seeds: $(READY)
 starter: $(READY)
 	$(PYTHON) tools/make_starter.py
 
+handout: $(READY)
+	$(PYTHON) tools/make_handout.py --out dist/autodiff-handout.zip
+
+gradescope: $(READY)
+	$(PYTHON) tools/make_gradescope.py --out dist/gradescope-autograder.zip
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache build dist

@@ -16,7 +16,8 @@ from pathlib import Path
 from . import VERSION
 from .grade import grade
 from .gradebook import row_problems, write_class_files
-from .report import build_report, write_report
+from .html import class_index, student_page
+from .report import build_report, write_atomically, write_report
 from .roster import LMS_PATTERN, discover
 from .rubric import load_rubric
 from .submission import Submission, submission_sha256
@@ -26,12 +27,12 @@ def report_path(out, student_id, format="native"):
     return Path(out) / "reports" / (f"{student_id}.json" if format == "native" else f"{student_id}.{format}.json")
 
 
-def is_current(out, student, content_hash, rubric):
-    """Does a finished report for this exact submission, grader and rubric already exist?"""
+def is_current(out, student, content_hash, rubric, isolation):
+    """Does a finished report for this exact submission, grader, rubric and isolation already exist?"""
     try:
         report = json.loads(report_path(out, student.id).read_text())
         return (report["submission"]["sha256"] == content_hash and report["grader"]["version"] == VERSION
-                and report["grader"]["rubric_sha256"] == rubric.sha256)
+                and report["grader"]["rubric_sha256"] == rubric.sha256 and report["grader"]["isolation"] == isolation)
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
@@ -42,15 +43,22 @@ def grade_student(student_id, path, rubric_path, isolation):
     try:
         report = grade(path, rubric, isolation)
     except Exception as error:  # one bad row, never a lost batch
-        detail = traceback.format_exception_only(type(error), error)[-1].strip()
-        report = build_report(Submission(path=str(path), form="unknown", sha256=submission_sha256(path)), rubric, [],
-                              isolation, 0.0, messages=[f"the grader failed on this submission: {detail}"])
+        return failed_report(student_id, path, rubric, isolation, error)
+    report["student"] = student_id
+    return report
+
+
+def failed_report(student_id, path, rubric, isolation, error):
+    """The report of a submission the grader itself failed on: zeros, and the reason."""
+    detail = traceback.format_exception_only(type(error), error)[-1].strip()
+    report = build_report(Submission(path=str(path), form="unknown", sha256=submission_sha256(path)), rubric, [],
+                          isolation, 0.0, messages=[f"the grader failed on this submission: {detail}"])
     report["student"] = student_id
     return report
 
 
 def run_batch(source, out, rubric, jobs=None, force=False, only=(), formats=("native",), scheduler=None,
-              pattern=LMS_PATTERN, isolation="process", progress=True):
+              pattern=LMS_PATTERN, isolation="process", progress=True, html=False):
     """Grade every submission in `source` into `out`; returns (roster, graded ids, skipped ids)."""
     out = Path(out)
     roster = discover(source, out / "staging", pattern)
@@ -62,11 +70,11 @@ def run_batch(source, out, rubric, jobs=None, force=False, only=(), formats=("na
     for student in roster.students:
         if only and student.id not in only:
             skipped.append(student.id)
-        elif force or only or not is_current(out, student, submission_sha256(student.path), rubric):
+        elif force or only or not is_current(out, student, submission_sha256(student.path), rubric, isolation):
             todo.append(student)
         else:
             skipped.append(student.id)
-    for leftover in (out / "reports").glob(".*.tmp") if (out / "reports").is_dir() else ():
+    for leftover in [*out.glob(".*.tmp"), *out.glob("reports/.*.tmp")]:
         leftover.unlink()  # a write a kill interrupted: never read, never kept
 
     bar = _progress_bar(len(todo), progress)
@@ -83,8 +91,23 @@ def run_batch(source, out, rubric, jobs=None, force=False, only=(), formats=("na
         path = report_path(out, student.id)
         if path.is_file():
             reports[student.id] = json.loads(path.read_text())
-    write_class_files(out, reports, roster, rubric)
+            for format in formats:  # asked for only now, or left from an older grading: converted, not regraded
+                converted = report_path(out, student.id, format)
+                if not converted.is_file() or converted.stat().st_mtime_ns < path.stat().st_mtime_ns:
+                    write_report(reports[student.id], converted, format)
+    summary = write_class_files(out, reports, roster, rubric)
+    if html:
+        write_pages(out / "html", reports, summary)
     return roster, [s.id for s in todo], skipped
+
+
+def write_pages(folder, reports, summary):
+    """A feedback page per student (checks shown as the rubric allows before the due date) and
+    the class index linking them."""
+    pages = {student: f"{student}.html" for student in reports}
+    for student, report in reports.items():
+        write_atomically(folder / pages[student], student_page(report))
+    write_atomically(folder / "index.html", class_index(reports, summary, pages))
 
 
 def _graded(todo, rubric, isolation, jobs, scheduler):
@@ -94,9 +117,13 @@ def _graded(todo, rubric, isolation, jobs, scheduler):
         from distributed import as_completed as dask_completed
 
         with Client(scheduler) as client:
-            futures = [client.submit(grade_student, s.id, str(s.path), rubric.path, isolation, pure=False) for s in todo]
+            futures = {client.submit(grade_student, s.id, str(s.path), rubric.path, isolation, pure=False): s for s in todo}
             for future in dask_completed(futures):
-                yield future.result()
+                try:
+                    yield future.result()
+                except Exception as error:  # a lost worker, say: that student's row says so; a rerun retries
+                    student = futures[future]
+                    yield failed_report(student.id, student.path, rubric, isolation, error)
         return
     with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
         futures = [pool.submit(grade_student, s.id, s.path, rubric.path, isolation) for s in todo]

@@ -43,6 +43,7 @@ def main(argv=None):
     many.add_argument("--force", action="store_true", help="regrade every submission, even those already graded")
     many.add_argument("--only", nargs="+", default=(), metavar="ID", help="regrade only these students")
     many.add_argument("--gradescope", action="store_true", help="also write each report in Gradescope's format")
+    many.add_argument("--html", action="store_true", help="also write a feedback page per student and a class index in OUT/html/")
     many.add_argument("--id-pattern", default=LMS_PATTERN,
                       help="regular expression for LMS file names, with a group 'id' (and optionally 'file')")
     many.add_argument("--scheduler", help="a Dask scheduler address (tcp://HOST:PORT) to grade on its workers")
@@ -102,7 +103,7 @@ def batch(args, rubric):
     try:
         roster, graded, skipped = run_batch(args.submissions, args.out, rubric, jobs=args.jobs, force=args.force,
                                             only=set(args.only), formats=formats, scheduler=args.scheduler,
-                                            pattern=args.id_pattern, isolation=args.isolation)
+                                            pattern=args.id_pattern, isolation=args.isolation, html=args.html)
     except (SubmissionError, ValueError, re.error, OSError) as error:  # OSError: a scheduler out of reach, say
         print(f"grader: cannot grade the batch: {error}", file=sys.stderr)
         return 1
@@ -110,5 +111,6 @@ def batch(args, rubric):
     if roster.unmatched:
         print(f"{len(roster.unmatched)} entries match no student: {', '.join(roster.unmatched[:10])}")
     print((args.out / "summary.md").read_text())
-    print(f"gradebook: {args.out / 'gradebook.csv'}; reports: {args.out / 'reports'}/")
+    print(f"gradebook: {args.out / 'gradebook.csv'}; reports: {args.out / 'reports'}/"
+          + (f"; feedback pages: {args.out / 'html' / 'index.html'}" if args.html else ""))
     return 0

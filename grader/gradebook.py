@@ -14,8 +14,8 @@ from .report import write_atomically
 
 def row_problems(report):
     """What an instructor should know about one report: '' when nothing."""
-    if report["status"] != "graded":
-        return "; ".join(report["messages"]) or report["status"]
+    if report["status"] != "graded":  # one line, however many the message has: it is a spreadsheet cell
+        return " / ".join(" ".join(m.split()) for m in report["messages"]) or report["status"]
     problems = [f"{t['status']}: {t['name']}" for t in report["tests"] if t["status"] in ("error", "timeout")]
     if report["submission"]["missing"]:
         problems.append(f"missing: {', '.join(report['submission']['missing'])}")
@@ -48,11 +48,14 @@ def write_class_files(out, reports, roster, rubric):
     write_atomically(out / "summary.md", summary_markdown(summary))
     if summary["count"]:
         draw_histogram([reports[s]["score"] for s in ids], rubric.max_score, out / "score_histogram.png")
+    return summary
 
 
 def summarize(reports, roster, rubric):
     scores = [reports[s]["score"] for s in sorted(reports)]
-    failing = Counter(t["name"] for r in reports.values() for t in r["tests"] if t["status"] != "passed")
+    # Only what was graded: an unreadable submission ran no check, so it failed none.
+    failing = Counter(t["name"] for r in reports.values() if r["status"] == "graded"
+                      for t in r["tests"] if t["status"] != "passed")
     edges = [rubric.max_score * i / 10 for i in range(11)]
     counts = [sum(1 for s in scores if low <= s < high or (high == edges[-1] and s == high))
               for low, high in zip(edges, edges[1:])]

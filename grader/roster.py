@@ -54,6 +54,8 @@ def discover(source, staging, pattern=LMS_PATTERN):
     if not source.is_dir():
         raise SubmissionError(f"{source} is not a folder or a .zip of the class's submissions")
     pattern = re.compile(pattern)
+    if "id" not in pattern.groupindex:
+        raise SubmissionError(f"the id pattern {pattern.pattern!r} has no group named 'id', as in (?P<id>\\d+)")
     grouped = {}
     for entry in sorted(source.iterdir()):
         if entry.name.startswith(".") or entry.name in ("__MACOSX", "__pycache__"):

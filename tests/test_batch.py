@@ -1,0 +1,413 @@
+"""Grading a class (`grader batch`): the layouts an instructor has, resuming without redoing or
+losing work, one bad submission costing one row, a gradebook that does not depend on how many runs
+(or kills) it took, and the same results on a Dask cluster.
+
+Most tests copy one class graded once per module (`graded_class`) and rerun the batch on the copy."""
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from _grading import FAST_RUBRIC, reference_copy
+from _paths import ROOT, SOLUTIONS
+
+from grader import DEFAULT_RUBRIC, GRADED_MODULES
+from grader import report as report_module
+from grader.batch import run_batch
+from grader.cli import main
+from grader.report import write_atomically
+from grader.roster import discover
+from grader.rubric import load_rubric
+from grader.sandbox.launch import level_available
+
+WRONG_MUL = ("        return a * b\n", "        return a * b + 1.0\n")
+GROUPS = list(dict.fromkeys(group for group, _ in FAST_RUBRIC.points))
+HEADER = ["student_id", "total", *GROUPS, "status", "problem"]
+CLASS = ["12345", "alice", "bob"]  # carol's LMS files are graded under her id, 12345
+
+
+def batch(source, out, rubric=FAST_RUBRIC, **options):
+    """run_batch with the fast rubric, two at once and no progress bar: (roster, graded, kept)."""
+    return run_batch(source, out, rubric, **{"jobs": 2, "progress": False, **options})
+
+
+def zip_of(folder, archive, prefix=""):
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
+        for path in sorted(Path(folder).rglob("*")):
+            if path.is_file():
+                zipped.write(path, prefix + path.relative_to(folder).as_posix())
+    return archive
+
+
+def lms_files(folder, prefix, modules=GRADED_MODULES, rename=lambda module: f"{module}.py"):
+    """The reference's graded modules as an LMS download names them: prefix + file name."""
+    for module in modules:
+        shutil.copyfile(SOLUTIONS / "autodiff" / f"{module}.py", Path(folder) / f"{prefix}{rename(module)}")
+
+
+def gradebook(out):
+    with open(Path(out) / "gradebook.csv", newline="", encoding="utf-8-sig") as file:
+        return list(csv.DictReader(file))
+
+
+def rows(out):
+    return {row["student_id"]: row for row in gradebook(out)}
+
+
+def report_stamps(out):
+    """{report file name: (mtime in ns, bytes)}: what an untouched report keeps."""
+    return {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted((Path(out) / "reports").iterdir())}
+
+
+# -- the class graded once ------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def graded_class(tmp_path_factory):
+    """alice: the reference as a folder; bob: the reference with a wrong Mul.forward, zipped;
+    carol (id 12345): the reference as Canvas files, late, one resubmitted; two stray files."""
+    root = tmp_path_factory.mktemp("class")
+    source = root / "submissions"
+    source.mkdir()
+    reference_copy(source / "alice")
+    zip_of(reference_copy(root / "bob", {"ops": [WRONG_MUL]}), source / "bob.zip")
+    lms_files(source, "carol_12345_67890_", ["ops", "activations"])
+    lms_files(source, "carol_late_12345_67891_", ["losses", "regularizers"], rename=lambda m: f"{m}-1.py")
+    (source / "notes.txt").write_text("grade these by Friday")
+    (source / "photo.png").write_bytes(b"\x89PNG")
+    _, graded, kept = batch(source, root / "out")
+    assert (graded, kept) == (CLASS, [])
+    return source, root / "out"
+
+
+@pytest.fixture
+def class_copy(graded_class, tmp_path):
+    """A copy of the graded class and its output, elsewhere: rerunning on it changes nothing shared."""
+    source, out = graded_class
+    shutil.copytree(source, tmp_path / "submissions")
+    shutil.copytree(out, tmp_path / "out")
+    return tmp_path / "submissions", tmp_path / "out"
+
+
+# -- layouts ----------------------------------------------------------------------------------
+
+def test_folders_zips_and_notebooks_are_one_student_each(tmp_path):
+    (tmp_path / "alice").mkdir()
+    (tmp_path / "bob.zip").write_bytes(b"")
+    (tmp_path / "carol.ipynb").write_text("{}")
+    (tmp_path / "syllabus.pdf").write_bytes(b"%PDF")
+    roster = discover(tmp_path, tmp_path.parent / "staging")
+    assert [(s.id, s.path.name) for s in roster.students] == [("alice", "alice"), ("bob", "bob.zip"),
+                                                              ("carol", "carol.ipynb")]
+    assert roster.unmatched == ["syllabus.pdf"]
+
+
+def test_lms_files_are_grouped_by_student_id_with_late_and_resubmission_marks_dropped(tmp_path):
+    source = tmp_path / "download"
+    source.mkdir()
+    lms_files(source, "smith_john_12345_67890_", ["ops", "activations"])
+    lms_files(source, "smith_john_12345_67891_", ["losses"], rename=lambda m: f"{m}-1.py")
+    lms_files(source, "doe_late_67890_11111_", ["ops"])
+    roster = discover(source, tmp_path / "staging")
+    assert [s.id for s in roster.students] == ["12345", "67890"]
+    smith, doe = roster.students
+    assert sorted(p.name for p in smith.path.iterdir()) == ["activations.py", "losses.py", "ops.py"]
+    assert (smith.path / "losses.py").read_bytes() == (SOLUTIONS / "autodiff" / "losses.py").read_bytes()
+    assert [p.name for p in doe.path.iterdir()] == ["ops.py"]
+    assert roster.unmatched == []
+
+
+def test_a_zip_of_the_class_folder_is_unpacked_and_its_top_folder_entered(tmp_path):
+    source = tmp_path / "download"
+    reference_copy(source / "alice")
+    source.joinpath("bob.ipynb").write_text("{}")
+    lms_files(source, "smith_12345_67890_", ["ops"])
+    roster = discover(zip_of(source, tmp_path / "class.zip", prefix="export/"), tmp_path / "staging")
+    assert [s.id for s in roster.students] == ["12345", "alice", "bob"]
+    assert all((tmp_path / "staging") in s.path.parents for s in roster.students)
+    assert (roster.students[1].path / "autodiff" / "ops.py").is_file()
+
+
+def test_a_custom_id_pattern_names_the_students(tmp_path):
+    lms_files(tmp_path, "s001-", ["ops", "losses"])
+    lms_files(tmp_path, "s002-", ["ops"])
+    roster = discover(tmp_path, tmp_path / ".staging", pattern=r"^(?P<id>s\d+)-(?P<file>.+)$")
+    assert [(s.id, sorted(p.name for p in s.path.iterdir())) for s in roster.students] == \
+        [("s001", ["losses.py", "ops.py"]), ("s002", ["ops.py"])]
+
+
+def test_an_id_pattern_without_an_id_group_is_refused_with_a_message(tmp_path, capsys):
+    (tmp_path / "class").mkdir()
+    lms_files(tmp_path / "class", "s001-", ["ops"])
+    status = main(["batch", str(tmp_path / "class"), "--out", str(tmp_path / "out"), "--rubric", FAST_RUBRIC.path,
+                   "--id-pattern", r"^(?P<student>s\d+)-(?P<file>.+)$"])
+    assert status == 1
+    assert "group named 'id'" in capsys.readouterr().err
+
+
+def test_files_that_fit_no_layout_are_listed_as_unmatched_in_the_summary(graded_class):
+    _, out = graded_class
+    assert json.loads((out / "summary.json").read_text())["unmatched_files"] == ["notes.txt", "photo.png"]
+    summary = (out / "summary.md").read_text()
+    assert "## Files that match no student\n\n- notes.txt\n- photo.png\n" in summary
+
+
+# -- the gradebook ------------------------------------------------------------------------------
+
+def test_gradebook_opens_as_csv_with_a_column_per_group_status_and_problem(graded_class):
+    _, out = graded_class
+    assert (out / "gradebook.csv").read_bytes().startswith(b"\xef\xbb\xbfstudent_id,")
+    assert list(gradebook(out)[0]) == HEADER
+    table = rows(out)
+    assert list(table) == CLASS
+    assert [(table[s]["total"], table[s]["Mul"], table[s]["status"], table[s]["problem"]) for s in CLASS] == \
+        [("100", "8", "graded", ""), ("100", "8", "graded", ""), ("98", "6", "graded", "")]
+
+
+def test_summary_counts_the_class_and_names_the_check_most_failed(graded_class):
+    _, out = graded_class
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["count"], summary["mean"], summary["median"]) == (3, 99.33, 100)
+    assert summary["most_failed_checks"] == [{"check": "Mul · forward", "students": 1}]
+    assert summary["needs_a_human_look"] == []
+    assert (out / "score_histogram.png").read_bytes().startswith(b"\x89PNG")
+
+
+# -- resuming -------------------------------------------------------------------------------------
+
+def test_rerun_grades_nothing_and_leaves_every_report_untouched(class_copy):
+    source, out = class_copy
+    before, book = report_stamps(out), (out / "gradebook.csv").read_bytes()
+    _, graded, kept = batch(source, out)
+    assert (graded, kept) == ([], CLASS)
+    assert report_stamps(out) == before
+    assert (out / "gradebook.csv").read_bytes() == book
+
+
+@pytest.mark.skipif(not level_available("namespace"), reason="namespace isolation needs root, bubblewrap and the sandbox runtime")
+def test_a_report_graded_at_another_isolation_level_is_regraded(class_copy):
+    source, out = class_copy
+    _, graded, _ = batch(source, out, isolation="namespace")
+    assert graded == CLASS
+
+
+def test_html_writes_a_page_per_student_and_an_index_linking_them(class_copy):
+    source, out = class_copy
+    batch(source, out, html=True)
+    assert sorted(p.name for p in (out / "html").iterdir()) == ["12345.html", "alice.html", "bob.html", "index.html"]
+    index = (out / "html" / "index.html").read_text()
+    assert all(f"href='{student}.html'" in index for student in CLASS)
+    assert "Mul · forward" in (out / "html" / "bob.html").read_text()
+
+
+def test_force_regrades_every_submission(class_copy):
+    source, out = class_copy
+    before, book = report_stamps(out), (out / "gradebook.csv").read_bytes()
+    _, graded, kept = batch(source, out, force=True)
+    assert (graded, kept) == (CLASS, [])
+    assert all(report_stamps(out)[name][0] != stamp[0] for name, stamp in before.items())
+    assert (out / "gradebook.csv").read_bytes() == book
+
+
+def test_only_regrades_the_named_student(class_copy):
+    source, out = class_copy
+    before = report_stamps(out)
+    _, graded, kept = batch(source, out, only={"bob"})
+    assert (graded, kept) == (["bob"], ["12345", "alice"])
+    after = report_stamps(out)
+    assert after["bob.json"][0] != before["bob.json"][0]
+    assert {n: s for n, s in after.items() if n != "bob.json"} == {n: s for n, s in before.items() if n != "bob.json"}
+
+
+def test_only_naming_nobody_in_the_class_is_refused(class_copy):
+    with pytest.raises(ValueError, match="--only names no submission: zed"):
+        batch(*class_copy, only={"zed"})
+
+
+def test_an_edited_submission_is_regraded_and_the_others_kept(class_copy):
+    source, out = class_copy
+    ops = source / "alice" / "autodiff" / "ops.py"
+    ops.write_text(ops.read_text().replace(*WRONG_MUL))
+    before = report_stamps(out)
+    _, graded, _ = batch(source, out)
+    assert graded == ["alice"]
+    assert rows(out)["alice"]["total"] == "98"
+    assert {n: s for n, s in report_stamps(out).items() if n != "alice.json"} == \
+        {n: s for n, s in before.items() if n != "alice.json"}
+
+
+def test_a_report_from_another_grader_version_is_regraded(class_copy):
+    source, out = class_copy
+    report = json.loads((out / "reports" / "bob.json").read_text())
+    report["grader"]["version"] = "0.9.0"
+    (out / "reports" / "bob.json").write_text(json.dumps(report))
+    assert batch(source, out)[1] == ["bob"]
+
+
+def test_gradescope_reports_asked_for_on_a_rerun_are_written_without_regrading(class_copy):
+    source, out = class_copy
+    _, graded, _ = batch(source, out, formats=("native", "gradescope"))
+    assert graded == []
+    for student in CLASS:
+        native = json.loads((out / "reports" / f"{student}.json").read_text())
+        assert json.loads((out / "reports" / f"{student}.gradescope.json").read_text())["score"] == native["score"]
+
+
+def test_gradebook_after_deleting_reports_and_resuming_is_byte_identical(graded_class, class_copy):
+    source, out = class_copy
+    for student in ("12345", "bob"):
+        (out / "reports" / f"{student}.json").unlink()
+    (out / "gradebook.csv").unlink()
+    _, graded, _ = batch(source, out)
+    assert graded == ["12345", "bob"]
+    for name in ("gradebook.csv", "summary.json", "summary.md"):
+        assert (out / name).read_bytes() == (graded_class[1] / name).read_bytes(), name
+
+
+def processes_under(folder):
+    """Processes whose working directory is inside folder (a grading's leftover workers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and Path(os.readlink(entry / "cwd")).is_relative_to(folder):
+                found.append(int(entry.name))
+        except OSError:
+            pass
+    return found
+
+
+def test_batch_killed_midway_resumes_to_the_same_gradebook_without_redoing_finished_reports(graded_class, tmp_path):
+    source = shutil.copytree(graded_class[0], tmp_path / "submissions")
+    out, scratch = tmp_path / "out", tmp_path / "tmp"
+    scratch.mkdir()
+    command = [sys.executable, "-m", "grader", "batch", str(source), "--out", str(out), "--jobs", "1",
+               "--rubric", FAST_RUBRIC.path, "--isolation", "process"]
+    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "TMPDIR": str(scratch)}, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not list(out.glob("reports/*.json")) and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.02)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        for pid in processes_under(scratch):  # sandboxed workers run in sessions of their own
+            os.kill(pid, signal.SIGKILL)
+    finished = report_stamps(out)
+    assert 1 <= len(finished) < len(CLASS), "the kill did not land midway"
+    _, graded, kept = batch(source, out)
+    assert sorted(f"{s}.json" for s in kept) == sorted(finished)
+    assert len(graded) == len(CLASS) - len(finished)
+    assert {name: report_stamps(out)[name] for name in finished} == finished
+    assert (out / "gradebook.csv").read_bytes() == (graded_class[1] / "gradebook.csv").read_bytes()
+
+
+# -- atomic writes --------------------------------------------------------------------------------
+
+def test_a_leftover_temporary_report_is_removed_and_never_read(class_copy):
+    source, out = class_copy
+    fake = json.loads((out / "reports" / "alice.json").read_text()) | {"score": 0, "status": "error"}
+    leftover = out / "reports" / ".alice.json.k3j9x2.tmp"
+    leftover.write_text(json.dumps(fake)[:-40])  # a write the kill cut short
+    (out / "reports" / ".bob.json.q8w7e6.tmp").write_text(json.dumps(fake))
+    (out / ".gradebook.csv.z1x2c3.tmp").write_text("half a gradebook")
+    book = (out / "gradebook.csv").read_bytes()
+    _, graded, _ = batch(source, out)
+    assert graded == []
+    assert sorted(p.name for p in out.rglob(".*.tmp")) == []
+    assert (out / "gradebook.csv").read_bytes() == book
+
+
+def test_a_failed_write_leaves_the_previous_file_whole_and_no_partial_file(tmp_path, monkeypatch):
+    report = tmp_path / "reports" / "alice.json"
+    write_atomically(report, '{"score": 100}\n')
+
+    def interrupted(source, target):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(report_module.os, "replace", interrupted)
+    with pytest.raises(OSError, match="disk full"):
+        write_atomically(report, '{"score": 0, "tests": [' + "1, " * 100_000 + "]}\n")
+    with pytest.raises(OSError):
+        write_atomically(tmp_path / "reports" / "bob.json", "{}\n")
+    assert [p.name for p in report.parent.iterdir()] == ["alice.json"]
+    assert report.read_text() == '{"score": 100}\n'
+
+
+# -- one bad submission, one bad row -------------------------------------------------------------
+
+HANG_IN_POW_BACKWARD = ("        a, b, y = ctx.saved_tensors\n",
+                        "        a, b, y = ctx.saved_tensors\n        while True:\n            pass\n")
+EXIT_IN_MUL_FORWARD = ("        return a * b\n", "        import os\n        os._exit(0)\n")
+EXIT_AT_IMPORT = ("import numpy as np\n", "import os\nos._exit(0)\n")
+MEMORY_BOMB_IN_MATMUL = ("        return np.matmul(a, b)\n",  # 8 TB: stopped at once by the worker's memory limit
+                         "        hoard = np.ones(1 << 40)\n        return np.matmul(a, b)\n")
+
+
+def test_crashing_hanging_memory_hungry_and_unreadable_submissions_each_cost_one_row(tmp_path):
+    source = tmp_path / "class"
+    reference_copy(source / "correct")
+    reference_copy(source / "exit_at_import", {"ops": [EXIT_AT_IMPORT]})
+    reference_copy(source / "exit_in_op", {"ops": [EXIT_IN_MUL_FORWARD]})
+    reference_copy(source / "hang", {"ops": [HANG_IN_POW_BACKWARD]})
+    reference_copy(source / "memory_bomb", {"ops": [MEMORY_BOMB_IN_MATMUL]})
+    (source / "corrupt.zip").write_bytes(b"PK\x03\x04" + b"\x00 not really a zip" * 20)
+    _, graded, _ = batch(source, tmp_path / "out", formats=("native", "gradescope"))
+    assert len(graded) == 6
+    table = rows(tmp_path / "out")
+    assert {s: (r["status"], r["total"]) for s, r in table.items()} == {
+        "correct": ("graded", "100"), "corrupt": ("unreadable", "0"), "exit_at_import": ("graded", "48"),
+        "exit_in_op": ("graded", "92"), "hang": ("graded", "94"), "memory_bomb": ("graded", "72")}
+    assert table["correct"]["problem"] == ""
+    assert "corrupt.zip is not a readable zip archive" in table["corrupt"]["problem"]
+    assert all(table["corrupt"][group] == "0" for group in GROUPS)
+    assert "error: Mul · forward" in table["exit_at_import"]["problem"]
+    assert "error: Mul · forward" in table["exit_in_op"]["problem"]
+    assert "timeout: Pow · backward" in table["hang"]["problem"]
+    assert (table["memory_bomb"]["Matmul"], table["memory_bomb"]["MNIST"]) == ("0", "0")
+    memory_bomb = json.loads((tmp_path / "out" / "reports" / "memory_bomb.json").read_text())
+    matmul_forward = next(test for test in memory_bomb["tests"] if test["name"] == "Matmul · forward")
+    assert "Matmul.forward raised MemoryError" in matmul_forward["output"]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    needs_a_look = {item["student"] for item in summary["needs_a_human_look"]}
+    assert {"corrupt", "exit_at_import", "exit_in_op", "hang"} <= needs_a_look
+    failed_by = {item["check"]: item["students"] for item in summary["most_failed_checks"]}
+    assert failed_by["Mul · forward"] == 2  # exit_at_import and exit_in_op; corrupt.zip ran no check, so failed none
+    assert {p.name for p in (tmp_path / "out" / "reports").glob("*.gradescope.json")} == \
+        {f"{student}.gradescope.json" for student in table}
+
+
+# -- on a Dask cluster, and with the real rubric ---------------------------------------------------
+
+def test_dask_cluster_gives_the_same_gradebook_as_local_threads(graded_class, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    source = shutil.copytree(graded_class[0], tmp_path / "submissions")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        _, graded, _ = batch(source, tmp_path / "out", scheduler=cluster.scheduler_address)
+    assert graded == CLASS
+    for name in ("gradebook.csv", "summary.json"):
+        assert (tmp_path / "out" / name).read_bytes() == (graded_class[1] / name).read_bytes(), name
+
+
+def test_a_scheduler_out_of_reach_is_reported_in_one_line(tmp_path, capsys):
+    dask = pytest.importorskip("dask")
+    reference_copy(tmp_path / "class" / "alice")
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        status = main(["batch", str(tmp_path / "class"), "--out", str(tmp_path / "out"), "--rubric", FAST_RUBRIC.path,
+                       "--scheduler", "tcp://127.0.0.1:1"])
+    assert status == 1
+    assert "grader: cannot grade the batch: Timed out trying to connect to tcp://127.0.0.1:1" in capsys.readouterr().err
+
+
+def test_reference_scores_100_in_a_batch_with_the_real_rubric(tmp_path):
+    reference_copy(tmp_path / "class" / "reference")
+    batch(tmp_path / "class", tmp_path / "out", rubric=load_rubric(DEFAULT_RUBRIC))
+    row = rows(tmp_path / "out")["reference"]
+    assert (row["total"], row["MNIST"], row["status"], row["problem"]) == ("100", "20", "graded", "")
