@@ -69,5 +69,13 @@ handout: $(READY)
 gradescope: $(READY)
 	$(PYTHON) tools/make_gradescope.py --out dist/gradescope-autograder.zip
 
+# Needs Debian's chromium. The PNGs land in results/screenshots/.
+screenshots: $(READY) $(SANDBOX)
+	rm -rf build/demo
+	$(PYTHON) tools/demo_class.py build/demo/submissions --small
+	$(PYTHON) -m grader batch build/demo/submissions --out build/demo/out --html
+	$(PYTHON) tools/screenshot_pages.py build/demo/out/html/buggy_mul_unreduced_broadcast.html \
+		build/demo/out/html/index.html --out results/screenshots
+
 clean:
 	rm -rf $(VENV) .pytest_cache build dist
