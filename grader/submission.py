@@ -7,6 +7,7 @@ with an `error`, which the report turns into a score of 0 and a message.
 """
 import ast
 import hashlib
+import os
 import shutil
 import stat
 import tempfile
@@ -66,7 +67,18 @@ def load_submission(path):
     except SubmissionError as error:
         submission.form, submission.error, submission.sources = "unreadable", str(error), {}
     submission.missing = [name for name in GRADED if name not in submission.found]
+    # A file name that is not UTF-8 (Python keeps its bytes as surrogates) would make the report
+    # unwritable: each such byte is shown as '?'.
+    submission.path = _printable(submission.path)
+    submission.error = submission.error and _printable(submission.error)
+    submission.notes = [_printable(note) for note in submission.notes]
+    submission.ignored = [_printable(entry) for entry in submission.ignored]
+    submission.hashes = {_printable(name): digest for name, digest in submission.hashes.items()}
     return submission
+
+
+def _printable(text):
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def prepare_scratch(submission, scratch):
@@ -100,9 +112,13 @@ def _read_folder(folder, submission, how):
     used = set()
     for module in GRADED_MODULES:
         relative = package / f"{module}.py"
-        if not (folder / relative).is_file():
+        path = folder / relative
+        if not path.is_file():
             continue
-        data = (folder / relative).read_bytes()
+        if path.resolve() != folder.resolve() / relative:  # a link, or in a linked folder: it could point anywhere
+            submission.notes.append(f"{relative} is a link: not used")
+            continue
+        data = path.read_bytes()
         if len(data) > MAX_SOURCE_BYTES:
             submission.notes.append(f"{relative} is over {MAX_SOURCE_BYTES >> 20} MB: not used")
             continue
@@ -208,7 +224,7 @@ def submission_sha256(path):
         digest.update(path.read_bytes())
     elif path.is_dir():
         for file in sorted(p for p in path.rglob("*") if p.is_file() and not p.is_symlink()):
-            digest.update(file.relative_to(path).as_posix().encode() + b"\0")
+            digest.update(os.fsencode(file.relative_to(path).as_posix()) + b"\0")  # the name's bytes, UTF-8 or not
             digest.update(hashlib.sha256(file.read_bytes()).digest())
     return digest.hexdigest()
 

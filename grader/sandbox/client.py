@@ -1,8 +1,9 @@
 """The trusted side's handle on the worker: requests with a deadline, restarts after a death.
 
 A worker that dies or times out fails only the request it was serving: the next request gets a
-fresh worker. An operation that timed out once is not run again (its later checks fail at once),
-so one infinite loop costs seconds, not minutes.
+fresh worker, as it does after a worker that says it is worn out (student code left threads
+running or holds most of its memory). An operation that timed out once is not run again (its
+later checks fail at once), so one infinite loop costs seconds, not minutes.
 """
 import os
 import selectors
@@ -36,7 +37,8 @@ class WorkerClient:
         self.scratch, self.isolation, self.limits = scratch, isolation, limits
         self.process = None
         self.timed_out = {}    # key → message, for operations that must not be run again
-        self.fatal_imports = {}  # module → message, for modules whose import killed the worker
+        self.fatal_imports = {}  # module → (status, message), for modules whose import killed the worker
+        self.failed_imports = {}  # module → the exception's details, for modules whose import raised
         self._next_id = 0
         self._imported = set()   # graded modules imported by the current worker process
         self.starts = 0
@@ -70,6 +72,8 @@ class WorkerClient:
         if reply.get("id") != self._next_id:
             self.stop()
             raise WorkerFailure("error", "the worker's reply did not match the request (was the protocol channel written to?)")
+        if reply.get("restart") is True:  # the worker found itself unfit for another check (worker.worn_out)
+            self.stop()
         if reply.get("ok") is not True:
             raise StudentException(reply.get("error"))
         return reply
@@ -77,13 +81,19 @@ class WorkerClient:
     def ensure_imported(self, module, timeout=30):
         """Import a graded module in this worker before it is used, so that an import that kills
         the worker is told apart from an operation that does; the former fails the module's
-        later checks at once instead of killing one worker per check."""
+        later checks at once instead of killing one worker per check. An import that raised is
+        not tried again either (a memory bomb at import would cost seconds per check)."""
         if module in self.fatal_imports:
             raise WorkerFailure(*self.fatal_imports[module])
+        if module in self.failed_imports:
+            raise StudentException(self.failed_imports[module])
         if module in self._imported and self.process is not None:
             return
         try:
             self.request("import", timeout, key=("import", module), module=module)
+        except StudentException as raised:
+            self.failed_imports[module] = raised.details
+            raise
         except WorkerFailure as failure:
             self.fatal_imports[module] = (failure.status, f"importing {module}.py stopped the worker: {failure}")
             raise WorkerFailure(*self.fatal_imports[module]) from None

@@ -11,9 +11,12 @@ output sent to a capped log file. The levels, strongest first:
   bounds a fork or thread bomb.
 - `user-namespace` (not root, unprivileged user namespaces available): the same bubblewrap
   sandbox as the grader's own user.
-- `process`: rlimits and a separate process only. On Linux the process that starts workers adopts
-  whatever they leave behind (it is a child subreaper), so that stopping a worker also kills a
-  process that left its group (setsid, a double fork).
+- `process`: rlimits and a separate process only.
+
+At every level, on Linux, the process that starts workers adopts whatever they leave behind (it is
+a child subreaper), so that stopping a worker also kills a process that left its group (setsid, a
+double fork) and reaps bubblewrap's own processes at once, rather than leaving them as zombies
+that count against the next worker's RLIMIT_NPROC until the machine's init reaps them.
 
 The sandboxed runtime must be readable by the worker's uid: Debian's /usr/bin/python3 with a
 virtual environment outside /root (the Makefile makes one at SANDBOX_PYTHON when run as root).
@@ -27,6 +30,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,7 +89,7 @@ def start_worker(scratch, limits=Limits(), isolation="process"):
             os.setgid(uid)
             os.setuid(uid)
 
-    if sys.platform == "linux" and isolation == "process":
+    if sys.platform == "linux":
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     log = open(scratch / "worker.log", "ab")
     try:
@@ -97,7 +101,7 @@ def start_worker(scratch, limits=Limits(), isolation="process"):
         raise
     finally:
         log.close()
-    process.uid_lock = uid_lock
+    process.uid_lock, process.uid = uid_lock, uid
     _running.add(process.pid)
     return process
 
@@ -177,26 +181,47 @@ def strongest_level():
 
 
 def stop_worker(process):
-    """Kill the worker's process group, then every process this one adopted from it."""
+    """Kill the worker's process group, then every process this one adopted from it, then whatever
+    still runs as its sandbox uid."""
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
     process.wait()
     _running.discard(process.pid)
-    if getattr(process, "uid_lock", None) is not None:
-        os.close(process.uid_lock)  # the uid is free again: nothing of this worker survives it
-        process.uid_lock = None
     for _ in range(100):  # each round kills the adopted; their own children are adopted for the next
         adopted = _left_behind()
         if not adopted:
-            return
+            break
         for pid in adopted:
             try:
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
             except (ProcessLookupError, ChildProcessError):
                 pass
+    if getattr(process, "uid_lock", None) is not None:
+        _kill_everything_of(process.uid)
+        os.close(process.uid_lock)  # the uid is free again: nothing of this worker survives it
+        process.uid_lock = None
+
+
+def _kill_everything_of(uid, timeout=10):
+    """Kill what still runs as a sandbox uid and wait until it is gone. Killed processes (a fork or
+    thread bomb's) count against the uid's RLIMIT_NPROC until they exit: handed out before, the
+    uid could not start the next worker."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        remaining = []
+        for entry in Path("/proc").iterdir():
+            try:
+                if entry.name.isdigit() and entry.stat().st_uid == uid:
+                    os.kill(int(entry.name), signal.SIGKILL)
+                    remaining.append(entry)
+            except OSError:  # gone meanwhile
+                pass
+        if not remaining:
+            return
+        time.sleep(0.01)
 
 
 def _left_behind():

@@ -1,0 +1,18 @@
+"""Submissions that try to cheat or to take the grader down (the table is in _attacks.py): each earns
+exactly what the honest submission with the same planted bug earns, group by group, leaks nothing,
+leaves nothing running, and the grader finishes. Run at every isolation level; an attack a level
+cannot be expected to stop, or a level this machine lacks, is skipped with the reason."""
+import pytest
+from _attacks import ATTACKS, run_attack, skip_reason
+
+from grader.sandbox.launch import ISOLATION_LEVELS
+
+
+@pytest.mark.parametrize("level", ISOLATION_LEVELS)
+@pytest.mark.parametrize("attack", ATTACKS, ids=[attack.name for attack in ATTACKS])
+def test_attack_earns_nothing_and_leaves_the_rest_graded(attack, level):
+    reason = skip_reason(attack, level)
+    if reason:
+        pytest.skip(reason)
+    outcome = run_attack(attack, level)
+    assert outcome.problems == []

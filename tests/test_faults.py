@@ -1,0 +1,248 @@
+"""Faults on the worker's side of the pipe, and in the grader's own data.
+
+A worker that dies mid-check, closes its end, sends garbage, an oversized message or a pickled
+object array fails the request it was serving with a clear message, and the next request gets a
+fresh worker; in a grade, the check becomes status "error" and every other group is graded. A
+corrupt or missing MNIST file makes the grader refuse before grading anyone.
+"""
+import gzip
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+from _grading import feedback, full_marks_except, grade_and_validate, group_scores, reference_copy
+from _paths import ROOT
+
+from grader import GRADED
+from grader.sandbox import launch, protocol
+from grader.sandbox.client import WorkerClient, WorkerFailure
+
+OPS_GROUPS = [name for name, module in GRADED.items() if module == "ops"]
+
+# -- the client, against a fake worker -------------------------------------------------------------
+
+FAKE_WORKER = """\
+import base64, io, json, os, sys, time
+import numpy as np
+
+def send(data):
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+for line in sys.stdin.buffer:
+    request = json.loads(line)
+    if request["command"] == "hello":
+        send(json.dumps({{"id": request["id"], "ok": True}}).encode() + b"\\n")
+        continue
+{misbehaviour}
+"""
+
+
+class Pickled:
+    """Unpickling it would run os.mkdir(path): what a pickled object array can do to its reader."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return os.mkdir, (self.path,)
+
+
+def pickled_reply(marker):
+    import base64
+    import io
+
+    import numpy as np
+    array = np.empty(1, dtype=object)
+    array[0] = Pickled(str(marker))
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=True)
+    encoded = base64.b64encode(buffer.getvalue()).decode()
+    return f"""\
+array = {{"__ndarray__": {encoded!r}}}
+send(json.dumps({{"id": request["id"], "ok": True, "output": {{"kind": "ndarray", "array": array}}}}).encode() + b"\\n")
+time.sleep(60)"""
+
+
+MISBEHAVIOURS = {  # name → (the fake worker's answer to a call, what the failure must say)
+    "exits mid-request": ("os._exit(3)", "the worker exited with status 3"),
+    "is killed mid-request": ("time.sleep(60)", "the worker exited on signal SIGKILL"),
+    "closes its stdout and lingers": ("os.close(1)\ntime.sleep(60)", "the worker closed the protocol channel"),
+    "sends garbage": ("send(b'PASSED all tests\\n')\ntime.sleep(60)", "the worker sent an unreadable message (not a JSON message"),
+    "sends an oversized message": ("send(b'x' * (3 << 20))\ntime.sleep(60)", "the worker sent a message over 2 MB"),
+    "answers another request": ("send(json.dumps({'id': request['id'] + 1, 'ok': True}).encode() + b'\\n')\ntime.sleep(60)",
+                                "the worker's reply did not match the request"),
+    "sends a pickled object array": (None, "unreadable array: Object arrays cannot be loaded when allow_pickle=False"),
+}
+
+
+@pytest.fixture
+def fake_worker(tmp_path, monkeypatch):
+    """A WorkerClient whose worker misbehaves on every call as told (and answers hello properly)."""
+    def start(misbehaviour):
+        (tmp_path / "fake").mkdir()
+        (tmp_path / "fake" / "worker.py").write_text(FAKE_WORKER.format(misbehaviour=textwrap.indent(misbehaviour, " " * 4)))
+        monkeypatch.setattr(launch, "SANDBOX_FILES", [tmp_path / "fake" / "worker.py", launch.SANDBOX_FILES[1]])
+        monkeypatch.setattr(protocol, "MAX_MESSAGE_BYTES", 2 << 20)  # the real 64 MB, scaled down
+        (tmp_path / "scratch").mkdir()
+        return WorkerClient(tmp_path / "scratch", isolation="process")
+    return start
+
+
+@pytest.mark.parametrize("misbehaviour, message", MISBEHAVIOURS.values(), ids=MISBEHAVIOURS.keys())
+def test_misbehaving_worker_fails_the_request_clearly_and_is_replaced(fake_worker, tmp_path, misbehaviour, message):
+    marker = tmp_path / "unpickled"
+    with fake_worker(misbehaviour or pickled_reply(marker)) as client:
+        if misbehaviour == "time.sleep(60)":  # killed from outside while it serves the request
+            client.request("hello", 10)
+            killer = threading.Timer(0.5, os.kill, (client.process.pid, signal.SIGKILL))
+            killer.start()
+        with pytest.raises(WorkerFailure) as failure:
+            client.request("call", timeout=20)
+        assert failure.value.status == "error"
+        assert message in str(failure.value)
+        assert client.process is None  # stopped: nothing of it is left to answer the next request
+        assert client.request("hello", 10)["ok"] is True
+        assert client.starts == 2
+    assert not marker.exists()  # the pickle was never loaded
+
+
+@pytest.mark.skipif(not launch.level_available("namespace"), reason="isolation level 'namespace' is not available")
+def test_stopped_namespace_worker_leaves_nothing_running_as_its_uid(monkeypatch):
+    """Killed processes count against the uid's RLIMIT_NPROC until they are gone (and reaped): the
+    uid goes to the next worker only then, or a thread or fork bomb would stop that worker starting."""
+    forks = ("for _ in range(20):\n    if os.fork() == 0:\n        time.sleep(60)\n"
+             "send(json.dumps({'id': request['id'], 'ok': True}).encode() + b'\\n')")
+    with tempfile.TemporaryDirectory(prefix="autodiff-faults-") as folder:
+        Path(folder).chmod(0o755)  # the sandbox's uid must reach the scratch folder inside
+        (Path(folder) / "fake").mkdir()
+        (Path(folder) / "fake" / "worker.py").write_text(FAKE_WORKER.format(misbehaviour=textwrap.indent(forks, " " * 4)))
+        monkeypatch.setattr(launch, "SANDBOX_FILES", [Path(folder) / "fake" / "worker.py", launch.SANDBOX_FILES[1]])
+        (Path(folder) / "scratch").mkdir()
+        with WorkerClient(Path(folder) / "scratch", isolation="namespace") as client:
+            client.request("call", timeout=20)
+            uid = client.process.uid
+            assert len(processes_of(uid)) > 20
+            client.stop()
+            assert processes_of(uid) == []
+
+
+def processes_of(uid):
+    return [entry.name for entry in Path("/proc").iterdir() if entry.name.isdigit() and owner(entry) == uid]
+
+
+def owner(path):
+    try:
+        return path.stat().st_uid
+    except OSError:
+        return None
+
+
+# -- in a grade: the check errs, the rest is graded ---------------------------------------------------
+
+PROTOCOL_CHANNEL = """\
+import fcntl, os, sys
+def _protocol_channel():  # the worker's private copy of its stdout: the write end of a pipe
+    for fd in range(3, 64):
+        try:
+            writable = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_WRONLY
+            if writable and os.readlink(f"/proc/self/fd/{fd}").startswith("pipe:"):
+                return fd
+        except OSError:
+            pass
+"""
+FAULTS_IN_A_GRADE = {  # what l2_penalty does instead of returning → what its checks must say
+    "killed": ("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)", "the worker exited on signal SIGKILL"),
+    "garbage on the protocol channel": ("os.write(_protocol_channel(), b'PASSED\\n')", "the worker sent an unreadable message"),
+    "a pickled object array on the protocol channel": (
+        "import base64, io, json\n"
+        "request_id = sys._getframe(2).f_locals['request']['id']  # call_regularizer ← serve\n"
+        "array = np.empty(1, dtype=object)\narray[0] = print\nbuffer = io.BytesIO()\n"
+        "np.save(buffer, array, allow_pickle=True)\n"
+        "reply = {'id': request_id, 'ok': True, 'value': {'kind': 'ndarray', "
+        "'array': {'__ndarray__': base64.b64encode(buffer.getvalue()).decode()}}}\n"
+        "os.write(_protocol_channel(), json.dumps(reply).encode() + b'\\n')\n"
+        "import time\ntime.sleep(60)",
+        "unreadable array: Object arrays cannot be loaded when allow_pickle=False"),
+}
+
+
+@pytest.mark.parametrize("fault, message", FAULTS_IN_A_GRADE.values(), ids=FAULTS_IN_A_GRADE.keys())
+def test_worker_fault_in_a_grade_is_an_error_of_its_own_check_only(tmp_path, fault, message):
+    head = "def l2_penalty(weights, lam):\n"
+    faulty = PROTOCOL_CHANNEL + "\n\n" + head + textwrap.indent(fault, " " * 4) + "\n"
+    submission = reference_copy(tmp_path, {"regularizers": [(head, faulty)]})
+    report = grade_and_validate(submission)
+    penalty = next(test for test in report["tests"] if test["group"] == "l2_penalty")
+    assert penalty["status"] == "error" and penalty["score"] == 0
+    assert message in penalty["output"]
+    assert full_marks_except(report, "l2_penalty") == {}
+
+
+def test_worker_that_closes_its_pipes_and_lingers_costs_only_its_module(tmp_path):
+    linger = ("import numpy as np\n", "import numpy as np\nimport atexit, os, time\n"
+                                        "atexit.register(time.sleep, 20)\nos.closerange(3, 256)\n")
+    report = grade_and_validate(reference_copy(tmp_path, {"ops": [linger]}))
+    assert full_marks_except(report, *OPS_GROUPS, "MNIST") == {}
+    assert all(group_scores(report)[group][0] == 0 for group in OPS_GROUPS)
+    assert "importing ops.py stopped the worker: the worker closed the protocol channel" in feedback(report, "Mul")
+    assert not any("the grader failed" in test["output"] for test in report["tests"])
+    assert report["duration_seconds"] < 20
+
+
+# -- the grader's own data ------------------------------------------------------------------------
+
+MNIST_FILES = sorted(path.name for path in (ROOT / "datasets" / "mnist").glob("*.gz"))
+
+
+@pytest.fixture
+def mnist_copy(tmp_path):
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    for name in MNIST_FILES:
+        shutil.copyfile(ROOT / "datasets" / "mnist" / name, folder / name)
+    return folder
+
+
+def corrupt(path):
+    content = bytearray(gzip.decompress(path.read_bytes()))
+    content[-1] ^= 0xFF  # one label changed: still a valid IDX file
+    path.write_bytes(gzip.compress(bytes(content)))
+
+
+DATASET_FAULTS = {
+    "a corrupt file": (corrupt, "is corrupt (its SHA-256 does not match"),
+    "a truncated file": (lambda path: path.write_bytes(path.read_bytes()[:1000]), "is not a readable gzip file"),
+    "a missing file": (lambda path: path.unlink(), "is missing"),
+}
+
+
+def grade_with_mnist_from(folder, out):
+    return subprocess.run([sys.executable, "-m", "grader", "grade", str(ROOT / "solutions"), "--out", str(out)],
+                          cwd=ROOT, env={**os.environ, "MNIST_DIR": str(folder)}, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("damage, message", DATASET_FAULTS.values(), ids=DATASET_FAULTS.keys())
+def test_damaged_mnist_makes_the_grader_refuse_before_grading(tmp_path, mnist_copy, damage, message):
+    damaged = mnist_copy / "t10k-labels-idx1-ubyte.gz"
+    damage(damaged)
+    completed = grade_with_mnist_from(mnist_copy, tmp_path / "report.json")
+    assert completed.returncode == 1
+    assert f"grader: cannot grade: MNIST file {damaged} {message}" in completed.stderr
+    assert "grading" not in completed.stdout
+    assert not (tmp_path / "report.json").exists()
+
+
+def test_missing_dataset_folder_makes_the_grader_refuse(tmp_path):
+    completed = grade_with_mnist_from(tmp_path / "nowhere", tmp_path / "report.json")
+    assert completed.returncode == 1
+    assert f"grader: cannot grade: MNIST file {tmp_path / 'nowhere'}" in completed.stderr
+    assert "is missing" in completed.stderr
+    assert not (tmp_path / "report.json").exists()
