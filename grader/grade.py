@@ -18,6 +18,7 @@ from pathlib import Path
 from . import CHECKS, ROOT
 from .course import DatasetError, load_mnist
 from .report import build_report
+from .sandbox.launch import scratch_parent
 from .submission import load_submission, prepare_scratch
 
 GRADER = Path(__file__).resolve().parent
@@ -43,7 +44,7 @@ def grade(path, rubric, isolation="process"):
         return build_report(submission, rubric, [], isolation, time.perf_counter() - started,
                             messages=[f"not graded: {submission.error}"])
     # The results file lives apart from the scratch folder, which is the worker's working directory.
-    with tempfile.TemporaryDirectory(prefix="autodiff-scratch-") as scratch, \
+    with tempfile.TemporaryDirectory(prefix="autodiff-scratch-", dir=scratch_parent()) as scratch, \
             tempfile.TemporaryDirectory(prefix="autodiff-results-") as results:
         prepare_scratch(submission, scratch)
         cases, problem = run_checks(Path(scratch), rubric, isolation, Path(results) / "checks.json")

@@ -16,7 +16,7 @@ from . import DEFAULT_RUBRIC, ROOT
 from .checking import CheckFailed
 from .rubric import load_rubric
 from .sandbox.client import WorkerClient
-from .sandbox.launch import strongest_level
+from .sandbox.launch import scratch_parent, strongest_level
 from .submission import load_submission, prepare_scratch
 
 
@@ -39,7 +39,7 @@ def scratch(request):
         return
     # Not under pytest's own temporary folders: those are private to this user, and a sandboxed
     # worker runs as another.
-    with tempfile.TemporaryDirectory(prefix="autodiff-reference-") as folder:
+    with tempfile.TemporaryDirectory(prefix="autodiff-reference-", dir=scratch_parent()) as folder:
         yield prepare_scratch(load_submission(ROOT / "solutions"), folder)
 
 

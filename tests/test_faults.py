@@ -246,3 +246,12 @@ def test_missing_dataset_folder_makes_the_grader_refuse(tmp_path):
     assert f"grader: cannot grade: MNIST file {tmp_path / 'nowhere'}" in completed.stderr
     assert "is missing" in completed.stderr
     assert not (tmp_path / "report.json").exists()
+
+
+def test_a_private_temporary_folder_does_not_hold_the_scratch_copies(tmp_path, monkeypatch):
+    """A sandboxed worker runs as another uid: under a TMPDIR only its owner can enter, it could
+    not reach its scratch copy, and the grader would quietly fall back to a weaker level."""
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
+    assert launch.scratch_parent() == Path("/tmp")

@@ -28,8 +28,10 @@ import os
 import resource
 import shutil
 import signal
+import stat
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +108,15 @@ def start_worker(scratch, limits=Limits(), isolation="process"):
     return process
 
 
+def scratch_parent():
+    """Where scratch folders go: the temporary folder if other users can pass through every folder
+    on its path (a sandboxed worker runs as another uid and must reach its scratch), else /tmp."""
+    folder = Path(tempfile.gettempdir()).resolve()
+    if all(path.stat().st_mode & stat.S_IXOTH for path in [folder, *folder.parents]):
+        return folder
+    return Path("/tmp")
+
+
 def _command(scratch, isolation):
     if isolation == "process":
         return [sys.executable, "-I", str(scratch / ".worker" / "worker.py")], scratch
@@ -162,8 +173,7 @@ def level_available(isolation):
         return False
     if isolation == "user-namespace" and os.geteuid() == 0:
         return False  # as root, bubblewrap without the uid drop is no drop at all: use namespace
-    import tempfile
-    with tempfile.TemporaryDirectory(prefix="autodiff-probe-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="autodiff-probe-", dir=scratch_parent()) as scratch:
         try:
             process = start_worker(scratch, isolation=isolation)
             process.stdin.write(b'{"id": 1, "command": "hello"}\n')
