@@ -59,7 +59,8 @@ def failed_report(student_id, path, rubric, isolation, error):
 
 def run_batch(source, out, rubric, jobs=None, force=False, only=(), formats=("native",), scheduler=None,
               pattern=LMS_PATTERN, isolation="process", progress=True, html=False):
-    """Grade every submission in `source` into `out`; returns (roster, graded ids, skipped ids)."""
+    """Grade every submission in `source` into `out`; returns (roster, graded ids, skipped ids,
+    {student id: why their report could not be written})."""
     out = Path(out)
     roster = discover(source, out / "staging", pattern)
     known = {student.id for student in roster.students}
@@ -78,11 +79,14 @@ def run_batch(source, out, rubric, jobs=None, force=False, only=(), formats=("na
         leftover.unlink()  # a write a kill interrupted: never read, never kept
 
     bar = _progress_bar(len(todo), progress)
-    problems = 0
+    problems, unwritten = 0, {}
     for report in _graded(todo, rubric, isolation, jobs, scheduler):
-        for format in formats:
-            write_report(report, report_path(out, report["student"], format), format)
-        problems += bool(row_problems(report))
+        try:
+            for format in formats:
+                write_report(report, report_path(out, report["student"], format), format)
+        except OSError as error:  # a full disk, say: this student is graded again next run, the rest go on
+            unwritten[report["student"]] = f"{type(error).__name__}: {error}"
+        problems += bool(row_problems(report)) or report["student"] in unwritten
         bar.set_postfix(problems=problems)
         bar.update()
     bar.close()
@@ -98,7 +102,7 @@ def run_batch(source, out, rubric, jobs=None, force=False, only=(), formats=("na
     summary = write_class_files(out, reports, roster, rubric)
     if html:
         write_pages(out / "html", reports, summary)
-    return roster, [s.id for s in todo], skipped
+    return roster, [s.id for s in todo], skipped, unwritten
 
 
 def write_pages(folder, reports, summary):

@@ -4,7 +4,8 @@
     python -m grader batch SUBMISSIONS --out DIR [--jobs N] [--force] [--only ID ...] [--scheduler tcp://HOST:PORT]
 
 Exit status 0 whenever a report was written, whatever the score; 1 when the grader itself
-could not run (its rubric or dataset missing or broken), with a message; 2 for bad arguments.
+could not run (its rubric or dataset missing or broken) or a report could not be written, with
+a message; 2 for bad arguments.
 """
 import argparse
 import os
@@ -101,7 +102,7 @@ def choose_isolation(requested, required):
 def batch(args, rubric):
     formats = ("native", "gradescope") if args.gradescope else ("native",)
     try:
-        roster, graded, skipped = run_batch(args.submissions, args.out, rubric, jobs=args.jobs, force=args.force,
+        roster, graded, skipped, unwritten = run_batch(args.submissions, args.out, rubric, jobs=args.jobs, force=args.force,
                                             only=set(args.only), formats=formats, scheduler=args.scheduler,
                                             pattern=args.id_pattern, isolation=args.isolation, html=args.html)
     except (SubmissionError, ValueError, re.error, OSError) as error:  # OSError: a scheduler out of reach, say
@@ -113,4 +114,6 @@ def batch(args, rubric):
     print((args.out / "summary.md").read_text())
     print(f"gradebook: {args.out / 'gradebook.csv'}; reports: {args.out / 'reports'}/"
           + (f"; feedback pages: {args.out / 'html' / 'index.html'}" if args.html else ""))
-    return 0
+    for student, why in unwritten.items():
+        print(f"grader: the report of {student} could not be written ({why}); rerun to grade it again", file=sys.stderr)
+    return 1 if unwritten else 0

@@ -19,6 +19,7 @@ from _grading import FAST_RUBRIC, reference_copy
 from _paths import ROOT, SOLUTIONS
 
 from grader import DEFAULT_RUBRIC, GRADED_MODULES
+from grader import batch as batch_module
 from grader import report as report_module
 from grader.batch import run_batch
 from grader.cli import main
@@ -35,7 +36,9 @@ CLASS = ["12345", "alice", "bob"]  # carol's LMS files are graded under her id, 
 
 def batch(source, out, rubric=FAST_RUBRIC, **options):
     """run_batch with the fast rubric, two at once and no progress bar: (roster, graded, kept)."""
-    return run_batch(source, out, rubric, **{"jobs": 2, "progress": False, **options})
+    roster, graded, kept, unwritten = run_batch(source, out, rubric, **{"jobs": 2, "progress": False, **options})
+    assert unwritten == {}
+    return roster, graded, kept
 
 
 def zip_of(folder, archive, prefix=""):
@@ -338,6 +341,36 @@ def test_a_failed_write_leaves_the_previous_file_whole_and_no_partial_file(tmp_p
         write_atomically(tmp_path / "reports" / "bob.json", "{}\n")
     assert [p.name for p in report.parent.iterdir()] == ["alice.json"]
     assert report.read_text() == '{"score": 100}\n'
+
+
+def test_a_report_that_cannot_be_written_costs_its_student_only(class_copy, monkeypatch, capsys):
+    source, out = class_copy
+    shutil.rmtree(out)
+    real_write = batch_module.write_report
+
+    def disk_full_for_bob(report, path, format="native"):
+        if report["student"] == "bob":
+            raise OSError(28, "No space left on device")
+        real_write(report, path, format)
+
+    monkeypatch.setattr(batch_module, "write_report", disk_full_for_bob)
+    assert main(["batch", str(source), "--out", str(out), "--rubric", FAST_RUBRIC.path, "--isolation", "process"]) == 1
+    assert "the report of bob could not be written" in capsys.readouterr().err
+    assert sorted(p.name for p in (out / "reports").iterdir()) == ["12345.json", "alice.json"]
+    assert set(rows(out)) == {"12345", "alice"}
+
+
+def test_a_file_size_limit_on_the_writer_leaves_no_truncated_report(tmp_path):
+    """Disk full, simulated with RLIMIT_FSIZE on the process that writes: an error, and no file."""
+    script = ("import resource, signal, sys\n"
+              "from pathlib import Path\n"
+              "from grader.report import write_atomically\n"
+              "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+              "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
+              f"write_atomically(Path({str(tmp_path / 'report.json')!r}), 'x' * 100_000)\n")
+    completed = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True)
+    assert completed.returncode != 0 and "File too large" in completed.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 # -- one bad submission, one bad row -------------------------------------------------------------
