@@ -255,3 +255,19 @@ def test_a_private_temporary_folder_does_not_hold_the_scratch_copies(tmp_path, m
     private.mkdir(mode=0o700)
     monkeypatch.setattr(tempfile, "tempdir", str(private))
     assert launch.scratch_parent() == Path("/tmp")
+
+
+def test_a_returned_object_that_raises_when_read_fails_only_its_own_check(tmp_path):
+    """The worker reads what student code returned (its length, its items): that runs student code
+    too, so it must fail the check, not the worker."""
+    hostile = ("        grad_b = grad_output * a\n        return reduce_grad_to_shape(grad_a, a.shape), "
+               "reduce_grad_to_shape(grad_b, b.shape)\n",
+               "        grad_b = grad_output * a\n"
+               "        class Hostile(tuple):\n"
+               "            def __len__(self):\n"
+               "                raise RuntimeError('read me if you can')\n"
+               "        return Hostile((grad_a, grad_b))\n")
+    report = grade_and_validate(reference_copy(tmp_path, {"ops": [hostile]}))
+    assert full_marks_except(report, "Mul") == {}
+    assert "Mul.backward raised RuntimeError: read me if you can" in feedback(report, "Mul")
+    assert "the worker exited" not in feedback(report, "Mul")

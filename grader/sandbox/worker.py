@@ -123,10 +123,11 @@ def call(request):
     ctx = Context(needs_input_grad=tuple(request["needs_input_grad"]))
     options = {key: tuple(value) if isinstance(value, list) else value for key, value in request["options"].items()}
     output = run_student(f"{request['name']}.forward", function.forward, ctx, *inputs, **options)
-    reply = {"output": describe(output)}
+    # Described under run_student too: a returned object (a list subclass, say) can run code of its own.
+    reply = {"output": run_student(f"{request['name']}.forward", describe, output)}
     if request.get("grad_output") is not None:
         grads = run_student(f"{request['name']}.backward", function.backward, ctx, np.array(request["grad_output"], copy=True))
-        reply["grads"] = describe(grads)
+        reply["grads"] = run_student(f"{request['name']}.backward", describe, grads)
     reply["inputs_after"] = inputs
     return reply
 
