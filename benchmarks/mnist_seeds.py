@@ -16,9 +16,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from grader import DEFAULT_RUBRIC, ROOT  # noqa: E402
-from grader.course import load_mnist  # noqa: E402
+from grader.course import expose_mnist  # noqa: E402
 from grader.rubric import load_rubric  # noqa: E402
 from grader.sandbox.client import WorkerClient  # noqa: E402
+from grader.sandbox.launch import scratch_parent, strongest_level  # noqa: E402
 from grader.submission import load_submission, prepare_scratch  # noqa: E402
 
 
@@ -29,22 +30,17 @@ def main():
     args = parser.parse_args()
     rubric = load_rubric(DEFAULT_RUBRIC)
     settings = rubric.mnist
-    data = load_mnist()
     runs = []
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory(dir=scratch_parent()) as scratch:
         prepare_scratch(load_submission(ROOT / "solutions"), scratch)
-        folder = Path(scratch) / "mnist"
-        folder.mkdir()
-        np.save(folder / "train_images.npy", data.train_images)
-        np.save(folder / "train_labels.npy", data.train_labels)
-        np.save(folder / "test_images.npy", data.test_images)
-        with WorkerClient(scratch) as worker:
+        folder, test_labels = expose_mnist(Path(scratch), settings["seed"] + 1)
+        with WorkerClient(scratch, isolation=strongest_level()) as worker:
             for seed in range(args.seeds):
                 started = time.perf_counter()
                 reply = worker.request("train_mnist", settings["time_budget_seconds"], data_dir=folder.name,
                                        epochs=settings["epochs"], batch_size=settings["batch_size"], lr=settings["lr"],
                                        seed=seed, train_examples=settings["train_examples"])
-                accuracy = 100 * float(np.mean(reply["predictions"][-1] == data.test_labels))
+                accuracy = 100 * float(np.mean(reply["predictions"][-1] == test_labels))
                 runs.append({"seed": seed, "accuracy": round(accuracy, 2), "seconds": round(time.perf_counter() - started, 2)})
                 print(f"seed {seed:2d}: {accuracy:.2f}%  ({runs[-1]['seconds']:.1f} s)", flush=True)
     accuracies = [run["accuracy"] for run in runs]

@@ -2,6 +2,8 @@
 copy of the package, under a private name, so that no `autodiff` module exists in this process."""
 import importlib.util
 
+import numpy as np
+
 from . import COURSE_PACKAGE
 
 _spec = importlib.util.spec_from_file_location("_course_data", COURSE_PACKAGE / "data.py")
@@ -10,3 +12,17 @@ _spec.loader.exec_module(_data)
 
 load_mnist = _data.load_mnist      # MNIST as the course loads it, checksums verified
 DatasetError = _data.DatasetError
+
+
+def expose_mnist(scratch, shuffle_seed):
+    """Write what the worker may see into scratch/mnist: the training images and labels and the
+    test images, shuffled (so that labels brought along in a submission do not line up). Returns
+    the folder and the test labels in the same order, which stay with the caller."""
+    data = load_mnist()
+    order = np.random.default_rng(shuffle_seed).permutation(len(data.test_labels))
+    folder = scratch / "mnist"
+    folder.mkdir(exist_ok=True)
+    np.save(folder / "train_images.npy", data.train_images)
+    np.save(folder / "train_labels.npy", data.train_labels)
+    np.save(folder / "test_images.npy", data.test_images[order])
+    return folder, data.test_labels[order]

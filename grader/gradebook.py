@@ -9,7 +9,7 @@ import json
 import statistics
 from collections import Counter
 
-from .report import write_atomically
+from .report import group_summaries, write_atomically
 
 
 def row_problems(report):
@@ -22,13 +22,6 @@ def row_problems(report):
     return "; ".join(problems)
 
 
-def group_totals(report):
-    totals = {}
-    for test in report["tests"]:
-        totals[test["group"]] = round(totals.get(test["group"], 0) + test["score"], 2)
-    return totals
-
-
 def write_class_files(out, reports, roster, rubric):
     groups = list(dict.fromkeys(group for group, _ in rubric.points))
     ids = sorted(reports)
@@ -37,7 +30,7 @@ def write_class_files(out, reports, roster, rubric):
     writer.writerow(["student_id", "total", *groups, "status", "problem"])
     for student in ids:
         report = reports[student]
-        totals = group_totals(report)
+        totals = {group: score for group, (score, *_) in group_summaries(report["tests"]).items()}
         writer.writerow([student, _number(report["score"]), *(_number(totals.get(g, 0)) for g in groups),
                          report["status"], row_problems(report)])
     # UTF-8 with a byte-order mark: spreadsheets then read names in any script correctly.

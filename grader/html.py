@@ -7,7 +7,7 @@ names the most that may be shown (`visible` before the due date, `after_due_date
 """
 from html import escape
 
-from .report import format_points
+from .report import format_points, group_summaries
 
 REVEALED = {"visible": {"visible"}, "after_due_date": {"visible", "after_due_date"},
             "all": {"visible", "after_due_date", "after_published", "hidden"}}
@@ -79,14 +79,8 @@ def class_index(reports, summary, pages):
 
 
 def _group_table(tests):
-    groups = {}
-    for test in tests:
-        groups.setdefault(test["group"], []).append(test)
     rows = []
-    for group, checks in groups.items():
-        score, most = sum(t["score"] for t in checks), sum(t["max_score"] for t in checks)
-        status = "passed" if all(t["status"] == "passed" for t in checks) else next(
-            t["status"] for t in checks if t["status"] != "passed")
+    for group, (score, most, status, _) in group_summaries(tests).items():
         rows.append(f"<tr><td>{escape(group)}</td><td>{_bar(score / most if most else 1, COLORS[status])}</td>"
                     f"<td>{format_points(score)} / {format_points(most)}</td>"
                     f"<td class='status' style='color:{COLORS[status]}'>{status}</td></tr>")

@@ -9,7 +9,6 @@ metadata, which is all grade.py reads back.
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from . import DEFAULT_RUBRIC, ROOT
@@ -59,16 +58,9 @@ def student(request, scratch):
 def mnist(scratch, rubric):
     """Training images and labels and a shuffled copy of the test images, written where the worker
     reads them; the test labels, in the same shuffled order, stay here."""
-    from .course import load_mnist
+    from .course import expose_mnist
 
-    data = load_mnist()
-    order = np.random.default_rng(rubric.mnist["seed"] + 1).permutation(len(data.test_labels))
-    folder = scratch / "mnist"
-    folder.mkdir(exist_ok=True)
-    np.save(folder / "train_images.npy", data.train_images)
-    np.save(folder / "train_labels.npy", data.train_labels)
-    np.save(folder / "test_images.npy", data.test_images[order])
-    return folder, data.test_labels[order]
+    return expose_mnist(scratch, rubric.mnist["seed"] + 1)
 
 
 def check_group(item):

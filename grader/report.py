@@ -102,15 +102,21 @@ def write_atomically(path, text):
         raise
 
 
+def group_summaries(tests):
+    """{group: (score, max_score, status, its checks)}, in the tests' order; a group takes the
+    worst status of its checks. The one place the terminal, the gradebook and the pages sum groups."""
+    groups = {}
+    for test in tests:
+        groups.setdefault(test["group"], []).append(test)
+    return {group: (round(sum(t["score"] for t in checks), 2), sum(t["max_score"] for t in checks),
+                    min((t["status"] for t in checks), key=STATUS_ORDER.index), checks)
+            for group, checks in groups.items()}
+
+
 def format_table(report):
     """The terminal summary: one line per group with its points, status and first line of feedback."""
-    groups = {}
-    for test in report["tests"]:
-        groups.setdefault(test["group"], []).append(test)
     lines = [f"{'group':<17} {'points':>13}  {'status':<8} feedback"]
-    for group, tests in groups.items():
-        score, most = sum(t["score"] for t in tests), sum(t["max_score"] for t in tests)
-        status = min((t["status"] for t in tests), key=STATUS_ORDER.index)
+    for group, (score, most, status, tests) in group_summaries(report["tests"]).items():
         first = next((t for t in tests if t["status"] != "passed"), None)
         feedback = ""
         if first:

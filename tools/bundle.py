@@ -1,5 +1,6 @@
 """What the package builders share: deterministic zips, and the guards that keep solutions and
 hidden checks out of anything students receive."""
+import argparse
 import ast
 import stat
 import zipfile
@@ -34,7 +35,30 @@ class Zip:
                 self.add_file(f"{prefix}/{path.relative_to(folder).as_posix()}", path)
 
     def close(self):
+        """Finish the zip, then refuse it if anything in it carries solution code."""
         self.archive.close()
+        assert_no_solutions(self.archive.filename)
+        return self.names
+
+
+def add_grading_engine(archive, prefix, rubric_text=None):
+    """What grading needs wherever it runs: the pinned core requirements, the grader (its rubric
+    replaced by rubric_text when given), the course's given modules and MNIST."""
+    archive.add_bytes(f"{prefix}requirements.txt", core_requirements())
+    keep = (lambda path: path.name != "rubric.toml") if rubric_text is not None else (lambda path: True)
+    archive.add_tree(f"{prefix}grader", ROOT / "grader", keep=keep)
+    if rubric_text is not None:
+        archive.add_bytes(f"{prefix}grader/rubric.toml", rubric_text)
+    archive.add_tree(f"{prefix}grader/course/autodiff", ROOT / "starter" / "autodiff")
+    archive.add_tree(f"{prefix}datasets/mnist", ROOT / "datasets" / "mnist")
+
+
+def main(build, default_out, description):
+    """The command line of a package builder: --out, then a line saying what was built."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--out", type=Path, default=default_out)
+    args = parser.parse_args()
+    print(f"{args.out}: {len(build(args.out))} files")
 
 
 def check_kinds(path):
@@ -67,4 +91,5 @@ def assert_no_solutions(zip_path):
             text = archive.read(name).decode("utf-8", errors="replace")
             leaked = "# BEGIN SOLUTION" in text or any(line.strip() in solution_lines for line in text.splitlines())
             if leaked:
-                raise SystemExit(f"{zip_path}: {name} carries solution code; refusing to ship it")
+                Path(zip_path).unlink()
+                raise SystemExit(f"{zip_path}: {name} carries solution code; refusing to ship it (removed)")

@@ -8,11 +8,9 @@ one that mixes visible and hidden kinds stops the build (split it).
 
     python tools/make_handout.py [--out dist/autodiff-handout.zip]
 """
-import argparse
 import sys
-from pathlib import Path
 
-from bundle import ROOT, Zip, assert_no_solutions, check_kinds, core_requirements
+from bundle import ROOT, Zip, add_grading_engine, check_kinds, main
 
 sys.path.insert(0, str(ROOT))
 from grader.rubric import load_rubric  # noqa: E402
@@ -36,27 +34,13 @@ def build(out):
     archive = Zip(out)
     for name in ("README.md", "README.ko.md", "Makefile"):
         archive.add_file(f"{TOP}/{name}", ROOT / "handout" / name)
-    archive.add_bytes(f"{TOP}/requirements.txt", core_requirements())
     archive.add_tree(f"{TOP}/autodiff", ROOT / "starter" / "autodiff")
-    archive.add_tree(f"{TOP}/datasets/mnist", ROOT / "datasets" / "mnist")
-    archive.add_tree(f"{TOP}/grader", ROOT / "grader", keep=lambda path: path.name != "rubric.toml")
-    archive.add_bytes(f"{TOP}/grader/rubric.toml", rubric.visible_toml())
-    archive.add_tree(f"{TOP}/grader/course/autodiff", ROOT / "starter" / "autodiff")
+    add_grading_engine(archive, f"{TOP}/", rubric.visible_toml())
     checks = ROOT / "tests" / "checks"
     for path in [checks / "__init__.py", checks / "cases.py", *visible_check_files(rubric)]:
         archive.add_file(f"{TOP}/tests/checks/{path.name}", path)
-    archive.close()
-    assert_no_solutions(out)
-    return archive.names
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "dist" / "autodiff-handout.zip")
-    args = parser.parse_args()
-    names = build(args.out)
-    print(f"{args.out}: {len(names)} files")
+    return archive.close()
 
 
 if __name__ == "__main__":
-    main()
+    main(build, ROOT / "dist" / "autodiff-handout.zip", __doc__.splitlines()[0])

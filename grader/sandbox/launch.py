@@ -77,7 +77,7 @@ def start_worker(scratch, limits=Limits(), isolation="process"):
         uid_lock, uid = _claim_uid()
         os.chown(scratch, uid, uid)  # the folder itself only: its files stay root's, world-readable
         os.chmod(scratch, 0o700)
-    command, cwd = _command(scratch, isolation)
+    command, cwd = _command(scratch, isolation, limits)
     environment = {**worker_environment(), "HOME": "/tmp" if isolation != "process" else str(scratch)}
 
     def before_exec():  # in the child, before the worker (or bubblewrap) starts
@@ -117,7 +117,7 @@ def scratch_parent():
     return Path("/tmp")
 
 
-def _command(scratch, isolation):
+def _command(scratch, isolation, limits):
     if isolation == "process":
         return [sys.executable, "-I", str(scratch / ".worker" / "worker.py")], scratch
     python = SANDBOX_PYTHON if isolation == "namespace" else Path(sys.executable)
@@ -127,7 +127,6 @@ def _command(scratch, isolation):
             binds += ["--symlink", os.readlink(f"/{link}"), f"/{link}"]
     for folder in _runtime_folders(python):
         binds += ["--ro-bind", str(folder), str(folder)]
-    limits = Limits()
     command = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--hostname", "sandbox",
                *binds, "--ro-bind", str(scratch), "/scratch", "--proc", "/proc", "--dev", "/dev",
                "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp", "--chdir", "/scratch",

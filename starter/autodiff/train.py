@@ -57,6 +57,8 @@ def train(model, images, labels, *, epochs, batch_size, lr, l2=0.0, seed=0, on_e
     images are float32 (N, 784), labels integer classes (N,). After each epoch calls
     on_epoch(epoch, mean_loss). progress, if given, names the run on a tqdm bar per epoch.
     """
+    if l2:
+        from .regularizers import l2_grad, l2_penalty  # here: training without L2 must not need the module
     rng = np.random.default_rng(seed)
     targets = one_hot(labels)
     optimizer = SGD(model.parameters(), lr)
@@ -74,7 +76,6 @@ def train(model, images, labels, *, epochs, batch_size, lr, l2=0.0, seed=0, on_e
             loss.backward()
             total_loss += float(loss.data) * len(batch)
             if l2:
-                from .regularizers import l2_grad, l2_penalty  # on use: training without L2 must not need it
                 total_loss += l2_penalty(model.weights(), l2) * len(batch)
                 l2_grad(model.weights(), l2)
             optimizer.step()
