@@ -1,5 +1,5 @@
 # One entry point for everything. The first target that needs Python builds .venv from
-# requirements.txt; later targets reuse it.
+# requirements.txt and installs the project into it (editable); later targets reuse it.
 #
 # The venv is made from Debian's /usr/bin/python3 when it can make one: it is world-readable,
 # so the grader's sandboxed worker can run it as an unprivileged user.
@@ -21,11 +21,13 @@ SUBMISSIONS ?=
 # empty: as many gradings at once as there are cores
 JOBS ?=
 
-.PHONY: test grade batch experiment bench bench-batch attacks mnist-seeds starter handout gradescope clean
+.PHONY: test test-fast lint grade batch experiment bench bench-batch attacks mnist-seeds docs starter handout \
+	gradescope screenshots clean
 
-$(READY): requirements.txt
+$(READY): requirements.txt pyproject.toml
 	$(BASE_PYTHON) -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
 $(SANDBOX_VENV)/.ready: requirements.txt
@@ -36,6 +38,13 @@ $(SANDBOX_VENV)/.ready: requirements.txt
 
 test: $(READY) $(SANDBOX)
 	$(PYTHON) -m pytest
+
+# The unit-level tests: no grading of whole submissions, no MNIST training (well under a minute).
+test-fast: $(READY) $(SANDBOX)
+	$(PYTHON) -m pytest tests -m "not slow"
+
+lint: $(READY)
+	$(VENV)/bin/ruff check .
 
 grade: $(READY) $(SANDBOX)
 	$(PYTHON) -m grader grade $(SUBMISSION) --out $(OUT) --format $(FORMAT)
@@ -59,6 +68,10 @@ attacks: $(READY) $(SANDBOX)
 
 mnist-seeds: $(READY)
 	$(PYTHON) benchmarks/mnist_seeds.py --out results/mnist_seeds.json
+
+# The figures in docs/ come from results/*.json: rewrite them after any benchmark.
+docs: $(READY)
+	$(PYTHON) tools/make_docs.py
 
 starter: $(READY)
 	$(PYTHON) tools/make_starter.py

@@ -24,7 +24,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
 
 from _attacks import ATTACKS, run_attack, skip_reason  # noqa: E402
-
 from grader import DEFAULT_RUBRIC  # noqa: E402
 from grader.grade import grade  # noqa: E402
 from grader.rubric import load_rubric  # noqa: E402

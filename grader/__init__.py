@@ -1,10 +1,19 @@
 """The autograder for the autodiff assignment.
 
-Trusted side (scores and reports): cli, grade, submission, notebook, rubric, report, checking,
-oracle, pytest_plugin. Untrusted side (runs student code): sandbox/worker.py, started by
-sandbox/launch.py and spoken to through sandbox/client.py with sandbox/protocol.py.
+The pipeline, in the order a submission goes through it:
+
+    submission.py, notebook.py   read what the student handed in (as text, never run)
+    sandbox/                     the one place that runs student code: launch, client, worker;
+                                 protocol.py holds the contract both sides share
+    checks/                      the graded checks (pytest), their plugin, the oracle and helpers
+    grade.py                     run the checks against the sandbox in a trusted pytest process
+    rubric.py, report.py         score the results and write the report
+    classroom/                   a whole class: batch, LMS layouts, gradebook, feedback pages
+    cli.py                       `python -m grader grade|batch`
 """
 from pathlib import Path
+
+from .sandbox.protocol import COURSE_MODULES, GIVEN_MODULES, GRADED, GRADED_MODULES  # noqa: F401  (the contract)
 
 VERSION = "1.0.0"
 
@@ -13,14 +22,5 @@ ROOT = Path(__file__).resolve().parent.parent
 # the packages built from it (the student handout, the Gradescope autograder).
 COURSE_PACKAGE = next((p for p in (ROOT / "starter" / "autodiff", ROOT / "grader" / "course" / "autodiff") if p.is_dir()),
                       ROOT / "starter" / "autodiff")
-CHECKS = ROOT / "tests" / "checks"
+CHECKS = Path(__file__).resolve().parent / "checks"
 DEFAULT_RUBRIC = Path(__file__).resolve().parent / "rubric.toml"
-
-# Graded name → the module of the autodiff package that defines it (SPEC.md).
-GRADED = {
-    "Mul": "ops", "Matmul": "ops", "Pow": "ops", "Sum": "ops",
-    "ReLU": "activations", "Softmax": "activations", "Log": "activations",
-    "CrossEntropyLoss": "losses", "NLLLoss": "losses",
-    "l2_penalty": "regularizers", "l2_grad": "regularizers",
-}
-GRADED_MODULES = ("ops", "activations", "losses", "regularizers")

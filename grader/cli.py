@@ -14,13 +14,13 @@ import sys
 from pathlib import Path
 
 from . import DEFAULT_RUBRIC
-from .batch import run_batch
+from .classroom.batch import run_batch
+from .classroom.pages import student_page
+from .classroom.roster import LMS_PATTERN
 from .grade import GraderError, check_dataset, grade
-from .html import student_page
-from .report import format_table, validate, write_atomically, write_report
-from .roster import LMS_PATTERN
-from .sandbox.launch import ISOLATION_LEVELS, level_available, strongest_level
+from .report import format_table, write_atomically, write_report
 from .rubric import RubricError, load_rubric
+from .sandbox.launch import ISOLATION_LEVELS, level_available, strongest_level
 from .submission import SubmissionError
 
 
@@ -66,7 +66,6 @@ def main(argv=None):
         return batch(args, rubric)
     print(f"grading {args.path} (isolation: {args.isolation})", flush=True)
     report = grade(args.path, rubric, args.isolation)
-    validate(report)
     write_report(report, args.out, args.format)
     if args.html:
         write_atomically(args.html, student_page(report, args.reveal))

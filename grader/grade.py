@@ -1,6 +1,6 @@
 """Grade one submission: read it, run the checks in a separate trusted pytest process, score, report.
 
-    submission ──load_submission──▶ scratch copy ──pytest (tests/checks, our plugin)──▶ results
+    submission ──load_submission──▶ scratch copy ──pytest (grader/checks, its plugin)──▶ results
                                           ▲                    │ asks
                                           └──── worker (sandbox, student code) ◀┘
     results + rubric ──build_report──▶ report
@@ -53,10 +53,10 @@ def grade(path, rubric, isolation="process"):
 
 
 def run_checks(scratch, rubric, isolation, results):
-    """Run tests/checks in a fresh pytest process with the grader's own configuration; return
+    """Run grader/checks in a fresh pytest process with the grader's own configuration; return
     (cases, problem), problem being set when the checks could not run at all."""
-    command = [sys.executable, "-m", "pytest", "-c", str(GRADER / "pytest.ini"), "--rootdir", str(ROOT),
-               "-p", "grader.pytest_plugin", "-q", "--json-report", f"--json-report-file={results}",
+    command = [sys.executable, "-m", "pytest", "-c", str(CHECKS / "pytest.ini"), "--rootdir", str(ROOT),
+               "-p", "grader.checks.plugin", "-q", "--json-report", f"--json-report-file={results}",
                "--json-report-omit", "collectors", "log", "streams", "warnings", "traceback",
                "--scratch", str(scratch), "--rubric", str(rubric.path), "--isolation", isolation, str(CHECKS)]
     environment = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}

@@ -47,7 +47,7 @@ def build_report(submission, rubric, case_results, isolation, seconds, messages=
         messages.append(f"MNIST: {mnist['accuracy']:.2f}% test accuracy after {mnist['epochs']} epochs "
                         f"({mnist['training_seconds']:.1f} s of training)")
     status = "unreadable" if submission.error else "graded" if case_results else "error"
-    return {
+    return checked({
         "status": status,
         "score": round(sum(t["score"] for t in tests), 2),
         "max_score": rubric.max_score,
@@ -58,11 +58,25 @@ def build_report(submission, rubric, case_results, isolation, seconds, messages=
         "grader": {"version": VERSION, "rubric": rubric.path, "rubric_sha256": rubric.sha256, "isolation": isolation,
                    "python": platform.python_version(), "numpy": np.__version__},
         "duration_seconds": round(seconds, 2),
-    }
+    })
 
 
 def validate(report):
     jsonschema.validate(report, SCHEMA)
+
+
+def checked(report):
+    """The report, flagged if it does not match its schema: it is written all the same (a lost
+    report is worse than an odd one), with the failure as a message and the status `error`,
+    which puts it in front of a human."""
+    try:
+        validate(report)
+    except jsonschema.ValidationError as error:
+        where = "/".join(str(part) for part in error.absolute_path) or "the top level"
+        report["messages"].append(f"grader: this report does not match its schema at {where} "
+                                  f"({error.message[:200]}); a human should look at it")
+        report["status"] = "error"
+    return report
 
 
 def to_gradescope(report):

@@ -33,7 +33,6 @@ import nbformat
 
 from _grading import FAST_RUBRIC, feedback, group_scores, reference_copy
 from _paths import ROOT
-
 from grader import GRADED, GRADED_MODULES
 from grader.grade import grade
 from grader.report import validate, write_report
@@ -178,7 +177,7 @@ def pytest_runtest_makereport(item, call):
     report = (yield).get_result()
     report.outcome, report.longrepr = "passed", None
 """
-SKIP_MUL_INI = "[pytest]\naddopts = -k 'not Mul' -p no:grader.pytest_plugin\n"
+SKIP_MUL_INI = "[pytest]\naddopts = -k 'not Mul' -p no:grader.checks.plugin\n"
 PATCH_NUMPY = "import numpy\nnumpy.allclose = lambda *args, **kwargs: True\n"
 
 
@@ -270,7 +269,7 @@ FAKE_OUTPUT = """\
 import os, sys
 print('PASSED')
 print('{"id": 1, "ok": true, "output": {"kind": "ndarray"}}', flush=True)
-print('tests/checks/test_functions.py::test_forward[Mul-3x4 * 3x4] PASSED', file=sys.stderr)
+print('grader/checks/test_functions.py::test_forward[Mul-3x4 * 3x4] PASSED', file=sys.stderr)
 sys.__stdout__.write('{"score": 100, "tests": []}\\n')
 sys.__stdout__.flush()
 os.write(1, b'{"id": 2, "ok": true}\\n')
@@ -573,7 +572,7 @@ ATTACKS = [
     # reading what the grader keeps
     Attack("reading the MNIST test labels", edited(WRONG_MUL, read_mnist_test_labels), WRONG_MUL, weakest="user-namespace"),
     Attack("copying the solutions", edited(WRONG_MUL, copy_the_solutions), WRONG_MUL, weakest="user-namespace"),
-    Attack("reading the checks' source", edited(WRONG_MUL, read_file(ROOT / "tests" / "checks" / "test_functions.py")),
+    Attack("reading the checks' source", edited(WRONG_MUL, read_file(ROOT / "grader" / "checks" / "test_functions.py")),
            WRONG_MUL, weakest="user-namespace"),
     Attack("reading the rubric", edited(WRONG_MUL, read_file(ROOT / "grader" / "rubric.toml")), WRONG_MUL,
            weakest="user-namespace"),

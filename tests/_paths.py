@@ -9,10 +9,11 @@ import importlib
 import sys
 from pathlib import Path
 
+from grader import COURSE_MODULES
+
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions"
 STARTER = ROOT / "starter"
-MODULES = ("tensor", "ops", "activations", "losses", "regularizers", "nn", "optim", "data", "train")
 
 _stashed = {}  # tree root: {module name: module}
 
@@ -27,7 +28,7 @@ def import_autodiff(root):
     sys.path.insert(0, str(root))
     try:
         package = importlib.import_module("autodiff")
-        for name in MODULES:
+        for name in COURSE_MODULES:
             importlib.import_module(f"autodiff.{name}")
     finally:
         sys.path.remove(str(root))

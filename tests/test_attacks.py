@@ -3,8 +3,8 @@ exactly what the honest submission with the same planted bug earns, group by gro
 leaves nothing running, and the grader finishes. Run at every isolation level; an attack a level
 cannot be expected to stop, or a level this machine lacks, is skipped with the reason."""
 import pytest
-from _attacks import ATTACKS, run_attack, skip_reason
 
+from _attacks import ATTACKS, run_attack, skip_reason
 from grader.sandbox.launch import ISOLATION_LEVELS
 
 

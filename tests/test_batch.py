@@ -15,16 +15,16 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 from _grading import FAST_RUBRIC, reference_copy
 from _paths import ROOT, SOLUTIONS
-
 from grader import DEFAULT_RUBRIC, GRADED_MODULES
-from grader import batch as batch_module
+from grader.classroom import batch as batch_module
 from grader import report as report_module
-from grader.batch import run_batch
+from grader.classroom.batch import run_batch
+from grader.classroom.roster import discover
 from grader.cli import main
 from grader.report import write_atomically
-from grader.roster import discover
 from grader.rubric import load_rubric
 from grader.sandbox.launch import level_available
 

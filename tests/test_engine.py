@@ -198,3 +198,21 @@ def test_a_leaf_grad_does_not_alias_the_callers_upstream_array():
     Add.apply(a, b).backward(g)
     a.grad += 1
     np.testing.assert_array_equal(g, np.ones(3))
+
+
+def test_a_hand_made_context_means_every_input_needs_a_gradient():
+    """Students test a Function by hand with Context(): a backward that consults needs_input_grad
+    (the reference's Matmul and CrossEntropyLoss do) must then return every gradient."""
+    from autodiff.losses import CrossEntropyLoss
+    from autodiff.ops import Matmul
+    from autodiff.tensor import Context
+
+    ctx = Context()
+    a, b = np.ones((2, 3)), np.ones((3, 4))
+    Matmul.forward(ctx, a, b)
+    grad_a, grad_b = Matmul.backward(ctx, np.ones((2, 4)))
+    assert grad_a.shape == (2, 3) and grad_b.shape == (3, 4)
+    ctx, p = Context(), np.full((2, 3), 1 / 3)
+    CrossEntropyLoss.forward(ctx, p, p)
+    assert all(grad is not None for grad in CrossEntropyLoss.backward(ctx, np.ones(())))
+    assert Context((True, False)).needs_input_grad[1] is False  # what Function.apply says is kept

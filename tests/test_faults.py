@@ -17,9 +17,9 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from _grading import feedback, full_marks_except, grade_and_validate, group_scores, reference_copy
 from _paths import ROOT
-
 from grader import GRADED
 from grader.sandbox import launch, protocol
 from grader.sandbox.client import WorkerClient, WorkerFailure
@@ -271,3 +271,17 @@ def test_a_returned_object_that_raises_when_read_fails_only_its_own_check(tmp_pa
     assert full_marks_except(report, "Mul") == {}
     assert "Mul.backward raised RuntimeError: read me if you can" in feedback(report, "Mul")
     assert "the worker exited" not in feedback(report, "Mul")
+
+
+def test_a_regularizer_whose_result_raises_when_read_fails_only_its_own_check(tmp_path):
+    """The same for l2_penalty: reading its result (a list whose __len__ raises) runs student code."""
+    hostile = ("    return lam * sum(float(np.sum(np.square(w.data))) for w in weights)\n",
+               "    class Hostile(list):\n"
+               "        def __len__(self):\n"
+               "            raise RuntimeError('read me if you can')\n"
+               "    return Hostile([lam * sum(float(np.sum(np.square(w.data))) for w in weights)])\n")
+    report = grade_and_validate(reference_copy(tmp_path, {"regularizers": [hostile]}))
+    assert full_marks_except(report, "l2_penalty") == {}
+    said = feedback(report, "l2_penalty")
+    assert "l2_penalty raised RuntimeError: read me if you can" in said
+    assert "the worker exited" not in said and "sys.exit" not in said

@@ -5,9 +5,9 @@ MNIST trains MLP3, built from Matmul, Add, ReLU, Softmax and CrossEntropyLoss: a
 those may cost the MNIST points too (`hurts_mnist`); a bug anywhere else may not.
 """
 import pytest
+
 from _grading import feedback, full_marks_except, grade_and_validate, group_scores, reference_copy
 from _paths import SOLUTIONS, STARTER
-
 from grader import GRADED
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
+
 from _grading import feedback, full_marks_except, grade_and_validate, group_scores, reference_copy
 from _paths import SOLUTIONS
-
 from grader import GRADED, GRADED_MODULES
 from grader.submission import load_submission
 

@@ -8,14 +8,13 @@ import sys
 
 import jsonschema
 import pytest
-from _grading import FAST_RUBRIC, grade_and_validate, reference_copy
-from _paths import ROOT, SOLUTIONS, STARTER
 
+from _grading import FAST_RUBRIC, FAST_RUBRIC_FILE, grade_and_validate, reference_copy
+from _paths import ROOT, SOLUTIONS, STARTER
 from grader import GRADED_MODULES
 from grader.report import SCHEMA
 from grader.rubric import load_rubric
 
-FAST_RUBRIC_FILE = ROOT / "tests" / "fixtures" / "rubric-fast.toml"
 WRONG_MUL = {"ops": [("        return a * b\n", "        return a * b + 1.0\n")]}
 
 # Gradescope's results.json, from its specification (gradescope-autograders.readthedocs.io,
@@ -166,3 +165,21 @@ def test_report_lists_the_sha256_of_each_graded_file(tmp_path):
     assert report["submission"]["files"] == {
         f"autodiff/{module}.py": hashlib.sha256((folder / "autodiff" / f"{module}.py").read_bytes()).hexdigest()
         for module in GRADED_MODULES}
+
+
+def test_a_report_that_fails_its_schema_is_still_written_and_flagged(tmp_path, monkeypatch):
+    """A negative training time (student code could once set it) breaks the schema: the report is
+    written all the same, its status asks for a human look, and the message says why."""
+    from grader import cli
+    from grader.report import build_report
+    from grader.submission import load_submission
+
+    case = {"group": "MNIST", "kind": "accuracy", "id": "-", "status": "passed", "feedback": "", "fraction": 1.0,
+            "seconds": 1.0, "mnist": {"accuracy": 97.0, "accuracy_per_epoch": [97.0], "epochs": 1, "training_seconds": -5.0}}
+    report = build_report(load_submission(SOLUTIONS), FAST_RUBRIC, [case], "process", 1.0)
+    assert report["status"] == "error"
+    assert any("does not match its schema at mnist/training_seconds" in m for m in report["messages"])
+    monkeypatch.setattr(cli, "grade", lambda *args: report)
+    assert cli.main(["grade", str(SOLUTIONS), "--out", str(tmp_path / "report.json"), "--rubric", str(FAST_RUBRIC_FILE),
+                     "--isolation", "process"]) == 0
+    assert json.loads((tmp_path / "report.json").read_text())["status"] == "error"

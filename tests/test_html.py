@@ -3,13 +3,12 @@ import shutil
 import sys
 
 import pytest
-from _grading import grade_and_validate, reference_copy
-from _paths import ROOT
 
-from grader.gradebook import summarize
-from grader.html import class_index, student_page
-from grader.roster import Roster
-from grader.rubric import load_rubric
+from _grading import FAST_RUBRIC, grade_and_validate, reference_copy
+from _paths import ROOT
+from grader.classroom.gradebook import summarize
+from grader.classroom.pages import class_index, student_page
+from grader.classroom.roster import Roster
 
 sys.path.insert(0, str(ROOT / "tools"))
 from screenshot_pages import screenshot  # noqa: E402
@@ -55,7 +54,7 @@ def test_feedback_text_is_escaped(reports):
 
 
 def test_class_index_has_histogram_pass_rates_failures_and_a_link_per_student(reports):
-    rubric = load_rubric(ROOT / "tests" / "fixtures" / "rubric-fast.toml")
+    rubric = FAST_RUBRIC
     page = class_index(reports, summarize(reports, Roster(), rubric), {"alice": "alice.html", "bob": "bob.html"})
     assert "aria-label='score histogram'" in page
     assert "Pass rate by group" in page and "50% (1 of 2)" in page
@@ -65,7 +64,7 @@ def test_class_index_has_histogram_pass_rates_failures_and_a_link_per_student(re
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed (apt-get install chromium)")
 def test_pages_render_in_headless_chromium_without_console_messages(reports, tmp_path):
-    rubric = load_rubric(ROOT / "tests" / "fixtures" / "rubric-fast.toml")
+    rubric = FAST_RUBRIC
     (tmp_path / "bob.html").write_text(student_page(reports["bob"]))
     (tmp_path / "index.html").write_text(class_index(reports, summarize(reports, Roster(), rubric),
                                                     {"alice": "alice.html", "bob": "bob.html"}))

@@ -9,13 +9,15 @@ import zipfile
 
 import jsonschema
 import pytest
+
 from _paths import ROOT, SOLUTIONS
+from grader import GRADED_MODULES
 
 sys.path.insert(0, str(ROOT / "tools"))
 import make_gradescope  # noqa: E402
 import make_handout  # noqa: E402
 
-GRADED_FILES = ("ops.py", "activations.py", "losses.py", "regularizers.py")
+GRADED_FILES = [f"{module}.py" for module in GRADED_MODULES]
 # Gradescope's results.json, as its autograder documentation specifies it.
 GRADESCOPE_RESULTS = {
     "type": "object",
@@ -84,7 +86,7 @@ def test_handout_carries_no_solution_and_no_hidden_check(handout):
     archive, folder = handout
     names = zipfile.ZipFile(archive).namelist()
     assert not any("solutions" in name for name in names)
-    assert "autodiff-handout/tests/checks/test_edge_cases.py" not in names
+    assert "autodiff-handout/grader/checks/test_edge_cases.py" not in names
     shipped = "".join(path.read_text(errors="replace") for path in folder.rglob("*.py"))
     for hidden in ("def test_robustness", "def test_stability", "extreme_inputs"):
         assert hidden not in shipped

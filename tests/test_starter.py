@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from _paths import ROOT, SOLUTIONS, STARTER, import_autodiff
+from grader import COURSE_MODULES, GIVEN_MODULES, GRADED_MODULES
 
-GIVEN_MODULES = ["__init__.py", "tensor.py", "nn.py", "optim.py", "data.py", "train.py"]
-GRADED_MODULES = ["ops.py", "activations.py", "losses.py", "regularizers.py"]
+GIVEN_FILES = ["__init__.py", *(f"{module}.py" for module in GIVEN_MODULES)]
+GRADED_FILES = [f"{module}.py" for module in GRADED_MODULES]
 
 
 def load_make_starter():
@@ -36,13 +37,13 @@ def test_committed_starter_is_the_generated_one():
         assert (STARTER / "autodiff" / name).read_text() == content, f"starter/autodiff/{name} has drifted: run `make starter`"
 
 
-@pytest.mark.parametrize("name", GIVEN_MODULES)
+@pytest.mark.parametrize("name", GIVEN_FILES)
 def test_given_modules_are_byte_identical_to_the_solutions(name):
     assert (STARTER / "autodiff" / name).read_bytes() == (SOLUTIONS / "autodiff" / name).read_bytes(), \
         f"starter/autodiff/{name} differs from solutions/autodiff/{name}"
 
 
-@pytest.mark.parametrize("name", GRADED_MODULES)
+@pytest.mark.parametrize("name", GRADED_FILES)
 def test_graded_modules_differ_only_where_a_solution_was_blanked(name):
     """Independently of the generator: drop each BEGIN…END region from the solution and each
     generated raise from the starter, and the rest must be the same lines in the same order."""
@@ -63,7 +64,7 @@ def test_graded_modules_differ_only_where_a_solution_was_blanked(name):
 
 
 def test_starter_package_and_all_its_modules_import(starter):
-    for module in ("tensor", "ops", "activations", "losses", "regularizers", "nn", "optim", "data", "train"):
+    for module in COURSE_MODULES:
         assert importlib.import_module(f"autodiff.{module}").__file__.startswith(str(STARTER))
 
 

@@ -3,10 +3,14 @@ hidden checks out of anything students receive."""
 import argparse
 import ast
 import stat
+import sys
 import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from grader import GRADED_MODULES  # noqa: E402  (the contract)
+
 FIXED_TIME = (2026, 1, 1, 0, 0, 0)  # the same inputs give the same zip, byte for byte
 SKIPPED = {"__pycache__", ".pytest_cache"}
 
@@ -41,11 +45,18 @@ class Zip:
         return self.names
 
 
-def add_grading_engine(archive, prefix, rubric_text=None):
+def add_grading_engine(archive, prefix, rubric_text=None, check_files=None):
     """What grading needs wherever it runs: the pinned core requirements, the grader (its rubric
-    replaced by rubric_text when given), the course's given modules and MNIST."""
+    replaced by rubric_text when given; of its check files, only check_files when given), the
+    course's given modules and MNIST."""
     archive.add_bytes(f"{prefix}requirements.txt", core_requirements())
-    keep = (lambda path: path.name != "rubric.toml") if rubric_text is not None else (lambda path: True)
+
+    def keep(path):
+        if rubric_text is not None and path == ROOT / "grader" / "rubric.toml":
+            return False
+        is_check_file = path.parent == ROOT / "grader" / "checks" and path.name.startswith("test_")
+        return not is_check_file or check_files is None or path in check_files
+
     archive.add_tree(f"{prefix}grader", ROOT / "grader", keep=keep)
     if rubric_text is not None:
         archive.add_bytes(f"{prefix}grader/rubric.toml", rubric_text)
@@ -69,15 +80,16 @@ def check_kinds(path):
 
 
 def core_requirements():
-    """requirements.txt without what only instructors' batch grading needs (Dask)."""
+    """requirements.txt without what only instructors' batch grading (Dask) and the project's own
+    development (ruff) need."""
     lines = (ROOT / "requirements.txt").read_text().splitlines()
-    return "\n".join(line for line in lines if not line.startswith(("dask", "distributed"))) + "\n"
+    return "\n".join(line for line in lines if not line.startswith(("dask", "distributed", "ruff"))) + "\n"
 
 
 def assert_no_solutions(zip_path):
     """No solution region, and no graded body of the reference, in anything packaged."""
     solution_lines = set()
-    for module in ("ops", "activations", "losses", "regularizers"):
+    for module in GRADED_MODULES:
         inside = False
         for line in (ROOT / "solutions" / "autodiff" / f"{module}.py").read_text().splitlines():
             if "# BEGIN SOLUTION" in line:

@@ -17,7 +17,6 @@ def build(out):
     archive.add_file("setup.sh", ROOT / "gradescope" / "setup.sh", executable=True)
     archive.add_file("run_autograder", ROOT / "gradescope" / "run_autograder", executable=True)
     add_grading_engine(archive, "")
-    archive.add_tree("tests/checks", ROOT / "tests" / "checks")
     return archive.close()
 
 

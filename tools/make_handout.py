@@ -20,7 +20,7 @@ TOP = "autodiff-handout"
 
 def visible_check_files(rubric):
     files = []
-    for path in sorted((ROOT / "tests" / "checks").glob("test_*.py")):
+    for path in sorted((ROOT / "grader" / "checks").glob("test_*.py")):
         visible = {kind: rubric.visibility_of(kind) == "visible" for kind in check_kinds(path)}
         if all(visible.values()):
             files.append(path)
@@ -35,10 +35,7 @@ def build(out):
     for name in ("README.md", "README.ko.md", "Makefile"):
         archive.add_file(f"{TOP}/{name}", ROOT / "handout" / name)
     archive.add_tree(f"{TOP}/autodiff", ROOT / "starter" / "autodiff")
-    add_grading_engine(archive, f"{TOP}/", rubric.visible_toml())
-    checks = ROOT / "tests" / "checks"
-    for path in [checks / "__init__.py", checks / "cases.py", *visible_check_files(rubric)]:
-        archive.add_file(f"{TOP}/tests/checks/{path.name}", path)
+    add_grading_engine(archive, f"{TOP}/", rubric.visible_toml(), check_files=visible_check_files(rubric))
     return archive.close()
 
 

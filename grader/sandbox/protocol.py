@@ -1,13 +1,35 @@
-"""Messages between the trusted side and the worker: one JSON object per line, arrays inside
-as base64 `.npy` bytes read back with allow_pickle=False. Never pickles, never objects.
+"""The contract both sides of the trust boundary share, and the messages between them.
 
-Imported by both sides: standard library and numpy only.
+The contract: what students implement (docs/SPEC.md), declared once. The worker, the checks,
+the rubric loader, the package builders and the project's tests all derive from it.
+
+The messages: one JSON object per line, arrays inside as base64 `.npy` bytes read back with
+allow_pickle=False. Never pickles, never objects.
+
+Imported by both sides (the worker gets a copy beside it): standard library and numpy only.
 """
 import base64
 import io
 import json
 
 import numpy as np
+
+# Graded name → the module of the autodiff package that defines it.
+GRADED = {
+    "Mul": "ops", "Matmul": "ops", "Pow": "ops", "Sum": "ops",
+    "ReLU": "activations", "Softmax": "activations", "Log": "activations",
+    "CrossEntropyLoss": "losses", "NLLLoss": "losses",
+    "l2_penalty": "regularizers", "l2_grad": "regularizers",
+}
+GRADED_MODULES = tuple(dict.fromkeys(GRADED.values()))
+# The course's given modules: the engine and what trains with it. Students do not submit these.
+GIVEN_MODULES = ("tensor", "nn", "optim", "data", "train")
+COURSE_MODULES = ("tensor", *GRADED_MODULES, "nn", "optim", "data", "train")
+# The checks a graded name can have, by kind (grader/checks/test_*.py defines one test per kind):
+# Functions (forward/backward ops) and the regularizers' own kinds, and the whole-model check.
+FUNCTION_KINDS = ("forward", "backward", "robustness", "stability")
+CHECK_KINDS = (*FUNCTION_KINDS, "value", "update", "accuracy")
+WHOLE_MODEL = "MNIST"  # the group of the check that trains MLP3 from the student's ops
 
 MAX_MESSAGE_BYTES = 64 << 20
 MAX_ARRAY_BYTES = 16 << 20

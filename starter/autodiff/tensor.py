@@ -46,13 +46,21 @@ def reduce_grad_to_shape(grad, shape):
     return grad
 
 
+class EveryInput(tuple):
+    """needs_input_grad when nobody said which inputs need a gradient (a Context made by hand to
+    test a Function): every one does."""
+
+    def __getitem__(self, index):
+        return True if isinstance(index, int) else super().__getitem__(index)
+
+
 class Context:
     """What a forward leaves for its backward: arrays via save_for_backward, anything else as
     attributes (ctx.axis = axis). `needs_input_grad[i]` tells whether input i wants a gradient,
-    so a backward may skip work (return None for that input)."""
+    so a backward may skip work (return None for that input); unknown, every input does."""
 
-    def __init__(self, needs_input_grad=()):
-        self.needs_input_grad = needs_input_grad
+    def __init__(self, needs_input_grad=None):
+        self.needs_input_grad = EveryInput() if needs_input_grad is None else tuple(needs_input_grad)
         self.saved_tensors = ()
 
     def save_for_backward(self, *arrays):

@@ -9,7 +9,7 @@ import json
 import statistics
 from collections import Counter
 
-from .report import group_summaries, write_atomically
+from ..report import group_summaries, write_atomically
 
 
 def row_problems(report):

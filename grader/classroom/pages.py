@@ -7,7 +7,7 @@ names the most that may be shown (`visible` before the due date, `after_due_date
 """
 from html import escape
 
-from .report import format_points, group_summaries
+from ..report import format_points, group_summaries
 
 REVEALED = {"visible": {"visible"}, "after_due_date": {"visible", "after_due_date"},
             "all": {"visible", "after_due_date", "after_published", "hidden"}}

@@ -1,4 +1,4 @@
-"""The pytest plugin behind the checks in tests/checks/ (loaded with -p; conftest files are off).
+"""The pytest plugin behind the checks in grader/checks/ (loaded with -p; conftest files are off).
 
 Fixtures: `student`, the worker serving the submission; `rubric`; `mnist`, the data the worker
 may see plus the test labels it may not. With --scratch the submission was prepared by
@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from . import DEFAULT_RUBRIC, ROOT
+from .. import DEFAULT_RUBRIC, ROOT
+from ..rubric import load_rubric
+from ..sandbox.client import WorkerClient
+from ..sandbox.launch import scratch_parent, strongest_level
+from ..submission import load_submission, prepare_scratch
 from .checking import CheckFailed
-from .rubric import load_rubric
-from .sandbox.client import WorkerClient
-from .sandbox.launch import scratch_parent, strongest_level
-from .submission import load_submission, prepare_scratch
 
 
 def pytest_addoption(parser):
@@ -58,7 +58,7 @@ def student(request, scratch):
 def mnist(scratch, rubric):
     """Training images and labels and a shuffled copy of the test images, written where the worker
     reads them; the test labels, in the same shuffled order, stay here."""
-    from .course import expose_mnist
+    from ..course import expose_mnist
 
     return expose_mnist(scratch, rubric.mnist["seed"] + 1)
 

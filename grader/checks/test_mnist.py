@@ -7,7 +7,7 @@ implementation scores zero for this check, and the rest of the report is unaffec
 import numpy as np
 import pytest
 
-from grader.checking import CheckFailed, ask
+from .checking import CheckFailed, ask
 
 
 @pytest.mark.group("MNIST")

@@ -14,7 +14,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .submission import SubmissionError, unpack_zip
+from ..submission import SubmissionError, unpack_zip
 
 # Canvas: name, optional "late", user id, submission id, then the file's own name.
 LMS_PATTERN = r"^(?P<name>[^_]+(?:_[^_\d]+)*)_(?:late_)?(?P<id>\d+)_\d+_(?P<file>.+)$"

@@ -1,15 +1,13 @@
 """Graded checks of every Function (SPEC.md): forward values and gradients on every case of cases.py.
 
-Run by the grader against a submission; run directly (pytest tests/checks) they grade the reference.
+Run by the grader against a submission; run directly (pytest grader/checks) they grade the reference.
 """
 import numpy as np
 import pytest
 
-from grader.checking import (ATOL, FORWARD_ATOL, FORWARD_RTOL, RTOL, CheckFailed, array_of, call_op, items_of,
-                             mismatch, sum_to_shape)
-from grader.oracle import EPS, INPUT_NAMES, numerical_gradients
-
 from .cases import LOSSES, cases, draw
+from .checking import ATOL, FORWARD_ATOL, FORWARD_RTOL, RTOL, CheckFailed, array_of, call_op, items_of, mismatch, sum_to_shape
+from .oracle import EPS, INPUT_NAMES, numerical_gradients
 
 
 def forward_mistakes(op, inputs):

@@ -2,14 +2,14 @@
 import numpy as np
 import pytest
 
-from grader.checking import CheckFailed, array_of, ask, mismatch, seeded_rng
-from grader.oracle import l2_penalty
+from .checking import CheckFailed, array_of, ask, mismatch, seeded_rng
+from .oracle import l2_penalty
 
 SHAPES = [("one 3x4 matrix", [(3, 4)]), ("three matrices", [(4, 5), (5, 3), (3, 2)])]
 
 
 def weights_for(request, shapes):
-    rng = seeded_rng(request.node.nodeid)
+    rng = seeded_rng(request)
     return rng, [rng.normal(size=shape) for shape in shapes], float(rng.uniform(1e-3, 1e-1))
 
 

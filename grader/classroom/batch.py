@@ -13,14 +13,14 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from . import VERSION
-from .grade import grade
+from .. import VERSION
+from ..grade import grade
+from ..report import build_report, write_atomically, write_report
+from ..rubric import load_rubric
+from ..submission import Submission, submission_sha256
 from .gradebook import row_problems, write_class_files
-from .html import class_index, student_page
-from .report import build_report, write_atomically, write_report
+from .pages import class_index, student_page
 from .roster import LMS_PATTERN, discover
-from .rubric import load_rubric
-from .submission import Submission, submission_sha256
 
 
 def report_path(out, student_id, format="native"):
