@@ -55,7 +55,7 @@ def grade(path, rubric, isolation="process"):
 def run_checks(scratch, rubric, isolation, results):
     """Run grader/checks in a fresh pytest process with the grader's own configuration; return
     (cases, problem), problem being set when the checks could not run at all."""
-    command = [sys.executable, "-m", "pytest", "-c", str(CHECKS / "pytest.ini"), "--rootdir", str(ROOT),
+    command = [sys.executable, "-m", "pytest", "-c", str(CHECKS / "grading.ini"), "--rootdir", str(ROOT),
                "-p", "grader.checks.plugin", "-q", "--json-report", f"--json-report-file={results}",
                "--json-report-omit", "collectors", "log", "streams", "warnings", "traceback",
                "--scratch", str(scratch), "--rubric", str(rubric.path), "--isolation", isolation, str(CHECKS)]

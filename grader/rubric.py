@@ -21,6 +21,7 @@ class Rubric:
     points: dict      # (group, kind) → points, in the file's order
     visibility: dict  # kind → visibility
     mnist: dict
+    salt: str = ""    # mixed into every check's input seed: the official inputs differ from the handout's
 
     @property
     def max_score(self):
@@ -31,7 +32,7 @@ class Rubric:
 
     def visible_toml(self):
         """This rubric with only its visible checks, as TOML: the rubric of the student handout,
-        which must not carry the weights of the checks it does not ship."""
+        which must not carry the weights of the checks it does not ship, nor the salt."""
         groups = {}
         for (group, kind), points in self.points.items():
             if self.visibility_of(kind) == "visible":
@@ -74,4 +75,7 @@ def load_rubric(path):
             raise RubricError(f"{path}: mnist.{key} is missing or not a number")
     if not mnist["zero_credit_accuracy"] < mnist["full_credit_accuracy"]:
         raise RubricError(f"{path}: mnist.zero_credit_accuracy must be below full_credit_accuracy")
-    return Rubric(str(path), hashlib.sha256(data).hexdigest(), points, visibility, mnist)
+    salt = table.get("inputs", {}).get("salt", "")
+    if not isinstance(salt, str):
+        raise RubricError(f"{path}: inputs.salt must be a string")
+    return Rubric(str(path), hashlib.sha256(data).hexdigest(), points, visibility, mnist, salt)

@@ -19,8 +19,8 @@ import pytest
 from _grading import FAST_RUBRIC, reference_copy
 from _paths import ROOT, SOLUTIONS
 from grader import DEFAULT_RUBRIC, GRADED_MODULES
-from grader.classroom import batch as batch_module
 from grader import report as report_module
+from grader.classroom import batch as batch_module
 from grader.classroom.batch import run_batch
 from grader.classroom.roster import discover
 from grader.cli import main

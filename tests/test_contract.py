@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 import pytest
+
 from _grading import fast_rubric_text
 from _paths import ROOT
-
 from grader import DEFAULT_RUBRIC, GRADED
 from grader.checks import oracle
 from grader.checks.cases import CASES
