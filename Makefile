@@ -59,15 +59,19 @@ experiment: $(READY)
 
 bench: $(READY)
 	$(PYTHON) benchmarks/epoch_speed.py --out results/bench.json
+	$(PYTHON) tools/make_docs.py
 
 bench-batch: $(READY) $(SANDBOX)
 	$(PYTHON) benchmarks/batch_speed.py --out results/batch_speed.json
+	$(PYTHON) tools/make_docs.py
 
 attacks: $(READY) $(SANDBOX)
 	$(PYTHON) benchmarks/attacks.py --out results/attacks.json
+	$(PYTHON) tools/make_docs.py
 
 mnist-seeds: $(READY)
 	$(PYTHON) benchmarks/mnist_seeds.py --out results/mnist_seeds.json
+	$(PYTHON) tools/make_docs.py
 
 # The figures in docs/ come from results/*.json: rewrite them after any benchmark.
 docs: $(READY)

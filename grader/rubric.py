@@ -4,6 +4,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from .sandbox.protocol import CHECK_KINDS, GRADED, WHOLE_MODEL
+
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 MNIST_KEYS = {"epochs": int, "batch_size": int, "lr": float, "seed": int, "train_examples": int,
               "time_budget_seconds": (int, float), "full_credit_accuracy": (int, float),
@@ -62,6 +64,10 @@ def load_rubric(path):
         for kind, value in kinds.items():
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
                 raise RubricError(f"{path}: checks.{group}.{kind} must be a number of points ≥ 0, not {value!r}")
+            if group not in GRADED and group != WHOLE_MODEL:
+                raise RubricError(f"{path}: checks.{group}: not a graded name ({', '.join(GRADED)}) nor {WHOLE_MODEL}")
+            if kind not in CHECK_KINDS:
+                raise RubricError(f"{path}: checks.{group}.{kind}: not a kind of check ({', '.join(CHECK_KINDS)})")
             points[(group, kind)] = value
     if not points:
         raise RubricError(f"{path}: no [checks] table")

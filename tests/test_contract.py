@@ -137,3 +137,16 @@ def test_a_wrong_added_op_loses_only_its_own_points(project_with_exp):
     lost = {t["name"] for t in report["tests"] if t["score"] < t["max_score"]}
     assert lost == {"Exp · backward"}
     assert "does not use grad_output" in next(t["output"] for t in report["tests"] if t["name"] == "Exp · backward")
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("[checks]\n", "[checks]\nExp = { forward = 1 }\n", "checks.Exp: not a graded name"),
+    ("{ value = 4 }", "{ value = 4, values = 1 }", "checks.l2_penalty.values: not a kind of check"),
+])
+def test_a_rubric_that_grades_outside_the_contract_is_refused(tmp_path, old, new, message):
+    from grader.rubric import RubricError
+
+    text = DEFAULT_RUBRIC.read_text().replace(old, new)
+    (tmp_path / "rubric.toml").write_text(text)
+    with pytest.raises(RubricError, match=message):
+        load_rubric(tmp_path / "rubric.toml")

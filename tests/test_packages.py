@@ -101,6 +101,7 @@ def test_handout_readme_exists_in_english_and_korean(handout):
     _, folder = handout
     assert "reduce_grad_to_shape" in (folder / "README.md").read_text()
     assert "브로드캐스팅" in (folder / "README.ko.md").read_text()
+    assert "[SPEC.md](SPEC.md)" in (folder / "README.md").read_text() and (folder / "SPEC.md").is_file()
 
 
 def test_gradescope_autograder_writes_valid_results_with_rubric_visibility(tmp_path):

@@ -34,6 +34,7 @@ def build(out):
     archive = Zip(out)
     for name in ("README.md", "README.ko.md", "Makefile"):
         archive.add_file(f"{TOP}/{name}", ROOT / "handout" / name)
+    archive.add_file(f"{TOP}/SPEC.md", ROOT / "docs" / "SPEC.md")
     archive.add_tree(f"{TOP}/autodiff", ROOT / "starter" / "autodiff")
     add_grading_engine(archive, f"{TOP}/", rubric.visible_toml(), check_files=visible_check_files(rubric))
     return archive.close()

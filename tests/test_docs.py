@@ -1,0 +1,35 @@
+"""The documentation: a short front door, links that resolve, figures that match the results,
+and nothing that points outside the repository."""
+import re
+import subprocess
+import sys
+
+import pytest
+
+from _paths import ROOT
+
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def test_the_readme_is_a_front_door():
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 150
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda path: str(path.relative_to(ROOT)))
+def test_every_relative_link_resolves(document):
+    for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", document.read_text()):
+        if not re.match(r"[a-z]+:", target):
+            assert (document.parent / target).exists(), f"{document.name} links to {target}, which does not exist"
+
+
+def test_the_figures_in_the_docs_are_what_the_results_say():
+    completed = subprocess.run([sys.executable, "tools/make_docs.py", "--check"], cwd=ROOT, capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr
+
+
+def test_nothing_in_the_project_refers_to_the_shared_folder_outside_it():
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    for name in tracked:
+        path = ROOT / name
+        if path.suffix in (".py", ".md", ".toml", ".txt", ".sh", ".ini", "") and path.is_file():
+            assert "../shared" not in path.read_text(errors="replace"), f"{name} refers to ../shared"

@@ -1,0 +1,123 @@
+"""Write the measured figures into docs/*.md from results/*.json, so prose can't drift from the
+measurements. A figure lives between `<!-- figures: NAME -->` and `<!-- /figures -->`; NAME is a
+function below, which renders it from the results files. A block whose results file is missing is
+left as it is (the benchmark has not been run here).
+
+    python tools/make_docs.py           # rewrite the blocks (make docs)
+    python tools/make_docs.py --check   # exit 1 if a block is not what the results say (the tests)
+"""
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "results"
+BLOCK = re.compile(r"(<!-- figures: ([\w-]+) -->\n)(.*?)(<!-- /figures -->)", re.S)
+
+
+def results(name):
+    return json.loads((RESULTS / f"{name}.json").read_text())
+
+
+def table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]) + "\n"
+
+
+def experiment():
+    rows = []
+    for name, label in (("experiment", "`default`: He init, batch 64, lr 0.1, λ 5e-4, seed 0"),
+                        ("experiment-handout", "`handout`: weights N(0, 0.01²), batch 64, lr 0.05, λ 5e-4, seed 1")):
+        data = results(name)
+        for index, (run, history) in enumerate(data["runs"].items()):
+            first, last = data["handout"][run]
+            rows.append([label if index == 0 else "", run, f"{history[0]['test_accuracy']:.2f}% ({first:.2f}%)",
+                         f"{history[-1]['test_accuracy']:.2f}% ({last:.2f}%)"])
+    return table(["preset", "run", "epoch 1 (handout)", "epoch 10 (handout)"], rows)
+
+
+def epoch_speed():
+    data = results("bench")
+    rows = [[f"{side}{' (the reference)' if side == 'autograd' else ''}", f"{s['min_seconds']:.3f} s",
+             f"{s['median_seconds']:.3f} s", f"**{s['ratio_to_hand_written']:.3f}**" if side == "autograd"
+             else f"{s['ratio_to_hand_written']:.3f}"] for side, s in data["sides"].items()]
+    torch = data["machine"].get("torch")
+    if data.get("ratio_pytorch_to_hand_written") is None and torch:
+        rows.append(["PyTorch CPU autograd", torch, "", ""])
+    return table(["side", "fastest epoch", "median", "ratio"], rows)
+
+
+def mnist_seeds():
+    data = results("mnist_seeds")
+    seed = data["settings"]["seed"]
+    rubric_seed = next(run["accuracy"] for run in data["runs"] if run["seed"] == seed)
+    return (f"Seeds {data['runs'][0]['seed']}–{data['runs'][-1]['seed']}: {data['min']:.2f}–{data['max']:.2f}% test "
+            f"accuracy, full credit on **{data['full_credit']}** seeds, median {data['median_seconds']:.1f} s per "
+            f"run; the rubric's seed {seed} gives {rubric_seed:.2f}%.\n")
+
+
+def batch_speed():
+    data = results("batch_speed")
+    rows = [[f"`--jobs {jobs}`", f"{data[f'jobs_{jobs}']['wall_seconds']:.1f} s",
+             f"{data[f'jobs_{jobs}']['median_submission_seconds']:.2f} s"] for jobs in (1, 2)]
+    resume = data["kill_and_resume"]
+    return table(["run", "wall time", "median per submission"], rows) + (
+        f"\n`--jobs 2` takes **{data['ratio_jobs2_to_jobs1']:.2f}×** the time of `--jobs 1` (goal ≤ {data['goal_ratio']}); "
+        f"gradebooks identical: {data['gradebooks_identical_jobs1_jobs2']}. Killed after {resume['killed_after_seconds']} s "
+        f"with {resume['reports_at_kill']} reports done, the rerun regraded {resume['regraded_on_rerun']} and redid "
+        f"{resume['finished_reports_redone']}; gradebook identical to an uninterrupted run's: "
+        f"{resume['gradebook_identical_to_uninterrupted']}.\n")
+
+
+def attacks():
+    data = results("attacks")
+    levels = list(data["machine"]["levels"])
+    cells = {}
+    for run in data["runs"]:
+        reason = run.get("reason", "")
+        outcome = {"held": "held", "failed": "**failed**"}.get(run["outcome"])
+        if outcome is None:
+            outcome = ("unavailable" if "not available" in reason else "—" if "fought off" in reason else "n/a")
+        cells.setdefault(run["attack"], {})[run["level"]] = outcome
+    rows = [[attack, *(outcomes.get(level, "") for level in levels)] for attack, outcomes in cells.items()]
+    counts, cost = data["counts"], data["isolation_cost"]
+    ratios = ", ".join(f"`{level}` {ratio:.2f}" for level, ratio in cost["ratio_to_process"].items())
+    return table(["attack", *levels], rows) + (
+        f"\n{counts['attacks']} attacks, {counts['runs']} runs: {counts['held']} held, {counts['failed']} failed; "
+        f"unearned points {counts['unearned_points']:g}; grader crashes {counts['grader_crashes']}; every other group "
+        f"graded in {counts['other_groups_graded']} runs. Cost of isolation (the reference, real rubric, median of "
+        f"{cost['repeats']} per level, levels interleaved), relative to `process`: {ratios} (goal ≤ {cost['goal']}).\n")
+
+
+def render(text):
+    """The text with every figures block whose results exist rendered anew."""
+    def replace(match):
+        head, name, body, tail = match.groups()
+        try:
+            return head + globals()[name]() + tail
+        except FileNotFoundError:
+            return match.group(0)
+    return BLOCK.sub(replace, text)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only report blocks that are out of date")
+    args = parser.parse_args()
+    stale = []
+    for path in sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]:
+        text = path.read_text()
+        new = render(text)
+        if new != text:
+            stale.append(path.relative_to(ROOT))
+            if not args.check:
+                path.write_text(new)
+    if args.check and stale:
+        sys.exit(f"figures out of date in {', '.join(map(str, stale))}: run `make docs`")
+    print(f"figures {'checked' if args.check else 'written'}: {len(stale)} file(s) {'stale' if args.check else 'changed'}")
+
+
+if __name__ == "__main__":
+    main()
