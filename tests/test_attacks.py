@@ -7,6 +7,8 @@ import pytest
 from _attacks import ATTACKS, run_attack, skip_reason
 from grader.sandbox.launch import ISOLATION_LEVELS
 
+pytestmark = pytest.mark.slow  # every test here grades whole submissions
+
 
 @pytest.mark.parametrize("level", ISOLATION_LEVELS)
 @pytest.mark.parametrize("attack", ATTACKS, ids=[attack.name for attack in ATTACKS])

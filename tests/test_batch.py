@@ -28,6 +28,8 @@ from grader.report import write_atomically
 from grader.rubric import load_rubric
 from grader.sandbox.launch import level_available
 
+pytestmark = pytest.mark.slow  # every test here grades whole submissions
+
 WRONG_MUL = ("        return a * b\n", "        return a * b + 1.0\n")
 GROUPS = list(dict.fromkeys(group for group, _ in FAST_RUBRIC.points))
 HEADER = ["student_id", "total", *GROUPS, "status", "problem"]

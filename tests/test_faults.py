@@ -174,6 +174,7 @@ FAULTS_IN_A_GRADE = {  # what l2_penalty does instead of returning → what its 
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault, message", FAULTS_IN_A_GRADE.values(), ids=FAULTS_IN_A_GRADE.keys())
 def test_worker_fault_in_a_grade_is_an_error_of_its_own_check_only(tmp_path, fault, message):
     head = "def l2_penalty(weights, lam):\n"
@@ -186,6 +187,7 @@ def test_worker_fault_in_a_grade_is_an_error_of_its_own_check_only(tmp_path, fau
     assert full_marks_except(report, "l2_penalty") == {}
 
 
+@pytest.mark.slow
 def test_worker_that_closes_its_pipes_and_lingers_costs_only_its_module(tmp_path):
     linger = ("import numpy as np\n", "import numpy as np\nimport atexit, os, time\n"
                                         "atexit.register(time.sleep, 20)\nos.closerange(3, 256)\n")
@@ -257,6 +259,7 @@ def test_a_private_temporary_folder_does_not_hold_the_scratch_copies(tmp_path, m
     assert launch.scratch_parent() == Path("/tmp")
 
 
+@pytest.mark.slow
 def test_a_returned_object_that_raises_when_read_fails_only_its_own_check(tmp_path):
     """The worker reads what student code returned (its length, its items): that runs student code
     too, so it must fail the check, not the worker."""
@@ -273,6 +276,7 @@ def test_a_returned_object_that_raises_when_read_fails_only_its_own_check(tmp_pa
     assert "the worker exited" not in feedback(report, "Mul")
 
 
+@pytest.mark.slow
 def test_a_regularizer_whose_result_raises_when_read_fails_only_its_own_check(tmp_path):
     """The same for l2_penalty: reading its result (a list whose __len__ raises) runs student code."""
     hostile = ("    return lam * sum(float(np.sum(np.square(w.data))) for w in weights)\n",

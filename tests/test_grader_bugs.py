@@ -10,6 +10,8 @@ from _grading import feedback, full_marks_except, grade_and_validate, group_scor
 from _paths import SOLUTIONS, STARTER
 from grader import GRADED
 
+pytestmark = pytest.mark.slow  # every test here grades whole submissions
+
 
 def bug(id, group, module, edits, *phrases, hurts_mnist=False):
     """The reference with `edits` [(old, new)] in `module`; the feedback for `group` must contain `phrases`."""

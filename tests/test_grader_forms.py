@@ -90,6 +90,7 @@ FORMS = {  # form → (how to make it, the form the report names)
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make, form", FORMS.values(), ids=FORMS.keys())
 def test_reference_scores_full_marks_in_every_form(tmp_path, make, form):
     report = grade_and_validate(make(tmp_path))
@@ -98,6 +99,7 @@ def test_reference_scores_full_marks_in_every_form(tmp_path, make, form):
     assert report["score"] == report["max_score"] == 100, full_marks_except(report)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tensor_import", ["from tensor import", "from autodiff.tensor import",
                                            "import tensor\nfrom tensor import"])
 def test_flat_modules_may_import_the_course_modules_by_their_bare_names(tmp_path, tensor_import):
@@ -105,6 +107,7 @@ def test_flat_modules_may_import_the_course_modules_by_their_bare_names(tmp_path
     assert report["score"] == 100, full_marks_except(report)
 
 
+@pytest.mark.slow
 def test_bare_course_module_names_are_the_autodiff_modules_themselves(tmp_path):
     check = ("import tensor, ops, autodiff.tensor, autodiff.ops\n"
              "assert tensor is autodiff.tensor and ops is autodiff.ops, 'a second copy of the course modules'\n"
@@ -120,6 +123,7 @@ def test_nested_folder_says_where_the_modules_were_read(tmp_path):
     assert "graded modules read from hw/autodiff/" in submission.notes
 
 
+@pytest.mark.slow
 def test_notebook_lists_the_statements_it_skipped(tmp_path):
     report = grade_and_validate(reference_notebook(tmp_path / "hw.ipynb"))
     notes = "\n".join(report["submission"]["notes"])
@@ -139,6 +143,7 @@ IMPORT_FAILURES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module, head", IMPORT_FAILURES.values(), ids=IMPORT_FAILURES.keys())
 def test_module_that_fails_to_import_costs_only_its_own_names(tmp_path, module, head):
     report = grade_and_validate(reference_copy(tmp_path, {module: [("import numpy as np", head)]}))
@@ -148,6 +153,7 @@ def test_module_that_fails_to_import_costs_only_its_own_names(tmp_path, module, 
     assert f"{module}.py" in feedback(report, lost[0])
 
 
+@pytest.mark.slow
 def test_missing_modules_and_names_are_listed_and_cost_only_themselves(tmp_path):
     folder = reference_copy(tmp_path, {"ops": [("class Sum(Function):", "class Total(Function):")]})
     (folder / "autodiff" / "losses.py").unlink()
@@ -158,6 +164,7 @@ def test_missing_modules_and_names_are_listed_and_cost_only_themselves(tmp_path)
     assert "Sum is not defined in ops.py" in feedback(report, "Sum")
 
 
+@pytest.mark.slow
 def test_students_tensor_module_is_ignored_and_its_sabotage_has_no_effect(tmp_path):
     sabotage = [("        self.saved_tensors = arrays", "        self.saved_tensors = ()  # sabotaged"),
                 ("    if grad.shape == shape:", "    return grad * 0\n    if grad.shape == shape:")]
@@ -194,6 +201,7 @@ UNREADABLE = {"a .txt file": text_file, "a path that does not exist": lambda t: 
               "an empty folder": empty_folder}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make", UNREADABLE.values(), ids=UNREADABLE.keys())
 def test_unreadable_submission_scores_zero_and_says_what_was_expected(tmp_path, make):
     report = grade_and_validate(make(tmp_path))

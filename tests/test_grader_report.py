@@ -61,6 +61,7 @@ def gradescope_run(tmp_path_factory):
     return completed, out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tree, score", [(SOLUTIONS, 100), (STARTER, 0)], ids=["reference", "starter"])
 def test_report_matches_its_schema(tree, score):
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
@@ -72,6 +73,7 @@ def test_report_matches_its_schema(tree, score):
         jsonschema.validate(broken, SCHEMA)
 
 
+@pytest.mark.slow
 def test_gradescope_results_follow_gradescopes_specification(gradescope_run):
     completed, out = gradescope_run
     assert completed.returncode == 0, completed.stderr
@@ -88,6 +90,7 @@ def test_gradescope_results_follow_gradescopes_specification(gradescope_run):
     assert "MNIST:" in results["output"]
 
 
+@pytest.mark.slow
 def test_terminal_output_shows_the_table_of_groups(gradescope_run):
     completed, out = gradescope_run
     lines = completed.stdout.splitlines()
@@ -102,6 +105,7 @@ def test_terminal_output_shows_the_table_of_groups(gradescope_run):
     assert f"report written to {out} (gradescope)" in completed.stdout
 
 
+@pytest.mark.slow
 def test_exit_status_is_0_when_a_report_was_written_even_for_score_0(tmp_path):
     out = tmp_path / "report.json"
     completed = run_cli("grade", STARTER, "--out", out, "--rubric", FAST_RUBRIC_FILE)
@@ -128,6 +132,7 @@ def test_exit_status_is_2_for_bad_arguments(arguments):
     assert "usage: python -m grader" in completed.stderr
 
 
+@pytest.mark.slow
 def test_same_submission_graded_twice_gives_the_same_report(tmp_path):
     pow_bug = {"ops": [("grad_a = grad_output * b * np.power(a, b - 1)", "grad_a = grad_output * np.power(a, b - 1)")],
                "activations": [("ctx.save_for_backward(x > 0)", "ctx.save_for_backward(x >= -0.01)")]}
@@ -143,6 +148,7 @@ def test_same_submission_graded_twice_gives_the_same_report(tmp_path):
     assert first["mnist"]["accuracy_per_epoch"] == second["mnist"]["accuracy_per_epoch"]
 
 
+@pytest.mark.slow
 def test_rubric_edits_change_points_without_code_changes(tmp_path):
     text = FAST_RUBRIC_FILE.read_text()
     for old, new in [("Mul              = { forward = 2,", "Mul              = { forward = 10,"),
@@ -159,6 +165,7 @@ def test_rubric_edits_change_points_without_code_changes(tmp_path):
     assert report["grader"]["rubric_sha256"] == hashlib.sha256((tmp_path / "rubric.toml").read_bytes()).hexdigest()
 
 
+@pytest.mark.slow
 def test_report_lists_the_sha256_of_each_graded_file(tmp_path):
     folder = reference_copy(tmp_path)
     report = grade_and_validate(folder)

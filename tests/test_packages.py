@@ -17,6 +17,8 @@ sys.path.insert(0, str(ROOT / "tools"))
 import make_gradescope  # noqa: E402
 import make_handout  # noqa: E402
 
+pytestmark = pytest.mark.slow  # every test here grades whole submissions
+
 GRADED_FILES = [f"{module}.py" for module in GRADED_MODULES]
 # Gradescope's results.json, as its autograder documentation specifies it.
 GRADESCOPE_RESULTS = {
