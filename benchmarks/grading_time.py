@@ -29,7 +29,7 @@ def grade_seconds(root, out):
                    capture_output=True)
     seconds = time.perf_counter() - started
     report = json.loads(out.read_text())
-    return seconds, report["score"], report["isolation"]
+    return seconds, report["score"], report["grader"]["isolation"]
 
 
 def main():

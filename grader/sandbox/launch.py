@@ -42,8 +42,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyseccomp
-
 SANDBOX_FILES = [Path(__file__).resolve().parent / name for name in ("supervisor.py", "worker.py", "protocol.py")]
 ENTRY = SANDBOX_FILES[0].name  # the sandbox's entry point: the supervisor
 SANDBOX_PYTHON = Path(os.environ.get("AUTODIFF_SANDBOX_PYTHON", "/opt/autodiff-grader/venv/bin/python"))
@@ -92,7 +90,7 @@ def start_worker(scratch, limits=Limits(), isolation="process"):
     seccomp = None if isolation == "process" else _memfd("seccomp", seccomp_filter())
     command, cwd = _command(scratch, isolation, limits, log, seccomp)
     environment = {**worker_environment(), "HOME": "/tmp" if isolation != "process" else str(scratch)}
-    keyctl = pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, "keyctl")
+    keyctl = _keyctl_number()
     libc = ctypes.CDLL(None, use_errno=True)
 
     def before_exec():  # in the child, before the supervisor (or bubblewrap) starts
@@ -106,7 +104,8 @@ def start_worker(scratch, limits=Limits(), isolation="process"):
             os.setgid(uid)
             os.setuid(uid)
         # A new, empty session keyring: nothing the grader's session holds (keys of other students' runs) is in it.
-        if libc.syscall(keyctl, KEYCTL_JOIN_SESSION_KEYRING, None) < 0 and ctypes.get_errno() != errno.ENOSYS:
+        if keyctl is not None and libc.syscall(keyctl, KEYCTL_JOIN_SESSION_KEYRING, None) < 0 \
+                and ctypes.get_errno() != errno.ENOSYS:
             raise OSError(ctypes.get_errno(), "cannot join a fresh session keyring")
 
     if sys.platform == "linux":
@@ -156,8 +155,23 @@ NAMESPACE_FLAGS = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0
 
 
 @functools.lru_cache(maxsize=None)
+def _keyctl_number():
+    """keyctl's system call number on this machine; None without kernel keyrings or libseccomp
+    (not Linux: a student's practice run at `process` level)."""
+    if sys.platform != "linux":
+        return None
+    try:
+        import pyseccomp
+    except (ImportError, OSError):
+        return None
+    return pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, "keyctl")
+
+
+@functools.lru_cache(maxsize=None)
 def seccomp_filter():
     """The sandbox's seccomp filter, as the BPF program bubblewrap loads (`--seccomp FD`)."""
+    import pyseccomp  # libseccomp: needed for the bubblewrap levels only
+
     deny = pyseccomp.ERRNO(errno.EPERM)
     rules = pyseccomp.SyscallFilter(pyseccomp.ALLOW)
     for name in DENIED_CALLS:
@@ -246,7 +260,7 @@ def level_available(isolation):
             process.stdin.close()
             ready = process.stdout.readline()  # the supervisor says it is ready once numpy is imported
             stop_worker(process)
-        except (OSError, RuntimeError):
+        except (OSError, RuntimeError, ImportError):  # no libseccomp: no filter, so no sandbox at this level
             return False
         return b'"ready": true' in ready
 
