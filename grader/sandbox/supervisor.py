@@ -32,6 +32,7 @@ import protocol  # noqa: E402  (beside this file)
 import worker  # noqa: E402  (numpy, the commands; it imports no student code until a child asks)
 
 PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 4, 36  # linux/prctl.h
+CHANNEL_CLOSED = 86   # a child's exit status when its pipes were closed under it
 LINGER_SECONDS = 1.0  # a child that closed its reply pipe has this long to exit before it is said to linger
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -53,6 +54,7 @@ class Child:
         self.replies, replies_write = os.pipe()
         self.pid = os.fork()
         if self.pid == 0:  # the child: nothing of the supervisor's is left open in it
+            code = 70  # the worker's own code failed
             try:
                 os.setsid()  # a group of its own: it cannot join the supervisor's to signal it
                 signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -62,8 +64,11 @@ class Child:
                 os.closerange(low + 1, high)
                 os.closerange(high + 1, 1 << 16)
                 worker.serve(requests_read, replies_write)
+                code = 0
+            except OSError:  # its pipes were closed under it (student code closed descriptors)
+                code = CHANNEL_CLOSED
             finally:
-                os._exit(0)
+                os._exit(code)
         os.close(requests_read)
         os.close(replies_write)
         for descriptor in (self.requests, self.replies):
@@ -150,9 +155,9 @@ class Child:
         """Why the child stopped answering, from its exit status (waited for a moment)."""
         if self.status is None and select.select([self.pidfd], [], [], LINGER_SECONDS)[0]:
             self.status = os.waitpid(self.pid, 0)[1]
-        if self.status is None:
+        code = None if self.status is None else os.waitstatus_to_exitcode(self.status)
+        if code in (None, CHANNEL_CLOSED):
             return "the worker closed the protocol channel (did the code close file descriptors?)"
-        code = os.waitstatus_to_exitcode(self.status)
         if code >= 0:
             return f"the worker exited with status {code} (did the code call sys.exit or os._exit?)"
         name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
