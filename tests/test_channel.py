@@ -14,7 +14,8 @@ import pytest
 
 from _grading import FAST_RUBRIC_FILE, feedback, full_marks_except, grade_and_validate, reference_copy
 from grader.rubric import load_rubric
-from grader.sandbox.client import StudentException, WorkerClient
+from grader.sandbox import launch
+from grader.sandbox.client import SandboxError, StudentException, WorkerClient
 from grader.sandbox.launch import level_available, scratch_parent
 from grader.submission import load_submission, prepare_scratch
 
@@ -66,6 +67,17 @@ def test_the_calls_a_worker_never_needs_fail_with_eperm(tmp_path, level):
     errors = json.loads(raised.value.details["message"])
     assert errors.pop("getpid") == 0
     assert errors == {name: errno.EPERM for name in errors}
+
+
+@pytest.mark.skipif(not level_available("namespace"), reason="'namespace' is not available")
+def test_a_sandbox_that_cannot_start_is_the_graders_error_with_bubblewraps_words(tmp_path, monkeypatch):
+    """Not 'importing ops.py stopped the worker': the student did nothing wrong."""
+    monkeypatch.setattr(launch, "SANDBOX_PYTHON", Path("/nonexistent/bin/python"))
+    with tempfile.TemporaryDirectory(prefix="autodiff-channel-", dir=scratch_parent()) as folder:
+        with WorkerClient(prepare_scratch(load_submission(reference_copy(tmp_path / "s")), folder), isolation="namespace") as client:
+            with pytest.raises(SandboxError, match="the sandbox could not start a worker .*bwrap: .*/nonexistent"):
+                client.ensure_imported("ops", group="Mul")
+            assert "ops" not in client.fatal_imports
 
 
 # -- time budgets ---------------------------------------------------------------------------------
