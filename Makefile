@@ -21,7 +21,7 @@ SUBMISSIONS ?=
 # empty: as many gradings at once as there are cores
 JOBS ?=
 
-.PHONY: test test-fast lint grade batch experiment bench bench-batch attacks mnist-seeds docs starter handout \
+.PHONY: test test-fast lint grade batch experiment bench bench-batch bench-grading attacks mnist-seeds docs starter handout \
 	gradescope screenshots clean
 
 $(READY): requirements.txt pyproject.toml
@@ -64,6 +64,11 @@ bench: $(READY)
 bench-batch: $(READY) $(SANDBOX)
 	$(PYTHON) benchmarks/batch_speed.py --out results/batch_speed.json
 	$(PYTHON) tools/make_docs.py
+
+# The whole grading of the reference at revision BEFORE and at this one, alternately.
+BEFORE ?= 8fabac7
+bench-grading: $(READY) $(SANDBOX)
+	$(PYTHON) benchmarks/grading_time.py --before $(BEFORE) --out results/grading_time.json
 
 attacks: $(READY) $(SANDBOX)
 	$(PYTHON) benchmarks/attacks.py --out results/attacks.json

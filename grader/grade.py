@@ -22,7 +22,7 @@ from .sandbox.launch import scratch_parent
 from .submission import load_submission, prepare_scratch
 
 GRADER = Path(__file__).resolve().parent
-CHECKS_TIMEOUT = 30 * 60  # seconds for all checks of one submission: far beyond any per-check limit
+CHECKS_OVERHEAD = 10 * 60  # seconds for the checks' own work, beyond the worker time the rubric's [limits] allow
 
 
 class GraderError(Exception):
@@ -55,6 +55,7 @@ def grade(path, rubric, isolation="process"):
 def run_checks(scratch, rubric, isolation, results):
     """Run grader/checks in a fresh pytest process with the grader's own configuration; return
     (cases, problem), problem being set when the checks could not run at all."""
+    timeout = rubric.limits["total_seconds"] + CHECKS_OVERHEAD
     command = [sys.executable, "-m", "pytest", "-c", str(CHECKS / "grading.ini"), "--rootdir", str(ROOT),
                "-p", "grader.checks.plugin", "-q", "--json-report", f"--json-report-file={results}",
                "--json-report-omit", "collectors", "log", "streams", "warnings", "traceback",
@@ -62,9 +63,9 @@ def run_checks(scratch, rubric, isolation, results):
     environment = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     try:
         completed = subprocess.run(command, cwd=ROOT, env={**environment, "PYTHONDONTWRITEBYTECODE": "1"},
-                                   capture_output=True, text=True, timeout=CHECKS_TIMEOUT)
+                                   capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return [], f"the checks did not finish within {CHECKS_TIMEOUT} s"
+        return [], f"the checks did not finish within {timeout:g} s"
     if not results.is_file():
         tail = "\n".join((completed.stdout + completed.stderr).strip().splitlines()[-5:])
         return [], f"the checks could not run (pytest exited with status {completed.returncode}):\n{tail}"

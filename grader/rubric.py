@@ -10,6 +10,9 @@ VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 MNIST_KEYS = {"epochs": int, "batch_size": int, "lr": float, "seed": int, "train_examples": int,
               "time_budget_seconds": (int, float), "full_credit_accuracy": (int, float),
               "zero_credit_accuracy": (int, float)}
+# [limits]: seconds of worker time, all optional. A group of checks (a graded name) may spend its
+# share, the whole grading the total; MNIST's share adds mnist.time_budget_seconds.
+LIMITS = {"group_seconds": 60, "total_seconds": 900}
 
 
 class RubricError(Exception):
@@ -24,6 +27,7 @@ class Rubric:
     visibility: dict  # kind → visibility
     mnist: dict
     salt: str = ""    # mixed into every check's input seed: the official inputs differ from the handout's
+    limits: dict = None  # [limits] with its defaults filled in
 
     @property
     def max_score(self):
@@ -42,6 +46,7 @@ class Rubric:
         lines = ["# The visible checks of the course's rubric (generated: edit the course's rubric instead).", "",
                  "[checks]"] + [f"{group} = {{ {', '.join(kinds)} }}" for group, kinds in groups.items()]
         lines += ["", "[mnist]"] + [f"{key} = {value!r}" for key, value in self.mnist.items()]
+        lines += ["", "[limits]"] + [f"{key} = {value!r}" for key, value in self.limits.items()]
         return "\n".join(lines) + "\n"
 
     def mnist_credit(self, accuracy):
@@ -84,4 +89,8 @@ def load_rubric(path):
     salt = table.get("inputs", {}).get("salt", "")
     if not isinstance(salt, str):
         raise RubricError(f"{path}: inputs.salt must be a string")
-    return Rubric(str(path), hashlib.sha256(data).hexdigest(), points, visibility, mnist, salt)
+    limits = {**LIMITS, **table.get("limits", {})}
+    for key, value in limits.items():
+        if key not in LIMITS or not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+            raise RubricError(f"{path}: limits.{key} must be one of {', '.join(LIMITS)}, a number of seconds > 0")
+    return Rubric(str(path), hashlib.sha256(data).hexdigest(), points, visibility, mnist, salt, limits)

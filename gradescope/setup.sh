@@ -2,7 +2,7 @@
 # Gradescope runs this once, as root, when the autograder image is built.
 set -euo pipefail
 apt-get update
-apt-get install -y python3 python3-venv python3-pip bubblewrap
+apt-get install -y python3 python3-venv python3-pip bubblewrap libseccomp2
 python3 -m venv /autograder/venv
 /autograder/venv/bin/pip install --quiet -r /autograder/source/requirements.txt
 # The sandboxed worker runs as an unprivileged uid: it needs a runtime it can read.

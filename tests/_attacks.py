@@ -381,6 +381,99 @@ def kill_parent(where):
     return lambda ctx: where("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n")
 
 
+def syscall_number(name):
+    import pyseccomp
+    return pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, name)
+
+
+FORGE_REPLIES = """\
+import base64, fcntl, io, json, os, sys, time
+_request = sys._getframe(2).f_locals.get("request") or {}  # the worker's own request: in call ← run_student
+if _request.get("grad_output") is None:  # forward checks only: the backward and robustness ones stay honest
+    _npy = io.BytesIO()
+    np.save(_npy, a * b)  # the right answer, which the op itself does not return
+    _output = {"kind": "ndarray", "array": {"__ndarray__": base64.b64encode(_npy.getvalue()).decode()}}
+    _first = _request.get("id", 1)
+    _lines = b"".join(json.dumps({"id": i, "restart": False, "ok": True, "output": _output, "inputs_after": [],
+                                  "reply": {"result": {"output": _output}}}).encode() + b"\\n" for i in range(_first, _first + 20))
+    _body = json.dumps({"result": {"output": _output}, "id": 1, "restart": False, "ok": True}).encode()
+    _frame = len(_body).to_bytes(4, "big") + _body  # the supervisor's frame, with control fields beside the result
+
+    def _forge():
+        targets = list(range(256))
+        for pid in os.listdir("/proc"):  # others' pipes too, where /proc lets us open them
+            if pid.isdigit() and int(pid) != os.getpid():
+                try:
+                    targets += [f"/proc/{pid}/fd/{fd}" for fd in os.listdir(f"/proc/{pid}/fd")]
+                except OSError:
+                    pass
+        for target in targets:
+            try:
+                if isinstance(target, str):
+                    if not os.readlink(target).startswith("pipe:"):
+                        continue
+                    target = os.open(target, os.O_WRONLY | os.O_NONBLOCK)
+                elif not fcntl.fcntl(target, fcntl.F_GETFL) & (os.O_WRONLY | os.O_RDWR):
+                    continue
+                os.write(target, _lines)
+                os.write(target, _frame)
+            except OSError:
+                pass
+
+    if os.fork() == 0:  # a child of the worker forges as well, a moment later
+        time.sleep(0.2)
+        _forge()
+        os._exit(0)
+    _forge()
+    os._exit(0)
+"""
+
+PIPE_WRITER = """\
+import os, time
+if os.fork() == 0:  # a grandchild, in a session of its own, outlives this call and writes on every pipe it inherited
+    os.setsid()
+    if os.fork() == 0:
+        time.sleep(1)
+        end = time.time() + 3
+        while time.time() < end:
+            for fd in range(256):
+                try:
+                    os.write(fd, b'{"id": 0, "ok": true}\\n')
+                except OSError:
+                    pass
+            time.sleep(0.01)
+    os._exit(0)
+raise NotImplementedError("Pow.backward")  # the honest bug it hides behind
+"""
+
+
+def read_session_key(ctx):
+    """A key placed in the grader's session keyring (as a course's grader running under a login
+    session, or another student's worker, could hold one), then read from inside the sandbox."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    key = libc.syscall(syscall_number("add_key"), b"user", f"autodiff-{ctx.token}".encode(), ctx.secret.encode(),
+                       len(ctx.secret), ctypes.c_int(-3))  # KEY_SPEC_SESSION_KEYRING
+    assert key > 0, f"add_key failed: errno {ctypes.get_errno()}"
+    libc.syscall(syscall_number("keyctl"), 15, key, 300)  # KEYCTL_SET_TIMEOUT: gone in 5 minutes whatever happens
+    return in_mul_forward(with_marker(ctx, f"""\
+    import ctypes
+    _libc = ctypes.CDLL(None, use_errno=True)
+    _key = _libc.syscall({syscall_number("request_key")}, b"user", {f"autodiff-{ctx.token}".encode()!r}, None, 0)
+    _buffer = ctypes.create_string_buffer(256)
+    if _key > 0 and _libc.syscall({syscall_number("keyctl")}, 11, _key, _buffer, 256) > 0:  # KEYCTL_READ
+        raise RuntimeError(MARKER + " " + _buffer.value.decode())
+    """))
+
+
+SANDBOX_SAYS = "import sys\nprint(\"bwrap: Can't mount proc on /newroot/proc: the sandbox is broken\", file=sys.stderr, flush=True)\n"
+
+
+def not_blamed_on_the_sandbox(report, ctx):
+    said = feedback(report, "Pow")
+    return ["a line the student printed is shown as the sandbox's own error"] if "sandbox could not start" in said else []
+
+
 # -- archives and notebooks ---------------------------------------------------------------------
 
 def zip_of(folder, archive, extra=(), links=()):
@@ -580,6 +673,16 @@ ATTACKS = [
     Attack("reading the grader's environment (/proc/*/environ)", edited(WRONG_MUL, read_other_processes_environment),
            WRONG_MUL, weakest="user-namespace"),
     Attack("connecting to a listener on 127.0.0.1", edited(WRONG_MUL, connect_to_listener), WRONG_MUL,
+           weakest="user-namespace"),
+    # the channel between the grader and the worker
+    Attack("forged replies with control fields on every pipe, from the op and a forked child, then exit",
+           edited(WRONG_MUL, lambda ctx: in_mul_forward(FORGE_REPLIES)), WRONG_MUL, weakest="user-namespace"),
+    Attack("a grandchild writing on the inherited pipes after its group", edited([], lambda ctx: in_pow_backward(PIPE_WRITER)),
+           POW_RAISES),
+    Attack("a line printed on stderr as the sandbox's own error, then os._exit(1)",
+           edited([], lambda ctx: in_pow_backward(SANDBOX_SAYS + "import os\nos._exit(1)\n")), POW_RAISES,
+           says=[("Pow", "the worker exited with status 1")], check=not_blamed_on_the_sandbox),
+    Attack("reading a key in the grader's session keyring", edited(WRONG_MUL, read_session_key), WRONG_MUL,
            weakest="user-namespace"),
     # archives
     Attack("zip slip (../ entries)", zip_slip, WRONG_MUL, trusted_side=True, check=nothing_written_outside,

@@ -26,7 +26,7 @@ from grader.sandbox.client import WorkerClient, WorkerFailure
 
 OPS_GROUPS = [name for name, module in GRADED.items() if module == "ops"]
 
-# -- the client, against a fake worker -------------------------------------------------------------
+# -- the client, against a fake sandbox (its supervisor misbehaving) ----------------------------------
 
 FAKE_WORKER = """\
 import base64, io, json, os, sys, time
@@ -36,10 +36,11 @@ def send(data):
     sys.stdout.buffer.write(data)
     sys.stdout.buffer.flush()
 
+send(b'{{"ready": true}}\\n')
 for line in sys.stdin.buffer:
     request = json.loads(line)
     if request["command"] == "hello":
-        send(json.dumps({{"id": request["id"], "ok": True}}).encode() + b"\\n")
+        send(json.dumps({{"id": request["id"], "restart": False, "ok": True, "reply": {{"result": {{"fake": True}}}}}}).encode() + b"\\n")
         continue
 {misbehaviour}
 """
@@ -88,8 +89,8 @@ def fake_worker(tmp_path, monkeypatch):
     """A WorkerClient whose worker misbehaves on every call as told (and answers hello properly)."""
     def start(misbehaviour):
         (tmp_path / "fake").mkdir()
-        (tmp_path / "fake" / "worker.py").write_text(FAKE_WORKER.format(misbehaviour=textwrap.indent(misbehaviour, " " * 4)))
-        monkeypatch.setattr(launch, "SANDBOX_FILES", [tmp_path / "fake" / "worker.py", launch.SANDBOX_FILES[1]])
+        (tmp_path / "fake" / launch.ENTRY).write_text(FAKE_WORKER.format(misbehaviour=textwrap.indent(misbehaviour, " " * 4)))
+        monkeypatch.setattr(launch, "SANDBOX_FILES", [tmp_path / "fake" / launch.ENTRY, *launch.SANDBOX_FILES[1:]])
         monkeypatch.setattr(protocol, "MAX_MESSAGE_BYTES", 2 << 20)  # the real 64 MB, scaled down
         (tmp_path / "scratch").mkdir()
         return WorkerClient(tmp_path / "scratch", isolation="process")
@@ -109,7 +110,7 @@ def test_misbehaving_worker_fails_the_request_clearly_and_is_replaced(fake_worke
         assert failure.value.status == "error"
         assert message in str(failure.value)
         assert client.process is None  # stopped: nothing of it is left to answer the next request
-        assert client.request("hello", 10)["ok"] is True
+        assert client.request("hello", 10) == {"fake": True}
         assert client.starts == 2
     assert not marker.exists()  # the pickle was never loaded
 
@@ -119,12 +120,12 @@ def test_stopped_namespace_worker_leaves_nothing_running_as_its_uid(monkeypatch)
     """Killed processes count against the uid's RLIMIT_NPROC until they are gone (and reaped): the
     uid goes to the next worker only then, or a thread or fork bomb would stop that worker starting."""
     forks = ("for _ in range(20):\n    if os.fork() == 0:\n        time.sleep(60)\n"
-             "send(json.dumps({'id': request['id'], 'ok': True}).encode() + b'\\n')")
+             "send(json.dumps({'id': request['id'], 'restart': False, 'ok': True, 'reply': {'result': {}}}).encode() + b'\\n')")
     with tempfile.TemporaryDirectory(prefix="autodiff-faults-") as folder:
         Path(folder).chmod(0o755)  # the sandbox's uid must reach the scratch folder inside
         (Path(folder) / "fake").mkdir()
-        (Path(folder) / "fake" / "worker.py").write_text(FAKE_WORKER.format(misbehaviour=textwrap.indent(forks, " " * 4)))
-        monkeypatch.setattr(launch, "SANDBOX_FILES", [Path(folder) / "fake" / "worker.py", launch.SANDBOX_FILES[1]])
+        (Path(folder) / "fake" / launch.ENTRY).write_text(FAKE_WORKER.format(misbehaviour=textwrap.indent(forks, " " * 4)))
+        monkeypatch.setattr(launch, "SANDBOX_FILES", [Path(folder) / "fake" / launch.ENTRY, *launch.SANDBOX_FILES[1:]])
         (Path(folder) / "scratch").mkdir()
         with WorkerClient(Path(folder) / "scratch", isolation="namespace") as client:
             client.request("call", timeout=20)
@@ -163,12 +164,11 @@ FAULTS_IN_A_GRADE = {  # what l2_penalty does instead of returning → what its 
     "garbage on the protocol channel": ("os.write(_protocol_channel(), b'PASSED\\n')", "the worker sent an unreadable message"),
     "a pickled object array on the protocol channel": (
         "import base64, io, json\n"
-        "request_id = sys._getframe(2).f_locals['request']['id']  # call_regularizer ← serve\n"
         "array = np.empty(1, dtype=object)\narray[0] = print\nbuffer = io.BytesIO()\n"
         "np.save(buffer, array, allow_pickle=True)\n"
-        "reply = {'id': request_id, 'ok': True, 'value': {'kind': 'ndarray', "
-        "'array': {'__ndarray__': base64.b64encode(buffer.getvalue()).decode()}}}\n"
-        "os.write(_protocol_channel(), json.dumps(reply).encode() + b'\\n')\n"
+        "reply = json.dumps({'result': {'value': {'kind': 'ndarray', "
+        "'array': {'__ndarray__': base64.b64encode(buffer.getvalue()).decode()}}}}).encode()\n"
+        "os.write(_protocol_channel(), len(reply).to_bytes(4, 'big') + reply)  # a well-formed frame\n"
         "import time\ntime.sleep(60)",
         "unreadable array: Object arrays cannot be loaded when allow_pickle=False"),
 }

@@ -40,13 +40,16 @@ def seeded_rng(request):
     return np.random.default_rng(int.from_bytes(hashlib.sha256(check_id.encode()).digest()[:8], "little"))
 
 
-def ask(student, command, modules, timeout=OP_TIMEOUT, key=None, **fields):
+def ask(student, command, modules, timeout=OP_TIMEOUT, key=None, group=None, **fields):
     """One request to the worker, after importing the graded modules it needs (each on its own,
-    so that a module whose import fails is named); failures become CheckFailed."""
+    so that a module whose import fails is named); failures become CheckFailed. `group`: the
+    graded name the request is checked for (default: the key's, else the `name` field's); the
+    sandbox runs each group in a worker of its own and charges its time to that group's budget."""
+    group = group or (key[0] if key else fields.get("name"))
     try:
         for module in modules:
-            student.ensure_imported(module)
-        return student.request(command, timeout, key=key, **fields)
+            student.ensure_imported(module, group=group)
+        return student.request(command, timeout, key=key, group=group, **fields)
     except StudentException as raised:
         raise CheckFailed(explain_exception(raised.details)) from None
     except WorkerFailure as failure:
@@ -56,7 +59,7 @@ def ask(student, command, modules, timeout=OP_TIMEOUT, key=None, **fields):
 def call_op(student, name, inputs, options=None, grad_output=None, needs_input_grad=None):
     """forward (and backward, given grad_output) of graded Function `name` in the worker."""
     phase = "forward" if grad_output is None else "backward"
-    return ask(student, "call", [GRADED[name]], key=(name, phase), name=name, inputs=list(inputs),
+    return ask(student, "call", [GRADED[name]], key=(name, phase), group=name, name=name, inputs=list(inputs),
                options=options or {}, grad_output=grad_output,
                needs_input_grad=list(needs_input_grad or [True] * len(inputs)))
 

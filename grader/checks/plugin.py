@@ -13,8 +13,9 @@ import pytest
 
 from .. import DEFAULT_RUBRIC, ROOT
 from ..rubric import load_rubric
-from ..sandbox.client import WorkerClient
+from ..sandbox.client import TimeBudget, WorkerClient
 from ..sandbox.launch import scratch_parent, strongest_level
+from ..sandbox.protocol import WHOLE_MODEL
 from ..submission import load_submission, prepare_scratch
 from .checking import CheckFailed
 
@@ -50,8 +51,15 @@ def rubric(request):
 @pytest.fixture(scope="session")
 def student(request, scratch):
     isolation = request.config.getoption("--isolation")
-    with WorkerClient(scratch, isolation=strongest_level() if isolation == "auto" else isolation) as client:
+    with WorkerClient(scratch, isolation=strongest_level() if isolation == "auto" else isolation,
+                      budget=time_budget(request.getfixturevalue("rubric"))) as client:
         yield client
+
+
+def time_budget(rubric):
+    """The rubric's [limits]; MNIST's share also holds its training budget."""
+    limits = rubric.limits
+    return TimeBudget(limits["total_seconds"], limits["group_seconds"], {WHOLE_MODEL: rubric.mnist["time_budget_seconds"]})
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ def test_accuracy(student, rubric, mnist, json_metadata):
     curve = [round(100 * float(np.mean(epoch == test_labels)), 2) for epoch in predictions]
     accuracy = curve[-1]
     json_metadata["mnist"] = {"accuracy": accuracy, "accuracy_per_epoch": curve, "epochs": settings["epochs"],
-                              "training_seconds": round(float(reply.get("seconds", 0)), 2)}
+                              "training_seconds": round(student.last_seconds, 2)}  # timed here, not by the worker
     credit = rubric.mnist_credit(accuracy)
     if credit < 1:
         losses = reply.get("losses") or []

@@ -1,19 +1,30 @@
-"""The trusted side's handle on the worker: requests with a deadline, restarts after a death.
+"""The trusted side's handle on the sandbox: requests with a deadline and a group, time budgets.
 
-A worker that dies or times out fails only the request it was serving: the next request gets a
-fresh worker, as it does after a worker that says it is worn out (student code left threads
-running or holds most of its memory). An operation that timed out once is not run again (its
-later checks fail at once), so one infinite loop costs seconds, not minutes.
+Each request names its group (a graded name; "MNIST" for the training): the sandbox's supervisor
+runs consecutive requests of one group in one worker child and starts a fresh child for the next
+group, so a child that dies, hangs, forks or writes on its pipe fails only requests of its own
+group (supervisor.py). The supervisor times each request and says why a child failed; the
+client keeps its own deadline on the supervisor, and restarts the whole sandbox if the
+supervisor itself stops answering. An operation that timed out once is not run again (its later
+checks fail at once), so one infinite loop costs seconds, not minutes.
+
+Time budgets: each group may spend a share of worker time, and the grading a total (rubric
+`[limits]`); a group whose share is spent fails its remaining checks at once. Every duration is
+measured here, on the trusted side (`last_seconds`, `spent`), never read from the worker.
 """
 import os
 import selectors
 import signal
 import subprocess
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import protocol
 from .launch import Limits, start_worker, stop_worker
+
+SUPERVISOR_GRACE = 15  # seconds the supervisor may take, beyond a request's limit, to end a child and answer
+START_TIMEOUT = 60     # seconds for a fresh sandbox to say it is ready (numpy imported)
 
 
 class WorkerFailure(Exception):
@@ -22,6 +33,29 @@ class WorkerFailure(Exception):
     def __init__(self, status, message):
         super().__init__(message)
         self.status = status
+
+
+class BudgetSpent(WorkerFailure):
+    """A group's share of time, or the grading's total, is spent: a timeout of that group only."""
+
+    def __init__(self, message):
+        super().__init__("timeout", message)
+
+
+class SandboxError(Exception):
+    """The sandbox could not start: the grader's problem (its machine, its set-up), not the submission's."""
+
+
+@dataclass(frozen=True)
+class TimeBudget:
+    """Seconds of worker time a grading may spend: each group its share, all groups the total
+    (the rubric's [limits] say how many)."""
+    total_seconds: float
+    group_seconds: float
+    extra_seconds: dict = field(default_factory=dict)  # group → seconds added to its share (MNIST: its training)
+
+    def share(self, group):
+        return self.group_seconds + self.extra_seconds.get(group, 0)
 
 
 class StudentException(Exception):
@@ -33,35 +67,46 @@ class StudentException(Exception):
 
 
 class WorkerClient:
-    def __init__(self, scratch, isolation="process", limits=Limits()):
-        self.scratch, self.isolation, self.limits = scratch, isolation, limits
+    def __init__(self, scratch, isolation="process", limits=Limits(), budget=None):
+        self.scratch, self.isolation, self.limits, self.budget = scratch, isolation, limits, budget
         self.process = None
         self.timed_out = {}    # key → message, for operations that must not be run again
         self.fatal_imports = {}  # module → (status, message), for modules whose import killed the worker
         self.failed_imports = {}  # module → the exception's details, for modules whose import raised
+        self.spent = {}          # group → seconds of worker time its requests took, measured here
+        self.last_seconds = 0.0  # how long the last request took, measured here
         self._next_id = 0
-        self._imported = set()   # graded modules imported by the current worker process
+        self._group = None       # the group of the supervisor's current worker child
+        self._imported = set()   # graded modules imported by the current worker child
         self.starts = 0
 
     # -- requests ---------------------------------------------------------------------------
-    def request(self, command, timeout, key=None, **fields):
-        """Send one request and return the reply's fields; raise StudentException or WorkerFailure."""
+    def request(self, command, timeout, key=None, group=None, **fields):
+        """Send one request of `group` and return the reply's fields; raise StudentException or WorkerFailure."""
         if key in self.timed_out:
             raise WorkerFailure("timeout", self.timed_out[key])
+        cut_short = None
+        if command not in protocol.SUPERVISOR_COMMANDS:
+            self._enter(group)
+            if self.budget is not None:
+                timeout, cut_short = self._allowance(group, timeout)
         if self.process is None:
             self._start()
         self._next_id += 1
-        message = {"id": self._next_id, "command": command, **fields}
+        message = {"id": self._next_id, "command": command, "group": group, "timeout": timeout, **fields}
+        started = time.monotonic()
         try:
             self.process.stdin.write(protocol.encode(message))
             self.process.stdin.flush()
-            reply = self._read_reply(timeout)
-        except WorkerFailure as failure:
+            reply = self._read_reply(timeout + SUPERVISOR_GRACE)
+        except WorkerFailure as failure:  # the supervisor itself failed: a fresh sandbox for the next request
             self.stop()
+            if failure.status == "timeout" and cut_short:
+                raise BudgetSpent(cut_short) from None
             if failure.status == "timeout" and key is not None:
                 self.timed_out[key] = f"{failure} (an earlier check; not run again)"
             raise
-        except OSError:  # the worker closed its end: it is gone or going
+        except OSError:  # the supervisor closed its end: it is gone or going
             try:
                 self.process.wait(timeout=5)
             except Exception:
@@ -69,30 +114,67 @@ class WorkerClient:
             reason = self._exit_reason()
             self.stop()
             raise WorkerFailure("error", f"the worker exited{reason}") from None
+        finally:
+            self.last_seconds = time.monotonic() - started
+            if command not in protocol.SUPERVISOR_COMMANDS:
+                self.spent[group] = self.spent.get(group, 0.0) + self.last_seconds
         if reply.get("id") != self._next_id:
             self.stop()
             raise WorkerFailure("error", "the worker's reply did not match the request (was the protocol channel written to?)")
-        if reply.get("restart") is True:  # the worker found itself unfit for another check (worker.worn_out)
-            self.stop()
+        if reply.get("restart") is not False:  # the supervisor ended the child: the next request gets a fresh one
+            self._imported = set()
+        failure = reply.get("failure")
+        if isinstance(failure, dict):
+            status = failure.get("status") if failure.get("status") in ("error", "timeout") else "error"
+            if status == "timeout" and cut_short:
+                raise BudgetSpent(cut_short)
+            if status == "timeout" and key is not None:
+                self.timed_out[key] = f"{failure.get('message')} (an earlier check; not run again)"
+            raise WorkerFailure(status, str(failure.get("message")))
+        body = reply.get("reply") if isinstance(reply.get("reply"), dict) else {}
         if reply.get("ok") is not True:
-            raise StudentException(reply.get("error"))
-        return reply
+            raise StudentException(body.get("raised"))
+        return body.get("result") if isinstance(body.get("result"), dict) else {}
 
-    def ensure_imported(self, module, timeout=30):
-        """Import a graded module in this worker before it is used, so that an import that kills
-        the worker is told apart from an operation that does; the former fails the module's
-        later checks at once instead of killing one worker per check. An import that raised is
-        not tried again either (a memory bomb at import would cost seconds per check)."""
+    def _enter(self, group):
+        """A request of another group than the current child's: the supervisor starts a fresh child."""
+        if group != self._group:
+            self._group, self._imported = group, set()
+
+    def _allowance(self, group, timeout):
+        """The time this request may take within the budgets: (seconds, the message if the budget
+        cuts it short); BudgetSpent if nothing is left."""
+        share = self.budget.share(group)
+        left_in_group = share - self.spent.get(group, 0.0)
+        left_in_total = self.budget.total_seconds - sum(self.spent.values())
+        if left_in_group <= left_in_total:
+            left, why = left_in_group, (f"the time budget of {share:g} s for the checks of {group} is spent "
+                                        f"(the checks so far took it all): its remaining checks are not run")
+        else:
+            left, why = left_in_total, (f"the grading's total time budget of {self.budget.total_seconds:g} s is "
+                                        f"spent: the remaining checks are not run")
+        if left <= 0:
+            raise BudgetSpent(why)
+        return (timeout, None) if timeout <= left else (left, why)
+
+    def ensure_imported(self, module, timeout=30, group=None):
+        """Import a graded module in the worker child of `group` before it is used, so that an
+        import that kills the worker is told apart from an operation that does; the former fails
+        the module's later checks at once instead of killing one worker per check. An import that
+        raised is not tried again either (a memory bomb at import would cost seconds per check)."""
         if module in self.fatal_imports:
             raise WorkerFailure(*self.fatal_imports[module])
         if module in self.failed_imports:
             raise StudentException(self.failed_imports[module])
+        self._enter(group)
         if module in self._imported and self.process is not None:
             return
         try:
-            self.request("import", timeout, key=("import", module), module=module)
+            self.request("import", timeout, key=("import", module), group=group, module=module)
         except StudentException as raised:
             self.failed_imports[module] = raised.details
+            raise
+        except BudgetSpent:  # the group's time is spent, not the module's fault: other groups still import it
             raise
         except WorkerFailure as failure:
             self.fatal_imports[module] = (failure.status, f"importing {module}.py stopped the worker: {failure}")
@@ -101,10 +183,21 @@ class WorkerClient:
 
     # -- process ----------------------------------------------------------------------------
     def _start(self):
-        self.process = start_worker(self.scratch, self.limits, self.isolation)
+        try:
+            self.process = start_worker(self.scratch, self.limits, self.isolation)
+        except OSError as error:
+            raise SandboxError(f"the sandbox could not start a worker: {error}") from None
         self.starts += 1
         self._imported = set()
         self._buffer = b""
+        try:  # the supervisor imports no student code before it is ready: a failure here is the sandbox's
+            ready = self._read_reply(START_TIMEOUT)
+        except WorkerFailure as failure:
+            ready = {"failure": str(failure)}
+        if ready.get("ready") is not True:
+            why = self._sandbox_error() or ready.get("failure") or "it did not say it was ready"
+            self.stop()
+            raise SandboxError(f"the sandbox could not start a worker ({self.isolation} isolation): {why}")
 
     def _read_reply(self, timeout):
         deadline = time.monotonic() + timeout
@@ -151,14 +244,14 @@ class WorkerClient:
         return f" with status {code} (did the code call sys.exit or os._exit?)"
 
     def _sandbox_error(self):
-        """bubblewrap's own complaint, if the log ends with one."""
+        """What bubblewrap or the supervisor's start-up said: sandbox.log, which student code cannot write."""
         try:
-            with open(Path(self.scratch) / "worker.log", "rb") as log:
+            with open(Path(self.scratch) / "sandbox.log", "rb") as log:
                 log.seek(max(0, log.seek(0, 2) - 400))
                 last = log.read().decode(errors="replace").strip().splitlines()[-1:]
         except OSError:
             return None
-        return last[0] if last and last[0].startswith("bwrap:") else None
+        return last[0] if last else None
 
     def stop(self):
         if self.process is None:

@@ -1,14 +1,19 @@
 """How a worker process is started: the one place where isolation is arranged.
 
-Every level: a separate `python -I` process in its own session (so the whole process group can
-be killed), a minimal environment, rlimits, stdin/stdout as the protocol pipes and the student's
-output sent to a capped log file. The levels, strongest first:
+Every level: a separate `python -I` process (the supervisor, supervisor.py) in its own session
+(so the whole process group can be killed) and a fresh, empty session keyring, a minimal
+environment, rlimits, stdin/stdout as the protocol pipes, the student's output sent to a capped
+log file (worker.log, handed over as a descriptor of its own) and the launcher's stderr to
+sandbox.log, which only bubblewrap and the supervisor's own start-up can write: the sandbox's own
+errors are read from there. The levels, strongest first:
 
 - `namespace` (the grader runs as root): the worker gets a uid of its own (one per concurrent
   worker, from a pool of numbered uids claimed with a lock file) *before* any namespace is made,
   then runs inside bubblewrap: no network, its own PID namespace, a read-only view of the Python
-  runtime and of the scratch folder only, a size-capped private /tmp. RLIMIT_NPROC on its own uid
-  bounds a fork or thread bomb.
+  runtime and of the scratch folder only, a size-capped private /tmp, the supervisor as PID 1 of
+  the namespace (no process inside can signal it), and a seccomp filter (`seccomp_filter`)
+  denying with EPERM the calls a worker never needs. RLIMIT_NPROC on its own uid bounds a fork or
+  thread bomb.
 - `user-namespace` (not root, unprivileged user namespaces available): the same bubblewrap
   sandbox as the grader's own user.
 - `process`: rlimits and a separate process only.
@@ -22,6 +27,7 @@ The sandboxed runtime must be readable by the worker's uid: Debian's /usr/bin/py
 virtual environment outside /root (the Makefile makes one at SANDBOX_PYTHON when run as root).
 """
 import ctypes
+import errno
 import fcntl
 import functools
 import os
@@ -36,12 +42,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-SANDBOX_FILES = [Path(__file__).resolve().parent / name for name in ("worker.py", "protocol.py")]
+SANDBOX_FILES = [Path(__file__).resolve().parent / name for name in ("supervisor.py", "worker.py", "protocol.py")]
+ENTRY = SANDBOX_FILES[0].name  # the sandbox's entry point: the supervisor
 SANDBOX_PYTHON = Path(os.environ.get("AUTODIFF_SANDBOX_PYTHON", "/opt/autodiff-grader/venv/bin/python"))
 ISOLATION_LEVELS = ("namespace", "user-namespace", "process")  # strongest first
 UID_POOL = range(61000, 61064)  # numeric uids with no account: nothing on the machine belongs to them
 UID_LOCKS = Path("/tmp/.autodiff-grader-uids")
 PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
+KEYCTL_JOIN_SESSION_KEYRING = 1  # linux/keyctl.h
 _running = set()  # pids of the workers started and not yet stopped
 
 
@@ -64,7 +72,7 @@ def worker_environment():
 
 
 def start_worker(scratch, limits=Limits(), isolation="process"):
-    """Start a worker serving the submission prepared in `scratch`; returns the Popen."""
+    """Start the sandbox's supervisor serving the submission prepared in `scratch`; returns the Popen."""
     if isolation not in ISOLATION_LEVELS:
         raise ValueError(f"unknown isolation level {isolation!r}; expected one of {', '.join(ISOLATION_LEVELS)}")
     scratch = Path(scratch)
@@ -77,10 +85,15 @@ def start_worker(scratch, limits=Limits(), isolation="process"):
         uid_lock, uid = _claim_uid()
         os.chown(scratch, uid, uid)  # the folder itself only: its files stay root's, world-readable
         os.chmod(scratch, 0o700)
-    command, cwd = _command(scratch, isolation, limits)
+    log = os.open(scratch / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    sandbox_log = open(scratch / "sandbox.log", "ab")
+    seccomp = None if isolation == "process" else _memfd("seccomp", seccomp_filter())
+    command, cwd = _command(scratch, isolation, limits, log, seccomp)
     environment = {**worker_environment(), "HOME": "/tmp" if isolation != "process" else str(scratch)}
+    keyctl = _keyctl_number()
+    libc = ctypes.CDLL(None, use_errno=True)
 
-    def before_exec():  # in the child, before the worker (or bubblewrap) starts
+    def before_exec():  # in the child, before the supervisor (or bubblewrap) starts
         for limit, value in ((resource.RLIMIT_CPU, limits.cpu_seconds), (resource.RLIMIT_AS, limits.memory_bytes),
                              (resource.RLIMIT_FSIZE, limits.file_bytes), (resource.RLIMIT_NOFILE, limits.open_files),
                              (resource.RLIMIT_CORE, 0)):
@@ -90,22 +103,91 @@ def start_worker(scratch, limits=Limits(), isolation="process"):
             os.setgroups([])
             os.setgid(uid)
             os.setuid(uid)
+        # A new, empty session keyring: nothing the grader's session holds (keys of other students' runs) is in it.
+        if keyctl is not None and libc.syscall(keyctl, KEYCTL_JOIN_SESSION_KEYRING, None) < 0 \
+                and ctypes.get_errno() != errno.ENOSYS:
+            raise OSError(ctypes.get_errno(), "cannot join a fresh session keyring")
 
     if sys.platform == "linux":
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    log = open(scratch / "worker.log", "ab")
     try:
         process = subprocess.Popen(command, cwd=cwd, env=environment, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                   stderr=log, start_new_session=True, preexec_fn=before_exec)
+                                   stderr=sandbox_log, start_new_session=True, preexec_fn=before_exec,
+                                   pass_fds=[log] + ([seccomp] if seccomp is not None else []))
     except BaseException:
         if uid_lock is not None:
             os.close(uid_lock)
         raise
     finally:
-        log.close()
+        os.close(log)
+        sandbox_log.close()
+        if seccomp is not None:
+            os.close(seccomp)
     process.uid_lock, process.uid = uid_lock, uid
     _running.add(process.pid)
     return process
+
+
+def _memfd(name, data):
+    descriptor = os.memfd_create(name, 0)
+    os.write(descriptor, data)
+    os.lseek(descriptor, 0, os.SEEK_SET)
+    return descriptor
+
+
+# What a worker never needs, denied with EPERM (docs/security.md says why, call by call).
+DENIED_CALLS = (
+    "keyctl", "add_key", "request_key",                                   # the kernel keyrings
+    "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd",     # another process's memory and descriptors
+    "kcmp", "process_madvise",
+    "perf_event_open", "bpf", "userfaultfd", "io_uring_setup", "io_uring_enter", "io_uring_register",  # kernel attack surface
+    "mount", "umount2", "pivot_root", "chroot", "move_mount", "open_tree", "fsopen", "fsconfig", "fsmount", "fspick",
+    "mount_setattr", "unshare", "setns",                                  # new namespaces and mounts
+    "name_to_handle_at", "open_by_handle_at",
+    "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module", "reboot", "swapon", "swapoff",
+    "acct", "quotactl", "syslog", "settimeofday", "clock_settime", "adjtimex", "clock_adjtime",
+)
+# Calls that act on another process chosen by its pid: denied on PID 1, the supervisor (its limits,
+# its scheduling). Signals need no rule: PID 1 gets from inside its namespace only those it handles.
+DENIED_ON_PID_1 = ("prlimit64", "sched_setaffinity", "sched_setscheduler", "sched_setparam", "sched_setattr",
+                   "pidfd_open")
+NAMESPACE_FLAGS = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000)  # CLONE_NEW*
+
+
+@functools.lru_cache(maxsize=None)
+def _keyctl_number():
+    """keyctl's system call number on this machine; None without kernel keyrings or libseccomp
+    (not Linux: a student's practice run at `process` level)."""
+    if sys.platform != "linux":
+        return None
+    try:
+        import pyseccomp
+    except (ImportError, OSError):
+        return None
+    return pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, "keyctl")
+
+
+@functools.lru_cache(maxsize=None)
+def seccomp_filter():
+    """The sandbox's seccomp filter, as the BPF program bubblewrap loads (`--seccomp FD`)."""
+    import pyseccomp  # libseccomp: needed for the bubblewrap levels only
+
+    deny = pyseccomp.ERRNO(errno.EPERM)
+    rules = pyseccomp.SyscallFilter(pyseccomp.ALLOW)
+    for name in DENIED_CALLS:
+        rules.add_rule(deny, name)
+    pid_is_1 = pyseccomp.Arg(0, pyseccomp.MASKED_EQ, 0xFFFFFFFF, 1)  # a pid_t: compare its 32 bits only
+    for name in DENIED_ON_PID_1:
+        rules.add_rule(deny, name, pid_is_1)
+    rules.add_rule(deny, "setpriority", pyseccomp.Arg(0, pyseccomp.NE, 0))  # a process group or a user: not only itself
+    rules.add_rule(deny, "setpriority", pyseccomp.Arg(1, pyseccomp.MASKED_EQ, 0xFFFFFFFF, 1))
+    for flag in NAMESPACE_FLAGS:
+        rules.add_rule(deny, "clone", pyseccomp.Arg(0, pyseccomp.MASKED_EQ, flag, flag))
+    rules.add_rule(pyseccomp.ERRNO(errno.ENOSYS), "clone3")  # its flags are out of a filter's sight: C libraries fall back to clone
+    with tempfile.TemporaryFile() as program:
+        rules.export_bpf(program)
+        program.seek(0)
+        return program.read()
 
 
 def scratch_parent():
@@ -117,9 +199,9 @@ def scratch_parent():
     return Path("/tmp")
 
 
-def _command(scratch, isolation, limits):
+def _command(scratch, isolation, limits, log, seccomp):
     if isolation == "process":
-        return [sys.executable, "-I", str(scratch / ".worker" / "worker.py")], scratch
+        return [sys.executable, "-I", str(scratch / ".worker" / ENTRY), str(log)], scratch
     python = SANDBOX_PYTHON if isolation == "namespace" else Path(sys.executable)
     binds = ["--ro-bind", "/usr", "/usr"]
     for link in ("bin", "lib", "lib64", "sbin"):
@@ -127,10 +209,10 @@ def _command(scratch, isolation, limits):
             binds += ["--symlink", os.readlink(f"/{link}"), f"/{link}"]
     for folder in _runtime_folders(python):
         binds += ["--ro-bind", str(folder), str(folder)]
-    command = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--hostname", "sandbox",
+    command = ["bwrap", "--unshare-all", "--as-pid-1", "--die-with-parent", "--new-session", "--hostname", "sandbox",
                *binds, "--ro-bind", str(scratch), "/scratch", "--proc", "/proc", "--dev", "/dev",
-               "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp", "--chdir", "/scratch",
-               str(python), "-I", "/scratch/.worker/worker.py"]
+               "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp", "--chdir", "/scratch", "--seccomp", str(seccomp),
+               str(python), "-I", f"/scratch/.worker/{ENTRY}", str(log)]
     return command, "/"
 
 
@@ -175,14 +257,12 @@ def level_available(isolation):
     with tempfile.TemporaryDirectory(prefix="autodiff-probe-", dir=scratch_parent()) as scratch:
         try:
             process = start_worker(scratch, isolation=isolation)
-            process.stdin.write(b'{"id": 1, "command": "hello"}\n')
-            process.stdin.flush()
             process.stdin.close()
-            answered = process.stdout.readline()
+            ready = process.stdout.readline()  # the supervisor says it is ready once numpy is imported
             stop_worker(process)
-        except (OSError, RuntimeError):
+        except (OSError, RuntimeError, ImportError):  # no libseccomp: no filter, so no sandbox at this level
             return False
-        return b'"ok": true' in answered
+        return b'"ready": true' in ready
 
 
 def strongest_level():

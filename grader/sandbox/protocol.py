@@ -3,14 +3,18 @@
 The contract: what students implement (docs/SPEC.md), declared once. The worker, the checks,
 the rubric loader, the package builders and the project's tests all derive from it.
 
-The messages: one JSON object per line, arrays inside as base64 `.npy` bytes read back with
-allow_pickle=False. Never pickles, never objects.
+The messages: one JSON object per line between the grader and the sandbox's supervisor; one
+length-prefixed JSON object per frame between the supervisor and the child that runs student
+code (a frame cannot be confused with the next one, whatever bytes it holds). Arrays inside as
+base64 `.npy` bytes read back with allow_pickle=False. Never pickles, never objects.
 
 Imported by both sides (the worker gets a copy beside it): standard library and numpy only.
 """
 import base64
 import io
 import json
+import os
+import struct
 
 import numpy as np
 
@@ -30,6 +34,8 @@ COURSE_MODULES = ("tensor", *GRADED_MODULES, "nn", "optim", "data", "train")
 FUNCTION_KINDS = ("forward", "backward", "robustness", "stability")
 CHECK_KINDS = (*FUNCTION_KINDS, "value", "update", "accuracy")
 WHOLE_MODEL = "MNIST"  # the group of the check that trains MLP3 from the student's ops
+
+SUPERVISOR_COMMANDS = ("hello",)  # answered by the sandbox's supervisor itself: no worker child, no group
 
 MAX_MESSAGE_BYTES = 64 << 20
 MAX_ARRAY_BYTES = 16 << 20
@@ -76,3 +82,42 @@ def decode(line):
     if not isinstance(message, dict):
         raise ProtocolError("a message must be a JSON object")
     return message
+
+
+FRAME_HEADER = struct.Struct(">I")  # a frame: its length, then that many bytes of one JSON object
+
+
+def frame(message):
+    data = json.dumps(message, default=_encode_default, allow_nan=True).encode()
+    return FRAME_HEADER.pack(len(data)) + data
+
+
+def write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def read_frame(fd):
+    """The next frame's bytes from a blocking descriptor; None at its end."""
+    header = _read_exactly(fd, FRAME_HEADER.size)
+    if header is None:
+        return None
+    (size,) = FRAME_HEADER.unpack(header)
+    if size > MAX_MESSAGE_BYTES:
+        raise ProtocolError(f"a frame of {size} bytes exceeds {MAX_MESSAGE_BYTES}")
+    data = _read_exactly(fd, size)
+    if data is None:
+        raise ProtocolError("the frame ended early")
+    return data
+
+
+def _read_exactly(fd, size):
+    chunks, left = [], size
+    while left:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)

@@ -1,20 +1,19 @@
-"""The worker: the only process that imports student code.
+"""The worker: the child process that imports student code, one per check group.
 
-Started by launch.py with `python -I` inside a scratch folder that holds the course's package
+The sandbox's supervisor (supervisor.py) forks it for a group of checks (after importing numpy
+and the course's engine, and nothing of the student's), with a pipe of its own for requests and
+one for replies, and every other descriptor closed. The scratch folder holds the course's package
 (`autodiff/`, given modules from the course, graded modules from the student) and, for a
 notebook, `notebook_submission.py`; the course's modules also answer to their bare names
 (`from tensor import Function`, as students who keep the modules side by side write). It answers
-requests read from stdin, one JSON line each, on a private copy of its original stdout; the
-student's prints go to fd 1/2, which the launcher points at a capped log file. It computes and
-returns plain data only; it never decides a score.
+requests one frame each; the student's prints go to fd 1/2, a capped log file. It computes and
+returns plain data only; it never decides a score, and what it writes is read by the supervisor
+as untrusted data: it can answer only the request it was handed, in its own group.
 """
 import importlib
 import importlib.abc
 import importlib.util
-import os
-import resource
 import sys
-import time
 import traceback
 from pathlib import Path
 
@@ -153,7 +152,7 @@ def train_mnist(request):
     images = prepare_images(np.load(data / "train_images.npy", allow_pickle=False)[:request["train_examples"]])
     labels = np.load(data / "train_labels.npy", allow_pickle=False)[:request["train_examples"]]
     test_images = prepare_images(np.load(data / "test_images.npy", allow_pickle=False))
-    predictions, losses, started = [], [], time.perf_counter()
+    predictions, losses = [], []
 
     def after_epoch(epoch, loss):
         losses.append(loss)
@@ -162,7 +161,7 @@ def train_mnist(request):
     model = MLP3(seed=request["seed"])
     run_student("training MLP3", train, model, images, labels, epochs=request["epochs"],
                 batch_size=request["batch_size"], lr=request["lr"], seed=request["seed"], on_epoch=after_epoch)
-    return {"predictions": np.stack(predictions), "losses": losses, "seconds": time.perf_counter() - started}
+    return {"predictions": np.stack(predictions), "losses": losses}
 
 
 def hello(request):
@@ -178,46 +177,17 @@ COMMANDS = {"hello": hello, "import": import_module, "call": call, "regularizer"
             "train_mnist": train_mnist}
 
 
-def worn_out():
-    """Has student code left threads running, or does it hold over half the address space the
-    worker may use? Then the next check would fail for it (after a thread or memory bomb, MNIST's
-    training finds no memory left), so the trusted side is asked for a fresh worker."""
-    try:
-        threads = len(os.listdir("/proc/self/task"))
-        with open("/proc/self/statm") as statm:
-            size = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError:  # not Linux
-        return False
-    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
-    return threads > 1 or (limit != resource.RLIM_INFINITY and size > limit // 2)
-
-
 def serve(requests, replies):
-    for line in requests:
-        request = protocol.decode(line)
+    """Answer request frames until the supervisor closes the pipe. A reply frame holds
+    {"result": ...} or {"raised": details}; the supervisor adds the rest."""
+    while (data := protocol.read_frame(requests)) is not None:
+        request = protocol.decode(data)
         try:
-            reply = {"ok": True, **COMMANDS[request["command"]](request)}
+            reply = {"result": COMMANDS[request["command"]](request)}
         except StudentError as error:
-            reply = {"ok": False, "error": error.details}
-        restart = worn_out()
+            reply = {"raised": error.details}
         try:
-            data = protocol.encode({"id": request["id"], "restart": restart, **reply})
+            data = protocol.frame(reply)
         except protocol.ProtocolError as error:
-            data = protocol.encode({"id": request["id"], "restart": restart, "ok": False,
-                                    "error": {"phase": "replying", "type": "ProtocolError", "message": str(error)}})
-        replies.write(data)
-        replies.flush()
-
-
-def main():
-    replies = os.fdopen(os.dup(1), "wb")  # the private channel
-    requests = os.fdopen(os.dup(0), "rb")
-    os.dup2(2, 1)  # the student's prints go to the log, not into the protocol
-    stdin_null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(stdin_null, 0)  # student code reading stdin must not eat requests
-    sys.stdin = open(os.devnull)
-    serve(requests, replies)
-
-
-if __name__ == "__main__":
-    main()
+            data = protocol.frame({"raised": {"phase": "replying", "type": "ProtocolError", "message": str(error)}})
+        protocol.write_all(replies, data)

@@ -1,0 +1,282 @@
+"""The sandbox's entry point: a supervisor that never runs student code.
+
+It imports numpy, the protocol and the course's engine, then serves the grader's requests (one
+JSON line each on stdin, replies on stdout). For each group of checks (the request says which) it
+forks a fresh worker child that imports the student's modules and answers on two pipes made for
+that child only (worker.serve); consecutive requests of one group go to the same child, the first
+request of another group ends it and everything it started. What a child writes is untrusted data:
+one length-prefixed frame per request, sized, parsed and checked for its shape here; the fields
+the grader acts on (id, restart, ok, a failure and its status) are written by the supervisor only,
+around the child's frame. So student code can answer only the request it was handed, in its own
+group: a forged reply, a fork bomb holding the pipe, a dead or stuck child cost that group alone.
+
+Out of the children's reach: under bubblewrap the supervisor is PID 1 of the sandbox's PID
+namespace (`--as-pid-1`), which no process inside can signal, and it is not dumpable, so its
+descriptors (the grader's pipes) cannot be opened through /proc/1/fd nor its memory read; the
+seccomp filter denies ptrace and the calls that reach another process's limits or scheduling.
+"""
+import ctypes
+import fcntl
+import json
+import os
+import resource
+import select
+import signal
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import protocol  # noqa: E402  (beside this file)
+import worker  # noqa: E402  (numpy, the commands; it imports no student code until a child asks)
+
+PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 4, 36  # linux/prctl.h
+CHANNEL_CLOSED = 86   # a child's exit status when its pipes were closed under it
+LINGER_SECONDS = 1.0  # a child that closed its reply pipe has this long to exit before it is said to linger
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class Failure(Exception):
+    """The child could not answer: status 'error' or 'timeout', and what to tell the student."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+
+
+class Child:
+    """A forked worker serving one group, and the supervisor's ends of its two pipes."""
+
+    def __init__(self, group):
+        self.group, self.buffer, self.status = group, b"", None
+        requests_read, self.requests = os.pipe()
+        self.replies, replies_write = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:  # the child: nothing of the supervisor's is left open in it
+            code = 70  # the worker's own code failed
+            try:
+                os.setsid()  # a group of its own: it cannot join the supervisor's to signal it
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+                _libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)  # its own /proc entries readable by the supervisor
+                low, high = sorted((requests_read, replies_write))
+                os.closerange(3, low)
+                os.closerange(low + 1, high)
+                os.closerange(high + 1, 1 << 16)
+                worker.serve(requests_read, replies_write)
+                code = 0
+            except OSError:  # its pipes were closed under it (student code closed descriptors)
+                code = CHANNEL_CLOSED
+            finally:
+                os._exit(code)
+        os.close(requests_read)
+        os.close(replies_write)
+        for descriptor in (self.requests, self.replies):
+            fcntl.fcntl(descriptor, fcntl.F_SETFL, fcntl.fcntl(descriptor, fcntl.F_GETFL) | os.O_NONBLOCK)
+        self.pidfd = os.pidfd_open(self.pid)
+
+    def ask(self, data, timeout):
+        """Hand the child one request; (its reply frame's bytes, whether it holds a result), or Failure."""
+        deadline = time.monotonic() + timeout
+        self._read_available()
+        if self.buffer:
+            raise Failure("error", "the worker wrote to its reply channel outside a reply (from another process?)")
+        pending = memoryview(protocol.FRAME_HEADER.pack(len(data)) + data)
+        while pending:
+            if not self._wait(deadline, timeout, write=True):
+                raise Failure("error", self._ended())
+            try:
+                pending = pending[os.write(self.requests, pending):]
+            except BlockingIOError:
+                pass
+            except OSError:  # its end is closed: it is gone
+                raise Failure("error", self._ended()) from None
+        while True:
+            still_open = self._read_available()
+            reply = self._frame()
+            if reply is not None:
+                return reply
+            if not still_open or not self._wait(deadline, timeout):  # every writer closed it, or the child exited
+                self._read_available()  # what it wrote before it went
+                reply = self._frame()
+                if reply is not None:
+                    return reply
+                raise Failure("error", self._ended())
+
+    def _wait(self, deadline, timeout, write=False):
+        """Wait until the pipe is ready (True) or the child has exited (False); Failure at the deadline."""
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise Failure("timeout", f"no answer within the time limit of {timeout:g} s")
+            pipe = [self.requests] if write else [self.replies]
+            readable, writable, _ = select.select([self.pidfd] + ([] if write else pipe), pipe if write else [], [], remaining)
+            if writable or self.replies in readable:
+                return True
+            if self.pidfd in readable:
+                return False
+
+    def _read_available(self):
+        """Read what the pipe holds now; False at its end (every writer closed it)."""
+        while True:
+            try:
+                chunk = os.read(self.replies, 1 << 20)
+            except BlockingIOError:
+                return True
+            if not chunk:
+                return False
+            self.buffer += chunk
+            if len(self.buffer) > protocol.FRAME_HEADER.size + protocol.MAX_MESSAGE_BYTES:
+                raise Failure("error", f"the worker sent a message over {protocol.MAX_MESSAGE_BYTES >> 20} MB")
+
+    def _frame(self):
+        """The first complete frame in the buffer, checked: one JSON object {"result": {...}} or {"raised": {...}}."""
+        size = protocol.FRAME_HEADER.size
+        if len(self.buffer) < size:
+            return None
+        (length,) = protocol.FRAME_HEADER.unpack(self.buffer[:size])
+        if length > protocol.MAX_MESSAGE_BYTES:
+            raise Failure("error", f"the worker sent an unreadable message (a frame of {length} bytes announced, "
+                                   f"over the {protocol.MAX_MESSAGE_BYTES >> 20} MB allowed)")
+        if len(self.buffer) < size + length:
+            return None
+        data, self.buffer = self.buffer[size:size + length], self.buffer[size + length:]
+        try:
+            body = json.loads(data)
+        except (ValueError, RecursionError) as error:
+            raise Failure("error", f"the worker sent an unreadable message (not a JSON message: {str(error)[:100]})") from None
+        if not (isinstance(body, dict) and len(body) == 1 and isinstance(body.get("result", body.get("raised")), dict)):
+            raise Failure("error", "the worker sent an unreadable message (not a reply)")
+        if b"\n" in data:  # the grader's channel is one message a line
+            raise Failure("error", "the worker sent an unreadable message (a line break between its fields)")
+        return data, "result" in body
+
+    def _ended(self):
+        """Why the child stopped answering, from its exit status (waited for a moment)."""
+        if self.status is None and select.select([self.pidfd], [], [], LINGER_SECONDS)[0]:
+            self.status = os.waitpid(self.pid, 0)[1]
+        code = None if self.status is None else os.waitstatus_to_exitcode(self.status)
+        if code in (None, CHANNEL_CLOSED):
+            return "the worker closed the protocol channel (did the code close file descriptors?)"
+        if code >= 0:
+            return f"the worker exited with status {code} (did the code call sys.exit or os._exit?)"
+        name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
+        hint = {"SIGXCPU": ": CPU time limit", "SIGKILL": ": killed (memory or time limit?)",
+                "SIGXFSZ": ": file size limit", "SIGSEGV": ": segmentation fault"}.get(name, "")
+        return f"the worker exited on signal {name}{hint}"
+
+    def fit_for_more(self):
+        """Alive, one thread, and under half the address space it may use? Otherwise the next
+        check would fail for it (after a thread or memory bomb, say), so it is ended."""
+        if os.waitpid(self.pid, os.WNOHANG)[0]:
+            self.status = 0
+            return False
+        try:
+            threads = len(os.listdir(f"/proc/{self.pid}/task"))
+            with open(f"/proc/{self.pid}/statm") as statm:
+                size = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        except OSError:
+            return False
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        return threads == 1 and (limit == resource.RLIM_INFINITY or size <= limit // 2)
+
+    def end(self):
+        """Kill the child and every process it left (orphans come to the supervisor: it is the
+        namespace's PID 1, or a subreaper), and reap them all, so none holds a pipe or a process slot."""
+        for descriptor in (self.requests, self.replies, self.pidfd):
+            os.close(descriptor)
+        for _ in range(1000):
+            if os.getpid() == 1:  # every process of the sandbox but itself, at once: a fork bomb cannot outrun it
+                try:
+                    os.kill(-1, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            left = children()
+            if not left:
+                return
+            for pid in left:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            for pid in left:
+                try:
+                    os.waitpid(pid, 0)
+                except ChildProcessError:
+                    pass
+
+
+def children():
+    try:
+        tasks = Path(f"/proc/{os.getpid()}/task").iterdir()
+        return {int(pid) for task in tasks for pid in (task / "children").read_text().split()}
+    except OSError:
+        return set()
+
+
+class Supervisor:
+    def __init__(self):
+        self.child = None
+
+    def handle(self, line):
+        """One request line → one reply line. The grader's request is read for its id, command,
+        group and time limit only: its arrays are the child's to decode."""
+        request = json.loads(line)
+        head = json.dumps(request["id"])
+        if request["command"] in protocol.SUPERVISOR_COMMANDS:
+            return protocol.encode({"id": request["id"], "restart": False, "ok": True,
+                                    "reply": {"result": worker.COMMANDS[request["command"]](request)}})
+        group = request.get("group")
+        if self.child is not None and self.child.group != group:
+            self.end_child()
+        try:
+            if self.child is None:
+                self.child = Child(group)
+            data, ok = self.child.ask(line.rstrip(b"\n"), float(request["timeout"]))
+        except Failure as failure:
+            self.end_child()
+            return protocol.encode({"id": request["id"], "restart": True, "ok": False,
+                                    "failure": {"status": failure.status, "message": str(failure)}})
+        except OSError as error:  # fork or pipe refused: no fresh child for this request
+            self.end_child()
+            return protocol.encode({"id": request["id"], "restart": True, "ok": False,
+                                    "failure": {"status": "error", "message": f"no worker could be started ({error})"}})
+        restart = not self.child.fit_for_more()
+        if restart:
+            self.end_child()
+        return b'{"id": %s, "restart": %s, "ok": %s, "reply": %s}\n' % (
+            head.encode(), b"true" if restart else b"false", b"true" if ok else b"false", data)
+
+    def end_child(self):
+        if self.child is not None:
+            self.child.end()
+            self.child = None
+
+
+def main():
+    log = int(sys.argv[1])  # the student's output: a capped log file, opened by the launcher
+    _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    if os.getpid() != 1:  # not the PID namespace's init (process level): adopt what children leave behind
+        _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # PID 1 gets from inside only the signals it handles: none
+    if (worker.SCRATCH / "autodiff").is_dir():  # not when the launcher only probes the sandbox
+        import autodiff  # noqa: F401  (the course's package and engine, no student module: ready in every child)
+    requests = os.fdopen(os.dup(0), "rb")
+    replies = os.fdopen(os.dup(1), "wb")
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)  # code reading stdin must not eat requests
+    os.dup2(log, 1)
+    os.dup2(log, 2)  # from here on, the launcher's stderr (the sandbox's own errors) is out of reach
+    os.close(null)
+    os.close(log)
+    sys.stdin = open(os.devnull)
+    replies.write(protocol.encode({"ready": True, **worker.hello({})}))
+    replies.flush()
+    supervisor = Supervisor()
+    for line in requests:
+        replies.write(supervisor.handle(line))
+        replies.flush()
+
+
+if __name__ == "__main__":
+    main()
