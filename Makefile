@@ -21,7 +21,7 @@ SUBMISSIONS ?=
 # empty: as many gradings at once as there are cores
 JOBS ?=
 
-.PHONY: test test-fast lint grade batch experiment bench bench-batch attacks mnist-seeds docs starter handout \
+.PHONY: test test-fast lint grade batch experiment bench bench-batch attacks mnist-seeds mnist-cost docs starter handout \
 	gradescope screenshots clean
 
 $(READY): requirements.txt pyproject.toml
@@ -66,8 +66,12 @@ bench-batch: $(READY) $(SANDBOX)
 attacks: $(READY) $(SANDBOX)
 	$(PYTHON) benchmarks/attacks.py --out results/attacks.json
 
-mnist-seeds: $(READY)
+mnist-seeds: $(READY) $(SANDBOX)
 	$(PYTHON) benchmarks/mnist_seeds.py --out results/mnist_seeds.json
+
+# The MNIST check's wall time and accuracy, this tree against BEFORE (a git revision), alternately.
+mnist-cost: $(READY) $(SANDBOX)
+	$(PYTHON) benchmarks/mnist_cost.py $(if $(BEFORE),--before $(BEFORE)) --out results/mnist_cost.json
 
 # The figures in docs/ come from results/*.json: rewrite them after any benchmark.
 docs: $(READY)

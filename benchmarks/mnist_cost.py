@@ -1,0 +1,88 @@
+"""What the MNIST check costs, before and after a change: the check (grader/checks/test_mnist.py,
+the rubric's real settings, the reference in solutions/) run alternately from this tree and from a
+git revision, each in a fresh pytest process as a grading runs it; its wall time and accuracy.
+
+    make mnist-cost                                   # BEFORE=<revision>, default the one below
+    python benchmarks/mnist_cost.py --before REV --rounds 3 --out results/mnist_cost.json
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+BEFORE = "8fabac7"  # the last revision whose worker trained MLP3 itself
+TREE = ("grader", "starter", "solutions", "datasets")
+
+
+def export(revision, folder):
+    """The files of `revision` a grading needs, in folder."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision, *TREE], check=True, capture_output=True).stdout
+    folder.mkdir()
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder
+
+
+def run_check(tree, isolation, results):
+    """The MNIST check, graded from `tree` as grade.py runs checks; (wall seconds, its metadata)."""
+    command = [sys.executable, "-m", "pytest", "-c", str(tree / "grader/checks/grading.ini"), "--rootdir", str(tree),
+               "-p", "grader.checks.plugin", "-q", "--json-report", f"--json-report-file={results}",
+               "--isolation", isolation, str(tree / "grader/checks/test_mnist.py")]
+    environment = {**{k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}, "PYTHONPATH": str(tree),
+                   "PYTHONDONTWRITEBYTECODE": "1"}
+    started, cpu = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    completed = subprocess.run(command, cwd=tree, env=environment, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_seconds = after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime  # pytest, the worker and its sandbox
+    (test,) = json.loads(Path(results).read_text())["tests"]
+    if test["outcome"] != "passed":
+        raise SystemExit(f"the MNIST check did not pass in {tree}:\n{completed.stdout[-2000:]}")
+    check_seconds = sum(test[phase]["duration"] for phase in ("setup", "call", "teardown"))
+    return seconds, cpu_seconds, check_seconds, test["metadata"]["mnist"]
+
+
+def main():
+    from grader.sandbox.launch import strongest_level
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before", default=BEFORE, help=f"the git revision to compare with (default {BEFORE})")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--isolation", default=None, help="default: the strongest available")
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "mnist_cost.json")
+    args = parser.parse_args()
+    isolation = args.isolation or strongest_level()
+    runs = {"before": [], "after": []}
+    with tempfile.TemporaryDirectory(prefix="mnist-cost-") as folder:
+        trees = {"before": export(args.before, Path(folder) / "before"), "after": ROOT}
+        for round_ in range(args.rounds):
+            for name in ("before", "after") if round_ % 2 == 0 else ("after", "before"):
+                seconds, cpu_seconds, check_seconds, mnist = run_check(trees[name], isolation, Path(folder) / "results.json")
+                runs[name].append({"check_seconds": round(check_seconds, 2), "process_seconds": round(seconds, 2),
+                                   "cpu_seconds": round(cpu_seconds, 2), "load_average": round(os.getloadavg()[0], 1), **mnist})
+                print(f"round {round_ + 1} {name:>6}: check {check_seconds:6.2f} s (process {seconds:6.2f} s, "
+                      f"{cpu_seconds:6.2f} s of CPU), accuracy {mnist['accuracy']:.2f}%, curve {mnist['accuracy_per_epoch']}",
+                      flush=True)
+    median = {key: {name: float(np.median([run[key] for run in found])) for name, found in runs.items()}
+              for key in ("check_seconds", "cpu_seconds")}
+    summary = {"before": args.before, "isolation": isolation, "rounds": args.rounds, "cpus": os.cpu_count(), "runs": runs,
+               "median_check_seconds": median["check_seconds"], "median_cpu_seconds": median["cpu_seconds"],
+               "ratio": {key: round(found["after"] / found["before"], 3) for key, found in median.items()},
+               "accuracy": {name: found[0]["accuracy"] for name, found in runs.items()}}
+    print(f"\nmedian check time: before {median['check_seconds']['before']:.2f} s, after {median['check_seconds']['after']:.2f} s "
+          f"(×{summary['ratio']['check_seconds']:.2f}); CPU ×{summary['ratio']['cpu_seconds']:.2f}; "
+          f"accuracy before {summary['accuracy']['before']}%, after {summary['accuracy']['after']}%")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(summary, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    main()
