@@ -230,3 +230,32 @@ def test_a_bad_matmul_gradient_fails_the_mnist_check_clearly(tmp_path, edit, say
     report = grade_and_validate(reference_copy(tmp_path, {"ops": [(old, f"        {edit}\n" + old)]}))
     (mnist,) = [test for test in report["tests"] if test["name"].startswith("MNIST")]
     assert mnist["score"] == 0 and says in mnist["output"] and "the grader failed" not in mnist["output"]
+
+
+NUMERICAL_BACKWARD = """\
+        a, b = (np.array(x, dtype=np.float64) for x in ctx.saved_tensors)
+
+        def central_differences(x):  # of this op's own forward: right, and far too slow for MLP3
+            grad = np.zeros_like(x)
+            for index in np.ndindex(x.shape):
+                saved = x[index]
+                x[index] = saved + 1e-3
+                up = np.sum(np.matmul(a, b) * grad_output)
+                x[index] = saved - 1e-3
+                down = np.sum(np.matmul(a, b) * grad_output)
+                x[index] = saved
+                grad[index] = (up - down) / 2e-3
+            return grad
+
+        return central_differences(a), central_differences(b)
+"""
+
+
+@pytest.mark.slow
+def test_a_numerical_backward_passes_matmuls_checks_but_runs_out_of_mnists_budget(tmp_path):
+    from _attacks import MATMUL_BACKWARD
+
+    report = grade_and_validate(reference_copy(tmp_path, {"ops": [(MATMUL_BACKWARD, MATMUL_BACKWARD + NUMERICAL_BACKWARD)]}))
+    (mnist,) = [test for test in report["tests"] if test["name"].startswith("MNIST")]
+    assert mnist["status"] == "timeout" and mnist["score"] == 0
+    assert all(test["score"] == test["max_score"] for test in report["tests"] if test["group"] == "Matmul")
