@@ -625,6 +625,7 @@ def notebook_cell_defines_then_raises(folder, ctx):
 
 WRONG_MUL, POW_RAISES, OPS_BROKEN = ["wrong Mul.forward"], ["Pow.backward raises"], ["ops.py fails to import"]
 ZERO_MATMUL = ["Matmul.backward returns zeros"]
+TRAINED = "after 1 epochs; full credit from"  # MNIST's feedback when it trained and scored the accuracy
 
 ATTACKS = [
     # the checks' own machinery
@@ -687,12 +688,15 @@ ATTACKS = [
            weakest="user-namespace"),
     # MNIST credit without a backward: the trusted side trains, the worker only computes gradients
     Attack("MNIST: predict replaced by nearest neighbours", edited(ZERO_MATMUL, lambda ctx: at_end_of_losses(NEAREST_NEIGHBOUR)),
-           ZERO_MATMUL),
-    Attack("MNIST: predict answering from a table of the test labels", edited(ZERO_MATMUL, label_lookup), ZERO_MATMUL),
+           ZERO_MATMUL, says=[("MNIST", TRAINED)]),
+    Attack("MNIST: predict answering from a table of the test labels", edited(ZERO_MATMUL, label_lookup), ZERO_MATMUL,
+           says=[("MNIST", TRAINED)]),
     Attack("MNIST: train replaced by a hand-written trainer",
            edited(ZERO_MATMUL, lambda ctx: at_end_of_losses(HAND_TRAINER + "\nimport autodiff.train as _course\n"
-                                                                          "_course.train = _hand_train\n")), ZERO_MATMUL),
-    Attack("MNIST: a notebook's Matmul training the model by hand", hand_trainer_in_notebook, ZERO_MATMUL),
+                                                                          "_course.train = _hand_train\n")), ZERO_MATMUL,
+           says=[("MNIST", TRAINED)]),
+    Attack("MNIST: a notebook's Matmul training the model by hand", hand_trainer_in_notebook, ZERO_MATMUL,
+           says=[("MNIST", TRAINED)]),
     # archives
     Attack("zip slip (../ entries)", zip_slip, WRONG_MUL, trusted_side=True, check=nothing_written_outside,
            says=[("notes", "not extracted (absolute path, '..' or link): ../autodiff/ops.py, autodiff/../../ops.py")]),

@@ -259,3 +259,14 @@ def test_a_numerical_backward_passes_matmuls_checks_but_runs_out_of_mnists_budge
     (mnist,) = [test for test in report["tests"] if test["name"].startswith("MNIST")]
     assert mnist["status"] == "timeout" and mnist["score"] == 0
     assert all(test["score"] == test["max_score"] for test in report["tests"] if test["group"] == "Matmul")
+
+
+@pytest.mark.slow
+def test_float64_gradients_from_a_correct_matmul_train_as_before(tmp_path):
+    """Correct but unusual: a Matmul.backward computing in float64. The course's SGD subtracts them
+    from float32 weights; so does the trusted side, and the credit is full."""
+    old = "        return grad_a, grad_b\n"
+    edit = "        grad_b = grad_b.astype(np.float64)\n"
+    report = grade_and_validate(reference_copy(tmp_path, {"ops": [(old, edit + old)]}))
+    (mnist,) = [test for test in report["tests"] if test["name"].startswith("MNIST")]
+    assert mnist["score"] == mnist["max_score"]
