@@ -43,6 +43,14 @@ def test_predict_is_the_course_forward():
     assert np.array_equal(ours, course_predict(model, prepare_images(images)))
 
 
+def test_the_worker_is_given_the_training_set_only(tmp_path):
+    from grader.course import expose_mnist
+
+    folder, test_images, test_labels = expose_mnist(tmp_path)
+    assert sorted(path.name for path in folder.iterdir()) == ["train_images.npy", "train_labels.npy"]
+    assert test_images.shape == (10000, 28, 28) and test_labels.shape == (10000,)
+
+
 def test_a_correct_step_is_accepted_none_leaves_a_parameter_be():
     grads = [np.ones(shape, dtype=np.float64) for shape in SHAPES]
     grads[1] = None
