@@ -37,12 +37,13 @@ def run_check(tree, isolation, results):
     environment = {**{k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}, "PYTHONPATH": str(tree),
                    "PYTHONDONTWRITEBYTECODE": "1"}
     started = time.perf_counter()
-    completed = subprocess.run(command, cwd=tree, env=environment, capture_output=True, text=True)
+    subprocess.run(command, cwd=tree, env=environment, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     (test,) = json.loads(Path(results).read_text())["tests"]
-    if test["outcome"] != "passed":
-        raise SystemExit(f"the MNIST check did not pass in {tree}:\n{completed.stdout[-2000:]}")
     check_seconds = sum(test[phase]["duration"] for phase in ("setup", "call", "teardown"))
+    if test["outcome"] != "passed":  # on a machine too loaded for the budget: counted, with the reason
+        print(f"the MNIST check did not pass in {tree}: {test['metadata'].get('feedback')}", flush=True)
+        return seconds, check_seconds, {"accuracy": None, "feedback": test["metadata"].get("feedback")}
     return seconds, check_seconds, test["metadata"]["mnist"]
 
 
@@ -65,7 +66,7 @@ def main():
                 runs[name].append({"check_seconds": round(check_seconds, 2), "process_seconds": round(seconds, 2),
                                    "load_average": round(os.getloadavg()[0], 1), **mnist})
                 print(f"round {round_ + 1} {name:>6}: check {check_seconds:6.2f} s (process {seconds:6.2f} s, load "
-                      f"{runs[name][-1]['load_average']}), accuracy {mnist['accuracy']:.2f}%, curve {mnist['accuracy_per_epoch']}",
+                      f"{runs[name][-1]['load_average']}), accuracy {mnist['accuracy']}%, curve {mnist.get('accuracy_per_epoch')}",
                       flush=True)
     median = {name: float(np.median([run["check_seconds"] for run in found])) for name, found in runs.items()}
     pairs = [after["check_seconds"] / before["check_seconds"] for before, after in zip(runs["before"], runs["after"])]

@@ -34,6 +34,7 @@ PARAMETER_NAMES = tuple(f"layer {layer} {kind}" for layer in (1, 2, 3) for kind 
 MAX_FRAME_BYTES = 4 * protocol.MAX_ARRAY_BYTES
 F_SETPIPE_SZ = 1031  # linux/fcntl.h
 PIPE_BYTES = 1 << 20  # the most an unprivileged process may ask for (/proc/sys/fs/pipe-max-size)
+DEEP_PIPE_BYTES = 16 << 20  # for root: a dozen steps in flight, so the worker rarely waits for this side's turn
 EPOCH_HEADER = struct.Struct("<II")  # the epoch's size, the weights' bytes; (0, 0) ends the training
 POLL_SECONDS = 0.05  # how soon the loop notices that the worker's request ended
 
@@ -119,11 +120,13 @@ class Channel:
         self.gradients = os.open(self.paths["gradients"], os.O_RDWR | os.O_NONBLOCK)
         self.reader = io.FileIO(self.gradients, "r", closefd=False)
         self.body = bytearray(2 * PIPE_BYTES)  # each step's arrays, read into the same memory: used before the next step
-        for descriptor in (self.steps, self.gradients):  # a step's megabyte in few reads and writes
-            try:
-                fcntl.fcntl(descriptor, F_SETPIPE_SZ, PIPE_BYTES)
-            except OSError:
-                pass
+        for descriptor, sizes in ((self.steps, [PIPE_BYTES]), (self.gradients, [DEEP_PIPE_BYTES, PIPE_BYTES])):
+            for size in sizes:  # a step's megabyte in few reads and writes
+                try:
+                    fcntl.fcntl(descriptor, F_SETPIPE_SZ, size)
+                    break
+                except OSError:
+                    pass
 
     def send_epoch(self, order, parameters):
         """An epoch: its order of the training set and the current weights (a copy: nothing the
