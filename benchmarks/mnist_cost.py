@@ -30,12 +30,15 @@ def export(revision, folder):
 
 
 def run_check(tree, isolation, results):
-    """The MNIST check, graded from `tree` as grade.py runs checks; (wall seconds, its metadata)."""
+    """The MNIST check, graded from `tree` as grade.py runs checks (this tree's environment for both); (wall seconds,
+    check seconds, its metadata)."""
+    from grader.grade import CHECKS_ENVIRONMENT
+
     command = [sys.executable, "-m", "pytest", "-c", str(tree / "grader/checks/grading.ini"), "--rootdir", str(tree),
                "-p", "grader.checks.plugin", "-q", "--json-report", f"--json-report-file={results}",
                "--isolation", isolation, str(tree / "grader/checks/test_mnist.py")]
     environment = {**{k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}, "PYTHONPATH": str(tree),
-                   "PYTHONDONTWRITEBYTECODE": "1"}
+                   **CHECKS_ENVIRONMENT}
     started = time.perf_counter()
     subprocess.run(command, cwd=tree, env=environment, capture_output=True, text=True)
     seconds = time.perf_counter() - started
