@@ -21,8 +21,8 @@ SUBMISSIONS ?=
 # empty: as many gradings at once as there are cores
 JOBS ?=
 
-.PHONY: test test-fast lint grade batch experiment bench bench-batch bench-grading attacks mnist-seeds docs starter handout \
-	gradescope screenshots clean
+.PHONY: test test-fast lint grade batch experiment bench bench-batch bench-grading attacks mnist-seeds mnist-cost docs \
+	starter handout gradescope screenshots clean
 
 $(READY): requirements.txt pyproject.toml
 	$(BASE_PYTHON) -m venv $(VENV)
@@ -74,9 +74,13 @@ attacks: $(READY) $(SANDBOX)
 	$(PYTHON) benchmarks/attacks.py --out results/attacks.json
 	$(PYTHON) tools/make_docs.py
 
-mnist-seeds: $(READY)
+mnist-seeds: $(READY) $(SANDBOX)
 	$(PYTHON) benchmarks/mnist_seeds.py --out results/mnist_seeds.json
 	$(PYTHON) tools/make_docs.py
+
+# The MNIST check's wall time and accuracy, this tree against BEFORE (a git revision), alternately.
+mnist-cost: $(READY) $(SANDBOX)
+	$(PYTHON) benchmarks/mnist_cost.py $(if $(BEFORE),--before $(BEFORE)) --out results/mnist_cost.json
 
 # The figures in docs/ come from results/*.json: rewrite them after any benchmark.
 docs: $(READY)

@@ -1,6 +1,7 @@
 """Is the MNIST threshold safe for a correct submission? Train the reference exactly as the
-grader does (through the worker, with the rubric's settings) for 20 seeds; report each test
-accuracy, how many reach full credit, and the time per run.
+grader does (the trusted side's loop of grader/mnist.py on the worker's gradients, with the
+rubric's settings) for 20 seeds; report each test accuracy, how many reach full credit, and the
+time per run.
 
     make mnist-seeds      # writes results/mnist_seeds.json
 """
@@ -17,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from grader import DEFAULT_RUBRIC, ROOT  # noqa: E402
 from grader.course import expose_mnist  # noqa: E402
+from grader.mnist import train  # noqa: E402
 from grader.rubric import load_rubric  # noqa: E402
 from grader.sandbox.client import WorkerClient  # noqa: E402
 from grader.sandbox.launch import scratch_parent, strongest_level  # noqa: E402
@@ -27,21 +29,23 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "mnist_seeds.json")
+    parser.add_argument("--budget", type=float, default=600,
+                        help="seconds per run (the accuracies are measured, not the time: generous for a loaded machine)")
     args = parser.parse_args()
     rubric = load_rubric(DEFAULT_RUBRIC)
     settings = rubric.mnist
     runs = []
     with tempfile.TemporaryDirectory(dir=scratch_parent()) as scratch:
         prepare_scratch(load_submission(ROOT / "solutions"), scratch)
-        folder, test_labels = expose_mnist(Path(scratch), settings["seed"] + 1)
+        folder, test_images, test_labels = expose_mnist(Path(scratch))
         with WorkerClient(scratch, isolation=strongest_level()) as worker:
             for seed in range(args.seeds):
                 started = time.perf_counter()
-                reply = worker.request("train_mnist", settings["time_budget_seconds"], data_dir=folder.name,
-                                       epochs=settings["epochs"], batch_size=settings["batch_size"], lr=settings["lr"],
-                                       seed=seed, train_examples=settings["train_examples"])
-                accuracy = 100 * float(np.mean(reply["predictions"][-1] == test_labels))
-                runs.append({"seed": seed, "accuracy": round(accuracy, 2), "seconds": round(time.perf_counter() - started, 2)})
+                training = train(lambda **fields: worker.request("mnist_gradients", args.budget, **fields),
+                                 folder, test_images, test_labels, epochs=settings["epochs"], batch_size=settings["batch_size"],
+                                 lr=settings["lr"], seed=seed, train_examples=settings["train_examples"])
+                accuracy = training.accuracy_per_epoch[-1]
+                runs.append({"seed": seed, "accuracy": accuracy, "seconds": round(time.perf_counter() - started, 2)})
                 print(f"seed {seed:2d}: {accuracy:.2f}%  ({runs[-1]['seconds']:.1f} s)", flush=True)
     accuracies = [run["accuracy"] for run in runs]
     full = sum(rubric.mnist_credit(a) == 1 for a in accuracies)

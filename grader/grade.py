@@ -18,7 +18,7 @@ from pathlib import Path
 from . import CHECKS, ROOT
 from .course import DatasetError, load_mnist
 from .report import build_report
-from .sandbox.launch import scratch_parent
+from .sandbox.launch import ONE_BLAS_THREAD, scratch_parent
 from .submission import load_submission, prepare_scratch
 
 GRADER = Path(__file__).resolve().parent
@@ -52,6 +52,11 @@ def grade(path, rubric, isolation="process"):
                         messages=[problem] if problem else [])
 
 
+# BLAS on one thread as in the worker: the test accuracy the checks compute from MLP3's weights is then
+# the same on every machine, and a busy machine's cores are not spun on.
+CHECKS_ENVIRONMENT = {"PYTHONDONTWRITEBYTECODE": "1", **ONE_BLAS_THREAD}
+
+
 def run_checks(scratch, rubric, isolation, results):
     """Run grader/checks in a fresh pytest process with the grader's own configuration; return
     (cases, problem), problem being set when the checks could not run at all."""
@@ -62,7 +67,7 @@ def run_checks(scratch, rubric, isolation, results):
                "--scratch", str(scratch), "--rubric", str(rubric.path), "--isolation", isolation, str(CHECKS)]
     environment = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     try:
-        completed = subprocess.run(command, cwd=ROOT, env={**environment, "PYTHONDONTWRITEBYTECODE": "1"},
+        completed = subprocess.run(command, cwd=ROOT, env={**environment, **CHECKS_ENVIRONMENT},
                                    capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return [], f"the checks did not finish within {timeout:g} s"

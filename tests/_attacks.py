@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Callable
 
 import nbformat
+import numpy as np
 
 from _grading import FAST_RUBRIC, feedback, group_scores, reference_copy
 from _paths import ROOT
@@ -47,6 +48,8 @@ IMPORT = "import numpy as np\n"
 MUL_RETURN = "        return a * b\n"
 WRONG_MUL_RETURN = "        return a * b + 1.0\n"
 POW_BACKWARD = "        a, b, y = ctx.saved_tensors\n"
+MATMUL_BACKWARD = "        # BEGIN SOLUTION return (G Bᵀ, Aᵀ G), transposing the last two axes, each reduced to its input's shape\n"
+LOSSES_END = "        return grad_p, None\n        # END SOLUTION\n"
 
 BUGS = {  # name → (edits as reference_copy takes them, graded modules left out)
     "wrong Mul.forward": ({"ops": [(MUL_RETURN, WRONG_MUL_RETURN)]}, ()),
@@ -55,6 +58,8 @@ BUGS = {  # name → (edits as reference_copy takes them, graded modules left ou
     "regularizers.py fails to import": ({"regularizers": [(IMPORT, IMPORT + "raise ImportError('broken')\n")]}, ()),
     "no ops.py, no regularizers.py": ({}, ("ops", "regularizers")),
     "no graded module": ({}, GRADED_MODULES),
+    "Matmul.backward returns zeros": ({"ops": [(MATMUL_BACKWARD, MATMUL_BACKWARD + "        a, b = ctx.saved_tensors\n"
+                                                "        return np.zeros_like(a), np.zeros_like(b)\n")]}, ()),
 }
 
 
@@ -101,6 +106,11 @@ def in_mul_forward(code):
 
 def in_pow_backward(code):
     return {"ops": [(POW_BACKWARD, textwrap.indent(textwrap.dedent(code), " " * 8) + POW_BACKWARD)]}
+
+
+def at_end_of_losses(code):
+    """At the end of losses.py: the course's train.py can be imported there (ops and activations are)."""
+    return {"losses": [(LOSSES_END, LOSSES_END + "\n\n" + textwrap.dedent(code))]}
 
 
 @dataclass
@@ -330,6 +340,99 @@ def read_mnist_test_labels(ctx):
     labels = ROOT / "datasets" / "mnist" / "t10k-labels-idx1-ubyte.gz"
     return in_mul_forward(with_marker(ctx, "import gzip\n" + raise_leak(
         f"''.join(map(str, gzip.decompress(open({str(labels)!r}, 'rb').read())[8:68]))")))
+
+
+# MNIST credit without a working Matmul.backward: the worker used to train and predict, so replacing
+# the course's predict or train (by name, after the student's modules ran) bought the accuracy.
+NEAREST_NEIGHBOUR = """\
+import pathlib
+import autodiff.train as _course
+
+def _nearest_neighbour(model, images, batch_size=2000):  # 1-NN on 3000 of the training images the worker holds
+    folder = pathlib.Path.cwd() / "mnist"
+    known = _course.prepare_images(np.load(folder / "train_images.npy")[:3000])
+    labels = np.load(folder / "train_labels.npy")[:3000]
+    norms = (known ** 2).sum(axis=1)
+    return np.concatenate([labels[(norms - 2 * images[i:i + 1000] @ known.T).argmin(axis=1)]
+                           for i in range(0, len(images), 1000)])
+
+_course.predict = _nearest_neighbour
+"""
+
+# A hand-written numpy trainer for the course's MLP3, in place on its weights: no op's backward used.
+HAND_TRAINER = """\
+def _hand_train(model, images, labels, *, epochs=1, batch_size=64, lr=0.1, seed=0, on_epoch=None, **options):
+    import numpy as np
+    weights = [layer.weight.data for layer in model.layers]
+    biases = [layer.bias.data for layer in model.layers]
+    targets = np.eye(10, dtype=np.float32)[labels]
+    rng = np.random.default_rng(seed)
+    for epoch in range(1, epochs + 1):
+        for _ in range(3):
+            order = rng.permutation(len(images))
+            for start in range(0, len(images), batch_size):
+                batch = order[start:start + batch_size]
+                x = images[batch]
+                h1 = np.maximum(x @ weights[0] + biases[0], 0)
+                h2 = np.maximum(h1 @ weights[1] + biases[1], 0)
+                z = h2 @ weights[2] + biases[2]
+                p = np.exp(z - z.max(axis=1, keepdims=True))
+                g = (p / p.sum(axis=1, keepdims=True) - targets[batch]) / len(batch)
+                grads = [None, None, h2.T @ g, None, None, g.sum(axis=0)]
+                g = (g @ weights[2].T) * (h2 > 0)
+                grads[1], grads[4] = h1.T @ g, g.sum(axis=0)
+                g = (g @ weights[1].T) * (h1 > 0)
+                grads[0], grads[3] = x.T @ g, g.sum(axis=0)
+                for parameter, grad in zip(weights + biases, grads):
+                    parameter -= lr * grad
+        if on_epoch:
+            on_epoch(epoch, 0.1)
+    return model
+"""
+
+
+def test_label_table():
+    """The public MNIST test labels keyed by the images' content, as the worker's predict saw them."""
+    import hashlib
+
+    from grader.course import load_mnist
+    data = load_mnist()
+    images = data.test_images.reshape(len(data.test_images), -1).astype(np.float32) / 255
+    return ",".join(f"{hashlib.sha1(row.tobytes()).hexdigest()[:12]}:{label}" for row, label in zip(images, data.test_labels))
+
+
+def label_lookup(ctx):
+    return at_end_of_losses(f"""\
+    import hashlib
+    import autodiff.train as _course
+
+    _TABLE = dict(item.split(":") for item in {test_label_table()!r}.split(","))
+
+    def _look_up(model, images, batch_size=2000):
+        return np.array([int(_TABLE.get(hashlib.sha1(row.tobytes()).hexdigest()[:12], 0)) for row in images])
+
+    _course.predict = _look_up
+    """)
+
+
+def hand_trainer_in_notebook(folder, ctx):
+    """The notebook's Matmul.forward, at its first call with MLP3's first weight (inside the course's
+    train), finds the model and trains it by hand; its zero backward then leaves the weights be."""
+    cells = notebook_cells(honest_copy(folder / "submission", ["Matmul.backward returns zeros"]))
+    takeover = textwrap.indent(textwrap.dedent("""\
+        if b.shape == (784, 256) and not getattr(Matmul, "_trained", False):
+            import gc, pathlib
+            Matmul._trained = True
+            from autodiff.train import prepare_images
+            folder = pathlib.Path.cwd() / "mnist"
+            for model in [o for o in gc.get_objects() if type(o).__name__ == "MLP3"]:
+                _hand_train(model, prepare_images(np.load(folder / "train_images.npy")[:6000]),
+                            np.load(folder / "train_labels.npy")[:6000])
+        """), " " * 8)
+    cells = [cell.replace("        ctx.save_for_backward(a, b)\n", takeover + "        ctx.save_for_backward(a, b)\n")
+             if cell.startswith("class Matmul") else cell for cell in cells]
+    assert any("_hand_train(model" in cell for cell in cells)
+    return notebook(folder, "hw.ipynb", cells + [HAND_TRAINER])
 
 
 def copy_the_solutions(ctx):
@@ -614,6 +717,8 @@ def notebook_cell_defines_then_raises(folder, ctx):
 # -- the table ------------------------------------------------------------------------------------
 
 WRONG_MUL, POW_RAISES, OPS_BROKEN = ["wrong Mul.forward"], ["Pow.backward raises"], ["ops.py fails to import"]
+ZERO_MATMUL = ["Matmul.backward returns zeros"]
+TRAINED = "after 1 epochs; full credit from"  # MNIST's feedback when it trained and scored the accuracy
 
 ATTACKS = [
     # the checks' own machinery
@@ -684,6 +789,17 @@ ATTACKS = [
            says=[("Pow", "the worker exited with status 1")], check=not_blamed_on_the_sandbox),
     Attack("reading a key in the grader's session keyring", edited(WRONG_MUL, read_session_key), WRONG_MUL,
            weakest="user-namespace"),
+    # MNIST credit without a backward: the trusted side trains, the worker only computes gradients
+    Attack("MNIST: predict replaced by nearest neighbours", edited(ZERO_MATMUL, lambda ctx: at_end_of_losses(NEAREST_NEIGHBOUR)),
+           ZERO_MATMUL, says=[("MNIST", TRAINED)]),
+    Attack("MNIST: predict answering from a table of the test labels", edited(ZERO_MATMUL, label_lookup), ZERO_MATMUL,
+           says=[("MNIST", TRAINED)]),
+    Attack("MNIST: train replaced by a hand-written trainer",
+           edited(ZERO_MATMUL, lambda ctx: at_end_of_losses(HAND_TRAINER + "\nimport autodiff.train as _course\n"
+                                                                          "_course.train = _hand_train\n")), ZERO_MATMUL,
+           says=[("MNIST", TRAINED)]),
+    Attack("MNIST: a notebook's Matmul training the model by hand", hand_trainer_in_notebook, ZERO_MATMUL,
+           says=[("MNIST", TRAINED)]),
     # archives
     Attack("zip slip (../ entries)", zip_slip, WRONG_MUL, trusted_side=True, check=nothing_written_outside,
            says=[("notes", "not extracted (absolute path, '..' or link): ../autodiff/ops.py, autodiff/../../ops.py")]),

@@ -1,7 +1,7 @@
 """The pytest plugin behind the checks in grader/checks/ (loaded with -p; conftest files are off).
 
-Fixtures: `student`, the worker serving the submission; `rubric`; `mnist`, the data the worker
-may see plus the test labels it may not. With --scratch the submission was prepared by
+Fixtures: `student`, the worker serving the submission; `rubric`; `mnist`, the training data the worker
+may see plus the test data it may not. With --scratch the submission was prepared by
 grade.py; without it (pytest run directly, as `make test` does) the checks grade the reference
 in solutions/. For the JSON report, each test's group, kind, status and feedback are added as
 metadata, which is all grade.py reads back.
@@ -63,12 +63,12 @@ def time_budget(rubric):
 
 
 @pytest.fixture(scope="session")
-def mnist(scratch, rubric):
-    """Training images and labels and a shuffled copy of the test images, written where the worker
-    reads them; the test labels, in the same shuffled order, stay here."""
+def mnist(scratch):
+    """Training images and labels written where the worker reads them; the test images and labels,
+    which stay here."""
     from ..course import expose_mnist
 
-    return expose_mnist(scratch, rubric.mnist["seed"] + 1)
+    return expose_mnist(scratch)
 
 
 def check_group(item):

@@ -1,0 +1,248 @@
+"""MLP3 on MNIST, trained here, on the trusted side, with gradients from the student's ops.
+
+The weights, the batch order, the SGD update and the test accuracy live in this process: the
+worker only computes, per step, MLP3's loss and gradients (the course's MLP3 built from the
+student's ops) for the batches it is given. Whatever it sends is checked before use, so replacing
+the course's `train`, `predict`, optimizer or model inside the worker changes nothing, and the test
+images never enter it. The loop is the course's (autodiff.train.train) step for step:
+the same initial weights as MLP3(seed), the same permutation per epoch, the same float32 update;
+a correct submission trains exactly as it would on the student's machine.
+
+Transfer, through two FIFOs made in the scratch folder for one training: down, per epoch, its
+order of the training set and a copy of this side's weights; up, per step, the loss and gradients
+as a frame of raw bytes (protocol.encode_frame; base64 JSON costs more than the step). Within an
+epoch the worker applies the same update to its own copy, so the steps stream without a round trip
+each; nothing it does to that copy reaches this side, and what it computes from it is checked like
+any other reply. (Pipes, not a weights file: on a disk-backed scratch folder, rewriting a file
+every step waits for its pages' writeback, milliseconds a step.)
+"""
+import fcntl
+import io
+import os
+import select
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .sandbox import protocol
+
+LAYER_SIZES = (784, 256, 128, 10)  # MLP3's defaults
+PARAMETER_NAMES = tuple(f"layer {layer} {kind}" for layer in (1, 2, 3) for kind in ("weight", "bias"))
+MAX_FRAME_BYTES = 4 * protocol.MAX_ARRAY_BYTES
+F_SETPIPE_SZ = 1031  # linux/fcntl.h
+PIPE_BYTES = 1 << 20  # the most an unprivileged process may ask for (/proc/sys/fs/pipe-max-size)
+DEEP_PIPE_BYTES = 16 << 20  # for root: a dozen steps in flight, so the worker rarely waits for this side's turn
+EPOCH_HEADER = struct.Struct("<II")  # the epoch's size, the weights' bytes; (0, 0) ends the training
+POLL_SECONDS = 0.05  # how soon the loop notices that the worker's request ended
+
+
+def initial_parameters(seed):
+    """As autodiff.nn.MLP3(seed=seed) draws them: He-initialised float32 weights, zero biases."""
+    rng = np.random.default_rng(seed)
+    parameters = []
+    for n_in, n_out in zip(LAYER_SIZES, LAYER_SIZES[1:]):
+        weight = rng.normal(0.0, np.sqrt(2.0 / n_in), (n_in, n_out)).astype(np.float32)
+        parameters += [weight, np.zeros(n_out, dtype=np.float32)]
+    return parameters
+
+
+def predict(parameters, images, batch_size=2000):
+    """The most probable class of each image (uint8, (N, 28, 28)): MLP3's forward in plain numpy,
+    float32 as the course computes it. Softmax keeps the order of the logits: their argmax."""
+    classes = []
+    for start in range(0, len(images), batch_size):
+        x = images[start:start + batch_size].reshape(-1, LAYER_SIZES[0]).astype(np.float32) / 255
+        for layer in range(0, len(parameters), 2):
+            x = x @ parameters[layer] + parameters[layer + 1]
+            if layer + 2 < len(parameters):
+                x = np.maximum(x, 0)
+        classes.append(x.argmax(axis=1))
+    return np.concatenate(classes)
+
+
+class StepRefused(Exception):
+    """What the worker sent for a step cannot be used as MLP3's loss and gradients."""
+
+
+def checked_step(reply, parameters):
+    """The loss and gradients of a step's reply: each gradient a finite real floating-point array of
+    its parameter's shape, or None (no gradient reached it: SGD leaves it as it is)."""
+    loss = reply.get("loss")
+    grads = reply.get("grads")
+    if not isinstance(loss, (int, float)) or isinstance(loss, bool) or not isinstance(grads, list) or len(grads) != len(parameters):
+        raise StepRefused("the worker's answer for this step could not be read as MLP3's loss and gradients")
+    checked = []
+    for name, parameter, described in zip(PARAMETER_NAMES, parameters, grads):
+        kind = described.get("kind") if isinstance(described, dict) else None
+        grad = described.get("array") if kind == "ndarray" else None
+        if kind == "none":
+            checked.append(None)
+            continue
+        if not isinstance(grad, np.ndarray):
+            shown = (described.get("type") or kind) if isinstance(described, dict) else "something unreadable"
+            raise StepRefused(f"the gradient of the {name} is {shown}, not a numpy array")
+        if grad.dtype.kind != "f":
+            raise StepRefused(f"the gradient of the {name} has dtype {grad.dtype}; a real floating-point array is expected")
+        if grad.shape != parameter.shape:
+            raise StepRefused(f"the gradient of the {name} has shape {grad.shape}, expected {parameter.shape} (the parameter's): "
+                              f"a gradient missing its reduction over the batch?")
+        if not np.isfinite(grad.sum()) and not np.isfinite(grad).all():  # the sum first: a tenth of the time
+            raise StepRefused(f"the gradient of the {name} holds nan or inf: check the stability of Softmax, Log and the losses")
+        checked.append(grad)
+    return float(loss), checked
+
+
+@dataclass
+class Training:
+    """What the trusted loop measured: test accuracy (%) and mean loss per epoch, its own time."""
+    accuracy_per_epoch: list = field(default_factory=list)
+    losses: list = field(default_factory=list)
+    seconds: float = 0.0
+    refused: str = None   # why a step's gradients were refused; training stopped there
+
+
+class Channel:
+    """The trusted side's ends of the step transfer: two FIFOs made fresh in `folder` for one training."""
+
+    def __init__(self, folder):
+        token = os.urandom(8).hex()
+        self.names = {"steps": f"steps-{token}", "gradients": f"gradients-{token}"}
+        self.paths = {key: folder / name for key, name in self.names.items()}
+        self.finished = threading.Event()  # set when the worker's request ended, however
+        for key, mode in (("steps", 0o644), ("gradients", 0o622)):  # the worker reads steps, writes gradients
+            os.mkfifo(self.paths[key])
+            os.chmod(self.paths[key], mode)
+        # Opened read-write: never blocks waiting for the worker, never sees an end of file.
+        self.steps = os.open(self.paths["steps"], os.O_RDWR | os.O_NONBLOCK)
+        self.gradients = os.open(self.paths["gradients"], os.O_RDWR | os.O_NONBLOCK)
+        self.reader = io.FileIO(self.gradients, "r", closefd=False)
+        self.body = bytearray(2 * PIPE_BYTES)  # each step's arrays, read into the same memory: used before the next step
+        for descriptor, sizes in ((self.steps, [PIPE_BYTES]), (self.gradients, [DEEP_PIPE_BYTES, PIPE_BYTES])):
+            for size in sizes:  # a step's megabyte in few reads and writes
+                try:
+                    fcntl.fcntl(descriptor, F_SETPIPE_SZ, size)
+                    break
+                except OSError:
+                    pass
+
+    def send_epoch(self, order, parameters):
+        """An epoch: its order of the training set and the current weights (a copy: nothing the
+        worker does to it comes back)."""
+        weights = [memoryview(parameter).cast("B") for parameter in parameters]
+        for data in (EPOCH_HEADER.pack(len(order), sum(map(len, weights))), order.astype("<i4").data.cast("B"), *weights):
+            self._write(data)
+
+    def stop(self):
+        """End the training; what the worker still sends is read and dropped until its request ends."""
+        self._write(EPOCH_HEADER.pack(0, 0))
+        while self._read(PIPE_BYTES, self.body, partial=True) is not None:
+            pass
+
+    def _write(self, data):
+        view = memoryview(data)
+        while view and not self.finished.is_set():
+            if select.select([], [self.steps], [], POLL_SECONDS)[1]:
+                try:
+                    view = view[os.write(self.steps, view):]
+                except BlockingIOError:
+                    pass
+
+    def receive(self):
+        """The next frame's message; None if the worker's request ended first."""
+        prefix = self._read(protocol.FRAME_PREFIX.size)
+        if prefix is None:
+            return None
+        header_size, body_size = protocol.FRAME_PREFIX.unpack(prefix)
+        if header_size + body_size > MAX_FRAME_BYTES:
+            raise StepRefused(f"the worker sent a step of {header_size + body_size} bytes; MLP3's gradients take about 1 MB")
+        if len(self.body) < body_size:
+            self.body = bytearray(body_size)
+        header, body = self._read(header_size), self._read(body_size, self.body)
+        if header is None or body is None:
+            return None
+        try:
+            return protocol.decode_frame(header, memoryview(body)[:body_size])
+        except protocol.ProtocolError as error:
+            raise StepRefused(f"the worker's answer for this step could not be read: {error}") from None
+
+    def _read(self, size, buffer=None, partial=False):
+        """size bytes (with partial, what there is, at least one) into the start of buffer (a new one
+        if None), or None once the request ended."""
+        buffer = bytearray(size) if buffer is None else buffer
+        view, got = memoryview(buffer)[:size], 0
+        while got < size and not (partial and got):
+            if not select.select([self.gradients], [], [], POLL_SECONDS)[0]:
+                if self.finished.is_set():
+                    return None
+                continue
+            got += self.reader.readinto(view[got:]) or 0
+        return buffer
+
+    def close(self):
+        self.reader.close()
+        for descriptor in (self.steps, self.gradients):
+            os.close(descriptor)
+        for path in self.paths.values():
+            path.unlink(missing_ok=True)
+
+
+def train(serve, folder, test_images, test_labels, *, epochs, batch_size, lr, seed, train_examples):
+    """Train MLP3 with minibatch SGD on gradients from the worker, as autodiff.train.train does;
+    returns a Training.
+
+    serve(**fields) is the request that has the worker serve the steps (worker.mnist_gradients):
+    it returns when the loop ends it, and raises (the worker's error, its time budget) otherwise.
+    The loop runs beside it, in a thread of this process."""
+    parameters = initial_parameters(seed)
+    training = Training()
+    channel = Channel(folder)
+    failure = []
+
+    def evaluate(snapshot):
+        training.accuracy_per_epoch.append(round(100 * float(np.mean(predict(snapshot, test_images) == test_labels)), 2))
+
+    def loop():
+        snapshot = None  # the weights after an epoch, evaluated while the worker goes through the next
+        try:
+            started = time.perf_counter()
+            rng = np.random.default_rng(seed)
+            for _ in range(epochs):
+                order = rng.permutation(train_examples)
+                channel.send_epoch(order, parameters)
+                if snapshot is not None:
+                    evaluate(snapshot)
+                total_loss = 0.0
+                for start in range(0, train_examples, batch_size):
+                    reply = channel.receive()
+                    if reply is None:
+                        return
+                    loss, grads = checked_step(reply, parameters)
+                    total_loss += loss * min(batch_size, train_examples - start)
+                    for parameter, grad in zip(parameters, grads):
+                        if grad is not None:
+                            parameter -= lr * grad
+                training.losses.append(total_loss / train_examples)
+                snapshot = [parameter.copy() for parameter in parameters]
+            evaluate(snapshot)
+            training.seconds = time.perf_counter() - started
+        except StepRefused as refused:
+            training.refused = str(refused)
+        except BaseException as error:  # a grader bug: raised in the caller, not lost in the thread
+            failure.append(error)
+        finally:
+            channel.stop()
+
+    thread = threading.Thread(target=loop, name="mnist-sgd", daemon=True)
+    thread.start()
+    try:
+        serve(data_dir=folder.name, seed=seed, train_examples=train_examples, batch_size=batch_size, lr=lr, **channel.names)
+    finally:
+        channel.finished.set()
+        thread.join()
+        channel.close()
+    if failure:
+        raise failure[0]
+    return training

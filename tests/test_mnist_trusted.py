@@ -1,0 +1,280 @@
+"""MNIST trained by the trusted side (grader/mnist.py): its loop is the course's, and whatever the
+worker sends for a step is checked before use — a gradient of the wrong shape, nan, complex, an
+object, a forged frame: a clear failure of the check, never a crash of the grader.
+
+The worker's side is played here by a thread speaking the FIFO protocol (worker.mnist_gradients),
+so that each reply can be forged; the graded runs of real submissions are the slow tests at the end
+(the MNIST attacks themselves are in _attacks.py, run by test_attacks.py)."""
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from _grading import grade_and_validate, reference_copy
+from _paths import SOLUTIONS, import_autodiff
+from grader.mnist import EPOCH_HEADER, PARAMETER_NAMES, StepRefused, checked_step, initial_parameters, predict, train
+from grader.sandbox import protocol
+
+import_autodiff(SOLUTIONS)
+from autodiff.nn import MLP3  # noqa: E402
+from autodiff.train import predict as course_predict  # noqa: E402
+from autodiff.train import prepare_images  # noqa: E402
+
+SHAPES = [p.shape for p in initial_parameters(0)]
+
+
+def described(grads):
+    return [{"kind": "none"} if g is None else {"kind": "ndarray", "array": g} for g in grads]
+
+
+def test_initial_weights_are_mlp3s():
+    for seed in (0, 7):
+        for ours, course in zip(initial_parameters(seed), MLP3(seed=seed).parameters(), strict=True):
+            assert ours.dtype == np.float32 and np.array_equal(ours, course.data)
+
+
+def test_predict_is_the_course_forward():
+    model = MLP3(seed=3)
+    images = np.random.default_rng(0).integers(0, 256, (500, 28, 28), dtype=np.uint8)
+    ours = predict([p.data for p in model.parameters()], images, batch_size=128)
+    assert np.array_equal(ours, course_predict(model, prepare_images(images)))
+
+
+def test_the_worker_is_given_the_training_set_only(tmp_path):
+    from grader.course import expose_mnist
+
+    folder, test_images, test_labels = expose_mnist(tmp_path)
+    assert sorted(path.name for path in folder.iterdir()) == ["train_images.npy", "train_labels.npy"]
+    assert test_images.shape == (10000, 28, 28) and test_labels.shape == (10000,)
+
+
+def test_a_correct_step_is_accepted_none_leaves_a_parameter_be():
+    grads = [np.ones(shape, dtype=np.float64) for shape in SHAPES]
+    grads[1] = None
+    loss, checked = checked_step({"loss": 2.5, "grads": described(grads)}, initial_parameters(0))
+    assert loss == 2.5 and checked[1] is None and checked[0].dtype == np.float64
+
+
+@pytest.mark.parametrize("bad, says", [
+    (lambda g: g[:-1], "shape (783, 256), expected (784, 256)"),
+    (lambda g: g * np.nan, "holds nan or inf"),
+    (lambda g: np.where(g > 0, np.inf, g), "holds nan or inf"),
+    (lambda g: g.astype(np.complex64), "dtype complex64; a real floating-point array is expected"),
+    (lambda g: g.astype(np.int32), "dtype int32; a real floating-point array is expected"),
+    (lambda g: g.view([("x", np.float32)]), "a real floating-point array is expected"),
+])
+def test_a_bad_gradient_is_refused_with_what_is_wrong(bad, says):
+    grads = [np.zeros(shape, dtype=np.float32) for shape in SHAPES]
+    grads[0] = bad(grads[0] + 1)
+    with pytest.raises(StepRefused, match=f"the gradient of the {PARAMETER_NAMES[0]}"):
+        checked_step({"loss": 1.0, "grads": described(grads)}, initial_parameters(0))
+    with pytest.raises(StepRefused) as refused:
+        checked_step({"loss": 1.0, "grads": described(grads)}, initial_parameters(0))
+    assert says in str(refused.value)
+
+
+@pytest.mark.parametrize("reply", [
+    {"loss": "1.0", "grads": []}, {"loss": True, "grads": []}, {"loss": 1.0, "grads": "no"}, {"loss": 1.0},
+    {"loss": 1.0, "grads": [{"kind": "ndarray", "array": None}] * 6},
+    {"loss": 1.0, "grads": [{"kind": "unsendable array", "dtype": "object", "shape": [784, 256]}] * 6},
+])
+def test_a_malformed_step_is_refused(reply):
+    with pytest.raises(StepRefused):
+        checked_step(reply, initial_parameters(0))
+
+
+def test_frames_carry_arrays_as_raw_bytes():
+    arrays = [np.arange(6, dtype=np.float32).reshape(2, 3), np.asfortranarray(np.eye(3)), np.float64(2.0) * np.ones((0, 4))]
+    frame = b"".join(protocol.encode_frame({"loss": 1.5, "grads": arrays}))
+    header_size, body_size = protocol.FRAME_PREFIX.unpack_from(frame)
+    assert body_size == sum(a.nbytes for a in arrays)
+    start = protocol.FRAME_PREFIX.size
+    message = protocol.decode_frame(frame[start:start + header_size], frame[start + header_size:])
+    assert message["loss"] == 1.5
+    for got, sent in zip(message["grads"], arrays, strict=True):
+        assert got.dtype == sent.dtype and np.array_equal(got, sent)
+
+
+@pytest.mark.parametrize("header, body", [
+    (b'{"a": {"__raw__": ["O", [2]]}}', bytes(16)),          # objects would need pickle
+    (b'{"a": {"__raw__": ["<f4", [4]]}}', bytes(8)),          # more than the body holds
+    (b'{"a": {"__raw__": ["<f4", [-1]]}}', bytes(8)),
+    (b'{"a": {"__raw__": ["(2,)f4", [2]]}}', bytes(16)),
+    (b'{"a": {"__raw__": ["no such dtype", [1]]}}', bytes(8)),
+    (b'{"a": {"__raw__": ["<f4", [1]], "b": 1}}', bytes(4)),
+    (b'{"a": {"__raw__": "x"}}', b""), (b"[1, 2]", b""), (b"{", b""),
+])
+def test_a_malformed_frame_is_refused(header, body):
+    with pytest.raises(protocol.ProtocolError):
+        protocol.decode_frame(header, body)
+
+
+# -- the loop against a worker played here ---------------------------------------------------------
+
+def play_worker(folder, reply_for_step):
+    """serve(**fields) for train(): answers each step with reply_for_step(step, weights) — a message
+    encoded as the worker does, or raw bytes."""
+    def serve(data_dir, steps, gradients, batch_size, **fields):
+        with open(folder / steps, "rb", buffering=0) as down, open(folder / gradients, "wb") as up:
+            step = 0
+            while True:
+                count, weight_bytes = EPOCH_HEADER.unpack(down.read(EPOCH_HEADER.size))
+                if not count:
+                    return
+                read_all(down, 4 * count)
+                weights = np.frombuffer(read_all(down, weight_bytes), "<f4")
+                for _ in range(0, count, batch_size):
+                    reply = reply_for_step(step, weights)
+                    for part in [reply] if isinstance(reply, bytes) else protocol.encode_frame(reply):
+                        up.write(part)
+                    up.flush()
+                    step += 1
+                    if step > 10:  # the loop under test stops at the first refused step
+                        return
+    return serve
+
+
+def read_all(stream, size):
+    data = b""
+    while len(data) < size:
+        data += stream.read(size - len(data))
+    return data
+
+
+def run(reply_for_step, train_examples=64 * 3):
+    with tempfile.TemporaryDirectory(dir=tempfile.gettempdir()) as folder:
+        images = np.zeros((10, 28, 28), dtype=np.uint8)
+        training = train(play_worker(Path(folder), reply_for_step), Path(folder), images, np.zeros(10, dtype=np.uint8), epochs=2,
+                         batch_size=64, lr=0.1, seed=0, train_examples=train_examples)
+        assert os.listdir(folder) == []  # the FIFOs are gone
+    return training
+
+
+def zero_step(step, weights):
+    return {"loss": 2.0, "grads": described([np.zeros(shape, np.float32) for shape in SHAPES])}
+
+
+def test_the_loop_trains_on_what_the_worker_sends_and_measures_itself():
+    training = run(zero_step)
+    assert training.refused is None and training.losses == [2.0, 2.0] and len(training.accuracy_per_epoch) == 2
+    assert training.accuracy_per_epoch[-1] == 100.0  # zero weights: class 0, the label of every image here
+    assert training.seconds > 0
+
+
+def test_the_worker_gets_the_trusted_weights_and_the_update_is_sgds():
+    seen = []
+
+    def step(step, weights):
+        seen.append(weights.copy())
+        return {"loss": 1.0, "grads": described([np.ones(shape, np.float32) for shape in SHAPES])}
+
+    run(step)
+    first, = [w for i, w in enumerate(seen) if i == 0]
+    assert np.array_equal(first, np.concatenate([p.ravel() for p in initial_parameters(0)]))
+    # epoch 2 starts from the weights after the 3 steps of epoch 1: each p - 3 · lr · 1, in float32
+    expected = np.concatenate([p.ravel() for p in initial_parameters(0)])
+    for _ in range(3):
+        expected -= np.float32(0.1) * np.ones_like(expected)
+    assert np.array_equal(seen[3], expected)
+
+
+@pytest.mark.parametrize("bad, says", [
+    (lambda g: g[:, :-1], "has shape (784, 255), expected (784, 256)"),
+    (lambda g: g * np.nan, "nan or inf"),
+    (lambda g: g.astype(np.complex128), "dtype complex128"),
+])
+def test_a_bad_gradient_from_the_worker_stops_the_training_with_a_reason(bad, says):
+    def step(step, weights):
+        grads = [np.zeros(shape, np.float32) for shape in SHAPES]
+        if step == 2:
+            grads[0] = bad(grads[0])
+        return {"loss": 1.0, "grads": described(grads)}
+
+    training = run(step)
+    assert says in training.refused and training.accuracy_per_epoch == []
+
+
+@pytest.mark.parametrize("frame", [
+    b"garbage that is no frame at all, long enough",
+    protocol.FRAME_PREFIX.pack(1 << 40, 0),
+    protocol.FRAME_PREFIX.pack(5, 0) + b"{1: 2",
+])
+def test_a_forged_frame_stops_the_training_with_a_reason(frame):
+    training = run(lambda step, weights: frame if step == 1 else zero_step(step, weights))
+    assert "the worker" in training.refused
+
+
+def test_a_worker_that_stops_answering_ends_the_loop():
+    done = threading.Event()
+
+    def serve(**fields):  # the request ends (as when the worker died) without a single step served
+        done.set()
+
+    with tempfile.TemporaryDirectory() as folder:
+        training = train(serve, Path(folder), np.zeros((1, 28, 28), np.uint8), np.zeros(1, np.uint8), epochs=1,
+                         batch_size=64, lr=0.1, seed=0, train_examples=640)
+    assert done.is_set() and training.accuracy_per_epoch == [] and training.refused is None
+
+
+# -- graded runs ---------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_the_reference_gets_full_mnist_credit(tmp_path):
+    report = grade_and_validate(reference_copy(tmp_path))
+    (mnist,) = [test for test in report["tests"] if test["name"].startswith("MNIST")]
+    assert mnist["score"] == mnist["max_score"] and report["mnist"]["training_seconds"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("edit, says", [
+    ("grad_b = grad_b * np.nan", "holds nan or inf"),
+    ("grad_b = grad_b.astype(np.complex64)", "dtype complex64"),
+])
+def test_a_bad_matmul_gradient_fails_the_mnist_check_clearly(tmp_path, edit, says):
+    old = "        return grad_a, grad_b\n"
+    report = grade_and_validate(reference_copy(tmp_path, {"ops": [(old, f"        {edit}\n" + old)]}))
+    (mnist,) = [test for test in report["tests"] if test["name"].startswith("MNIST")]
+    assert mnist["score"] == 0 and says in mnist["output"] and "the grader failed" not in mnist["output"]
+
+
+NUMERICAL_BACKWARD = """\
+        a, b = (np.array(x, dtype=np.float64) for x in ctx.saved_tensors)
+
+        def central_differences(x):  # of this op's own forward: right, and far too slow for MLP3
+            grad = np.zeros_like(x)
+            for index in np.ndindex(x.shape):
+                saved = x[index]
+                x[index] = saved + 1e-3
+                up = np.sum(np.matmul(a, b) * grad_output)
+                x[index] = saved - 1e-3
+                down = np.sum(np.matmul(a, b) * grad_output)
+                x[index] = saved
+                grad[index] = (up - down) / 2e-3
+            return grad
+
+        return central_differences(a), central_differences(b)
+"""
+
+
+@pytest.mark.slow
+def test_a_numerical_backward_passes_matmuls_checks_but_runs_out_of_mnists_budget(tmp_path):
+    from _attacks import MATMUL_BACKWARD
+
+    report = grade_and_validate(reference_copy(tmp_path, {"ops": [(MATMUL_BACKWARD, MATMUL_BACKWARD + NUMERICAL_BACKWARD)]}))
+    (mnist,) = [test for test in report["tests"] if test["name"].startswith("MNIST")]
+    assert mnist["status"] == "timeout" and mnist["score"] == 0
+    assert all(test["score"] == test["max_score"] for test in report["tests"] if test["group"] == "Matmul")
+
+
+@pytest.mark.slow
+def test_float64_gradients_from_a_correct_matmul_train_as_before(tmp_path):
+    """Correct but unusual: a Matmul.backward computing in float64. The course's SGD subtracts them
+    from float32 weights; so does the trusted side, and the credit is full."""
+    old = "        return grad_a, grad_b\n"
+    edit = "        grad_b = grad_b.astype(np.float64)\n"
+    report = grade_and_validate(reference_copy(tmp_path, {"ops": [(old, edit + old)]}))
+    (mnist,) = [test for test in report["tests"] if test["name"].startswith("MNIST")]
+    assert mnist["score"] == mnist["max_score"]
