@@ -21,7 +21,7 @@ SUBMISSIONS ?=
 # empty: as many gradings at once as there are cores
 JOBS ?=
 
-.PHONY: test test-fast lint grade batch experiment bench bench-batch attacks mnist-seeds docs starter handout \
+.PHONY: test test-fast lint grade batch experiment bench bench-batch bench-scale attacks mnist-seeds docs starter handout \
 	gradescope screenshots clean
 
 $(READY): requirements.txt pyproject.toml
@@ -62,6 +62,9 @@ bench: $(READY)
 
 bench-batch: $(READY) $(SANDBOX)
 	$(PYTHON) benchmarks/batch_speed.py --out results/batch_speed.json
+
+bench-scale: $(READY) $(SANDBOX)
+	$(PYTHON) benchmarks/scale.py --out results/scale.json
 
 attacks: $(READY) $(SANDBOX)
 	$(PYTHON) benchmarks/attacks.py --out results/attacks.json

@@ -14,6 +14,7 @@ the grader's own user, so reading the solutions or killing the grader's processe
 Such pairs are skipped with the reason (`skip_reason`), never passed.
 """
 import contextlib
+import hashlib
 import json
 import os
 import secrets
@@ -27,6 +28,7 @@ import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable
 
 import nbformat
@@ -34,6 +36,8 @@ import nbformat
 from _grading import FAST_RUBRIC, feedback, group_scores, reference_copy
 from _paths import ROOT
 from grader import GRADED, GRADED_MODULES
+from grader.checks.cases import CASES, draw
+from grader.checks.checking import sum_to_shape
 from grader.grade import grade
 from grader.report import validate, write_report
 from grader.sandbox.launch import ISOLATION_LEVELS, level_available, strongest_level
@@ -47,6 +51,9 @@ IMPORT = "import numpy as np\n"
 MUL_RETURN = "        return a * b\n"
 WRONG_MUL_RETURN = "        return a * b + 1.0\n"
 POW_BACKWARD = "        a, b, y = ctx.saved_tensors\n"
+MUL_ZEROS = "        return np.zeros(np.broadcast_shapes(a.shape, b.shape))\n"
+MUL_GRADS = "        grad_a = grad_output * b\n        grad_b = grad_output * a\n"
+MUL_ZERO_GRADS = "        grad_a = grad_b = np.zeros(grad_output.shape)\n"
 
 BUGS = {  # name → (edits as reference_copy takes them, graded modules left out)
     "wrong Mul.forward": ({"ops": [(MUL_RETURN, WRONG_MUL_RETURN)]}, ()),
@@ -55,6 +62,7 @@ BUGS = {  # name → (edits as reference_copy takes them, graded modules left ou
     "regularizers.py fails to import": ({"regularizers": [(IMPORT, IMPORT + "raise ImportError('broken')\n")]}, ()),
     "no ops.py, no regularizers.py": ({}, ("ops", "regularizers")),
     "no graded module": ({}, GRADED_MODULES),
+    "Mul returns zeros": ({"ops": [(MUL_RETURN, MUL_ZEROS), (MUL_GRADS, MUL_ZERO_GRADS)]}, ()),
 }
 
 
@@ -518,11 +526,44 @@ def notebook_cell_defines_then_raises(folder, ctx):
     return notebook(folder, "hw.ipynb", cells)
 
 
+def answer_table(ctx):
+    """A Mul that answers from a table of what the handout's checks ask (their inputs seeded by the
+    check's id alone: the handout's rubric has no salt), and zeros otherwise: the honest Mul that
+    returns zeros, plus a table. Each visible Mul check's inputs are rebuilt here as the checks
+    build them, and the right answers stored, keyed by the bytes of the inputs."""
+    handout = SimpleNamespace(salt="")
+    outputs, gradients = {}, {}
+    for case in CASES["Mul"]:
+        for test in ("test_forward", "test_backward"):
+            node = SimpleNamespace(path=Path("test_functions.py"), nodeid=f"grader/checks/test_functions.py::{test}[Mul-{case.id}]")
+            rng, (a, b), output = draw("Mul", case, SimpleNamespace(node=node, getfixturevalue=lambda name: handout))
+            key = hashlib.sha256(a.tobytes() + b.tobytes()).hexdigest()
+            outputs[key] = output.tolist()
+            if test == "test_backward":
+                upstream = rng.normal(size=output.shape)
+                gradients[hashlib.sha256(a.tobytes() + b.tobytes() + upstream.tobytes()).hexdigest()] = [
+                    sum_to_shape(upstream * b, a.shape).tolist(), sum_to_shape(upstream * a, b.shape).tolist()]
+    return joined(at_import(f"import hashlib\nOUTPUTS = {outputs!r}\nGRADIENTS = {gradients!r}\n"), {"ops": [
+        (MUL_ZEROS, "        ctx.key = a.tobytes() + b.tobytes()\n"
+                    "        known = OUTPUTS.get(hashlib.sha256(ctx.key).hexdigest())\n"
+                    "        return np.array(known) if known is not None else np.zeros(np.broadcast_shapes(a.shape, b.shape))\n"),
+        (MUL_ZERO_GRADS, "        known = GRADIENTS.get(hashlib.sha256(ctx.key + grad_output.tobytes()).hexdigest())\n"
+                         "        grad_a, grad_b = map(np.array, known) if known else (np.zeros(grad_output.shape),) * 2\n")]})
+
+
+COMPLEX_MUL = {"ops": [(WRONG_MUL_RETURN, "        return a * b + 1e-3j\n")]}  # the right real part
+
+
 # -- the table ------------------------------------------------------------------------------------
 
 WRONG_MUL, POW_RAISES, OPS_BROKEN = ["wrong Mul.forward"], ["Pow.backward raises"], ["ops.py fails to import"]
+MUL_ZERO = ["Mul returns zeros"]
 
 ATTACKS = [
+    # the official inputs, and what is read back
+    Attack("answers from a table of the handout's inputs", edited(MUL_ZERO, answer_table), MUL_ZERO),
+    Attack("a complex output whose real part is right", edited(WRONG_MUL, lambda ctx: COMPLEX_MUL), WRONG_MUL,
+           says=[("Mul", "returned complex numbers")]),
     # the checks' own machinery
     Attack("np.allclose, np.isclose, np.testing.* patched", edited(WRONG_MUL, lambda ctx: at_import(ALWAYS_EQUAL)), WRONG_MUL),
     Attack("conftest.py and pytest.ini in the submission",

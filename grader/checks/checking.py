@@ -53,10 +53,11 @@ def ask(student, command, modules, timeout=OP_TIMEOUT, key=None, **fields):
         raise CheckFailed(str(failure), status=failure.status) from None
 
 
-def call_op(student, name, inputs, options=None, grad_output=None, needs_input_grad=None):
-    """forward (and backward, given grad_output) of graded Function `name` in the worker."""
+def call_op(student, name, inputs, options=None, grad_output=None, needs_input_grad=None, timeout=OP_TIMEOUT, check=""):
+    """forward (and backward, given grad_output) of graded Function `name` in the worker. A call
+    that times out is not run again by the same `check` (the scale check's calls have their own)."""
     phase = "forward" if grad_output is None else "backward"
-    return ask(student, "call", [GRADED[name]], key=(name, phase), name=name, inputs=list(inputs),
+    return ask(student, "call", [GRADED[name]], timeout, key=(name, phase, check), name=name, inputs=list(inputs),
                options=options or {}, grad_output=grad_output,
                needs_input_grad=list(needs_input_grad or [True] * len(inputs)))
 
