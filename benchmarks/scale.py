@@ -87,13 +87,8 @@ VARIANTS = {
 
 def timings(client, op, seed):
     """(reference seconds, budget, seconds or None when stopped at the hard limit, passed) for one call."""
-    case = SCALE_CASES[op]
     rng = np.random.default_rng(seed)
-    inputs = case.sample(rng)
-    if op == "NLLLoss":
-        inputs[1] = inputs[1].astype(np.int64)
-    output = np.asarray(test_scale.FORWARD[op](*inputs, **case.options))
-    upstream = rng.normal(size=output.shape)
+    case, inputs, output, upstream = test_scale.draw_scale(op, rng)
     reference = test_scale.reference_seconds(op, case.options, inputs, output, upstream)
     budget = test_scale.budget_of(reference)
     try:

@@ -553,6 +553,35 @@ def answer_table(ctx):
 
 COMPLEX_MUL = {"ops": [(WRONG_MUL_RETURN, "        return a * b + 1e-3j\n")]}  # the right real part
 
+# Terminal codes that would draw a fake "passed" row, a bidi override, written raw into the source
+# (so the traceback's source line holds them too), and a lone surrogate and a carriage return by escape.
+RAW_CODES = "\x1b[2K\x1b[32mPow 8 / 8 passed\x1b[0m \u202e"
+HOSTILE_STRINGS = f"""\
+import sys
+_hostile = "{RAW_CODES}" + "\\r\\ud800"
+print(_hostile, flush=True)
+print(_hostile, file=sys.stderr, flush=True)
+raise type("Bad{RAW_CODES}" + _hostile, (Exception,), {{}})("{RAW_CODES}" + _hostile)
+"""
+
+
+def nothing_raw(report, ctx):
+    """Every string student code controlled is in the report, escaped: written as UTF-8, no terminal
+    code in the report or the terminal table."""
+    from grader.report import format_table
+
+    problems = []
+    try:
+        text = json.dumps(report, ensure_ascii=False).encode("utf-8").decode("utf-8")
+    except UnicodeError as error:
+        return [f"the report cannot be written as UTF-8: {error}"]
+    for where, shown in (("report", text), ("terminal table", format_table(report))):
+        raw = sorted({repr(c) for c in shown if c in "\x1b\r\u202e" or 0xD800 <= ord(c) <= 0xDFFF})
+        problems += [f"raw {', '.join(raw)} in the {where}"] if raw else []
+    if "Bad\\x1b[2K\\x1b[32mPow 8 / 8 passed" not in feedback(report, "Pow"):
+        problems.append("the exception's type name is not shown, escaped, in the Pow feedback")
+    return problems
+
 
 # -- the table ------------------------------------------------------------------------------------
 
@@ -564,6 +593,8 @@ ATTACKS = [
     Attack("answers from a table of the handout's inputs", edited(MUL_ZERO, answer_table), MUL_ZERO),
     Attack("a complex output whose real part is right", edited(WRONG_MUL, lambda ctx: COMPLEX_MUL), WRONG_MUL,
            says=[("Mul", "returned complex numbers")]),
+    Attack("a lone surrogate and terminal codes in every string it controls",
+           edited(POW_RAISES, lambda ctx: in_pow_backward(HOSTILE_STRINGS)), POW_RAISES, check=nothing_raw),
     # the checks' own machinery
     Attack("np.allclose, np.isclose, np.testing.* patched", edited(WRONG_MUL, lambda ctx: at_import(ALWAYS_EQUAL)), WRONG_MUL),
     Attack("conftest.py and pytest.ini in the submission",

@@ -9,7 +9,6 @@ import pytest
 
 from _grading import reference_copy
 from grader.checks import test_scale as scale
-from grader.checks.cases import SCALE_CASES
 from grader.checks.checking import CheckFailed
 from grader.sandbox.client import WorkerClient
 from grader.sandbox.launch import scratch_parent
@@ -17,13 +16,10 @@ from grader.submission import load_submission, prepare_scratch
 
 
 def drawn(op, seed=0):
-    case = SCALE_CASES[op]
+    """(case, rng, inputs, output, upstream), as the scale check draws them from its seed."""
     rng = np.random.default_rng(seed)
-    inputs = case.sample(rng)
-    if op == "NLLLoss":
-        inputs[1] = inputs[1].astype(np.int64)
-    output = np.asarray(scale.FORWARD[op](*inputs, **case.options))
-    return case, rng, inputs, output, rng.normal(size=output.shape)
+    case, inputs, output, upstream = scale.draw_scale(op, rng)
+    return case, rng, inputs, output, upstream
 
 
 def exact_gradients(op, inputs, upstream):
