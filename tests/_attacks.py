@@ -594,7 +594,7 @@ ATTACKS = [
     Attack("a complex output whose real part is right", edited(WRONG_MUL, lambda ctx: COMPLEX_MUL), WRONG_MUL,
            says=[("Mul", "returned complex numbers")]),
     Attack("a lone surrogate and terminal codes in every string it controls",
-           edited(POW_RAISES, lambda ctx: in_pow_backward(HOSTILE_STRINGS)), POW_RAISES, check=nothing_raw),
+           edited([], lambda ctx: in_pow_backward(HOSTILE_STRINGS)), POW_RAISES, check=nothing_raw),
     # the checks' own machinery
     Attack("np.allclose, np.isclose, np.testing.* patched", edited(WRONG_MUL, lambda ctx: at_import(ALWAYS_EQUAL)), WRONG_MUL),
     Attack("conftest.py and pytest.ini in the submission",
