@@ -559,9 +559,11 @@ RAW_CODES = "\x1b[2K\x1b[32mPow 8 / 8 passed\x1b[0m \u202e"
 HOSTILE_STRINGS = f"""\
 import sys
 _hostile = "{RAW_CODES}" + "\\r\\ud800"
-print(_hostile, flush=True)
-print(_hostile, file=sys.stderr, flush=True)
-raise type("Bad{RAW_CODES}" + _hostile, (Exception,), {{}})("{RAW_CODES}" + _hostile)
+for _stream in (sys.stdout, sys.stderr):  # bytes: print() itself refuses a lone surrogate
+    _stream.flush()
+    _stream.buffer.write(_hostile.encode("utf-8", "surrogatepass") + b"\\n")
+    _stream.flush()
+raise type("Bad{RAW_CODES}\\r", (Exception,), {{}})("{RAW_CODES}" + _hostile)  # a class name cannot hold a surrogate
 """
 
 
