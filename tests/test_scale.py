@@ -118,3 +118,22 @@ def test_a_backward_by_numerical_differences_is_stopped_and_named(worker_of):
     diagnosis = scale.slow_part(client, "Mul", case, inputs, output, budget, None)
     assert diagnosis.status == "timeout"
     assert str(diagnosis).startswith("Mul.backward did not finish within") and "numerical differences" in str(diagnosis)
+
+
+RELU_LOOP = ("        return np.maximum(x, 0)\n",
+             "        out = np.empty(x.size)\n        for i, v in enumerate(x.flat):\n            out[i] = v if v > 0 else 0.0\n"
+             "        return out.reshape(x.shape)\n")
+
+
+@pytest.mark.slow
+def test_a_slow_call_is_diagnosed_as_a_slow_forward_or_a_slow_backward(worker_of, monkeypatch):
+    """The forward alone is timed to tell them apart: a ReLU looping over elements in its forward,
+    with a budget it cannot meet, is named by its forward; the reference, by its backward (its
+    forward keeps well within an ample budget)."""
+    case, rng, inputs, output, upstream = drawn("ReLU")
+    monkeypatch.setattr(scale, "budget_of", lambda reference: 0.05)
+    slow = scale.slow_part(worker_of({"activations": [RELU_LOOP]}), "ReLU", case, inputs, output, 0.1, 0.15)
+    assert str(slow).startswith("ReLU.forward is correct but too slow: the call took 0.15 s") and "a Python loop over elements?" in str(slow)
+    monkeypatch.setattr(scale, "budget_of", lambda reference: 600.0)
+    slow = scale.slow_part(worker_of(), "ReLU", case, inputs, output, 0.1, 0.15)
+    assert str(slow).startswith("ReLU.backward is correct but too slow") and "numerical differences" in str(slow)
