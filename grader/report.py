@@ -20,9 +20,9 @@ SCHEMA = json.loads((Path(__file__).resolve().parent / "report.schema.json").rea
 STATUS_ORDER = ("timeout", "error", "failed", "passed")  # a check takes its worst case's status
 TEXT_LIMIT = 20_000   # characters of any one string in a report
 CASE_LIMIT = 4_000    # characters of one case's feedback, before a check's cases are joined
-# Control characters (terminal escape codes start with one), and the bidirectional overrides that
-# reorder what a reader sees; newline and tab stay: feedback has lines.
-CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# Control characters (terminal escape codes start with one), Unicode's line separators, and the
+# bidirectional overrides that reorder what a reader sees; newline and tab stay: feedback has lines.
+CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]")
 
 
 def clean_text(text, limit=TEXT_LIMIT):

@@ -185,3 +185,19 @@ def test_a_report_that_fails_its_schema_is_still_written_and_flagged(tmp_path, m
     assert cli.main(["grade", str(SOLUTIONS), "--out", str(tmp_path / "report.json"), "--rubric", str(FAST_RUBRIC_FILE),
                      "--isolation", "process"]) == 0
     assert json.loads((tmp_path / "report.json").read_text())["status"] == "error"
+
+
+@pytest.mark.parametrize("raw, shown", [
+    ("a\ud800b", "a\ufffdb"),                                     # a lone surrogate: not writable as UTF-8
+    ("\ud83d\ude00", "\U0001f600"),                              # a surrogate pair is the character it encodes
+    ("\x1b[32mpassed\x1b[0m\r", "\\x1b[32mpassed\\x1b[0m\\r"),   # terminal codes, a carriage return
+    ("\x00\x07\x7f\x85", "\\x00\\x07\\x7f\\x85"),                 # other C0 and C1 controls
+    ("abc\u202edef\u2028", "abc\\u202edef\\u2028"),               # a bidi override, a line separator
+    ("line 1\n\tline 2", "line 1\n\tline 2"),                    # newline and tab stay
+    ("Ω é 한국어", "Ω é 한국어"),
+], ids=["lone surrogate", "surrogate pair", "terminal codes", "controls", "bidi and separators", "lines", "unicode"])
+def test_text_from_student_code_is_cleaned(raw, shown):
+    from grader.report import clean_text
+
+    assert clean_text(raw) == shown
+    assert clean_text("x" * 30, limit=10) == "x" * 10 + "… (20 more characters cut)"
