@@ -80,7 +80,7 @@ ADDING_AN_OP = [  # the places, in the order the docs give them: (file, anchor, 
     ("solutions/autodiff/activations.py", None, EXP_REFERENCE),
     ("grader/checks/oracle.py", '"Log": lambda x: np.log(np.maximum(x, EPS)),\n', '    "Exp": np.exp,\n'),
     ("grader/checks/oracle.py", '"Log": ("x",), ', '"Exp": ("x",), '),
-    ("grader/checks/cases.py", 'CASES = {\n', '    "Exp": [Case("3x4", [normal(3, 4)]), Case("2x3x4", [normal(2, 3, 4)])],\n'),
+    ("grader/checks/cases.py", '\nCASES = {\n', '    "Exp": [Case("3x4", [normal(3, 4)]), Case("2x3x4", [normal(2, 3, 4)])],\n'),
     ("grader/rubric.toml", "[checks]\n", EXP_RUBRIC_LINE),
 ]
 
