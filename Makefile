@@ -21,8 +21,8 @@ SUBMISSIONS ?=
 # empty: as many gradings at once as there are cores
 JOBS ?=
 
-.PHONY: test test-fast lint grade batch experiment bench bench-batch bench-grading attacks mnist-seeds mnist-cost docs \
-	starter handout gradescope screenshots clean
+.PHONY: test test-fast lint grade batch experiment bench bench-batch bench-grading bench-scale attacks mnist-seeds mnist-cost \
+	docs starter handout gradescope screenshots clean
 
 $(READY): requirements.txt pyproject.toml
 	$(BASE_PYTHON) -m venv $(VENV)
@@ -69,6 +69,9 @@ bench-batch: $(READY) $(SANDBOX)
 BEFORE ?= 8fabac7
 bench-grading: $(READY) $(SANDBOX)
 	$(PYTHON) benchmarks/grading_time.py --before $(BEFORE) --out results/grading_time.json
+
+bench-scale: $(READY) $(SANDBOX)
+	$(PYTHON) benchmarks/scale.py --out results/scale.json
 
 attacks: $(READY) $(SANDBOX)
 	$(PYTHON) benchmarks/attacks.py --out results/attacks.json

@@ -7,6 +7,7 @@ Files are written atomically: a temporary file in the same folder, then a rename
 import json
 import os
 import platform
+import re
 import tempfile
 from pathlib import Path
 
@@ -17,6 +18,32 @@ from . import VERSION
 
 SCHEMA = json.loads((Path(__file__).resolve().parent / "report.schema.json").read_text())
 STATUS_ORDER = ("timeout", "error", "failed", "passed")  # a check takes its worst case's status
+TEXT_LIMIT = 20_000   # characters of any one string in a report
+CASE_LIMIT = 4_000    # characters of one case's feedback, before a check's cases are joined
+# Control characters (terminal escape codes start with one), Unicode's line separators, and the
+# bidirectional overrides that reorder what a reader sees; newline and tab stay: feedback has lines.
+CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+
+
+def clean_text(text, limit=TEXT_LIMIT):
+    """Text that may hold what student code said (exception types and messages, tracebacks, printed
+    output, notes), made safe for a report, a terminal and a page: lone surrogates replaced (they
+    cannot be written as UTF-8), control characters shown as escapes, the length bounded."""
+    text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    text = CONTROL.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), text)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit} more characters cut)"
+
+
+def cleaned(value):
+    """A report with clean_text applied to every string in it, keys included: the one place
+    where what came from student code is made safe, on its way into a report."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_text(str(key)): cleaned(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [cleaned(item) for item in value]
+    return value
 
 
 def build_report(submission, rubric, case_results, isolation, seconds, messages=()):
@@ -26,7 +53,7 @@ def build_report(submission, rubric, case_results, isolation, seconds, messages=
         by_check.setdefault((case["group"], case["kind"]), []).append(case)
     tests, mnist = [], None
     for (group, kind), points in rubric.points.items():
-        cases = by_check.pop((group, kind), [])
+        cases = [{**c, "feedback": clean_text(str(c["feedback"]), CASE_LIMIT)} for c in by_check.pop((group, kind), [])]
         if not cases:  # the submission could not be read, or the checks did not run
             cases = [{"id": "-", "status": "error", "feedback": "not run", "fraction": 0.0, "seconds": 0.0}]
         earned = points * sum(c["fraction"] for c in cases) / len(cases)
@@ -47,7 +74,7 @@ def build_report(submission, rubric, case_results, isolation, seconds, messages=
         messages.append(f"MNIST: {mnist['accuracy']:.2f}% test accuracy after {mnist['epochs']} epochs "
                         f"({mnist['training_seconds']:.1f} s of training)")
     status = "unreadable" if submission.error else "graded" if case_results else "error"
-    return checked({
+    return checked(cleaned({
         "status": status,
         "score": round(sum(t["score"] for t in tests), 2),
         "max_score": rubric.max_score,
@@ -58,7 +85,7 @@ def build_report(submission, rubric, case_results, isolation, seconds, messages=
         "grader": {"version": VERSION, "rubric": rubric.path, "rubric_sha256": rubric.sha256, "isolation": isolation,
                    "python": platform.python_version(), "numpy": np.__version__},
         "duration_seconds": round(seconds, 2),
-    })
+    }))
 
 
 def validate(report):
@@ -97,8 +124,10 @@ def to_gradescope(report):
 
 
 def write_report(report, path, format="native"):
-    content = to_gradescope(report) if format == "gradescope" else report
-    write_atomically(Path(path), json.dumps(content, indent=2, ensure_ascii=False) + "\n")
+    """Written whatever the content: cleaned again (a report may come from elsewhere than
+    build_report), and anything that is not JSON written as its text."""
+    content = cleaned(to_gradescope(report) if format == "gradescope" else report)
+    write_atomically(Path(path), json.dumps(content, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def write_atomically(path, text):

@@ -14,6 +14,7 @@ the grader's own user, so reading the solutions or killing the grader's processe
 Such pairs are skipped with the reason (`skip_reason`), never passed.
 """
 import contextlib
+import hashlib
 import json
 import os
 import secrets
@@ -27,6 +28,7 @@ import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable
 
 import nbformat
@@ -35,6 +37,8 @@ import numpy as np
 from _grading import FAST_RUBRIC, feedback, group_scores, reference_copy
 from _paths import ROOT
 from grader import GRADED, GRADED_MODULES
+from grader.checks.cases import CASES, draw
+from grader.checks.checking import sum_to_shape
 from grader.grade import grade
 from grader.report import validate, write_report
 from grader.sandbox.launch import ISOLATION_LEVELS, level_available, strongest_level
@@ -50,6 +54,9 @@ WRONG_MUL_RETURN = "        return a * b + 1.0\n"
 POW_BACKWARD = "        a, b, y = ctx.saved_tensors\n"
 MATMUL_BACKWARD = "        # BEGIN SOLUTION return (G Bᵀ, Aᵀ G), transposing the last two axes, each reduced to its input's shape\n"
 LOSSES_END = "        return grad_p, None\n        # END SOLUTION\n"
+MUL_ZEROS = "        return np.zeros(np.broadcast_shapes(a.shape, b.shape))\n"
+MUL_GRADS = "        grad_a = grad_output * b\n        grad_b = grad_output * a\n"
+MUL_ZERO_GRADS = "        grad_a = grad_b = np.zeros(grad_output.shape)\n"
 
 BUGS = {  # name → (edits as reference_copy takes them, graded modules left out)
     "wrong Mul.forward": ({"ops": [(MUL_RETURN, WRONG_MUL_RETURN)]}, ()),
@@ -60,6 +67,7 @@ BUGS = {  # name → (edits as reference_copy takes them, graded modules left ou
     "no graded module": ({}, GRADED_MODULES),
     "Matmul.backward returns zeros": ({"ops": [(MATMUL_BACKWARD, MATMUL_BACKWARD + "        a, b = ctx.saved_tensors\n"
                                                 "        return np.zeros_like(a), np.zeros_like(b)\n")]}, ()),
+    "Mul returns zeros": ({"ops": [(MUL_RETURN, MUL_ZEROS), (MUL_GRADS, MUL_ZERO_GRADS)]}, ()),
 }
 
 
@@ -714,13 +722,79 @@ def notebook_cell_defines_then_raises(folder, ctx):
     return notebook(folder, "hw.ipynb", cells)
 
 
+def answer_table(ctx):
+    """A Mul that answers from a table of what the handout's checks ask (their inputs seeded by the
+    check's id alone: the handout's rubric has no salt), and zeros otherwise: the honest Mul that
+    returns zeros, plus a table. Each visible Mul check's inputs are rebuilt here as the checks
+    build them, and the right answers stored, keyed by the bytes of the inputs."""
+    handout = SimpleNamespace(salt="")
+    outputs, gradients = {}, {}
+    for case in CASES["Mul"]:
+        for test in ("test_forward", "test_backward"):
+            node = SimpleNamespace(path=Path("test_functions.py"), nodeid=f"grader/checks/test_functions.py::{test}[Mul-{case.id}]")
+            rng, (a, b), output = draw("Mul", case, SimpleNamespace(node=node, getfixturevalue=lambda name: handout))
+            key = hashlib.sha256(a.tobytes() + b.tobytes()).hexdigest()
+            outputs[key] = output.tolist()
+            if test == "test_backward":
+                upstream = rng.normal(size=output.shape)
+                gradients[hashlib.sha256(a.tobytes() + b.tobytes() + upstream.tobytes()).hexdigest()] = [
+                    sum_to_shape(upstream * b, a.shape).tolist(), sum_to_shape(upstream * a, b.shape).tolist()]
+    return joined(at_import(f"import hashlib\nOUTPUTS = {outputs!r}\nGRADIENTS = {gradients!r}\n"), {"ops": [
+        (MUL_ZEROS, "        ctx.key = a.tobytes() + b.tobytes()\n"
+                    "        known = OUTPUTS.get(hashlib.sha256(ctx.key).hexdigest())\n"
+                    "        return np.array(known) if known is not None else np.zeros(np.broadcast_shapes(a.shape, b.shape))\n"),
+        (MUL_ZERO_GRADS, "        known = GRADIENTS.get(hashlib.sha256(ctx.key + grad_output.tobytes()).hexdigest())\n"
+                         "        grad_a, grad_b = map(np.array, known) if known else (np.zeros(grad_output.shape),) * 2\n")]})
+
+
+COMPLEX_MUL = {"ops": [(WRONG_MUL_RETURN, "        return a * b + 1e-3j\n")]}  # the right real part
+
+# Terminal codes that would draw a fake "passed" row, a bidi override, written raw into the source
+# (so the traceback's source line holds them too), and a lone surrogate and a carriage return by escape.
+RAW_CODES = "\x1b[2K\x1b[32mPow 8 / 8 passed\x1b[0m \u202e"
+HOSTILE_STRINGS = f"""\
+import sys
+_hostile = "{RAW_CODES}" + "\\r\\ud800"
+for _stream in (sys.stdout, sys.stderr):  # bytes: print() itself refuses a lone surrogate
+    _stream.flush()
+    _stream.buffer.write(_hostile.encode("utf-8", "surrogatepass") + b"\\n")
+    _stream.flush()
+raise type("Bad{RAW_CODES}\\r", (Exception,), {{}})("{RAW_CODES}" + _hostile)  # a class name cannot hold a surrogate
+"""
+
+
+def nothing_raw(report, ctx):
+    """Every string student code controlled is in the report, escaped: written as UTF-8, no terminal
+    code in the report or the terminal table."""
+    from grader.report import format_table
+
+    problems = []
+    try:
+        text = json.dumps(report, ensure_ascii=False).encode("utf-8").decode("utf-8")
+    except UnicodeError as error:
+        return [f"the report cannot be written as UTF-8: {error}"]
+    for where, shown in (("report", text), ("terminal table", format_table(report))):
+        raw = sorted({repr(c) for c in shown if c in "\x1b\r\u202e" or 0xD800 <= ord(c) <= 0xDFFF})
+        problems += [f"raw {', '.join(raw)} in the {where}"] if raw else []
+    if "Bad\\x1b[2K\\x1b[32mPow 8 / 8 passed" not in feedback(report, "Pow"):
+        problems.append("the exception's type name is not shown, escaped, in the Pow feedback")
+    return problems
+
+
 # -- the table ------------------------------------------------------------------------------------
 
 WRONG_MUL, POW_RAISES, OPS_BROKEN = ["wrong Mul.forward"], ["Pow.backward raises"], ["ops.py fails to import"]
 ZERO_MATMUL = ["Matmul.backward returns zeros"]
 TRAINED = "after 1 epochs; full credit from"  # MNIST's feedback when it trained and scored the accuracy
+MUL_ZERO = ["Mul returns zeros"]
 
 ATTACKS = [
+    # the official inputs, and what is read back
+    Attack("answers from a table of the handout's inputs", edited(MUL_ZERO, answer_table), MUL_ZERO),
+    Attack("a complex output whose real part is right", edited(WRONG_MUL, lambda ctx: COMPLEX_MUL), WRONG_MUL,
+           says=[("Mul", "returned complex numbers")]),
+    Attack("a lone surrogate and terminal codes in every string it controls",
+           edited([], lambda ctx: in_pow_backward(HOSTILE_STRINGS)), POW_RAISES, check=nothing_raw),
     # the checks' own machinery
     Attack("np.allclose, np.isclose, np.testing.* patched", edited(WRONG_MUL, lambda ctx: at_import(ALWAYS_EQUAL)), WRONG_MUL),
     Attack("conftest.py and pytest.ini in the submission",

@@ -172,14 +172,14 @@ def test_gradebook_opens_as_csv_with_a_column_per_group_status_and_problem(grade
     table = rows(out)
     assert list(table) == CLASS
     assert [(table[s]["total"], table[s]["Mul"], table[s]["status"], table[s]["problem"]) for s in CLASS] == \
-        [("100", "8", "graded", ""), ("100", "8", "graded", ""), ("98", "6", "graded", "")]
+        [("100", "8", "graded", ""), ("100", "8", "graded", ""), ("96", "4", "graded", "")]
 
 
 def test_summary_counts_the_class_and_names_the_check_most_failed(graded_class):
     _, out = graded_class
     summary = json.loads((out / "summary.json").read_text())
-    assert (summary["count"], summary["mean"], summary["median"]) == (3, 99.33, 100)
-    assert summary["most_failed_checks"] == [{"check": "Mul · forward", "students": 1}]
+    assert (summary["count"], summary["mean"], summary["median"]) == (3, 98.67, 100)
+    assert summary["most_failed_checks"] == [{"check": f"Mul · {kind}", "students": 1} for kind in ("forward", "robustness", "scale")]
     assert summary["needs_a_human_look"] == []
     assert (out / "score_histogram.png").read_bytes().startswith(b"\x89PNG")
 
@@ -242,7 +242,7 @@ def test_an_edited_submission_is_regraded_and_the_others_kept(class_copy):
     before = report_stamps(out)
     _, graded, _ = batch(source, out)
     assert graded == ["alice"]
-    assert rows(out)["alice"]["total"] == "98"
+    assert rows(out)["alice"]["total"] == "96"
     assert {n: s for n, s in report_stamps(out).items() if n != "alice.json"} == \
         {n: s for n, s in before.items() if n != "alice.json"}
 
@@ -446,3 +446,88 @@ def test_reference_scores_100_in_a_batch_with_the_real_rubric(tmp_path):
     batch(tmp_path / "class", tmp_path / "out", rubric=load_rubric(DEFAULT_RUBRIC))
     row = rows(tmp_path / "out")["reference"]
     assert (row["total"], row["MNIST"], row["status"], row["problem"]) == ("100", "20", "graded", "")
+
+
+# -- what student code said, in every string it controls ---------------------------------------------
+
+HOSTILE = "\ud800 \x1b[2K\r\x1b[32mMul 8 / 8 passed\x1b[0m \u202e"  # a lone surrogate, terminal codes, a bidi override
+
+
+def hostile_report(path, rubric, isolation="process"):
+    """The report of a submission whose Mul raised an exception holding HOSTILE in its type name,
+    message and traceback, after printing it: as the checks' results carry it to build_report."""
+    from grader.report import build_report
+    from grader.submission import load_submission
+
+    feedback = (f"Mul.forward raised Bad{HOSTILE}Error: {HOSTILE}\n  File \"ops.py\", line 3, in forward\n"
+                f"    raise Bad{HOSTILE}Error('{HOSTILE}')\nprinted: {HOSTILE}")
+    case = {"group": "Mul", "kind": "forward", "id": f"Mul-{HOSTILE}", "status": "error", "feedback": feedback,
+            "fraction": 0.0, "seconds": 0.1}
+    return build_report(load_submission(path), rubric, [case], isolation, 1.0, messages=[f"worker log: {HOSTILE}"])
+
+
+def test_a_batch_goes_on_past_a_report_full_of_what_student_code_said(tmp_path, monkeypatch):
+    """Three students, the middle one's report holding a lone surrogate (which once crashed the
+    writer, and the batch with it) and terminal codes: three reports, valid JSON, nothing raw."""
+    source = tmp_path / "class"
+    for student in ("alice", "bob", "carol"):
+        reference_copy(source / student)
+    from grader.report import build_report
+    from grader.submission import load_submission
+
+    def graded(path, rubric, isolation):
+        if Path(path).name == "bob":
+            return hostile_report(path, rubric, isolation)
+        return build_report(load_submission(path), rubric, [], isolation, 1.0)
+
+    monkeypatch.setattr(batch_module, "grade", graded)
+    _, graded_ids, _ = batch(source, tmp_path / "out", formats=("native", "gradescope"), html=True)
+    assert graded_ids == ["alice", "bob", "carol"]
+    reports = tmp_path / "out" / "reports"
+    assert sorted(p.name for p in reports.glob("*.json")) == sorted(
+        f"{s}{suffix}.json" for s in ("alice", "bob", "carol") for suffix in ("", ".gradescope"))
+    for path in reports.glob("bob*.json"):
+        text = path.read_bytes().decode("utf-8")  # strict: a lone surrogate would not decode
+        assert "\x1b" not in text and "\r" not in text and "\u202e" not in text
+        assert "\\\\x1b[32mMul 8 / 8 passed" in text  # shown, escaped (and JSON-escaped once more)
+        json.loads(text)
+    assert "\x1b" not in (tmp_path / "out" / "html" / "bob.html").read_text(encoding="utf-8")
+
+
+class Escaped(BaseException):
+    """Not an Exception: what `except Exception` lets through."""
+
+
+@pytest.mark.parametrize("raised", [SystemExit(3), Escaped("out of the grader"), GeneratorExit()],
+                         ids=["SystemExit", "a BaseException subclass", "GeneratorExit"])
+def test_a_grading_that_raises_any_base_exception_costs_its_student_only(tmp_path, monkeypatch, raised):
+    source = tmp_path / "class"
+    for student in ("alice", "bob", "carol"):
+        reference_copy(source / student)
+    from grader.report import build_report
+    from grader.submission import load_submission
+
+    def graded(path, rubric, isolation):
+        if Path(path).name == "bob":
+            raise raised
+        return build_report(load_submission(path), rubric, [], isolation, 1.0)
+
+    monkeypatch.setattr(batch_module, "grade", graded)
+    batch(source, tmp_path / "out")
+    bob = json.loads((tmp_path / "out" / "reports" / "bob.json").read_text())
+    assert bob["score"] == 0 and "the grader failed on this submission" in bob["messages"][0]
+    assert {p.name for p in (tmp_path / "out" / "reports").iterdir()} == {"alice.json", "bob.json", "carol.json"}
+
+
+def test_the_terminal_table_shows_what_student_code_said_escaped(tmp_path, monkeypatch, capsys):
+    from grader import cli
+
+    monkeypatch.setattr(cli, "grade", lambda path, rubric, isolation: hostile_report(path, rubric, isolation))
+    assert cli.main(["grade", str(reference_copy(tmp_path / "bob")), "--out", str(tmp_path / "report.json"),
+                     "--rubric", str(FAST_RUBRIC.path), "--isolation", "process"]) == 0
+    shown = capsys.readouterr().out
+    assert not any(c in shown for c in ("\x1b", "\r", "\u202e", "\ud800"))
+    mul = next(line for line in shown.splitlines() if line.startswith("Mul "))
+    assert mul.split()[1:5] == ["0", "/", "8", "error"] and "\\x1b[32mMul 8 / 8 passed" in mul
+    report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    assert report["status"] == "graded" and "\ufffd" in report["messages"][0]

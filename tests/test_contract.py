@@ -12,7 +12,7 @@ from _grading import fast_rubric_text
 from _paths import ROOT
 from grader import DEFAULT_RUBRIC, GRADED
 from grader.checks import oracle
-from grader.checks.cases import CASES
+from grader.checks.cases import CASES, SCALE_CASES
 from grader.rubric import load_rubric
 from grader.sandbox.protocol import CHECK_KINDS, FUNCTION_KINDS, WHOLE_MODEL
 
@@ -25,6 +25,7 @@ def contract_problems(graded, rubric, cases, forward, input_names):
     problems += [f"the contract declares {name}, which the rubric does not grade" for name in set(graded) - groups]
     problems += [f"the rubric has a kind of check no test defines: {g} · {k}" for g, k in rubric.points if k not in CHECK_KINDS]
     functions = {g for g, k in rubric.points if k in FUNCTION_KINDS}
+    problems += [f"{g} is graded at scale but has no scale case" for g, k in rubric.points if k == "scale" and g not in SCALE_CASES]
     for table, what in ((cases, "cases"), (forward, "an oracle formula"), (input_names, "input names")):
         problems += [f"{name} is graded as a Function but has no {what}" for name in functions - set(table)]
         problems += [f"{name} has {what} but is not graded as a Function" for name in set(table) - functions]
@@ -79,7 +80,7 @@ ADDING_AN_OP = [  # the places, in the order the docs give them: (file, anchor, 
     ("solutions/autodiff/activations.py", None, EXP_REFERENCE),
     ("grader/checks/oracle.py", '"Log": lambda x: np.log(np.maximum(x, EPS)),\n', '    "Exp": np.exp,\n'),
     ("grader/checks/oracle.py", '"Log": ("x",), ', '"Exp": ("x",), '),
-    ("grader/checks/cases.py", 'CASES = {\n', '    "Exp": [Case("3x4", [normal(3, 4)]), Case("2x3x4", [normal(2, 3, 4)])],\n'),
+    ("grader/checks/cases.py", '\nCASES = {\n', '    "Exp": [Case("3x4", [normal(3, 4)]), Case("2x3x4", [normal(2, 3, 4)])],\n'),
     ("grader/rubric.toml", "[checks]\n", EXP_RUBRIC_LINE),
 ]
 

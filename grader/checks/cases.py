@@ -1,6 +1,7 @@
 """The inputs of the Function checks: for each graded op, the cases (shapes, axes, broadcasts).
 
-Shared by test_functions.py (forward, backward) and test_edge_cases.py (robustness, stability).
+Shared by test_functions.py (forward, backward), test_edge_cases.py (robustness, stability) and
+test_scale.py (scale, on SCALE_CASES).
 Inputs are drawn from a generator seeded by the test's id, away from kinks and clip regions
 (ReLU away from 0, positive bases and logs, probabilities ≥ 0.05).
 """
@@ -85,6 +86,21 @@ CASES = {
 }
 LOSSES = ("CrossEntropyLoss", "NLLLoss")
 
+# The scale checks' inputs (test_scale.py): 2.5·10⁵ elements, where a gradient by numerical
+# differences takes hours (one forward per element) and a Python loop over elements a good part of
+# a second; the binary element-wise ops broadcast a row, so their backward reduces too.
+SCALE_CASES = {
+    "Mul": Case("500x500 * 1x500", [normal(500, 500), normal(1, 500)]),
+    "Matmul": Case("400x300 @ 300x400", [normal(400, 300), normal(300, 400)]),
+    "Pow": Case("500x500 ** 1x500", [positive(500, 500), normal(1, 500)]),
+    "Sum": Case("500x500 axis=0", [normal(500, 500)], {"axis": 0}),
+    "ReLU": Case("500x500", [away_from_zero(500, 500)]),
+    "Softmax": Case("500x500 axis=-1", [normal(500, 500)], {"axis": -1}),
+    "Log": Case("500x500", [positive(500, 500)]),
+    "CrossEntropyLoss": Case("500x250 soft targets", [probabilities(500, 250), soft_targets(500, 250)]),
+    "NLLLoss": Case("500x500", [probabilities(500, 500), class_indices(500, 500)], differentiable=(True, False)),
+}
+
 
 def cases(select=lambda op, case: True):
     return [pytest.param(op, case, id=f"{op}-{case.id}") for op, op_cases in CASES.items()
@@ -101,5 +117,5 @@ def draw(op, case, request):
     inputs = case.sample(rng)
     if op == "NLLLoss":
         inputs[1] = inputs[1].astype(np.int64)
-    output = FORWARD[op](*inputs, **case.options)
+    output = np.asarray(FORWARD[op](*inputs, **case.options))
     return rng, inputs, output

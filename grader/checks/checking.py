@@ -56,11 +56,12 @@ def ask(student, command, modules, timeout=OP_TIMEOUT, key=None, group=None, **f
         raise CheckFailed(str(failure), status=failure.status) from None
 
 
-def call_op(student, name, inputs, options=None, grad_output=None, needs_input_grad=None):
-    """forward (and backward, given grad_output) of graded Function `name` in the worker."""
+def call_op(student, name, inputs, options=None, grad_output=None, needs_input_grad=None, timeout=OP_TIMEOUT, check=""):
+    """forward (and backward, given grad_output) of graded Function `name` in the worker. A call
+    that times out is not run again by the same `check` (the scale check's calls have their own)."""
     phase = "forward" if grad_output is None else "backward"
-    return ask(student, "call", [GRADED[name]], key=(name, phase), group=name, name=name, inputs=list(inputs),
-               options=options or {}, grad_output=grad_output,
+    return ask(student, "call", [GRADED[name]], timeout, key=(name, phase, check), group=name, name=name,
+               inputs=list(inputs), options=options or {}, grad_output=grad_output,
                needs_input_grad=list(needs_input_grad or [True] * len(inputs)))
 
 
@@ -76,21 +77,35 @@ def explain_exception(details):
     return f"{text}\n{trace}" if isinstance(trace, str) and trace else text
 
 
+# Real numbers only, never cast from anything else: float, signed and unsigned integers, and bool
+# (0 and 1, exactly what a mask multiplied by 1.0 would give; refusing it would cost a right answer).
+REAL_KINDS = "fiub"
+DTYPE_KINDS = {"c": "complex numbers", "O": "Python objects", "V": "structured records", "M": "dates",
+               "m": "time intervals", "U": "strings", "S": "bytes"}
+
+
 def array_of(what, described, expected_shape=None):
     """The array a student function returned, or CheckFailed saying what came instead.
-    A single number is accepted where a 0-d array is expected."""
+    A single number is accepted where a 0-d array is expected. Only real numbers are read:
+    a complex array is refused, not cast (the cast would silently drop its imaginary part)."""
     kind = described.get("kind") if isinstance(described, dict) else None
     array = described.get("array") if isinstance(described, dict) else None
     scalar_ok = expected_shape == ()
     if kind == "ndarray" or (kind in ("numpy scalar", "python number") and scalar_ok):
-        if not isinstance(array, np.ndarray) or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        if type(array) is not np.ndarray:
             raise CheckFailed(f"{what} returned an array the grader could not read")
+        if array.dtype.kind not in REAL_KINDS:
+            raise CheckFailed(f"{what} returned {DTYPE_KINDS.get(array.dtype.kind, 'values')} (dtype {array.dtype}), "
+                              f"expected real numbers: a numpy array of floats")
         return array.astype(np.float64)
     wanted = "a numpy array" if expected_shape is None else f"a numpy array of shape {tuple(expected_shape)}"
     if kind == "none":
         raise CheckFailed(f"{what} returned None, expected {wanted}")
     if kind in ("tuple", "list"):
         raise CheckFailed(f"{what} returned a {kind} of {described.get('length')} items, expected {wanted}")
+    if kind == "unsendable array":  # Python objects, or more than the protocol carries
+        raise CheckFailed(f"{what} returned an array of dtype {described.get('dtype')} and shape {described.get('shape')} "
+                          f"the grader cannot read, expected {wanted} of real numbers")
     if kind == "other" and described.get("type") == "Tensor":
         raise CheckFailed(f"{what} returned a Tensor; forward and backward work on numpy arrays: return the array")
     if kind in ("numpy scalar", "python number"):

@@ -1,5 +1,6 @@
 """Graded checks of every Function on the edges: robustness (zero upstream, the same call twice,
-inputs left unchanged) and stability (logits + 1000, log of 0, probabilities of 0).
+inputs left unchanged, and the values against the oracle) and stability (logits + 1000, log of 0,
+probabilities of 0).
 
 Kept apart from test_functions.py because the rubric may keep these kinds hidden until the due
 date: the student handout ships only files whose checks are all visible.
@@ -8,13 +9,16 @@ import numpy as np
 import pytest
 
 from .cases import LOSSES, cases, draw, robustness_case
-from .checking import FORWARD_ATOL, FORWARD_RTOL, CheckFailed, array_of, call_op, items_of, mismatch, seeded_rng
-from .oracle import FORWARD, INPUT_NAMES
+from .checking import ATOL, FORWARD_ATOL, FORWARD_RTOL, RTOL, CheckFailed, array_of, call_op, items_of, mismatch, seeded_rng
+from .oracle import FORWARD, INPUT_NAMES, numerical_gradients
 
 
 @pytest.mark.parametrize("op, case", cases(robustness_case))
 def test_robustness(student, op, case, request):
-    """Zero upstream gives zero gradients; the same call twice gives the same answer; inputs are not modified."""
+    """Zero upstream gives zero gradients; the same call twice gives the same answer; inputs are not
+    modified; and the answer is right. The values are what makes this check count against an answer
+    table: its inputs (drawn from its own id) are produced by no run of the handout, which does not
+    ship this file, and the official grading salts them besides."""
     rng, inputs, output = draw(op, case, request)
     upstream = rng.normal(size=np.shape(output))
     wants = case.wants_grad()
@@ -27,6 +31,11 @@ def test_robustness(student, op, case, request):
     outputs = [array_of(f"{op}.forward", reply.get("output"), np.shape(output)) for reply in (first, second)]
     if outputs[0].shape != outputs[1].shape or not np.allclose(*outputs, rtol=1e-12, atol=0):
         problems.append(f"{op}.forward gave different answers for the same inputs: does it keep state between calls?")
+    wrong = (f"it has shape {outputs[0].shape}, expected {output.shape}" if outputs[0].shape != output.shape
+             else mismatch(outputs[0], output, FORWARD_RTOL, FORWARD_ATOL))
+    if wrong:
+        problems.append(f"{op}.forward is wrong on this check's inputs: {wrong}")
+    expected = numerical_gradients(op, inputs, case.options, upstream, wants)
     for index, name in enumerate(INPUT_NAMES[op]):
         if not wants[index]:
             continue
@@ -36,6 +45,10 @@ def test_robustness(student, op, case, request):
                                 for reply in (first, second, zero))
         if once.shape != again.shape or not np.allclose(once, again, rtol=1e-12, atol=0, equal_nan=True):
             problems.append(f"{op}.backward gave different gradients for {name} on the same call: does it keep state?")
+        wrong = (f"it has shape {once.shape}, expected {inputs[index].shape}" if once.shape != inputs[index].shape
+                 else mismatch(once, expected[index], RTOL, ATOL))
+        if wrong:
+            problems.append(f"the gradient for {name} is wrong on this check's inputs: {wrong}")
         if np.any(np.isfinite(nothing) & (nothing != 0)):  # nan and inf are the backward check's to diagnose
             problems.append(f"with grad_output all zeros the gradient for {name} should be all zeros: "
                             f"part of it does not depend on grad_output")

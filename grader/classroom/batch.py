@@ -42,7 +42,9 @@ def grade_student(student_id, path, rubric_path, isolation):
     rubric = load_rubric(rubric_path)
     try:
         report = grade(path, rubric, isolation)
-    except Exception as error:  # one bad row, never a lost batch
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:  # whatever its type (SystemExit too): one bad row, never a lost batch
         return failed_report(student_id, path, rubric, isolation, error)
     report["student"] = student_id
     return report
@@ -84,7 +86,7 @@ def run_batch(source, out, rubric, jobs=None, force=False, only=(), formats=("na
         try:
             for format in formats:
                 write_report(report, report_path(out, report["student"], format), format)
-        except OSError as error:  # a full disk, say: this student is graded again next run, the rest go on
+        except Exception as error:  # a full disk, say: this student is graded again next run, the rest go on
             unwritten[report["student"]] = f"{type(error).__name__}: {error}"
         problems += bool(row_problems(report)) or report["student"] in unwritten
         bar.set_postfix(problems=problems)
@@ -125,7 +127,9 @@ def _graded(todo, rubric, isolation, jobs, scheduler):
             for future in dask_completed(futures):
                 try:
                     yield future.result()
-                except Exception as error:  # a lost worker, say: that student's row says so; a rerun retries
+                except KeyboardInterrupt:
+                    raise
+                except BaseException as error:  # a lost worker, say: that student's row says so; a rerun retries
                     student = futures[future]
                     yield failed_report(student.id, student.path, rubric, isolation, error)
         return

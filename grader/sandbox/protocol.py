@@ -15,8 +15,8 @@ Imported by both sides (the worker gets a copy beside it): standard library and 
 import base64
 import io
 import json
-import os
 import math
+import os
 import struct
 
 import numpy as np
@@ -34,7 +34,7 @@ GIVEN_MODULES = ("tensor", "nn", "optim", "data", "train")
 COURSE_MODULES = ("tensor", *GRADED_MODULES, "nn", "optim", "data", "train")
 # The checks a graded name can have, by kind (grader/checks/test_*.py defines one test per kind):
 # Functions (forward/backward ops) and the regularizers' own kinds, and the whole-model check.
-FUNCTION_KINDS = ("forward", "backward", "robustness", "stability")
+FUNCTION_KINDS = ("forward", "backward", "robustness", "stability", "scale")
 CHECK_KINDS = (*FUNCTION_KINDS, "value", "update", "accuracy")
 WHOLE_MODEL = "MNIST"  # the group of the check that trains MLP3 from the student's ops
 

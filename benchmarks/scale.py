@@ -1,0 +1,163 @@
+"""The scale checks, measured: how far the reference keeps inside its budget on a busy machine, and
+how far slow-but-correct submissions go past it.
+
+    make bench-scale    # = .venv/bin/python benchmarks/scale.py --out results/scale.json
+
+Each op's scale case (grader/checks/cases.py SCALE_CASES) is timed as test_scale.py times it: the
+trusted reference time measured just before the call, the budget derived from it, the call timed
+on the trusted side; `--busy` processes spinning on the CPU meanwhile (default 2: the machine's two
+cores taken). For the reference, the margin is budget / seconds (over 1: inside it), the smallest
+of `--repeats`; for each slow variant, seconds / budget (over 1: caught), or `stopped` when the
+call reached the hard limit.
+"""
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
+
+from _grading import reference_copy  # noqa: E402
+from grader.checks import test_scale  # noqa: E402
+from grader.checks.cases import SCALE_CASES  # noqa: E402
+from grader.checks.checking import CheckFailed  # noqa: E402
+from grader.sandbox.client import WorkerClient  # noqa: E402
+from grader.sandbox.launch import scratch_parent, strongest_level  # noqa: E402
+from grader.submission import load_submission, prepare_scratch  # noqa: E402
+
+NUMERICAL = '''
+def _numerical(f, inputs, g, h=1e-6):
+    grads = []
+    for x in inputs:
+        grad = np.zeros_like(x)
+        for i in np.ndindex(x.shape):
+            old = x[i]
+            x[i] = old + h
+            up = np.sum(g * f(*inputs))
+            x[i] = old - h
+            down = np.sum(g * f(*inputs))
+            x[i] = old
+            grad[i] = (up - down) / (2 * h)
+        grads.append(grad)
+    return grads
+'''
+# Correct but slow (or unusual) submissions: op → (edits for reference_copy)
+VARIANTS = {
+    "Mul: a loop over elements (np.ndindex) in forward and backward": ("Mul", {"ops": [
+        ("        return a * b\n",
+         "        out = np.empty(np.broadcast_shapes(a.shape, b.shape))\n"
+         "        for i in np.ndindex(out.shape):\n            out[i] = a[i] * b[(0,) + i[1:]]\n        return out\n"),
+        ("        grad_a = grad_output * b\n",
+         "        grad_a = np.empty(grad_output.shape)\n"
+         "        for i in np.ndindex(grad_a.shape):\n            grad_a[i] = grad_output[i] * b[(0,) + i[1:]]\n")]}),
+    "Mul: backward by numerical differences of its forward": ("Mul", {"ops": [
+        ("import numpy as np\n", "import numpy as np\n" + NUMERICAL),
+        ("        grad_a = grad_output * b\n        grad_b = grad_output * a\n",
+         "        grad_a, grad_b = _numerical(lambda x, y: x * y, [a.copy(), b.copy()], grad_output)\n")]}),
+    "ReLU: a loop over elements (x.flat) in forward": ("ReLU", {"activations": [
+        ("        return np.maximum(x, 0)\n",
+         "        out = np.empty(x.size)\n        for i, v in enumerate(x.flat):\n            out[i] = v if v > 0 else 0.0\n"
+         "        return out.reshape(x.shape)\n")]}),
+    "Matmul: a loop over output elements (a dot product each)": ("Matmul", {"ops": [
+        ("        return np.matmul(a, b)\n",
+         "        out = np.empty((a.shape[0], b.shape[1]))\n        for i in range(a.shape[0]):\n"
+         "            for j in range(b.shape[1]):\n                out[i, j] = a[i] @ b[:, j]\n        return out\n")]}),
+    "Matmul: three nested loops (a multiply-add each)": ("Matmul", {"ops": [
+        ("        return np.matmul(a, b)\n",
+         "        out = np.zeros((a.shape[0], b.shape[1]))\n        for i in range(a.shape[0]):\n"
+         "            for j in range(b.shape[1]):\n                for k in range(a.shape[1]):\n"
+         "                    out[i, j] += a[i, k] * b[k, j]\n        return out\n")]}),
+    "Softmax: a loop over rows, each vectorised (unusual but fine)": ("Softmax", {"activations": [
+        ("        return y\n",
+         "        if x.ndim == 2 and axis in (-1, 1):\n            rows = [np.exp(r - r.max()) for r in x]\n"
+         "            y = np.stack([r / r.sum() for r in rows])\n        return y\n")]}),
+    "Log: float32 throughout (unusual but fine)": ("Log", {"activations": [
+        ("        return np.log(clipped)\n", "        return np.log(clipped.astype(np.float32))\n"),
+        ("        return grad_output / clipped\n", "        return (grad_output.astype(np.float32) / clipped.astype(np.float32))\n")]}),
+}
+
+
+def timings(client, op, seed):
+    """(reference seconds, budget, seconds or None when stopped at the hard limit, passed) for one call."""
+    rng = np.random.default_rng(seed)
+    case, inputs, output, upstream = test_scale.draw_scale(op, rng)
+    reference = test_scale.reference_seconds(op, case.options, inputs, output, upstream)
+    budget = test_scale.budget_of(reference)
+    try:
+        seconds, reply = test_scale.timed_call(client, op, case, inputs, upstream, budget)
+    except CheckFailed as failed:
+        return reference, budget, None, False, str(failed)
+    try:
+        test_scale.judge_values(op, case, inputs, output, upstream, reply, rng)
+        verdict = None
+    except CheckFailed as failed:
+        verdict = str(failed)
+    return reference, budget, seconds, verdict is None and seconds <= budget, verdict
+
+
+def worker(folder, level):
+    scratch = tempfile.TemporaryDirectory(dir=scratch_parent())
+    prepare_scratch(load_submission(folder), scratch.name)
+    client = WorkerClient(Path(scratch.name), level)
+    for module in ("ops", "activations", "losses"):
+        client.ensure_imported(module)
+    return scratch, client
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "scale.json")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--busy", type=int, default=2, help="processes spinning on the CPU meanwhile")
+    parser.add_argument("--isolation", default=strongest_level())
+    args = parser.parse_args()
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            scratch, client = worker(reference_copy(Path(folder) / "reference"), args.isolation)
+            reference = {}
+            for op in SCALE_CASES:
+                runs = [timings(client, op, seed) for seed in range(args.repeats)]
+                reference[op] = {"reference_seconds": [round(r[0], 3) for r in runs], "budget": [round(r[1], 3) for r in runs],
+                                 "seconds": [round(r[2], 3) if r[2] else None for r in runs],
+                                 "passed": all(r[3] for r in runs),
+                                 "margin": round(min(r[1] / r[2] if r[2] else 0 for r in runs), 2)}
+                print(op, reference[op], flush=True)
+            client.stop()
+            scratch.cleanup()
+            variants = {}
+            for name, (op, edits) in VARIANTS.items():
+                scratch, client = worker(reference_copy(Path(folder) / name.replace(":", "").replace(" ", "-"), edits), args.isolation)
+                reference_seconds, budget, seconds, passed, verdict = timings(client, op, 0)
+                variants[name] = {"op": op, "budget": round(budget, 3), "seconds": round(seconds, 3) if seconds else "stopped",
+                                  "over_budget": round(seconds / budget, 2) if seconds else None, "passed": passed,
+                                  "feedback": verdict}
+                print(name, variants[name], flush=True)
+                client.stop()
+                scratch.cleanup()
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+    result = {"machine": {"python": platform.python_version(), "numpy": np.__version__, "cpus": os.cpu_count(),
+                          "load_average_at_end": os.getloadavg()},
+              "busy_processes": args.busy, "isolation": args.isolation, "repeats": args.repeats,
+              "budget": f"{test_scale.SCALE_FLOOR:g} s + {test_scale.SCALE_FACTOR} x reference; stopped at "
+                        f"{test_scale.HARD_LIMIT_FACTOR} x budget",
+              "reference": reference, "smallest_margin": min(r["margin"] for r in reference.values()),
+              "variants": variants, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"smallest margin of the reference: {result['smallest_margin']}; written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

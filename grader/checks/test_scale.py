@@ -1,0 +1,162 @@
+"""Graded checks of every Function at scale: forward and backward on 2.5·10⁵ elements, within a
+time budget, with their values compared.
+
+The budget is relative to what the same call costs done right, measured by trusted code on this
+machine just before the student's call (reference_seconds): the protocol's encoding and decoding
+of the request and of a reply of the same size (what crosses the pipe), and the oracle's
+vectorised forward (three times over for a forward and a backward). A slow or busy machine slows
+both alike, so it does not fail honest students; a gradient by numerical differences (one forward
+per element) cannot keep within it, nor a loop whose work outgrows what crosses the pipe (a matrix
+product by three nested loops). A Python loop over the elements of an element-wise op costs about
+what crosses the pipe, and is not reliably caught (docs/grading.md, "Scale checks").
+
+Values at scale are compared with tolerances a correct float32 submission meets: forward values
+to 1e-4 of the output's largest magnitude; gradients through directional derivatives, ⟨grad, v⟩
+against (L(x + hv) − L(x − hv)) / 2h for L = Σ upstream ⊙ f and a few random directions v (central
+differences over every element would take the grader itself hours).
+"""
+import contextlib
+import time
+
+import numpy as np
+import pytest
+
+from ..sandbox import protocol
+from ..sandbox.client import StudentException, WorkerFailure
+from ..sandbox.protocol import GRADED
+from .cases import LOSSES, SCALE_CASES
+from .checking import CheckFailed, array_of, call_op, items_of, mismatch, seeded_rng
+from .oracle import FORWARD, INPUT_NAMES
+
+SCALE_FACTOR = 6          # the budget: this many times the reference time, plus SCALE_FLOOR (results/scale.json)
+SCALE_FLOOR = 1.0         # seconds: a fixed cost per request (a fresh worker, a busy scheduler)
+HARD_LIMIT_FACTOR = 2     # a call is stopped at this many budgets: past it, only the diagnosis changes
+FORWARD_RTOL_AT_SCALE = 1e-4
+DIRECTIONS, STEP, DIRECTIONAL_RTOL = 4, 1e-5, 1e-3
+
+
+def draw_scale(op, rng):
+    """(case, inputs, oracle output, upstream gradient) of the op's scale case."""
+    case = SCALE_CASES[op]
+    inputs = case.sample(rng)
+    if op == "NLLLoss":
+        inputs[1] = inputs[1].astype(np.int64)
+    output = np.asarray(FORWARD[op](*inputs, **case.options))
+    return case, inputs, output, rng.normal(size=output.shape)
+
+
+def reference_seconds(op, options, inputs, output, upstream):
+    """What the call (a forward, and a backward given upstream) costs done right, measured now by
+    trusted code on this machine: the request and a reply of the same size through the protocol,
+    and the oracle's forward (three times over for a forward and a backward)."""
+    started = time.perf_counter()
+    protocol.decode(protocol.encode({"inputs": inputs, "grad_output": upstream}))
+    for _ in range(1 if upstream is None else 3):
+        FORWARD[op](*inputs, **options)
+    grads = {} if upstream is None else {"grads": {"kind": "tuple", "items": [{"kind": "ndarray", "array": x} for x in inputs]}}
+    protocol.decode(protocol.encode({"output": {"kind": "ndarray", "array": output}, **grads, "inputs_after": inputs}))
+    return time.perf_counter() - started
+
+
+def budget_of(reference):
+    return SCALE_FLOOR + SCALE_FACTOR * reference
+
+
+def timed_call(student, op, case, inputs, upstream, budget):
+    """(seconds, reply) of one call (a forward, and a backward given upstream), timed here; stopped
+    at HARD_LIMIT_FACTOR budgets (CheckFailed, status timeout). A worker to start or a module to
+    import is not timed: call_op meets the same failure again and reports it."""
+    with contextlib.suppress(StudentException, WorkerFailure):
+        student.ensure_imported(GRADED[op])
+    started = time.perf_counter()
+    reply = call_op(student, op, inputs, case.options, grad_output=upstream, needs_input_grad=case.wants_grad(),
+                    timeout=HARD_LIMIT_FACTOR * budget, check="scale")
+    return time.perf_counter() - started, reply
+
+
+SLOW = {"forward": "a Python loop over elements?",
+        "backward": "a Python loop over elements, or a gradient by numerical differences (one forward per element)?"}
+
+
+@pytest.mark.parametrize("op", list(SCALE_CASES))
+def test_scale(student, op, request):
+    """One call, forward and backward, timed against its budget; only when it is slow, a forward
+    alone, to say which of the two is."""
+    rng = seeded_rng(request)
+    case, inputs, expected, upstream = draw_scale(op, rng)
+    budget = budget_of(reference_seconds(op, case.options, inputs, expected, upstream))
+    try:
+        seconds, reply = timed_call(student, op, case, inputs, upstream, budget)
+    except CheckFailed as failed:
+        if failed.status != "timeout":
+            raise
+        seconds, reply = None, None
+    if reply is not None:
+        judge_values(op, case, inputs, expected, upstream, reply, rng)
+        if seconds <= budget:
+            return
+    raise slow_part(student, op, case, inputs, expected, budget, seconds)
+
+
+def slow_part(student, op, case, inputs, expected, budget, seconds):
+    """The diagnosis of a slow call: the forward alone is timed against its own budget."""
+    size = max(x.size for x in inputs)
+    forward_budget = budget_of(reference_seconds(op, case.options, inputs, expected, None))
+    try:
+        forward_seconds, _ = timed_call(student, op, case, inputs, None, forward_budget)
+    except CheckFailed as failed:
+        forward_seconds = None if failed.status == "timeout" else 0.0
+    slow = "forward" if forward_seconds is None or forward_seconds > forward_budget else "backward"
+    if seconds is None:
+        return CheckFailed(f"{op}.{slow} did not finish within {HARD_LIMIT_FACTOR * budget:.1f} s on {size:,} elements "
+                           f"(the budget is {budget:.2f} s, {SCALE_FACTOR}× the grader's own time for the call plus "
+                           f"{SCALE_FLOOR:g} s): {SLOW[slow]}", status="timeout")
+    return CheckFailed(f"{op}.{slow} is correct but too slow: the call took {seconds:.2f} s on {size:,} elements, over its "
+                       f"budget of {budget:.2f} s ({SCALE_FACTOR}× the grader's own time for it plus {SCALE_FLOOR:g} s): "
+                       f"{SLOW[slow]}", status="timeout")
+
+
+def judge_values(op, case, inputs, expected, upstream, reply, rng):
+    got = array_of(f"{op}.forward", reply.get("output"), expected.shape)
+    if got.shape != expected.shape:
+        raise CheckFailed(f"{op}.forward at scale returned shape {got.shape}, expected {expected.shape}")
+    atol = FORWARD_RTOL_AT_SCALE * float(np.max(np.abs(expected)))
+    problem = mismatch(got, expected, FORWARD_RTOL_AT_SCALE, atol, batch=inputs[0].shape[0] if op in LOSSES else None)
+    if problem:
+        raise CheckFailed(f"{op}.forward is wrong at scale ({case.id}): {problem}")
+    grads = items_of(f"{op}.backward", reply.get("grads"), len(inputs))
+    problems = []
+    for index, name in enumerate(INPUT_NAMES[op]):
+        if case.wants_grad()[index]:
+            gradient = array_of(f"{op}.backward (the gradient for {name})", grads[index], inputs[index].shape)
+            problem = directional_mismatch(op, case.options, inputs, upstream, index, gradient, rng)
+            if problem:
+                problems.append(f"the gradient for {name} is wrong at scale ({case.id}): {problem}")
+    if problems:
+        raise CheckFailed("\n".join(problems))
+
+
+def directional_mismatch(op, options, inputs, upstream, index, got, rng):
+    """None if ⟨got, v⟩ matches the directional derivative of L = Σ upstream ⊙ f along v for a few
+    random v; else what is wrong. The tolerance is relative to the gradient's size, estimated from
+    the directional derivatives themselves (never from `got`, which would let a huge answer pass)."""
+    if got.shape != inputs[index].shape:
+        return f"it has shape {got.shape}, expected {inputs[index].shape}"
+    if not np.all(np.isfinite(got)):
+        return "it is not finite everywhere"
+    f = FORWARD[op]
+
+    def loss(shifted):
+        return float(np.sum(upstream * f(*inputs[:index], shifted, *inputs[index + 1:], **options)))
+
+    directions = [rng.normal(size=got.shape) for _ in range(DIRECTIONS)]
+    expected = np.array([(loss(inputs[index] + STEP * v) - loss(inputs[index] - STEP * v)) / (2 * STEP) for v in directions])
+    measured = np.array([float(np.vdot(got, v)) for v in directions])
+    size = float(np.sqrt(np.mean(expected ** 2)))  # ≈ ‖gradient‖: E⟨g, v⟩² = ‖g‖² for v of unit variance
+    worst = int(np.argmax(np.abs(measured - expected)))
+    if np.abs(measured - expected)[worst] <= DIRECTIONAL_RTOL * size + 1e-9:
+        return None
+    if np.allclose(measured, 0, atol=DIRECTIONAL_RTOL * size + 1e-9):
+        return "it is all zeros (along every direction tried)"
+    return (f"along a random direction its derivative is {measured[worst]:.6g}, expected {expected[worst]:.6g} "
+            f"(⟨gradient, v⟩ against a difference of the loss)")

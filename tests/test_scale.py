@@ -1,0 +1,139 @@
+"""The scale checks (grader/checks/test_scale.py): values compared at scale with tolerances a
+correct float32 submission meets and a wrong one does not, a budget the reference keeps within,
+and a diagnosis that says which of forward and backward is slow."""
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from _grading import reference_copy
+from grader.checks import test_scale as scale
+from grader.checks.checking import CheckFailed
+from grader.sandbox.client import WorkerClient
+from grader.sandbox.launch import scratch_parent
+from grader.submission import load_submission, prepare_scratch
+
+
+def drawn(op, seed=0):
+    """(case, rng, inputs, output, upstream), as the scale check draws them from its seed."""
+    rng = np.random.default_rng(seed)
+    case, inputs, output, upstream = scale.draw_scale(op, rng)
+    return case, rng, inputs, output, upstream
+
+
+def exact_gradients(op, inputs, upstream):
+    """The gradients of Σ upstream ⊙ f, by formula, for the ops the tests below use."""
+    if op == "Mul":
+        a, b = inputs
+        return [upstream * b, (upstream * a).sum(axis=0, keepdims=True)]
+    if op == "Matmul":
+        a, b = inputs
+        return [upstream @ b.T, a.T @ upstream]
+    if op == "Softmax":
+        y = scale.FORWARD[op](*inputs, axis=-1)
+        return [y * (upstream - (upstream * y).sum(axis=-1, keepdims=True))]
+    raise KeyError(op)
+
+
+def reply_of(output, grads):
+    return {"output": {"kind": "ndarray", "array": output},
+            "grads": {"kind": "tuple", "length": len(grads), "items": [{"kind": "ndarray", "array": g} for g in grads]}}
+
+
+@pytest.mark.parametrize("op", ["Mul", "Matmul", "Softmax"])
+def test_right_values_pass_in_float64_and_in_float32(op):
+    case, rng, inputs, output, upstream = drawn(op)
+    grads = exact_gradients(op, inputs, upstream)
+    for dtype in (np.float64, np.float32):
+        scale.judge_values(op, case, inputs, output, upstream,
+                           reply_of(output.astype(dtype), [g.astype(dtype) for g in grads]), np.random.default_rng(1))
+
+
+@pytest.mark.parametrize("wrong, says", [
+    (lambda g: np.zeros_like(g), "all zeros"),
+    (lambda g: -g, "along a random direction"),
+    (lambda g: g * 1.01, "along a random direction"),
+    (lambda g: g + 1e6 * np.random.default_rng(2).normal(size=g.shape), "along a random direction"),  # huge garbage
+    (lambda g: np.where(np.arange(g.size).reshape(g.shape) < g.size // 2, g, 0), "along a random direction"),  # half of it
+], ids=["zeros", "negated", "1% off", "huge noise", "half missing"])
+def test_wrong_gradients_are_caught_by_the_directional_derivatives(wrong, says):
+    case, rng, inputs, output, upstream = drawn("Matmul")
+    grads = exact_gradients("Matmul", inputs, upstream)
+    with pytest.raises(CheckFailed, match=says):
+        scale.judge_values("Matmul", case, inputs, output, upstream, reply_of(output, [wrong(grads[0]), grads[1]]),
+                           np.random.default_rng(1))
+
+
+def test_a_wrong_forward_at_scale_is_caught():
+    case, rng, inputs, output, upstream = drawn("Mul")
+    with pytest.raises(CheckFailed, match="Mul.forward is wrong at scale"):
+        scale.judge_values("Mul", case, inputs, output, upstream, reply_of(output * (1 + 1e-3), exact_gradients("Mul", inputs, upstream)), rng)
+
+
+NUMERICAL_MUL_BACKWARD = ("        grad_a = grad_output * b\n        grad_b = grad_output * a\n",
+                          "        grad_a, grad_b = np.zeros_like(a), np.zeros_like(b)\n"
+                          "        for grad, x in ((grad_a, a), (grad_b, b)):\n"
+                          "            for i in np.ndindex(x.shape):\n"
+                          "                old = x[i]\n                x[i] = old + 1e-6\n                up = np.sum(grad_output * a * b)\n"
+                          "                x[i] = old - 1e-6\n                down = np.sum(grad_output * a * b)\n"
+                          "                x[i] = old\n                grad[i] = (up - down) / 2e-6\n")
+
+
+@pytest.fixture
+def worker_of(tmp_path):
+    opened = []
+
+    def start(edits=None):
+        scratch = tempfile.TemporaryDirectory(dir=scratch_parent())
+        prepare_scratch(load_submission(reference_copy(tmp_path / f"s{len(opened)}", edits)), scratch.name)
+        client = WorkerClient(Path(scratch.name), "process")
+        opened.append((scratch, client))
+        return client
+    yield start
+    for scratch, client in opened:
+        client.stop()
+        scratch.cleanup()
+
+
+@pytest.mark.slow
+def test_the_reference_keeps_within_its_budget(worker_of):
+    client = worker_of()
+    for op in ("Mul", "Softmax", "NLLLoss"):
+        case, rng, inputs, output, upstream = drawn(op)
+        budget = scale.budget_of(scale.reference_seconds(op, case.options, inputs, output, upstream))
+        seconds, reply = scale.timed_call(client, op, case, inputs, upstream, budget)
+        assert seconds < budget
+        scale.judge_values(op, case, inputs, output, upstream, reply, rng)
+
+
+@pytest.mark.slow
+def test_a_backward_by_numerical_differences_is_stopped_and_named(worker_of):
+    client = worker_of({"ops": [NUMERICAL_MUL_BACKWARD]})
+    case, rng, inputs, output, upstream = drawn("Mul")
+    budget = scale.budget_of(scale.reference_seconds("Mul", case.options, inputs, output, upstream))
+    with pytest.raises(CheckFailed) as stopped:
+        scale.timed_call(client, "Mul", case, inputs, upstream, budget)
+    assert stopped.value.status == "timeout"
+    diagnosis = scale.slow_part(client, "Mul", case, inputs, output, budget, None)
+    assert diagnosis.status == "timeout"
+    assert str(diagnosis).startswith("Mul.backward did not finish within") and "numerical differences" in str(diagnosis)
+
+
+RELU_LOOP = ("        return np.maximum(x, 0)\n",
+             "        out = np.empty(x.size)\n        for i, v in enumerate(x.flat):\n            out[i] = v if v > 0 else 0.0\n"
+             "        return out.reshape(x.shape)\n")
+
+
+@pytest.mark.slow
+def test_a_slow_call_is_diagnosed_as_a_slow_forward_or_a_slow_backward(worker_of, monkeypatch):
+    """The forward alone is timed to tell them apart: a ReLU looping over elements in its forward,
+    with a budget it cannot meet, is named by its forward; the reference, by its backward (its
+    forward keeps well within an ample budget)."""
+    case, rng, inputs, output, upstream = drawn("ReLU")
+    monkeypatch.setattr(scale, "budget_of", lambda reference: 0.05)
+    slow = scale.slow_part(worker_of({"activations": [RELU_LOOP]}), "ReLU", case, inputs, output, 0.1, 0.15)
+    assert str(slow).startswith("ReLU.forward is correct but too slow: the call took 0.15 s") and "a Python loop over elements?" in str(slow)
+    monkeypatch.setattr(scale, "budget_of", lambda reference: 600.0)
+    slow = scale.slow_part(worker_of(), "ReLU", case, inputs, output, 0.1, 0.15)
+    assert str(slow).startswith("ReLU.backward is correct but too slow") and "numerical differences" in str(slow)
