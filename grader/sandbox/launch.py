@@ -9,9 +9,15 @@ output sent to a capped log file. The levels, strongest first:
   then runs inside bubblewrap: no network, its own PID namespace, a read-only view of the Python
   runtime and of the scratch folder only, a size-capped private /tmp. RLIMIT_NPROC on its own uid
   bounds a fork or thread bomb.
+- `uid` (root, but no namespaces: a Docker container such as Gradescope's): the same pooled
+  uid, rlimits and RLIMIT_NPROC, without bubblewrap: the worker runs the sandbox runtime in its
+  scratch folder, which it owns. What it must not read is kept from it by file permissions alone
+  (`protect_from_workers`: the grader's checks, rubric, solutions and MNIST test labels lose
+  every permission for others). The network is NOT blocked at this level.
 - `user-namespace` (not root, unprivileged user namespaces available): the same bubblewrap
   sandbox as the grader's own user.
-- `process`: rlimits and a separate process only.
+- `process`: rlimits and a separate process only; without `fcntl`/`resource` (Windows), a
+  separate process only, its time bounded by the caller's timeouts.
 
 At every level, on Linux, the process that starts workers adopts whatever they leave behind (it is
 a child subreaper), so that stopping a worker also kills a process that left its group (setsid, a
@@ -22,10 +28,8 @@ The sandboxed runtime must be readable by the worker's uid: Debian's /usr/bin/py
 virtual environment outside /root (the Makefile makes one at SANDBOX_PYTHON when run as root).
 """
 import ctypes
-import fcntl
 import functools
 import os
-import resource
 import shutil
 import signal
 import stat
@@ -36,9 +40,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+try:  # POSIX only: without them (Windows), only the `process` level exists
+    import fcntl
+    import resource
+except ImportError:
+    fcntl = resource = None
+
 SANDBOX_FILES = [Path(__file__).resolve().parent / name for name in ("worker.py", "protocol.py")]
 SANDBOX_PYTHON = Path(os.environ.get("AUTODIFF_SANDBOX_PYTHON", "/opt/autodiff-grader/venv/bin/python"))
-ISOLATION_LEVELS = ("namespace", "user-namespace", "process")  # strongest first
+ISOLATION_LEVELS = ("namespace", "uid", "user-namespace", "process")  # strongest first: what `auto` tries in order
 UID_POOL = range(61000, 61064)  # numeric uids with no account: nothing on the machine belongs to them
 UID_LOCKS = Path("/tmp/.autodiff-grader-uids")
 PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
@@ -51,7 +61,7 @@ class Limits:
     memory_bytes: int = 4 << 30
     file_bytes: int = 32 << 20
     open_files: int = 64
-    processes: int = 64        # per sandbox uid (namespace level only: RLIMIT_NPROC ignores root)
+    processes: int = 64        # per sandbox uid (namespace and uid levels only: RLIMIT_NPROC ignores root)
     tmp_bytes: int = 64 << 20  # the sandbox's private /tmp
 
 
@@ -73,14 +83,16 @@ def start_worker(scratch, limits=Limits(), isolation="process"):
     for file in SANDBOX_FILES:
         shutil.copyfile(file, runtime / file.name)
     uid_lock = uid = None
-    if isolation == "namespace":
+    if isolation in ("namespace", "uid"):
         uid_lock, uid = _claim_uid()
         os.chown(scratch, uid, uid)  # the folder itself only: its files stay root's, world-readable
         os.chmod(scratch, 0o700)
     command, cwd = _command(scratch, isolation, limits)
-    environment = {**worker_environment(), "HOME": "/tmp" if isolation != "process" else str(scratch)}
+    environment = {**worker_environment(), "HOME": "/tmp" if isolation in ("namespace", "user-namespace") else str(scratch)}
 
     def before_exec():  # in the child, before the worker (or bubblewrap) starts
+        if resource is None:
+            return
         for limit, value in ((resource.RLIMIT_CPU, limits.cpu_seconds), (resource.RLIMIT_AS, limits.memory_bytes),
                              (resource.RLIMIT_FSIZE, limits.file_bytes), (resource.RLIMIT_NOFILE, limits.open_files),
                              (resource.RLIMIT_CORE, 0)):
@@ -96,7 +108,7 @@ def start_worker(scratch, limits=Limits(), isolation="process"):
     log = open(scratch / "worker.log", "ab")
     try:
         process = subprocess.Popen(command, cwd=cwd, env=environment, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                   stderr=log, start_new_session=True, preexec_fn=before_exec)
+                                   stderr=log, start_new_session=True, preexec_fn=before_exec if os.name == "posix" else None)
     except BaseException:
         if uid_lock is not None:
             os.close(uid_lock)
@@ -120,6 +132,8 @@ def scratch_parent():
 def _command(scratch, isolation, limits):
     if isolation == "process":
         return [sys.executable, "-I", str(scratch / ".worker" / "worker.py")], scratch
+    if isolation == "uid":
+        return [str(SANDBOX_PYTHON), "-I", str(scratch / ".worker" / "worker.py")], scratch
     python = SANDBOX_PYTHON if isolation == "namespace" else Path(sys.executable)
     binds = ["--ro-bind", "/usr", "/usr"]
     for link in ("bin", "lib", "lib64", "sbin"):
@@ -168,7 +182,11 @@ def level_available(isolation):
     """Can this machine start a worker at this level? (Tried once: a sandboxed `import numpy`.)"""
     if isolation == "process":
         return True
-    if shutil.which("bwrap") is None or (isolation == "namespace" and os.geteuid() != 0):
+    if resource is None or fcntl is None:
+        return False
+    if isolation == "uid" and (os.geteuid() != 0 or not SANDBOX_PYTHON.is_file()):
+        return False
+    if isolation != "uid" and (shutil.which("bwrap") is None or (isolation == "namespace" and os.geteuid() != 0)):
         return False
     if isolation == "user-namespace" and os.geteuid() == 0:
         return False  # as root, bubblewrap without the uid drop is no drop at all: use namespace
@@ -189,11 +207,39 @@ def strongest_level():
     return next(level for level in ISOLATION_LEVELS if level_available(level))
 
 
+def protect_from_workers(paths):
+    """At the `uid` level, file permissions alone keep the grader's own files from the worker's
+    uid (Gradescope's recipe): take every permission for others (and the group) from these files
+    and folders. Returns those that were changed."""
+    changed = []
+    for path in map(Path, paths):
+        try:
+            mode = path.stat().st_mode
+            if mode & 0o077:
+                path.chmod(stat.S_IMODE(mode) & 0o700)
+                changed.append(path)
+        except FileNotFoundError:
+            pass
+    return changed
+
+
+def readable_by_workers(path):
+    """Could a pooled uid (no group of its own, so `other` permissions) open this file or list this
+    folder? Every folder above it must let others through."""
+    path = Path(path).resolve()
+    try:
+        if not all(folder.stat().st_mode & stat.S_IXOTH for folder in path.parents):
+            return False
+        return bool(path.stat().st_mode & stat.S_IROTH)
+    except FileNotFoundError:
+        return False
+
+
 def stop_worker(process):
     """Kill the worker's process group, then every process this one adopted from it, then whatever
     still runs as its sandbox uid."""
     try:
-        os.killpg(process.pid, signal.SIGKILL)
+        os.killpg(process.pid, signal.SIGKILL) if hasattr(os, "killpg") else process.kill()
     except (ProcessLookupError, PermissionError):
         pass
     process.wait()
