@@ -62,9 +62,7 @@ def training_cell():
              "# without L2 (about a minute per run).",
              "import importlib",
              "",
-             *[f"import autodiff.{module}" for module in GRADED_MODULES],
-             "import autodiff.nn",
-             "import autodiff.train",
+             *[f"import autodiff.{module}" for module in sorted([*GRADED_MODULES, "nn", "train"])],
              "from autodiff.data import load_mnist",
              ""]
     for module in GRADED_MODULES:
