@@ -21,7 +21,7 @@ SUBMISSIONS ?=
 # empty: as many gradings at once as there are cores
 JOBS ?=
 
-.PHONY: test test-fast lint grade batch experiment bench bench-batch attacks mnist-seeds docs starter handout \
+.PHONY: test test-fast lint grade batch experiment bench bench-batch attacks mnist-seeds docs starter notebook handout \
 	gradescope screenshots clean
 
 $(READY): requirements.txt pyproject.toml
@@ -75,6 +75,10 @@ docs: $(READY)
 
 starter: $(READY)
 	$(PYTHON) tools/make_starter.py
+
+# handout/autodiff.ipynb: the assignment as a notebook, generated from the solutions like the starter.
+notebook: $(READY)
+	$(PYTHON) tools/make_notebook.py
 
 handout: $(READY)
 	$(PYTHON) tools/make_handout.py --out dist/autodiff-handout.zip

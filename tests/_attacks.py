@@ -565,7 +565,7 @@ ATTACKS = [
     # resources
     Attack("memory bomb", edited([], lambda ctx: joined(at_import("_hog = []\n"), in_pow_backward(MEMORY_BOMB))), POW_RAISES,
            says=[("Pow", "MemoryError")]),
-    Attack("fork bomb", edited([], fork_bomb), POW_RAISES, weakest="namespace", says=[("Pow", TIMED_OUT)], slow=True),
+    Attack("fork bomb", edited([], fork_bomb), POW_RAISES, weakest="uid", says=[("Pow", TIMED_OUT)], slow=True),
     Attack("thread bomb", edited([], lambda ctx: in_pow_backward(THREAD_BOMB)), POW_RAISES,
            says=[("Pow", "can't start new thread")]),
     Attack("100 MB to stdout and stderr", edited([], lambda ctx: in_pow_backward(FLOOD_OUTPUT)), POW_RAISES,
