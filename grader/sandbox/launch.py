@@ -85,6 +85,8 @@ def start_worker(scratch, limits=Limits(), isolation="process"):
     uid_lock = uid = None
     if isolation in ("namespace", "uid"):
         uid_lock, uid = _claim_uid()
+        if scratch.stat().st_uid == os.geteuid():  # never handed to a worker yet: all in it is the grader's
+            _make_readable(scratch)
         os.chown(scratch, uid, uid)  # the folder itself only: its files stay root's, world-readable
         os.chmod(scratch, 0o700)
     command, cwd = _command(scratch, isolation, limits)
@@ -146,6 +148,14 @@ def _command(scratch, isolation, limits):
                "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp", "--chdir", "/scratch",
                str(python), "-I", "/scratch/.worker/worker.py"]
     return command, "/"
+
+
+def _make_readable(scratch):
+    """What the grader put in scratch, readable by the worker's uid: copies keep their source's mode,
+    and the grader's own files may be 0600 (Gradescope's recipe). Links are left alone."""
+    for path in scratch.rglob("*"):
+        if not path.is_symlink():
+            path.chmod(0o755 if path.is_dir() else 0o644)
 
 
 def _runtime_folders(python):
