@@ -9,6 +9,7 @@ import sys
 import zipfile
 
 import jsonschema
+import nbformat
 import pytest
 
 from _paths import ROOT, SOLUTIONS
@@ -18,6 +19,7 @@ from grader.sandbox.launch import ISOLATION_LEVELS
 sys.path.insert(0, str(ROOT / "tools"))
 import make_gradescope  # noqa: E402
 import make_handout  # noqa: E402
+import make_notebook  # noqa: E402
 
 GRADED_FILES = [f"{module}.py" for module in GRADED_MODULES]
 # Gradescope's results.json, as its autograder documentation specifies it.
@@ -259,3 +261,20 @@ def test_gradescope_autograder_runs_with_a_fresh_python_built_like_setup_sh(tmp_
     grading.mkdir()
     results, _ = gradescope_run(grading, python=venv / "bin" / "python")
     assert results["score"] == 100
+
+
+@pytest.mark.slow
+def test_the_handout_notebooks_check_cell_checks_the_cells_run_so_far(handout, tmp_path):
+    """What the notebook's check cell does in Jupyter or Colab, with IPython's `In` holding the
+    cells of the notebook filled with the reference's bodies (run in order, the check cell last)."""
+    archive, folder = handout
+    assert "autodiff-handout/autodiff.ipynb" in zipfile.ZipFile(archive).namelist()
+    copy = tmp_path / "student"
+    shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("build"))
+    cells = nbformat.reads(make_notebook.build_notebook(filled=True), as_version=4).cells
+    ran = [""] + [cell.source for cell in cells if cell.cell_type == "code" and "run_experiment" not in cell.source]
+    script = f"from grader.notebook import check_cells_run\ncheck_cells_run({ran!r})\n"
+    completed = subprocess.run([sys.executable, "-c", script], cwd=copy, env=clean_environment(), capture_output=True,
+                               text=True, timeout=600)
+    assert "86/86 visible points; 14 more points are checked after the due date" in completed.stdout, completed.stdout
+    assert json.loads((copy / "build" / "report.json").read_text())["submission"]["form"] == "notebook"

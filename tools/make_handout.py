@@ -15,8 +15,9 @@ import sys
 from bundle import ROOT, Zip, add_grading_engine, check_kinds, main
 
 sys.path.insert(0, str(ROOT))
-from grader.rubric import load_rubric  # noqa: E402
 from make_notebook import NOTEBOOK  # noqa: E402
+
+from grader.rubric import load_rubric  # noqa: E402
 
 TOP = "autodiff-handout"
 

@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 import nbformat
-
 from make_starter import BEGIN, END, SOLUTIONS, blank_solutions
 
 ROOT = Path(__file__).resolve().parent.parent
