@@ -278,3 +278,12 @@ def test_the_handout_notebooks_check_cell_checks_the_cells_run_so_far(handout, t
                                text=True, timeout=600)
     assert "86/86 visible points; 14 more points are checked after the due date" in completed.stdout, completed.stdout
     assert json.loads((copy / "build" / "report.json").read_text())["submission"]["form"] == "notebook"
+
+
+def test_training_in_the_handout_pins_blas_to_one_thread_with_or_without_make(handout):
+    _, folder = handout
+    environment = {k: v for k, v in clean_environment().items() if not k.endswith("_NUM_THREADS")}
+    probe = "import autodiff.train, os; print(os.environ['OPENBLAS_NUM_THREADS'], os.environ['OMP_NUM_THREADS'])"
+    completed = subprocess.run([sys.executable, "-c", probe], cwd=folder, env=environment, capture_output=True, text=True)
+    assert completed.stdout.split() == ["1", "1"], completed.stderr
+    assert "OPENBLAS_NUM_THREADS=1" in (folder / "Makefile").read_text()
