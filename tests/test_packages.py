@@ -287,3 +287,26 @@ def test_training_in_the_handout_pins_blas_to_one_thread_with_or_without_make(ha
     completed = subprocess.run([sys.executable, "-c", probe], cwd=folder, env=environment, capture_output=True, text=True)
     assert completed.stdout.split() == ["1", "1"], completed.stderr
     assert "OPENBLAS_NUM_THREADS=1" in (folder / "Makefile").read_text()
+
+
+def test_a_limit_the_system_refuses_does_not_stop_a_students_own_check(monkeypatch, tmp_path):
+    """macOS refuses RLIMIT_AS: the `process` level (a laptop) starts its worker without it."""
+    import types
+
+    from grader.sandbox import launch
+
+    def setrlimit(limit, values):
+        if limit == launch.resource.RLIMIT_AS:
+            raise ValueError("current limit exceeds maximum limit")
+        real.setrlimit(limit, values)
+
+    real = launch.resource
+    monkeypatch.setattr(launch, "resource", types.SimpleNamespace(**{k: getattr(real, k) for k in dir(real) if k.isupper()},
+                                                                  setrlimit=setrlimit))
+    process = launch.start_worker(tmp_path, isolation="process")
+    try:
+        process.stdin.write(b'{"id": 1, "command": "hello"}\n')
+        process.stdin.flush()
+        assert b'"ok": true' in process.stdout.readline()
+    finally:
+        launch.stop_worker(process)
