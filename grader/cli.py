@@ -21,7 +21,7 @@ from .classroom.roster import LMS_PATTERN
 from .grade import GraderError, check_dataset, grade
 from .report import format_table, write_atomically, write_report
 from .rubric import RubricError, load_rubric
-from .sandbox.launch import ISOLATION_LEVELS, level_available, strongest_level
+from .sandbox.launch import ISOLATION_LEVELS, level_available, protect_from_workers, strongest_level
 from .submission import SubmissionError
 
 
@@ -108,6 +108,9 @@ def choose_isolation(requested, required):
 
 def batch(args, rubric):
     formats = ("native", "gradescope") if args.gradescope else ("native",)
+    if args.isolation == "uid":  # without namespaces, only permissions keep the class's reports from student code
+        args.out.mkdir(parents=True, exist_ok=True)
+        protect_from_workers([args.out])
     try:
         roster, graded, skipped, unwritten = run_batch(args.submissions, args.out, rubric, jobs=args.jobs, force=args.force,
                                             only=set(args.only), formats=formats, scheduler=args.scheduler,

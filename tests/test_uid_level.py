@@ -71,6 +71,7 @@ def test_protected_files_cannot_be_read_by_a_pooled_uid(open_folder):
     assert readable_by_workers(folder / "test_hidden.py") and "HIDDEN" in read_as(UID_POOL[-1], folder / "test_hidden.py")
     assert protect_from_workers([folder, folder / "test_hidden.py"]) == [folder, folder / "test_hidden.py"]
     assert not readable_by_workers(folder / "test_hidden.py") and not readable_by_workers(folder)
+    assert folder.stat().st_mode & 0o777 == 0o750 and (folder / "test_hidden.py").stat().st_mode & 0o777 == 0o640
     assert "PermissionError" in read_as(UID_POOL[-1], folder / "test_hidden.py")
     assert readable_by_workers(loose) and "LOOSE" in read_as(UID_POOL[-1], loose)  # only what was named is closed
     assert protect_from_workers([folder]) == []  # nothing left to change

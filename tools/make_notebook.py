@@ -49,7 +49,7 @@ from autodiff.tensor import EPS, Function, reduce_grad_to_shape
 
 CHECK = '''\
 # The visible checks, as `make check` runs them, on the cells you have run so far (no need to save).
-# Install the requirements first if your Jupyter lacks them: %pip install -r requirements.txt
+%pip install --quiet -r requirements.txt
 from grader.notebook import check_cells_run
 
 check_cells_run(In)

@@ -223,14 +223,14 @@ def strongest_level():
 
 def protect_from_workers(paths):
     """At the `uid` level, file permissions alone keep the grader's own files from the worker's
-    uid (Gradescope's recipe): take every permission for others (and the group) from these files
-    and folders. Returns those that were changed."""
+    uid (Gradescope's recipe): take every permission for others from these files and folders (a
+    pooled uid has no group: the group's permissions, course staff's, stay). Returns those changed."""
     changed = []
     for path in map(Path, paths):
         try:
             mode = path.stat().st_mode
-            if mode & 0o077:
-                path.chmod(stat.S_IMODE(mode) & 0o700)
+            if mode & 0o007:
+                path.chmod(stat.S_IMODE(mode) & ~0o007)
                 changed.append(path)
         except FileNotFoundError:
             pass
