@@ -38,7 +38,7 @@ def check_dataset():
 
 
 UID_LEVEL_NOTE = ("isolation 'uid': student code ran as an unprivileged user, kept from the grader's files by their "
-                  "permissions; its network access was not blocked (no namespaces on this machine)")
+                  "permissions; its network access was not blocked (this level makes no namespaces)")
 
 
 def protect_grader_files(rubric):

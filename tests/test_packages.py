@@ -6,7 +6,9 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
+from pathlib import Path
 
 import jsonschema
 import nbformat
@@ -158,13 +160,16 @@ def test_handout_check_without_fcntl_and_resource_runs_unsandboxed_without_a_war
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become another user")
 def test_handout_check_as_a_student_who_is_not_root_gives_no_warning(handout, tmp_path):
     _, folder = handout
-    copy = tmp_path / "student"
+    home = Path(tempfile.mkdtemp(prefix="student-"))  # pytest's tmp_path is root's alone
+    copy = home / "autodiff-handout"
     shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("build"))
-    tmp_path.chmod(0o755)
-    for path in [copy, *copy.rglob("*")]:
+    for path in [home, *home.rglob("*")]:
         os.chown(path, 61050, 61050)
-    completed = subprocess.run([sys.executable, "-m", "grader", "check"], cwd=copy, capture_output=True, text=True,
-                               timeout=600, env={**clean_environment(), "HOME": str(copy)}, preexec_fn=as_user(61050))
+    try:
+        completed = subprocess.run([sys.executable, "-m", "grader", "check"], cwd=copy, capture_output=True, text=True,
+                                   timeout=600, env={**clean_environment(), "HOME": str(home)}, preexec_fn=as_user(61050))
+    finally:
+        shutil.rmtree(home)
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "warning" not in (completed.stdout + completed.stderr).lower()
     assert "not started" in completed.stdout
