@@ -101,3 +101,23 @@ def test_the_attacks_the_uid_level_cannot_stop_are_not_applicable_with_the_reaso
     assert "network is not blocked" in skip_reason(listener, "uid")
     fork_bomb = next(attack for attack in ATTACKS if attack.name == "fork bomb")
     assert skip_reason(fork_bomb, "uid") is None  # RLIMIT_NPROC on the pooled uid holds it
+
+
+def test_a_batch_at_the_uid_level_closes_its_output_folder_to_student_code(open_folder, monkeypatch):
+    """Without namespaces, the class's reports (with every student's feedback) are kept from the
+    next student's code by the folder's permissions."""
+    from types import SimpleNamespace
+
+    from grader import cli
+
+    def run_batch(*args, **kwargs):
+        raise ValueError("stopped here: only the folder matters")
+
+    monkeypatch.setattr(cli, "run_batch", run_batch)
+    out = open_folder / "class"
+    out.mkdir(mode=0o755)
+    out.chmod(0o755)
+    args = SimpleNamespace(gradescope=False, isolation="uid", out=out, submissions=open_folder, jobs=1, force=False, only=(),
+                           scheduler=None, id_pattern="", html=False)
+    assert cli.batch(args, FAST_RUBRIC) == 1
+    assert not out.stat().st_mode & 0o007
