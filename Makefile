@@ -22,7 +22,7 @@ SUBMISSIONS ?=
 JOBS ?=
 
 .PHONY: test test-fast lint grade batch experiment bench bench-batch bench-grading bench-scale attacks mnist-seeds mnist-cost \
-	docs starter handout gradescope screenshots clean
+	docs starter notebook handout gradescope screenshots clean
 
 $(READY): requirements.txt pyproject.toml
 	$(BASE_PYTHON) -m venv $(VENV)
@@ -91,6 +91,10 @@ docs: $(READY)
 
 starter: $(READY)
 	$(PYTHON) tools/make_starter.py
+
+# handout/autodiff.ipynb: the assignment as a notebook, generated from the solutions like the starter.
+notebook: $(READY)
+	$(PYTHON) tools/make_notebook.py
 
 handout: $(READY)
 	$(PYTHON) tools/make_handout.py --out dist/autodiff-handout.zip

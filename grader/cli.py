@@ -1,6 +1,7 @@
 """Command line: one sub-command per verb.
 
     python -m grader grade PATH [--out FILE] [--format native|gradescope]
+    python -m grader check [PATH]     (a student's own check: the handout's `make check`, without make)
     python -m grader batch SUBMISSIONS --out DIR [--jobs N] [--force] [--only ID ...] [--scheduler tcp://HOST:PORT]
 
 Exit status 0 whenever a report was written, whatever the score; 1 when the grader itself
@@ -20,7 +21,7 @@ from .classroom.roster import LMS_PATTERN
 from .grade import GraderError, check_dataset, grade
 from .report import format_table, write_atomically, write_report
 from .rubric import RubricError, load_rubric
-from .sandbox.launch import ISOLATION_LEVELS, level_available, strongest_level
+from .sandbox.launch import ISOLATION_LEVELS, level_available, protect_from_workers, strongest_level
 from .submission import SubmissionError
 
 
@@ -37,6 +38,12 @@ def main(argv=None):
     one.add_argument("--reveal", choices=["visible", "after_due_date", "all"], default="visible",
                      help="which checks the feedback page shows, by rubric visibility (default: %(default)s)")
     add_isolation_options(one)
+    own = commands.add_parser("check", help="check your own work with the visible checks (a folder, .zip or .ipynb)")
+    own.add_argument("path", type=Path, nargs="?", default=Path("autodiff"), help="your work (default: %(default)s)")
+    own.add_argument("--out", type=Path, default=Path("build/report.json"), help="report file (default: %(default)s)")
+    own.add_argument("--html", type=Path, default=Path("build/feedback.html"), metavar="FILE",
+                     help="feedback page (default: %(default)s)")
+    own.set_defaults(rubric=DEFAULT_RUBRIC, format="native", reveal="visible", isolation="auto", require_isolation=None)
     many = commands.add_parser("batch", help="grade a class: a folder (or .zip) of submissions, or an LMS download")
     many.add_argument("submissions", type=Path, help="folder or .zip: one entry per student, or LMS files")
     many.add_argument("--out", type=Path, required=True, help="folder for reports/, gradebook.csv and summary files")
@@ -59,9 +66,9 @@ def main(argv=None):
     except (RubricError, GraderError) as error:
         print(f"grader: cannot grade: {error}", file=sys.stderr)
         return 1
-    if args.isolation == "process":
+    if args.isolation == "process" and args.command != "check":  # a student checking their own code needs no sandbox
         print("warning: isolation level 'process': student code runs as this user, without a sandbox "
-              "(run as root with bubblewrap installed for 'namespace')", file=sys.stderr)
+              "(run as root with bubblewrap installed for 'namespace', or as root for 'uid')", file=sys.stderr)
     if args.command == "batch":
         return batch(args, rubric)
     print(f"grading {args.path} (isolation: {args.isolation})", flush=True)
@@ -74,7 +81,7 @@ def main(argv=None):
     for line in report["messages"] + submission["notes"]:
         print(line)
     print()
-    print(format_table(report))
+    print(format_table(report, rubric.unshipped_points))
     print(f"\nreport written to {args.out} ({args.format}) in {report['duration_seconds']:.1f} s"
           + (f"; feedback page: {args.html}" if args.html else ""))
     return 0
@@ -91,8 +98,9 @@ def add_isolation_options(parser):
 def choose_isolation(requested, required):
     level = strongest_level() if requested == "auto" else requested
     if not level_available(level):
-        raise GraderError(f"isolation level {level!r} is not available on this machine "
-                          f"(namespace needs root and bubblewrap; user-namespace needs bubblewrap and a non-root user)")
+        raise GraderError(f"isolation level {level!r} is not available on this machine (namespace needs root and "
+                          f"bubblewrap; uid needs root and the sandbox runtime; user-namespace needs bubblewrap and a "
+                          f"non-root user)")
     if required and ISOLATION_LEVELS.index(level) > ISOLATION_LEVELS.index(required):
         raise GraderError(f"isolation level {level!r} is below the required {required!r}")
     return level
@@ -100,6 +108,9 @@ def choose_isolation(requested, required):
 
 def batch(args, rubric):
     formats = ("native", "gradescope") if args.gradescope else ("native",)
+    if args.isolation == "uid":  # without namespaces, only permissions keep the class's reports from student code
+        args.out.mkdir(parents=True, exist_ok=True)
+        protect_from_workers([args.out])
     try:
         roster, graded, skipped, unwritten = run_batch(args.submissions, args.out, rubric, jobs=args.jobs, force=args.force,
                                             only=set(args.only), formats=formats, scheduler=args.scheduler,

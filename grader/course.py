@@ -11,6 +11,7 @@ _data = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_data)
 
 load_mnist = _data.load_mnist      # MNIST as the course loads it, checksums verified
+mnist_directory = _data.default_directory
 DatasetError = _data.DatasetError
 
 

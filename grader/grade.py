@@ -15,10 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import CHECKS, ROOT
-from .course import DatasetError, load_mnist
+from . import CHECKS, DEFAULT_RUBRIC, ROOT
+from .course import DatasetError, load_mnist, mnist_directory
 from .report import build_report
-from .sandbox.launch import ONE_BLAS_THREAD, scratch_parent
+from .sandbox.launch import ONE_BLAS_THREAD, protect_from_workers, readable_by_workers, scratch_parent
 from .submission import load_submission, prepare_scratch
 
 GRADER = Path(__file__).resolve().parent
@@ -37,19 +37,35 @@ def check_dataset():
         raise GraderError(str(error)) from None
 
 
+UID_LEVEL_NOTE = ("isolation 'uid': student code ran as an unprivileged user, kept from the grader's files by their "
+                  "permissions; its network access was not blocked (this level makes no namespaces)")
+
+
+def protect_grader_files(rubric):
+    """At the `uid` level: make what the worker must not read unreadable to others (the checks,
+    the rubrics, the solutions, the MNIST test labels); messages naming what still is."""
+    secrets = [CHECKS, *sorted(CHECKS.rglob("*")), DEFAULT_RUBRIC, Path(rubric.path), ROOT / "solutions",
+               mnist_directory() / "t10k-labels-idx1-ubyte.gz"]
+    protect_from_workers(secrets)
+    exposed = [str(path) for path in secrets if readable_by_workers(path)]
+    return [UID_LEVEL_NOTE] + ([f"grader: still readable by student code at the uid level: {', '.join(exposed[:5])}"]
+                               if exposed else [])
+
+
 def grade(path, rubric, isolation="process"):
     started = time.perf_counter()
+    messages = protect_grader_files(rubric) if isolation == "uid" else []
     submission = load_submission(path)
     if submission.error:
         return build_report(submission, rubric, [], isolation, time.perf_counter() - started,
-                            messages=[f"not graded: {submission.error}"])
+                            messages=messages + [f"not graded: {submission.error}"])
     # The results file lives apart from the scratch folder, which is the worker's working directory.
     with tempfile.TemporaryDirectory(prefix="autodiff-scratch-", dir=scratch_parent()) as scratch, \
             tempfile.TemporaryDirectory(prefix="autodiff-results-") as results:
         prepare_scratch(submission, scratch)
         cases, problem = run_checks(Path(scratch), rubric, isolation, Path(results) / "checks.json")
     return build_report(submission, rubric, cases, isolation, time.perf_counter() - started,
-                        messages=[problem] if problem else [])
+                        messages=messages + ([problem] if problem else []))
 
 
 # BLAS on one thread as in the worker: the test accuracy the checks compute from MLP3's weights is then

@@ -70,3 +70,19 @@ def _segment(lines, node):
     """The statement's source, decorators included."""
     start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
     return "\n".join(lines[start - 1:node.lineno - 1] + [ast.get_source_segment("\n".join(lines), node)])
+
+
+def check_cells_run(inputs, out="build/notebook.ipynb"):
+    """The handout notebook's check cell: the cells run so far (IPython's `In`, oldest first, so a
+    cell run again overrides its earlier run; this cell left out) become a notebook, checked like
+    a submission by `python -m grader check` in a separate process. Nothing needs saving first,
+    which Colab could not do to a local file anyway."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cells = [nbformat.v4.new_code_cell(source) for source in inputs if source.strip() and "check_cells_run(" not in source]
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(nbformat.writes(nbformat.v4.new_notebook(cells=cells)), encoding="utf-8")
+    completed = subprocess.run([sys.executable, "-m", "grader", "check", out], capture_output=True, text=True)
+    print(completed.stdout + completed.stderr)

@@ -9,6 +9,7 @@ import os
 import platform
 import re
 import tempfile
+import textwrap
 from pathlib import Path
 
 import jsonschema
@@ -44,6 +45,7 @@ def cleaned(value):
     if isinstance(value, (list, tuple)):
         return [cleaned(item) for item in value]
     return value
+NOT_STARTED = "is not implemented yet"  # in the feedback of a check that met NotImplementedError (checks/checking.py)
 
 
 def build_report(submission, rubric, case_results, isolation, seconds, messages=()):
@@ -107,8 +109,10 @@ def checked(report):
 
 
 def to_gradescope(report):
-    """Gradescope's results.json: score, execution_time, output, and per test score, max_score,
-    status (passed/failed), name, number, output, visibility."""
+    """Gradescope's results.json. Gradescope hides the total while any test is hidden, so the
+    top-level output says the visible points and how many more come after the due date; texts are
+    Markdown; each test is tagged with its group and kind; extra_data keeps what staff need to
+    trust the score: the MNIST curve, the rubric's hash and the isolation level."""
     group_numbers, checks_in_group, tests = {}, {}, []
     for test in report["tests"]:
         group = group_numbers.setdefault(test["group"], len(group_numbers) + 1)
@@ -116,11 +120,39 @@ def to_gradescope(report):
         tests.append({"score": test["score"], "max_score": test["max_score"],
                       "status": "passed" if test["status"] == "passed" else "failed",
                       "name": test["name"], "number": f"{group}.{checks_in_group[group]}",
-                      "output": test["output"] if test["status"] == "passed" else f"{test['status']}: {test['output']}",
-                      "visibility": test["visibility"]})
+                      "output": _markdown_output(test), "output_format": "md",
+                      "tags": [test["group"], test["kind"]], "visibility": test["visibility"]})
+    visible, later = visible_points(report["tests"])
+    summary = f"**{format_points(visible[0])} / {format_points(visible[1])} visible points**" + (
+        f"; {format_points(later)} more points are checked after the due date." if later else ".")
+    mnist = report.get("mnist") or {}
     return {"score": report["score"], "execution_time": report["duration_seconds"],
-            "output": "\n".join(report["messages"] + report["submission"]["notes"]),
-            "tests": tests, "visibility": "visible", "stdout_visibility": "hidden"}
+            "output": "\n\n".join([summary] + [_markdown_text(line) for line in report["messages"] + report["submission"]["notes"]]),
+            "output_format": "md", "test_output_format": "md", "tests": tests,
+            "visibility": "visible", "stdout_visibility": "hidden",
+            "extra_data": {"isolation": report["grader"]["isolation"], "rubric_sha256": report["grader"]["rubric_sha256"],
+                           "grader_version": report["grader"]["version"], "mnist_curve": mnist.get("accuracy_per_epoch"),
+                           "mnist_accuracy": mnist.get("accuracy")}}
+
+
+def _markdown_text(text):
+    """Plain text as Markdown that shows it as it is: code blocks for multi-line text."""
+    text = text.replace("```", "` ` `")
+    return f"```\n{text}\n```" if "\n" in text else text.replace("*", "\\*").replace("_", "\\_")
+
+
+def _markdown_output(test):
+    if test["status"] == "passed":
+        return test["output"]
+    first, _, rest = test["output"].partition("\n")
+    return f"**{test['status']}**: {_markdown_text(first)}" + (f"\n\n{_markdown_text(rest)}" if rest else "")
+
+
+def visible_points(tests):
+    """((score, max) of the visible checks, the max of the others): what a student sees before the due date."""
+    shown = [t for t in tests if t["visibility"] == "visible"]
+    later = sum(t["max_score"] for t in tests if t["visibility"] != "visible")
+    return (round(sum(t["score"] for t in shown), 2), sum(t["max_score"] for t in shown)), later
 
 
 def write_report(report, path, format="native"):
@@ -156,17 +188,32 @@ def group_summaries(tests):
             for group, checks in groups.items()}
 
 
-def format_table(report):
-    """The terminal summary: one line per group with its points, status and first line of feedback."""
-    lines = [f"{'group':<17} {'points':>13}  {'status':<8} feedback"]
+TABLE_WIDTH = 100
+
+
+def format_table(report, unshipped_points=0):
+    """The terminal summary, in lines of at most TABLE_WIDTH columns: one line per group with its
+    points, status ("not started" while all its checks meet a NotImplementedError) and the first
+    line of its first failing feedback, wrapped; then the total and the visible points.
+    unshipped_points: the points of checks this rubric does not carry (a handout's hidden ones)."""
+    head = f"{'group':<16} {'points':>13}  {'status':<11} "
+    lines = [head + "feedback"]
     for group, (score, most, status, tests) in group_summaries(report["tests"]).items():
         first = next((t for t in tests if t["status"] != "passed"), None)
         feedback = ""
         if first:
             failing = next(c for c in first["cases"] if c["status"] != "passed")
             feedback = f"{first['kind']} [{failing['id']}]: {failing['output'].splitlines()[0] if failing['output'] else ''}"
-        lines.append(f"{group:<17} {format_points(score):>6} / {format_points(most):<4}  {status:<8} {feedback[:110]}")
-    lines.append(f"{'total':<17} {format_points(report['score']):>6} / {format_points(report['max_score']):<4}")
+        if all(NOT_STARTED in t["output"] for t in tests):  # then the hint the starter raises says what to do
+            status, feedback = "not started", feedback.partition("(NotImplementedError: ")[2].removesuffix(")") or feedback
+        wrapped = textwrap.wrap(feedback, TABLE_WIDTH - len(head), break_on_hyphens=False) or [""]
+        lines.append(f"{group:<16} {format_points(score):>6} / {format_points(most):<4}  {status:<11} {wrapped[0]}".rstrip())
+        lines += [" " * len(head) + more for more in wrapped[1:]]
+    lines.append(f"{'total':<16} {format_points(report['score']):>6} / {format_points(report['max_score'])}")
+    (score, most), later = visible_points(report["tests"])
+    later += unshipped_points
+    lines.append(f"\n{format_points(score)}/{format_points(most)} visible points"
+                 + (f"; {format_points(later)} more points are checked after the due date" if later else ""))
     return "\n".join(lines)
 
 

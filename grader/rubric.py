@@ -1,6 +1,10 @@
 """The rubric: read and checked in one place (rubric.toml documents the format)."""
 import hashlib
-import tomllib
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10 (a student's machine): the same parser, from PyPI
+    import tomli as tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +32,7 @@ class Rubric:
     mnist: dict
     salt: str = ""    # mixed into every check's input seed: the official inputs differ from the handout's
     limits: dict = None  # [limits] with its defaults filled in
+    unshipped_points: float = 0  # the course's points whose checks this rubric leaves out (a handout's)
 
     @property
     def max_score(self):
@@ -47,6 +52,9 @@ class Rubric:
                  "[checks]"] + [f"{group} = {{ {', '.join(kinds)} }}" for group, kinds in groups.items()]
         lines += ["", "[mnist]"] + [f"{key} = {value!r}" for key, value in self.mnist.items()]
         lines += ["", "[limits]"] + [f"{key} = {value!r}" for key, value in self.limits.items()]
+        hidden = self.max_score - sum(points for (_, kind), points in self.points.items() if self.visibility_of(kind) == "visible")
+        lines += ["", "# the points of the checks run after the due date, for the handout's closing line",
+                  "[handout]", f"unshipped_points = {hidden + self.unshipped_points!r}"]
         return "\n".join(lines) + "\n"
 
     def mnist_credit(self, accuracy):
@@ -93,4 +101,7 @@ def load_rubric(path):
     for key, value in limits.items():
         if key not in LIMITS or not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
             raise RubricError(f"{path}: limits.{key} must be one of {', '.join(LIMITS)}, a number of seconds > 0")
-    return Rubric(str(path), hashlib.sha256(data).hexdigest(), points, visibility, mnist, salt, limits)
+    unshipped = table.get("handout", {}).get("unshipped_points", 0)
+    if not isinstance(unshipped, (int, float)) or isinstance(unshipped, bool) or unshipped < 0:
+        raise RubricError(f"{path}: handout.unshipped_points must be a number of points ≥ 0")
+    return Rubric(str(path), hashlib.sha256(data).hexdigest(), points, visibility, mnist, salt, limits, unshipped)

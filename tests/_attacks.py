@@ -167,6 +167,7 @@ class Attack:
     make: Callable                 # (folder, ctx) → the submission's path
     honest: tuple = ()             # the planted bugs: the attack must score what they score, no more, no less
     weakest: str = "process"       # the weakest isolation level that can be expected to stop it
+    beyond: tuple = ()             # stronger levels that cannot stop it all the same (see BEYOND)
     trusted_side: bool = False     # fought off while the submission is read, before any student code runs
     unreadable: str = None         # the submission must be refused with a message containing this
     says: list = ()                # (group or "notes", text): what the feedback or the notes must say
@@ -489,7 +490,8 @@ def connect_to_listener(ctx):
 
 
 def kill_parent(where):
-    return lambda ctx: where("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n")
+    # errors suppressed: where the kill is refused (another uid), the rest of the code must still run
+    return lambda ctx: where("import os, signal\ntry:\n    os.kill(os.getppid(), signal.SIGKILL)\nexcept OSError:\n    pass\n")
 
 
 def syscall_number(name):
@@ -835,7 +837,7 @@ ATTACKS = [
     # resources
     Attack("memory bomb", edited([], lambda ctx: joined(at_import("_hog = []\n"), in_pow_backward(MEMORY_BOMB))), POW_RAISES,
            says=[("Pow", "MemoryError")]),
-    Attack("fork bomb", edited([], fork_bomb), POW_RAISES, weakest="namespace", says=[("Pow", TIMED_OUT)], slow=True),
+    Attack("fork bomb", edited([], fork_bomb), POW_RAISES, weakest="uid", says=[("Pow", TIMED_OUT)], slow=True),
     Attack("thread bomb", edited([], lambda ctx: in_pow_backward(THREAD_BOMB)), POW_RAISES,
            says=[("Pow", "can't start new thread")]),
     Attack("100 MB to stdout and stderr", edited([], lambda ctx: in_pow_backward(FLOOD_OUTPUT)), POW_RAISES,
@@ -852,7 +854,7 @@ ATTACKS = [
     Attack("reading the grader's environment (/proc/*/environ)", edited(WRONG_MUL, read_other_processes_environment),
            WRONG_MUL, weakest="user-namespace"),
     Attack("connecting to a listener on 127.0.0.1", edited(WRONG_MUL, connect_to_listener), WRONG_MUL,
-           weakest="user-namespace"),
+           weakest="user-namespace", beyond=("uid",)),
     # the channel between the grader and the worker
     Attack("forged replies with control fields on every pipe, from the op and a forked child, then exit",
            edited(WRONG_MUL, lambda ctx: in_mul_forward(FORGE_REPLIES)), WRONG_MUL, weakest="user-namespace"),
@@ -903,6 +905,7 @@ ATTACKS = [
 WHY_NOT = {"process": "student code runs as the grader's own user, with the grader's files, processes and network "
                       "in reach, and no process limit of its own",
            "user-namespace": "the worker has no uid of its own, so RLIMIT_NPROC cannot bound its processes"}
+BEYOND = {"uid": "the network is not blocked (no namespaces): only file permissions and the uid separate the worker"}
 
 
 def skip_reason(attack, level):
@@ -912,6 +915,8 @@ def skip_reason(attack, level):
     if ISOLATION_LEVELS.index(level) > ISOLATION_LEVELS.index(attack.weakest):
         enough = " or ".join(ISOLATION_LEVELS[:ISOLATION_LEVELS.index(attack.weakest) + 1])
         return f"needs {enough} isolation: at {level!r} level {WHY_NOT[level]}"
+    if level in attack.beyond:
+        return f"not stopped at {level!r} level: {BEYOND[level]}"
     if attack.trusted_side and level != strongest_level():
         return "fought off while the submission is read, before any student code runs: run at the strongest level only"
     return None

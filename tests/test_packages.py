@@ -2,20 +2,26 @@
 each unpacked into an empty folder and used there, with nothing from the repository on the path."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
+from pathlib import Path
 
 import jsonschema
+import nbformat
 import pytest
 
 from _paths import ROOT, SOLUTIONS
 from grader import GRADED_MODULES
+from grader.sandbox.launch import ISOLATION_LEVELS
 
 sys.path.insert(0, str(ROOT / "tools"))
 import make_gradescope  # noqa: E402
 import make_handout  # noqa: E402
+import make_notebook  # noqa: E402
 
 pytestmark = pytest.mark.slow  # every test here grades whole submissions
 
@@ -30,6 +36,9 @@ GRADESCOPE_RESULTS = {
         "output": {"type": "string"},
         "visibility": {"enum": ["hidden", "after_due_date", "after_published", "visible"]},
         "stdout_visibility": {"enum": ["hidden", "after_due_date", "after_published", "visible"]},
+        "output_format": {"enum": ["text", "html", "simple_format", "md", "ansi"]},
+        "test_output_format": {"enum": ["text", "html", "simple_format", "md", "ansi"]},
+        "extra_data": {"type": "object"},
         "tests": {"type": "array", "items": {
             "type": "object",
             "required": ["score", "max_score", "name"],
@@ -38,6 +47,8 @@ GRADESCOPE_RESULTS = {
                 "status": {"enum": ["passed", "failed"]}, "name": {"type": "string"},
                 "number": {"type": "string"}, "output": {"type": "string"},
                 "visibility": {"enum": ["hidden", "after_due_date", "after_published", "visible"]},
+                "output_format": {"enum": ["text", "html", "simple_format", "md", "ansi"]},
+                "tags": {"type": "array", "items": {"type": "string"}},
             }}},
     },
 }
@@ -70,7 +81,12 @@ def test_handout_check_on_the_untouched_starter_scores_zero_with_clear_messages(
     report, output = make_check(folder)
     assert report["score"] == 0
     assert all(test["status"] == "failed" and "not implemented yet" in test["output"] for test in report["tests"])
-    assert "Mul.forward is not implemented yet" in output
+    table = output[output.index("group "):]
+    assert all(len(line) <= 100 for line in table.splitlines()), table
+    assert re.search(r"\nMul +0 / 7 +not started +Mul\.forward: compute y = a \* b", table), table
+    hint = "Log.forward: compute np.log(np.maximum(x, EPS)) and save what backward needs"
+    assert hint not in table and hint in " ".join(table.split())  # wrapped onto the next line, not cut
+    assert "\n0/86 visible points; 14 more points are checked after the due date\n" in table
     assert (folder / "build" / "feedback.html").is_file()
 
 
@@ -80,8 +96,9 @@ def test_handout_check_on_the_reference_modules_gives_the_full_visible_score(han
     shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("build"))
     for name in GRADED_FILES:
         shutil.copy(SOLUTIONS / "autodiff" / name, copy / "autodiff" / name)
-    report, _ = make_check(copy)
+    report, output = make_check(copy)
     assert report["score"] == report["max_score"] > 0
+    assert "86/86 visible points; 14 more points are checked after the due date" in output
 
 
 def test_handout_carries_no_solution_and_no_hidden_check(handout):
@@ -107,21 +124,197 @@ def test_handout_readme_exists_in_english_and_korean(handout):
 
 
 def test_gradescope_autograder_writes_valid_results_with_rubric_visibility(tmp_path):
+    results, _ = gradescope_run(tmp_path)
+    assert results["score"] == 100
+    visibility = {test["name"].split(" · ")[1]: test["visibility"] for test in results["tests"]}
+    assert visibility["robustness"] == "after_due_date" and visibility["forward"] == "visible"
+
+
+def as_user(uid):
+    """preexec_fn: run the child as this unprivileged uid (a student's account)."""
+    def drop():
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+    return drop
+
+
+def test_handout_check_without_fcntl_and_resource_runs_unsandboxed_without_a_warning(handout, tmp_path):
+    """Windows has neither module: simulated by modules of those names that fail to import, first on
+    the path of the grader and of its checks' process (both start in the handout's folder)."""
+    _, folder = handout
+    copy = tmp_path / "student"
+    shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("build"))
+    for name in GRADED_FILES:
+        shutil.copy(SOLUTIONS / "autodiff" / name, copy / "autodiff" / name)
+    for module in ("fcntl", "resource"):
+        (copy / f"{module}.py").write_text(f"raise ImportError('simulated: no {module} on this platform')\n")
+    probe = subprocess.run([sys.executable, "-c", "import grader.sandbox.launch as l; print(l.strongest_level(), l.fcntl)"],
+                           cwd=copy, env=clean_environment(), capture_output=True, text=True, timeout=60)
+    assert probe.stdout.split() == ["process", "None"], probe.stdout + probe.stderr
+    completed = subprocess.run([sys.executable, "-m", "grader", "check"], cwd=copy, env=clean_environment(),
+                               capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "warning" not in (completed.stdout + completed.stderr).lower()
+    assert "86/86 visible points" in completed.stdout
+    assert json.loads((copy / "build" / "report.json").read_text())["grader"]["isolation"] == "process"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become another user")
+def test_handout_check_as_a_student_who_is_not_root_gives_no_warning(handout, tmp_path):
+    _, folder = handout
+    home = Path(tempfile.mkdtemp(prefix="student-"))  # pytest's tmp_path is root's alone
+    copy = home / "autodiff-handout"
+    shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("build"))
+    for path in [home, *home.rglob("*")]:
+        os.chown(path, 61050, 61050)
+    try:
+        completed = subprocess.run([sys.executable, "-m", "grader", "check"], cwd=copy, capture_output=True, text=True,
+                                   timeout=600, env={**clean_environment(), "HOME": str(home)}, preexec_fn=as_user(61050))
+    finally:
+        shutil.rmtree(home)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "warning" not in (completed.stdout + completed.stderr).lower()
+    assert "not started" in completed.stdout
+
+
+def gradescope_run(tmp_path, python=sys.executable, break_it=lambda source: None):
+    """Unpack the Gradescope zip into a fresh folder, hand in the reference, run run_autograder."""
     archive = tmp_path / "autograder.zip"
     make_gradescope.build(archive)
     source, submission = tmp_path / "source", tmp_path / "submission"
     with zipfile.ZipFile(archive) as zipped:
-        assert {"setup.sh", "run_autograder"} <= set(zipped.namelist())
         zipped.extractall(source)
+    break_it(source)
     submission.mkdir()
     for name in GRADED_FILES:
         shutil.copy(SOLUTIONS / "autodiff" / name, submission / name)
-    environment = {**clean_environment(), "AUTOGRADER_ROOT": str(tmp_path), "AUTOGRADER_PYTHON": sys.executable}
+    environment = {**clean_environment(), "AUTOGRADER_ROOT": str(tmp_path), "AUTOGRADER_PYTHON": str(python)}
     completed = subprocess.run(["bash", str(source / "run_autograder")], env=environment, capture_output=True,
-                               text=True, timeout=600)
+                               text=True, timeout=900)
     assert completed.returncode == 0, completed.stderr
     results = json.loads((tmp_path / "results" / "results.json").read_text())
     jsonschema.validate(results, GRADESCOPE_RESULTS)
+    return results, source
+
+
+def test_gradescope_results_show_the_visible_points_in_markdown_with_tags_and_extra_data(tmp_path):
+    results, source = gradescope_run(tmp_path)
+    assert results["output"].startswith("**86 / 86 visible points**; 14 more points are checked after the due date")
+    assert results["output_format"] == results["test_output_format"] == "md"
+    assert all(test["tags"] == test["name"].split(" · ") for test in results["tests"])
+    extra = results["extra_data"]
+    assert extra["isolation"] in ISOLATION_LEVELS and len(extra["rubric_sha256"]) == 64
+    assert len(extra["mnist_curve"]) == 5 and extra["mnist_accuracy"] > 90
+    assert not (source / "grader" / "checks").stat().st_mode & 0o077  # closed to student code's uid
+
+
+def test_gradescope_writes_results_when_the_grader_itself_fails(tmp_path):
+    results, _ = gradescope_run(tmp_path, break_it=lambda source: shutil.rmtree(source / "datasets" / "mnist"))
+    assert results["score"] == 0
+    assert "the autograder failed; course staff have been told" in results["output"].lower()
+    [staff] = results["tests"]
+    assert staff["visibility"] == "hidden" and "MNIST" in staff["output"] and "status 1" in staff["output"]
+
+
+def test_gradescope_writes_results_when_its_python_is_missing(tmp_path):
+    results, _ = gradescope_run(tmp_path, python=tmp_path / "no-such-python")
+    assert results["score"] == 0 and "status 127" in results["tests"][0]["output"]
+
+
+# What Gradescope's base images offer (Ubuntu's archives, universe included): python3's version
+# and the packages setup.sh may ask for.
+UBUNTU = {
+    "22.04": {"python3": "3.10", "packages": {"python3", "python3-venv", "python3.11", "python3.11-venv", "bubblewrap"},
+              "pythons": {"python3": "3.10", "python3.11": "3.11"}},
+    "24.04": {"python3": "3.12", "packages": {"python3", "python3-venv", "python3.12", "python3.12-venv", "bubblewrap"},
+              "pythons": {"python3": "3.12", "python3.12": "3.12"}},
+}
+
+
+@pytest.mark.parametrize("version", sorted(UBUNTU))
+def test_gradescope_setup_installs_a_python_the_pins_support_on_each_ubuntu_image(version, tmp_path):
+    image = UBUNTU[version]
+    (tmp_path / "os-release").write_text(f'NAME="Ubuntu"\nVERSION="{version} LTS"\nID=ubuntu\nVERSION_ID="{version}"\n')
+    (tmp_path / "source").mkdir()
+    shutil.copy(ROOT / "requirements.txt", tmp_path / "source" / "requirements.txt")
+    completed = subprocess.run(["bash", str(ROOT / "gradescope" / "setup.sh")], capture_output=True, text=True, timeout=60,
+                               env={**clean_environment(), "SETUP_DRY_RUN": "1", "SETUP_OS_RELEASE": str(tmp_path / "os-release"),
+                                    "AUTOGRADER_ROOT": str(tmp_path)})
+    assert completed.returncode == 0, completed.stderr
+    commands = [line[2:].split() for line in completed.stdout.splitlines() if line.startswith("+ ")]
+    install = next(command for command in commands if "install" in command and "apt-get" in command)
+    assert set(install[install.index("--no-install-recommends") + 1:]) <= image["packages"]
+    venvs = [command[0] for command in commands if command[1:3] == ["-m", "venv"]]
+    assert len(venvs) == 2 and len(set(venvs)) == 1
+    assert tuple(map(int, image["pythons"][venvs[0]].split("."))) >= (3, 11)
+    assert f"image 'ubuntu {version}'" in completed.stdout  # it says what it chose
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isfile("/usr/bin/python3"), reason="needs the system's python3")
+def test_gradescope_autograder_runs_with_a_fresh_python_built_like_setup_sh(tmp_path):
+    """Nothing of this project's venv: a venv from the system's python3 with the zip's pinned
+    requirements, as setup.sh makes one on Gradescope (pip's configured index must be reachable)."""
+    venv = tmp_path / "venv"
+    subprocess.run(["/usr/bin/python3", "-m", "venv", str(venv)], check=True, timeout=300)
+    archive = tmp_path / "requirements.zip"
+    make_gradescope.build(archive)
+    (tmp_path / "requirements.txt").write_bytes(zipfile.ZipFile(archive).read("requirements.txt"))
+    installed = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                                "-r", str(tmp_path / "requirements.txt")], capture_output=True, text=True, timeout=1200)
+    if installed.returncode != 0:
+        pytest.skip(f"pip could not install the pinned requirements here: {installed.stderr[-300:]}")
+    grading = tmp_path / "autograder"
+    grading.mkdir()
+    results, _ = gradescope_run(grading, python=venv / "bin" / "python")
     assert results["score"] == 100
-    visibility = {test["name"].split(" · ")[1]: test["visibility"] for test in results["tests"]}
-    assert visibility["robustness"] == "after_due_date" and visibility["forward"] == "visible"
+
+
+@pytest.mark.slow
+def test_the_handout_notebooks_check_cell_checks_the_cells_run_so_far(handout, tmp_path):
+    """What the notebook's check cell does in Jupyter or Colab, with IPython's `In` holding the
+    cells of the notebook filled with the reference's bodies (run in order, the check cell last)."""
+    archive, folder = handout
+    assert "autodiff-handout/autodiff.ipynb" in zipfile.ZipFile(archive).namelist()
+    copy = tmp_path / "student"
+    shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("build"))
+    cells = nbformat.reads(make_notebook.build_notebook(filled=True), as_version=4).cells
+    ran = [""] + [cell.source for cell in cells if cell.cell_type == "code" and "run_experiment" not in cell.source]
+    script = f"from grader.notebook import check_cells_run\ncheck_cells_run({ran!r})\n"
+    completed = subprocess.run([sys.executable, "-c", script], cwd=copy, env=clean_environment(), capture_output=True,
+                               text=True, timeout=600)
+    assert "86/86 visible points; 14 more points are checked after the due date" in completed.stdout, completed.stdout
+    assert json.loads((copy / "build" / "report.json").read_text())["submission"]["form"] == "notebook"
+
+
+def test_training_in_the_handout_pins_blas_to_one_thread_with_or_without_make(handout):
+    _, folder = handout
+    environment = {k: v for k, v in clean_environment().items() if not k.endswith("_NUM_THREADS")}
+    probe = "import autodiff.train, os; print(os.environ['OPENBLAS_NUM_THREADS'], os.environ['OMP_NUM_THREADS'])"
+    completed = subprocess.run([sys.executable, "-c", probe], cwd=folder, env=environment, capture_output=True, text=True)
+    assert completed.stdout.split() == ["1", "1"], completed.stderr
+    assert "OPENBLAS_NUM_THREADS=1" in (folder / "Makefile").read_text()
+
+
+def test_a_limit_the_system_refuses_does_not_stop_a_students_own_check(monkeypatch, tmp_path):
+    """macOS refuses RLIMIT_AS: the `process` level (a laptop) starts its worker without it."""
+    import types
+
+    from grader.sandbox import launch
+
+    def setrlimit(limit, values):
+        if limit == launch.resource.RLIMIT_AS:
+            raise ValueError("current limit exceeds maximum limit")
+        real.setrlimit(limit, values)
+
+    real = launch.resource
+    monkeypatch.setattr(launch, "resource", types.SimpleNamespace(**{k: getattr(real, k) for k in dir(real) if k.isupper()},
+                                                                  setrlimit=setrlimit))
+    process = launch.start_worker(tmp_path, isolation="process")
+    try:
+        process.stdin.write(b'{"id": 1, "command": "hello"}\n')
+        process.stdin.flush()
+        assert b'"ok": true' in process.stdout.readline()
+    finally:
+        launch.stop_worker(process)

@@ -45,11 +45,11 @@ class Zip:
         return self.names
 
 
-def add_grading_engine(archive, prefix, rubric_text=None, check_files=None):
-    """What grading needs wherever it runs: the pinned core requirements, the grader (its rubric
-    replaced by rubric_text when given; of its check files, only check_files when given), the
-    course's given modules and MNIST."""
-    archive.add_bytes(f"{prefix}requirements.txt", core_requirements())
+def add_grading_engine(archive, prefix, rubric_text=None, check_files=None, requirements=None):
+    """What grading needs wherever it runs: requirements.txt (the pinned core requirements unless
+    given), the grader (its rubric replaced by rubric_text when given; of its check files, only
+    check_files when given), the course's given modules and MNIST."""
+    archive.add_bytes(f"{prefix}requirements.txt", requirements or core_requirements())
 
     def keep(path):
         if rubric_text is not None and path == ROOT / "grader" / "rubric.toml":

@@ -14,9 +14,15 @@ errors are read from there. The levels, strongest first:
   the namespace (no process inside can signal it), and a seccomp filter (`seccomp_filter`)
   denying with EPERM the calls a worker never needs. RLIMIT_NPROC on its own uid bounds a fork or
   thread bomb.
+- `uid` (root, but no namespaces: a Docker container such as Gradescope's): the same pooled
+  uid, rlimits and RLIMIT_NPROC, without bubblewrap: the worker runs the sandbox runtime in its
+  scratch folder, which it owns. What it must not read is kept from it by file permissions alone
+  (`protect_from_workers`: the grader's checks, rubric, solutions and MNIST test labels lose
+  every permission for others). The network is NOT blocked at this level.
 - `user-namespace` (not root, unprivileged user namespaces available): the same bubblewrap
   sandbox as the grader's own user.
-- `process`: rlimits and a separate process only.
+- `process`: rlimits and a separate process only; without `fcntl`/`resource` (Windows), a
+  separate process only, its time bounded by the caller's timeouts.
 
 At every level, on Linux, the process that starts workers adopts whatever they leave behind (it is
 a child subreaper), so that stopping a worker also kills a process that left its group (setsid, a
@@ -28,10 +34,8 @@ virtual environment outside /root (the Makefile makes one at SANDBOX_PYTHON when
 """
 import ctypes
 import errno
-import fcntl
 import functools
 import os
-import resource
 import shutil
 import signal
 import stat
@@ -42,10 +46,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+try:  # POSIX only: without them (Windows), only the `process` level exists
+    import fcntl
+    import resource
+except ImportError:
+    fcntl = resource = None
+
 SANDBOX_FILES = [Path(__file__).resolve().parent / name for name in ("supervisor.py", "worker.py", "protocol.py")]
 ENTRY = SANDBOX_FILES[0].name  # the sandbox's entry point: the supervisor
 SANDBOX_PYTHON = Path(os.environ.get("AUTODIFF_SANDBOX_PYTHON", "/opt/autodiff-grader/venv/bin/python"))
-ISOLATION_LEVELS = ("namespace", "user-namespace", "process")  # strongest first
+ISOLATION_LEVELS = ("namespace", "uid", "user-namespace", "process")  # strongest first: what `auto` tries in order
 UID_POOL = range(61000, 61064)  # numeric uids with no account: nothing on the machine belongs to them
 UID_LOCKS = Path("/tmp/.autodiff-grader-uids")
 PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
@@ -63,7 +73,7 @@ class Limits:
     memory_bytes: int = 4 << 30
     file_bytes: int = 32 << 20
     open_files: int = 64
-    processes: int = 64        # per sandbox uid (namespace level only: RLIMIT_NPROC ignores root)
+    processes: int = 64        # per sandbox uid (namespace and uid levels only: RLIMIT_NPROC ignores root)
     tmp_bytes: int = 64 << 20  # the sandbox's private /tmp
 
 
@@ -84,23 +94,31 @@ def start_worker(scratch, limits=Limits(), isolation="process"):
     for file in SANDBOX_FILES:
         shutil.copyfile(file, runtime / file.name)
     uid_lock = uid = None
-    if isolation == "namespace":
+    if isolation in ("namespace", "uid"):
         uid_lock, uid = _claim_uid()
+        if scratch.stat().st_uid == os.geteuid():  # never handed to a worker yet: all in it is the grader's
+            _make_readable(scratch)
         os.chown(scratch, uid, uid)  # the folder itself only: its files stay root's, world-readable
         os.chmod(scratch, 0o700)
     log = os.open(scratch / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     sandbox_log = open(scratch / "sandbox.log", "ab")
-    seccomp = None if isolation == "process" else _memfd("seccomp", seccomp_filter())
+    seccomp = _memfd("seccomp", seccomp_filter()) if isolation in ("namespace", "user-namespace") else None
     command, cwd = _command(scratch, isolation, limits, log, seccomp)
-    environment = {**worker_environment(), "HOME": "/tmp" if isolation != "process" else str(scratch)}
+    environment = {**worker_environment(), "HOME": "/tmp" if isolation in ("namespace", "user-namespace") else str(scratch)}
     keyctl = _keyctl_number()
     libc = ctypes.CDLL(None, use_errno=True)
 
     def before_exec():  # in the child, before the supervisor (or bubblewrap) starts
+        if resource is None:
+            return
         for limit, value in ((resource.RLIMIT_CPU, limits.cpu_seconds), (resource.RLIMIT_AS, limits.memory_bytes),
                              (resource.RLIMIT_FSIZE, limits.file_bytes), (resource.RLIMIT_NOFILE, limits.open_files),
                              (resource.RLIMIT_CORE, 0)):
-            resource.setrlimit(limit, (value, value))
+            try:
+                resource.setrlimit(limit, (value, value))
+            except (ValueError, OSError):  # macOS refuses some (RLIMIT_AS): a student's own check runs without it
+                if isolation != "process":
+                    raise
         if uid is not None:  # drop root before any namespace exists: bwrap then runs as that uid
             resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
             os.setgroups([])
@@ -115,7 +133,8 @@ def start_worker(scratch, limits=Limits(), isolation="process"):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     try:
         process = subprocess.Popen(command, cwd=cwd, env=environment, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                   stderr=sandbox_log, start_new_session=True, preexec_fn=before_exec,
+                                   stderr=sandbox_log, start_new_session=True,
+                                   preexec_fn=before_exec if os.name == "posix" else None,
                                    pass_fds=[log] + ([seccomp] if seccomp is not None else []))
     except BaseException:
         if uid_lock is not None:
@@ -205,6 +224,8 @@ def scratch_parent():
 def _command(scratch, isolation, limits, log, seccomp):
     if isolation == "process":
         return [sys.executable, "-I", str(scratch / ".worker" / ENTRY), str(log)], scratch
+    if isolation == "uid":
+        return [str(SANDBOX_PYTHON), "-I", str(scratch / ".worker" / ENTRY), str(log)], scratch
     python = SANDBOX_PYTHON if isolation == "namespace" else Path(sys.executable)
     binds = ["--ro-bind", "/usr", "/usr"]
     for link in ("bin", "lib", "lib64", "sbin"):
@@ -217,6 +238,14 @@ def _command(scratch, isolation, limits, log, seccomp):
                "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp", "--chdir", "/scratch", "--seccomp", str(seccomp),
                str(python), "-I", f"/scratch/.worker/{ENTRY}", str(log)]
     return command, "/"
+
+
+def _make_readable(scratch):
+    """What the grader put in scratch, readable by the worker's uid: copies keep their source's mode,
+    and the grader's own files may be 0600 (Gradescope's recipe). Links are left alone."""
+    for path in scratch.rglob("*"):
+        if not path.is_symlink():
+            path.chmod(0o755 if path.is_dir() else 0o644)
 
 
 def _runtime_folders(python):
@@ -253,7 +282,11 @@ def level_available(isolation):
     """Can this machine start a worker at this level? (Tried once: a sandboxed `import numpy`.)"""
     if isolation == "process":
         return True
-    if shutil.which("bwrap") is None or (isolation == "namespace" and os.geteuid() != 0):
+    if resource is None or fcntl is None:
+        return False
+    if isolation == "uid" and (os.geteuid() != 0 or not SANDBOX_PYTHON.is_file()):
+        return False
+    if isolation != "uid" and (shutil.which("bwrap") is None or (isolation == "namespace" and os.geteuid() != 0)):
         return False
     if isolation == "user-namespace" and os.geteuid() == 0:
         return False  # as root, bubblewrap without the uid drop is no drop at all: use namespace
@@ -272,11 +305,39 @@ def strongest_level():
     return next(level for level in ISOLATION_LEVELS if level_available(level))
 
 
+def protect_from_workers(paths):
+    """At the `uid` level, file permissions alone keep the grader's own files from the worker's
+    uid (Gradescope's recipe): take every permission for others from these files and folders (a
+    pooled uid has no group: the group's permissions, course staff's, stay). Returns those changed."""
+    changed = []
+    for path in map(Path, paths):
+        try:
+            mode = path.stat().st_mode
+            if mode & 0o007:
+                path.chmod(stat.S_IMODE(mode) & ~0o007)
+                changed.append(path)
+        except FileNotFoundError:
+            pass
+    return changed
+
+
+def readable_by_workers(path):
+    """Could a pooled uid (no group of its own, so `other` permissions) open this file or list this
+    folder? Every folder above it must let others through."""
+    path = Path(path).resolve()
+    try:
+        if not all(folder.stat().st_mode & stat.S_IXOTH for folder in path.parents):
+            return False
+        return bool(path.stat().st_mode & stat.S_IROTH)
+    except FileNotFoundError:
+        return False
+
+
 def stop_worker(process):
     """Kill the worker's process group, then every process this one adopted from it, then whatever
     still runs as its sandbox uid."""
     try:
-        os.killpg(process.pid, signal.SIGKILL)
+        os.killpg(process.pid, signal.SIGKILL) if hasattr(os, "killpg") else process.kill()
     except (ProcessLookupError, PermissionError):
         pass
     process.wait()

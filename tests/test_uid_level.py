@@ -1,0 +1,123 @@
+"""The `uid` isolation level, for a root without namespaces (a Docker container such as
+Gradescope's): the worker runs as a pooled unprivileged uid with the rlimits and RLIMIT_NPROC,
+in a scratch folder it owns, and the grader's own files are closed to it by their permissions.
+The attack suite (test_attacks.py) runs at this level too."""
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from _attacks import ATTACKS, skip_reason
+from _grading import FAST_RUBRIC
+from _paths import SOLUTIONS
+from grader import CHECKS
+from grader.grade import UID_LEVEL_NOTE, grade
+from grader.sandbox import launch
+from grader.sandbox.launch import UID_POOL, Limits, protect_from_workers, readable_by_workers, start_worker, stop_worker
+
+pytestmark = pytest.mark.skipif(not launch.level_available("uid"), reason="the uid level needs root and the sandbox runtime")
+
+
+def proc_field(pid, file, label):
+    return next(line for line in Path(f"/proc/{pid}/{file}").read_text().splitlines() if line.startswith(label))
+
+
+def test_the_worker_runs_as_a_pooled_uid_with_its_limits_in_a_scratch_folder_it_owns():
+    with tempfile.TemporaryDirectory(dir=launch.scratch_parent()) as scratch:
+        process = start_worker(scratch, Limits(processes=17), isolation="uid")
+        try:
+            process.stdin.write(b'{"id": 1, "command": "hello"}\n')
+            process.stdin.flush()
+            assert b'"ok": true' in process.stdout.readline()
+            uid = int(proc_field(process.pid, "status", "Uid:").split()[1])
+            assert uid in UID_POOL and process.uid == uid
+            assert proc_field(process.pid, "limits", "Max processes").split()[2:4] == ["17", "17"]
+            assert Path(f"/proc/{process.pid}/cwd").resolve() == Path(scratch).resolve()
+            assert Path(scratch).stat().st_uid == uid and Path(scratch).stat().st_mode & 0o777 == 0o700
+        finally:
+            stop_worker(process)
+
+
+def read_as(uid, path):
+    """Try to read path as this uid; the outcome as text."""
+    def drop():
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+    completed = subprocess.run([sys.executable, "-I", "-c", f"print(open({str(path)!r}).read())"], capture_output=True,
+                               text=True, preexec_fn=drop, timeout=30)
+    return completed.stdout if completed.returncode == 0 else completed.stderr
+
+
+@pytest.fixture
+def open_folder():
+    """A folder every user can pass through (pytest's tmp_path is root's alone)."""
+    with tempfile.TemporaryDirectory(dir=launch.scratch_parent()) as folder:
+        Path(folder).chmod(0o755)
+        yield Path(folder)
+
+
+def test_protected_files_cannot_be_read_by_a_pooled_uid(open_folder):
+    tmp_path = open_folder
+    folder, loose = tmp_path / "checks", tmp_path / "loose.txt"
+    folder.mkdir(mode=0o755)
+    (folder / "test_hidden.py").write_text("HIDDEN")
+    loose.write_text("LOOSE")
+    for path in (folder, folder / "test_hidden.py", loose):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    assert readable_by_workers(folder / "test_hidden.py") and "HIDDEN" in read_as(UID_POOL[-1], folder / "test_hidden.py")
+    assert protect_from_workers([folder, folder / "test_hidden.py"]) == [folder, folder / "test_hidden.py"]
+    assert not readable_by_workers(folder / "test_hidden.py") and not readable_by_workers(folder)
+    assert folder.stat().st_mode & 0o777 == 0o750 and (folder / "test_hidden.py").stat().st_mode & 0o777 == 0o640
+    assert "PermissionError" in read_as(UID_POOL[-1], folder / "test_hidden.py")
+    assert readable_by_workers(loose) and "LOOSE" in read_as(UID_POOL[-1], loose)  # only what was named is closed
+    assert protect_from_workers([folder]) == []  # nothing left to change
+
+
+@pytest.mark.slow
+def test_grading_at_the_uid_level_closes_the_graders_files_and_says_the_network_is_open():
+    report = grade(SOLUTIONS, FAST_RUBRIC, "uid")
+    assert report["score"] == report["max_score"] and report["grader"]["isolation"] == "uid"
+    assert UID_LEVEL_NOTE in report["messages"] and "network" in UID_LEVEL_NOTE
+    assert not any("still readable" in message for message in report["messages"])
+    for path in (CHECKS / "test_edge_cases.py", Path(FAST_RUBRIC.path)):
+        assert not readable_by_workers(path)
+
+
+def test_auto_prefers_namespace_then_uid_then_user_namespace_then_process(monkeypatch):
+    chosen = []
+    for available in ({"namespace", "uid", "process"}, {"uid", "user-namespace", "process"}, {"user-namespace", "process"},
+                      {"process"}):
+        monkeypatch.setattr(launch, "level_available", lambda level, available=available: level in available)
+        chosen.append(launch.strongest_level())
+    assert chosen == ["namespace", "uid", "user-namespace", "process"]
+
+
+def test_the_attacks_the_uid_level_cannot_stop_are_not_applicable_with_the_reason():
+    listener = next(attack for attack in ATTACKS if attack.name == "connecting to a listener on 127.0.0.1")
+    assert "network is not blocked" in skip_reason(listener, "uid")
+    fork_bomb = next(attack for attack in ATTACKS if attack.name == "fork bomb")
+    assert skip_reason(fork_bomb, "uid") is None  # RLIMIT_NPROC on the pooled uid holds it
+
+
+def test_a_batch_at_the_uid_level_closes_its_output_folder_to_student_code(open_folder, monkeypatch):
+    """Without namespaces, the class's reports (with every student's feedback) are kept from the
+    next student's code by the folder's permissions."""
+    from types import SimpleNamespace
+
+    from grader import cli
+
+    def run_batch(*args, **kwargs):
+        raise ValueError("stopped here: only the folder matters")
+
+    monkeypatch.setattr(cli, "run_batch", run_batch)
+    out = open_folder / "class"
+    out.mkdir(mode=0o755)
+    out.chmod(0o755)
+    args = SimpleNamespace(gradescope=False, isolation="uid", out=out, submissions=open_folder, jobs=1, force=False, only=(),
+                           scheduler=None, id_pattern="", html=False)
+    assert cli.batch(args, FAST_RUBRIC) == 1
+    assert not out.stat().st_mode & 0o007
