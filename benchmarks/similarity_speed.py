@@ -117,7 +117,7 @@ def measure(size, seed):
         codes = {student: submission_code(path) for student, path in paths.items()}
         results, _ = compare_class(codes, starter_code())
         seconds = time.perf_counter() - started
-    ranked = [(a, b, score) for a, b, score, _ in results]
+    ranked = results
     is_planted = [[a, b] in planted for a, b, _ in ranked]
     lowest_planted = min(score for (_, _, score), yes in zip(ranked, is_planted) if yes)
     highest_honest = max(score for (_, _, score), yes in zip(ranked, is_planted) if not yes)

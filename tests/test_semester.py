@@ -149,6 +149,7 @@ def test_canvas_export_round_trip_keeps_every_column_and_row_and_fills_one_assig
     assert [row[column] for row in written] == ["Autodiff (4242)", "100.00", "Manual Posting", "96.67", "", ""]
     assert (filled.not_in_export, filled.without_submission) == (["24680"], ["67890", "99999"])
     assert filled.names["12345"] == "Kim, Minji"
+    assert (tmp_path / "canvas-import.csv").read_bytes().startswith(b"\xef\xbb\xbfStudent,ID,")  # as Canvas wrote it
     fill_canvas(export, tmp_path / "zeros.csv", {"12345": 96.67}, 100, missing_as_zero=True)
     assert [row[column] for row in read_csv(tmp_path / "zeros.csv")][3:] == ["96.67", "0", "0"]
 
@@ -183,6 +184,7 @@ def test_moodle_grading_worksheet_gets_its_grade_column_filled_by_participant_nu
     assert [row[4] for row in written] == ["Grade", "72.5", ""]
     assert [row[:4] + row[5:] for row in written] == [row[:4] + row[5:] for row in worksheet]
     assert filled.not_in_export == ["999"] and filled.names == {"12345": "Minji Kim", "222": "Lee Joon"}
+    assert (tmp_path / "moodle-import.csv").read_bytes().startswith(b"Identifier,")  # written as the worksheet was: no BOM
 
 
 # -- regrade diff -----------------------------------------------------------------------------------
@@ -214,6 +216,6 @@ def test_planted_copies_rank_above_every_honest_pair_and_the_starter_alone_is_no
     results, _ = compare_class({s: submission_code(p) for s, p in paths.items()}, starter_code())
     top = [sorted([a, b]) for a, b, *_ in results[:len(planted)]]
     assert sorted(top) == sorted(planted)
-    assert all(0 <= score <= 1 for *_, score, _ in results)
-    assert next(score for a, b, score, _ in results if (a, b) == ("starter_only_1", "starter_only_2")) < 0.1
-    assert json.dumps([[a, b, s] for a, b, s, _ in results])  # plain numbers, for similarity.json
+    assert all(0 <= score <= 1 for *_, score in results)
+    assert next(score for a, b, score in results if (a, b) == ("starter_only_1", "starter_only_2")) < 0.1
+    assert json.dumps(results)  # plain numbers, for similarity.json

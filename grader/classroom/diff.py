@@ -27,7 +27,7 @@ def load_reports(folder):
 
 
 def compare(old, new):
-    """One row per student whose score or checks changed, largest change first."""
+    """One row per student whose score changed or a check of whom flipped (passed ↔ not), largest change first."""
     rows = []
     for student in sorted(set(old) | set(new)):
         before, after = old.get(student), new.get(student)
@@ -48,7 +48,7 @@ def _flipped(before, after):
         was = old.get(test["name"])
         if was is None:
             flips.append(f"{test['name']}: new check ({format_points(test['score'])}/{format_points(test['max_score'])})")
-        elif (was["status"], was["score"], was["max_score"]) != (test["status"], test["score"], test["max_score"]):
+        elif (was["status"] == "passed") != (test["status"] == "passed"):
             flips.append(f"{test['name']}: {was['status']} {format_points(was['score'])}/{format_points(was['max_score'])} → "
                          f"{test['status']} {format_points(test['score'])}/{format_points(test['max_score'])}")
     flips += [f"{name}: check removed" for name in old if name not in {t["name"] for t in after["tests"]}]

@@ -56,26 +56,29 @@ class LMSExport:
 
 
 def read_table(path):
+    """The rows, padded to the header's width, and how the file was written (byte-order mark, line ends)."""
     try:
-        raw = Path(path).read_bytes().decode("utf-8-sig")
+        raw = Path(path).read_bytes().decode("utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise LMSError(f"cannot read {path}: {error}") from None
-    table = list(csv.reader(io.StringIO(raw, newline="")))
+    table = list(csv.reader(io.StringIO(raw.removeprefix("\ufeff"), newline="")))
     if not table or not table[0]:
         raise LMSError(f"{path} is empty")
     width = len(table[0])
-    return [row + [""] * (width - len(row)) for row in table], ("\r\n" if "\r\n" in raw else "\n")
+    return [row + [""] * (width - len(row)) for row in table], (raw[:1] == "\ufeff", "\r\n" if "\r\n" in raw else "\n")
 
 
-def write_table(path, table, newline):
+def write_table(path, table, style):
+    """Written as the export was: the LMS reads back what it wrote."""
+    bom, newline = style
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator=newline).writerows(table)
-    write_atomically(Path(path), buffer.getvalue())
+    write_atomically(Path(path), ("\ufeff" if bom else "") + buffer.getvalue())
 
 
 def fill_canvas(export, out, scores, points_possible, assignment=None, match="user-id", missing_as_zero=False):
     """scores: {student id: score}. Writes `out`; returns what was filled and what was not."""
-    table, newline = read_table(export)
+    table, style = read_table(export)
     header = table[0]
     missing = [name for name in ("Student", CANVAS_MATCH[match]) if name not in header]
     if missing:
@@ -106,13 +109,13 @@ def fill_canvas(export, out, scores, points_possible, assignment=None, match="us
         if yes:
             _fill(row, column, row[key], scores, missing_as_zero, filled)
     filled.not_in_export = sorted(set(scores) - set(filled.names))
-    write_table(out, table, newline)
+    write_table(out, table, style)
     return filled
 
 
 def fill_moodle(worksheet, out, scores, missing_as_zero=False):
     """Moodle's grading worksheet with its Grade column filled, matching the participant number."""
-    table, newline = read_table(worksheet)
+    table, style = read_table(worksheet)
     header = table[0]
     if "Identifier" not in header or "Grade" not in header:
         raise LMSError(f"{worksheet} is not a Moodle grading worksheet: it needs the columns 'Identifier' and 'Grade'")
@@ -125,7 +128,7 @@ def fill_moodle(worksheet, out, scores, missing_as_zero=False):
             filled.names[number["id"]] = row[name] if name is not None else ""
             _fill(row, grade, number["id"], scores, missing_as_zero, filled)
     filled.not_in_export = sorted(set(scores) - set(filled.names))
-    write_table(out, table, newline)
+    write_table(out, table, style)
     return filled
 
 

@@ -5,8 +5,9 @@
 Fingerprints are copydetect's (winnowing over pygments tokens, with names, strings and comments
 normalised away, so renamed variables, reformatting and reordered functions do not hide a copy).
 Excluded before comparing: the starter's given text (signatures, docstrings, stubs) and whatever
-most of the class shares (boilerplate every correct solution has). Score of a pair: the mean of
-the two shares of each submission's remaining code found in the other, in [0, 1].
+most of the class shares (boilerplate every correct solution has). Score of a pair: the share of
+each one's remaining fingerprints found in the other, averaged, in [0, 1] (every pair is scored
+with set intersections; copydetect's token-level matching then marks the regions of flagged pairs).
 
 Writes similarity.json (pairs {"a", "b", "score"}, most similar first) and similarity/ (a page
 per pair at or above the threshold, with the matched regions side by side, and index.html: the
@@ -21,6 +22,7 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from html import escape
 from itertools import combinations
 from pathlib import Path
@@ -33,6 +35,7 @@ K, WINDOW = 25, 4             # copydetect's noise threshold (k-gram length) and
 COMMON_SHARE = 0.5            # fingerprints in more than this share of the class are boilerplate
 MIN_CLASS_FOR_COMMON = 4      # below this, "most of the class" means nothing
 DEFAULT_THRESHOLD = 0.5
+PARALLEL_FROM = 40            # submissions: fewer are fingerprinted in this process
 
 
 def submission_code(path):
@@ -45,13 +48,25 @@ def starter_code():
     return "\n\n".join((COURSE_PACKAGE / f"{m}.py").read_text() for m in GRADED_MODULES if (COURSE_PACKAGE / f"{m}.py").is_file())
 
 
-def fingerprints(codes, starter):
-    """{student: copydetect CodeFingerprint} with the starter's and the class's common fingerprints removed."""
+def fingerprint(item):
     from copydetect import CodeFingerprint
+
+    name, code, given = item
+    return CodeFingerprint(f"{name}.py", K, WINDOW, boilerplate=given, fp=io.StringIO(code))
+
+
+def fingerprints(codes, starter):
+    """{student: copydetect CodeFingerprint} with the starter's and the class's common fingerprints
+    removed. Tokenizing is most of the time: spread over the cores for a large class."""
     from copydetect.utils import get_token_coverage
 
-    given = CodeFingerprint("starter.py", K, WINDOW, fp=io.StringIO(starter)).hashes
-    prints = {s: CodeFingerprint(f"{s}.py", K, WINDOW, boilerplate=list(given), fp=io.StringIO(code)) for s, code in codes.items()}
+    given = list(fingerprint(("starter", starter, None)).hashes)
+    items = [(student, code, given) for student, code in codes.items()]
+    if len(items) >= PARALLEL_FROM and (os.cpu_count() or 1) > 1:
+        with ProcessPoolExecutor() as pool:
+            prints = dict(zip(codes, pool.map(fingerprint, items, chunksize=16)))
+    else:
+        prints = dict(zip(codes, map(fingerprint, items)))
     if len(prints) >= MIN_CLASS_FOR_COMMON:
         counts = Counter(h for p in prints.values() for h in p.hashes)
         common = {h for h, n in counts.items() if n > COMMON_SHARE * len(prints)}
@@ -63,39 +78,35 @@ def fingerprints(codes, starter):
 
 
 def compare_class(codes, starter):
-    """[(a, b, score, (slices of a, slices of b))], most similar first; pairs sharing no fingerprint score 0."""
-    from copydetect import compare_files
-
+    """[(a, b, score)] for every pair, most similar first, and the fingerprints. The score of a pair
+    is the share of each one's fingerprints found in the other, averaged (0 when either has none)."""
     prints = fingerprints(codes, starter)
-    holders = {}
-    for student, p in prints.items():
-        for h in p.hashes:
-            holders.setdefault(h, []).append(student)
-    candidates = {pair for students in holders.values() for pair in combinations(sorted(students), 2)}
     results = []
     for a, b in combinations(sorted(prints), 2):
-        score, slices = 0.0, None
-        if (a, b) in candidates:
-            _, (share_a, share_b), slices = compare_files(prints[a], prints[b])
-            score = round(float(share_a + share_b) / 2, 4)
-        results.append((a, b, score, slices))
+        first, second = prints[a].hashes, prints[b].hashes
+        shared = len(first & second)
+        score = round((shared / len(first) + shared / len(second)) / 2, 4) if shared else 0.0
+        results.append((a, b, score))
     return sorted(results, key=lambda r: (-r[2], r[0], r[1])), prints
 
 
 def similarity_report(out, threshold=DEFAULT_THRESHOLD):
     """Compare the graded submissions of a batch output; write similarity.json and the pages."""
+    from copydetect import compare_files
+
     from .diff import load_reports
 
     out = Path(out)
     reports = load_reports(out)
     codes = {s: submission_code(r["submission"]["path"]) for s, r in reports.items() if r["status"] == "graded"}
     results, prints = compare_class(codes, starter_code())
-    pairs = [{"a": a, "b": b, "score": score} for a, b, score, _ in results]
+    pairs = [{"a": a, "b": b, "score": score} for a, b, score in results]
     flagged = [r for r in results if r[2] >= threshold]
     write_atomically(out / "similarity.json", json.dumps({"threshold": threshold, "submissions": len(codes),
                                                            "flagged": len(flagged), "pairs": pairs}, indent=1) + "\n")
     pages = out / "similarity"
-    for a, b, score, slices in flagged:
+    for a, b, score in flagged:
+        _, _, slices = compare_files(prints[a], prints[b])  # copydetect's matched regions, in each one's own text
         write_atomically(pages / f"{a}--{b}.html", pair_page(a, b, score, prints[a].raw_code, prints[b].raw_code, slices))
     write_atomically(pages / "index.html", clusters_page(flagged, threshold, len(codes)))
     return pairs, flagged
@@ -130,7 +141,7 @@ def pair_page(a, b, score, code_a, code_b, slices):
 def clusters_page(flagged, threshold, count):
     groups = "".join(f"<li>{', '.join(escape(s) for s in group)}</li>" for group in clusters(flagged)) or "<li>none</li>"
     rows = "".join(f"<tr><td><a href='{escape(a)}--{escape(b)}.html'>{escape(a)} and {escape(b)}</a></td><td>{score:.0%}</td></tr>"
-                   for a, b, score, _ in flagged)
+                   for a, b, score in flagged)
     return _page("Similar submissions", f"<h1>Similar submissions</h1><p class='meta'>{count} submissions compared; "
                  f"{len(flagged)} pairs share at least {threshold:.0%} of their code.</p><h2>Clusters</h2><ul>{groups}</ul>"
                  f"<h2>Pairs</h2><table><tr><th>pair</th><th>shared</th></tr>{rows}</table>")
