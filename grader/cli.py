@@ -11,6 +11,7 @@ could not run (its rubric or dataset missing or broken) or a report could not be
 a message; 2 for bad arguments.
 """
 import argparse
+import json
 import os
 import re
 import sys
@@ -175,6 +176,9 @@ def similarity(out, threshold):
     except RuntimeError as error:
         print(f"grader: cannot compare the submissions: {error}", file=sys.stderr)
         return 1
+    skipped = json.loads((out / "similarity.json").read_text())["not_compared"]
+    if skipped:
+        print(f"not compared (their files could not be read again): {', '.join(skipped)}")
     print(f"similarity: {len(pairs)} pairs compared, {flagged} at or above {threshold:.0%}: "
           f"{out / 'similarity.json'}, {out / 'similarity' / 'index.html'}")
     for pair in pairs[:5]:

@@ -162,6 +162,8 @@ def test_canvas_export_with_several_assignments_gets_a_new_column_in_canvas_name
     column = written[0].index("Homework 3")
     assert [row[column] for row in written] == ["Homework 3", "100", "", "", "88", ""]
     assert [row[:column] + row[column + 1:] for row in written] == read_csv(export)
+    fill_canvas(export, tmp_path / "default.csv", {"12345": 7}, 100)  # several assignments, none named: the Autodiff one
+    assert [row[read_csv(export)[0].index("Autodiff (4242)")] for row in read_csv(tmp_path / "default.csv")][3] == "7"
     with pytest.raises(LMSError, match="not a Canvas gradebook export"):
         fill_canvas(write_csv(tmp_path / "other.csv", [["name", "score"]]), tmp_path / "x.csv", {}, 100)
 
@@ -219,3 +221,13 @@ def test_planted_copies_rank_above_every_honest_pair_and_the_starter_alone_is_no
     assert all(0 <= score <= 1 for *_, score in results)
     assert next(score for a, b, score in results if (a, b) == ("starter_only_1", "starter_only_2")) < 0.1
     assert json.dumps(results)  # plain numbers, for similarity.json
+
+
+def test_diff_reads_the_native_reports_of_a_batch_output_whatever_the_ids(tmp_path):
+    from grader.classroom.diff import load_reports
+
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "j.doe.json").write_text(json.dumps({"student": "j.doe", "score": 1}))
+    (tmp_path / "reports" / "j.doe.gradescope.json").write_text(json.dumps({"score": 1, "tests": []}))
+    (tmp_path / "reports" / ".j.doe.json.x1.tmp").write_text("{")
+    assert load_reports(tmp_path) == {"j.doe": {"student": "j.doe", "score": 1}}

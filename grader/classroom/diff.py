@@ -17,7 +17,7 @@ def load_reports(folder):
     reports = folder / "reports" if (folder / "reports").is_dir() else folder
     found = {}
     for path in sorted(reports.glob("*.json")):
-        if path.name.count(".") == 1:  # not <id>.gradescope.json
+        if not path.name.endswith(".gradescope.json"):
             try:
                 report = json.loads(path.read_text())
                 found[report.get("student") or path.stem] = report

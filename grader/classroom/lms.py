@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..report import write_atomically
 
+DEFAULT_ASSIGNMENT = "Autodiff"  # the column filled when the export has several assignments and none is named
 CANVAS_MATCH = {"user-id": "ID", "sis-user-id": "SIS User ID", "login": "SIS Login ID"}
 CANVAS_IDENTITY = {"Student", "ID", "SIS User ID", "SIS Login ID", "Integration ID", "Section"}
 CANVAS_ASSIGNMENT = re.compile(r"^(?P<name>.*) \((?P<id>\d+)\)$")
@@ -89,20 +90,16 @@ def fill_canvas(export, out, scores, points_possible, assignment=None, match="us
     points_row = next((i for i, row in enumerate(table) if row[student].strip() == "Points Possible"), None)
     read_only = {i for i, cell in enumerate(table[points_row]) if "read only" in cell} if points_row else set()
     assignments = [i for i, name in enumerate(header) if CANVAS_ASSIGNMENT.match(name) and i not in read_only]
-    if assignment:
-        named = [i for i in assignments if header[i] == assignment or CANVAS_ASSIGNMENT.match(header[i])["name"] == assignment]
-        if len(named) > 1:
-            raise LMSError(f"{len(named)} assignment columns are named {assignment!r}: give the one with its id, "
-                           f"e.g. {header[named[0]]!r}")
-        column = named[0] if named else None
-    else:
-        column = assignments[0] if len(assignments) == 1 else None
-        assignment = "Autodiff"
+    name = assignment or DEFAULT_ASSIGNMENT
+    named = [i for i in assignments if header[i] == name or CANVAS_ASSIGNMENT.match(header[i])["name"] == name]
+    if len(named) > 1:
+        raise LMSError(f"{len(named)} assignment columns are named {name!r}: give the one with its id, e.g. {header[named[0]]!r}")
+    column = assignments[0] if not assignment and len(assignments) == 1 else named[0] if named else None
     if column is None:  # a new assignment: after the last assignment (or identity) column
         identity = [i for i, name in enumerate(header) if name in CANVAS_IDENTITY]
         column = max(assignments or identity) + 1
         for i, row in enumerate(table):
-            row.insert(column, assignment if i == 0 else f"{points_possible:g}" if i == points_row else "")
+            row.insert(column, name if i == 0 else f"{points_possible:g}" if i == points_row else "")
     filled = Filled(Path(out), table[0][column])
     filled.names = {row[key]: row[student] for row, yes in zip(table, is_student) if yes}
     for row, yes in zip(table, is_student):

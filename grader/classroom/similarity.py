@@ -67,12 +67,14 @@ def fingerprints(codes, starter):
             prints = dict(zip(codes, pool.map(fingerprint, items, chunksize=16)))
     else:
         prints = dict(zip(codes, map(fingerprint, items)))
+    for p in prints.values():  # Python ints: a class's pairs are scored by intersecting these sets
+        p.hashes = {int(h) for h in p.hashes}
     if len(prints) >= MIN_CLASS_FOR_COMMON:
         counts = Counter(h for p in prints.values() for h in p.hashes)
         common = {h for h, n in counts.items() if n > COMMON_SHARE * len(prints)}
         for p in prints.values():
             p.hashes -= common
-            p.hash_idx = {h: i for h, i in p.hash_idx.items() if h not in common}
+            p.hash_idx = {h: i for h, i in p.hash_idx.items() if int(h) not in common}
             p.token_coverage = get_token_coverage(p.hash_idx, K, len(p.filtered_code))
     return prints
 
@@ -99,10 +101,12 @@ def similarity_report(out, threshold=DEFAULT_THRESHOLD):
     out = Path(out)
     reports = load_reports(out)
     codes = {s: submission_code(r["submission"]["path"]) for s, r in reports.items() if r["status"] == "graded"}
+    unread = sorted(s for s, code in codes.items() if not code.strip())  # moved since the grading, say: said, not scored 0
+    codes = {s: code for s, code in codes.items() if s not in unread}
     results, prints = compare_class(codes, starter_code())
     pairs = [{"a": a, "b": b, "score": score} for a, b, score in results]
     flagged = [r for r in results if r[2] >= threshold]
-    write_atomically(out / "similarity.json", json.dumps({"threshold": threshold, "submissions": len(codes),
+    write_atomically(out / "similarity.json", json.dumps({"threshold": threshold, "submissions": len(codes), "not_compared": unread,
                                                            "flagged": len(flagged), "pairs": pairs}, indent=1) + "\n")
     pages = out / "similarity"
     for a, b, score in flagged:
