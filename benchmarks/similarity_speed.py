@@ -12,7 +12,8 @@ A synthetic class, written into a temporary folder as submissions the grader rea
 - two students who share only the starter: each hands in the starter with one op of their own.
 
 Every planted pair must rank above every honest pair. The time is the whole comparison as
-`grader similarity` runs it: reading the submissions, fingerprinting, comparing every pair.
+`grader similarity` runs it: reading the submissions, fingerprinting, comparing every pair; wall
+and CPU seconds, with the load average (the machine may be shared).
 """
 import argparse
 import json
@@ -20,6 +21,7 @@ import os
 import platform
 import random
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -110,19 +112,27 @@ def build_class(folder, size, seed):
     return {student: folder / student for student in students}, planted
 
 
+def cpu_seconds():
+    """This process's CPU time and its finished children's (the fingerprinting pool): on a shared
+    machine, what the comparison costs whatever the others' load."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def measure(size, seed):
     with tempfile.TemporaryDirectory(prefix="similarity-") as temporary:
         paths, planted = build_class(Path(temporary), size, seed)
-        started = time.perf_counter()
+        load, cpu, started = os.getloadavg()[0], cpu_seconds(), time.perf_counter()
         codes = {student: submission_code(path) for student, path in paths.items()}
         results, _ = compare_class(codes, starter_code())
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     ranked = results
     is_planted = [[a, b] in planted for a, b, _ in ranked]
     lowest_planted = min(score for (_, _, score), yes in zip(ranked, is_planted) if yes)
     highest_honest = max(score for (_, _, score), yes in zip(ranked, is_planted) if not yes)
     starter_pair = next(score for a, b, score in ranked if (a, b) == ("starter_only_1", "starter_only_2"))
-    return {"submissions": size, "pairs": len(ranked), "seconds": round(seconds, 1),
+    return {"submissions": size, "pairs": len(ranked), "seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1),
+            "load_average_at_start": round(load, 2),
             "planted_pairs": [{"a": a, "b": b, "score": s, "rank": i + 1} for i, (a, b, s) in enumerate(ranked) if [a, b] in planted],
             "lowest_planted_score": lowest_planted, "highest_honest_score": highest_honest,
             "starter_only_pair_score": starter_pair,
@@ -143,13 +153,13 @@ def main():
         print(f"{size} submissions ...", flush=True)
         runs.append(measure(size, args.seed))
         run = runs[-1]
-        print(f"  {run['pairs']} pairs in {run['seconds']} s; planted pairs at ranks {[p['rank'] for p in run['planted_pairs']]}, "
+        print(f"  {run['pairs']} pairs in {run['seconds']} s ({run['cpu_seconds']} s of CPU, load {run['load_average_at_start']}); "
+              f"planted pairs at ranks {[p['rank'] for p in run['planted_pairs']]}, "
               f"lowest planted {run['lowest_planted_score']}, highest honest {run['highest_honest_score']}, "
               f"starter-only pair {run['starter_only_pair_score']}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        machine = {"python": platform.python_version(), "cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine(),
-                   "load_average": round(os.getloadavg()[0], 2)}
+        machine = {"python": platform.python_version(), "cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine()}
         args.out.write_text(json.dumps({"machine": machine, "command": "make bench-similarity", "seed": args.seed, "runs": runs},
                                        indent=2) + "\n")
         print(f"wrote {args.out}")
