@@ -95,6 +95,14 @@ def test_a_module_that_fails_to_import_is_one_cause_in_the_row_and_counted_apart
     assert {item["check"]: item["students"] for item in summary["most_failed_checks"]}["Mul · forward"] == 1
 
 
+def test_the_class_index_names_the_one_cause_too():
+    from grader.classroom.pages import class_index
+
+    reports = {"exits": graded_report("importing ops.py stopped the worker: the worker exited with status 0")}
+    page = class_index(reports, summarize(reports, Roster(), FAST_RUBRIC), {"exits": "exits.html"})
+    assert "<td>ops.py could not be imported: stopped the worker: the worker exited with status 0</td>" in page
+
+
 # -- LMS layouts ----------------------------------------------------------------------------------
 
 def test_moodle_downloads_flat_and_in_folders_are_recognised_without_a_pattern_and_names_kept(tmp_path):

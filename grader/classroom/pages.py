@@ -8,6 +8,7 @@ names the most that may be shown (`visible` before the due date, `after_due_date
 from html import escape
 
 from ..report import format_points, group_summaries
+from .gradebook import row_problems
 
 REVEALED = {"visible": {"visible"}, "after_due_date": {"visible", "after_due_date"},
             "all": {"visible", "after_due_date", "after_published", "hidden"}}
@@ -143,9 +144,11 @@ def _bar(fraction, color):
 
 
 def _first_problem(report):
+    """The gradebook's problem (one cause for a module that does not import), else the first failing check."""
     failing = next((t for t in report["tests"] if t["status"] != "passed"), None)
-    if report["status"] != "graded":
-        return "; ".join(report["messages"])[:160]
+    problems = row_problems(report)
+    if problems:
+        return problems[:160]
     return f"{failing['name']}: {failing['status']}" if failing else ""
 
 
