@@ -5,6 +5,7 @@
                            [--html [--reveal ...]] [--canvas-export FILE | --moodle-worksheet FILE] [--similarity]
     python -m grader diff OLD_DIR NEW_DIR [--out DIR]
     python -m grader similarity OUT_DIR [--threshold 0.5]
+    CANVAS_TOKEN=... python -m grader canvas-upload OUT_DIR --url URL --course ID --assignment ID
 
 Exit status 0 whenever a report was written, whatever the score; 1 when the grader itself
 could not run (its rubric or dataset missing or broken) or a report could not be written, with
@@ -20,6 +21,7 @@ from pathlib import Path
 from . import DEFAULT_RUBRIC
 from .classroom import similarity as similarity_module
 from .classroom.batch import run_batch
+from .classroom.canvas_api import CanvasUploadError, upload_grades
 from .classroom.diff import compare, diff_markdown, load_reports, write_diff
 from .classroom.lms import CANVAS_MATCH, LMSError, LMSExport
 from .classroom.pages import student_page
@@ -78,7 +80,14 @@ def main(argv=None):
     alike.add_argument("out", type=Path, help="a batch output folder")
     alike.add_argument("--threshold", type=float, default=similarity_module.DEFAULT_THRESHOLD,
                        help="pairs sharing at least this much get a page (default: %(default)s)")
+    post = commands.add_parser("canvas-upload", help="post a graded class's scores to a Canvas assignment (token in $CANVAS_TOKEN)")
+    post.add_argument("out", type=Path, help="a batch output folder graded from a Canvas download")
+    post.add_argument("--url", required=True, help="the Canvas site, e.g. https://canvas.example.edu")
+    post.add_argument("--course", required=True, type=int, help="the course's id (in its Canvas address)")
+    post.add_argument("--assignment", required=True, type=int, help="the assignment's id (in its Canvas address)")
     args = parser.parse_args(argv)
+    if args.command == "canvas-upload":
+        return canvas_upload(args)
     if args.command == "diff":
         return diff(args)
     if args.command == "similarity":
@@ -167,6 +176,22 @@ def diff(args):
         return 1
     rows = compare(old, new)
     print(write_diff(args.out, rows, str(args.old), str(args.new)) if args.out else diff_markdown(rows, str(args.old), str(args.new)))
+    return 0
+
+
+def canvas_upload(args):
+    token = os.environ.get("CANVAS_TOKEN")
+    reports = load_reports(args.out)
+    if not token or not reports:
+        print("grader: cannot upload: " + ("set CANVAS_TOKEN to a Canvas access token" if not token else f"no reports in {args.out}"),
+              file=sys.stderr)
+        return 1
+    try:
+        progress = upload_grades(args.url, token, args.course, args.assignment, {s: r["score"] for s, r in reports.items()})
+    except CanvasUploadError as error:
+        print(f"grader: cannot upload: {error}", file=sys.stderr)
+        return 1
+    print(f"{len(reports)} grades sent to assignment {args.assignment}; Canvas's progress: {progress['workflow_state']} ({progress['url']})")
     return 0
 
 

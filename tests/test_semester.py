@@ -239,3 +239,77 @@ def test_diff_reads_the_native_reports_of_a_batch_output_whatever_the_ids(tmp_pa
     (tmp_path / "reports" / "j.doe.gradescope.json").write_text(json.dumps({"score": 1, "tests": []}))
     (tmp_path / "reports" / ".j.doe.json.x1.tmp").write_text("{")
     assert load_reports(tmp_path) == {"j.doe": {"student": "j.doe", "score": 1}}
+
+
+# -- Canvas's API (optional), against a stand-in server on loopback -------------------------------
+
+class CanvasStandIn:
+    """The three Canvas API calls an upload makes, answered on 127.0.0.1; the requests it got are kept."""
+
+    def __init__(self):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs
+
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def reply(self, body):
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                received.append(("GET", self.path, self.headers["Authorization"], None))
+                self.reply({"id": 4242, "course_id": 101, "name": "Autodiff"} if "/assignments/" in self.path else {"id": 101})
+
+            def do_POST(self):
+                form = parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode())
+                received.append(("POST", self.path, self.headers["Authorization"], form))
+                self.reply({"id": 7, "workflow_state": "queued", "url": "http://127.0.0.1/api/v1/progress/7"})
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_canvas_upload_posts_every_score_in_one_bulk_update_with_the_token_from_the_environment(tmp_path, monkeypatch, capsys):
+    from grader.cli import main
+
+    (tmp_path / "reports").mkdir()
+    for student, score in (("12345", 96.67), ("67890", 48)):
+        (tmp_path / "reports" / f"{student}.json").write_text(json.dumps({"student": student, "score": score}))
+    canvas = CanvasStandIn()
+    try:
+        monkeypatch.setenv("CANVAS_TOKEN", "secret-token")
+        assert main(["canvas-upload", str(tmp_path), "--url", canvas.url, "--course", "101", "--assignment", "4242"]) == 0
+    finally:
+        canvas.close()
+    assert [(method, path, auth) for method, path, auth, _ in canvas.received] == [
+        ("GET", "/api/v1/courses/101", "Bearer secret-token"),
+        ("GET", "/api/v1/courses/101/assignments/4242", "Bearer secret-token"),
+        ("POST", "/api/v1/courses/101/assignments/4242/submissions/update_grades", "Bearer secret-token")]
+    assert canvas.received[-1][3] == {"grade_data[12345][posted_grade]": ["96.67"], "grade_data[67890][posted_grade]": ["48"]}
+    assert "2 grades sent to assignment 4242; Canvas's progress: queued" in capsys.readouterr().out
+
+
+def test_canvas_upload_refuses_without_a_token_or_with_ids_that_are_not_canvas_ids(tmp_path, monkeypatch, capsys):
+    from grader.cli import main
+
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "alice.json").write_text(json.dumps({"student": "alice", "score": 1}))
+    monkeypatch.delenv("CANVAS_TOKEN", raising=False)
+    arguments = ["canvas-upload", str(tmp_path), "--url", "http://127.0.0.1:9", "--course", "1", "--assignment", "2"]
+    assert main(arguments) == 1 and "set CANVAS_TOKEN" in capsys.readouterr().err
+    monkeypatch.setenv("CANVAS_TOKEN", "t")
+    assert main(arguments) == 1 and "not Canvas user ids (grade a Canvas download for these): alice" in capsys.readouterr().err
