@@ -21,8 +21,8 @@ SUBMISSIONS ?=
 # empty: as many gradings at once as there are cores
 JOBS ?=
 
-.PHONY: test test-fast lint grade batch experiment bench bench-batch bench-grading bench-scale attacks mnist-seeds mnist-cost \
-	docs starter notebook handout gradescope screenshots clean
+.PHONY: test test-fast lint grade batch experiment bench bench-batch bench-grading bench-scale bench-similarity attacks \
+	mnist-seeds mnist-cost docs starter notebook handout gradescope screenshots clean
 
 $(READY): requirements.txt pyproject.toml
 	$(BASE_PYTHON) -m venv $(VENV)
@@ -49,10 +49,12 @@ lint: $(READY)
 grade: $(READY) $(SANDBOX)
 	$(PYTHON) -m grader grade $(SUBMISSION) --out $(OUT) --format $(FORMAT)
 
+# REVEAL=after_due_date once the deadline has passed: the pages then agree with the gradebook.
+REVEAL ?= visible
 batch: OUT = build/batch
 batch: $(READY) $(SANDBOX)
-	$(if $(SUBMISSIONS),,$(error usage: make batch SUBMISSIONS=folder-or-zip [OUT=build/batch] [JOBS=n]))
-	$(PYTHON) -m grader batch $(SUBMISSIONS) --out $(OUT) $(if $(JOBS),--jobs $(JOBS))
+	$(if $(SUBMISSIONS),,$(error usage: make batch SUBMISSIONS=folder-or-zip [OUT=build/batch] [JOBS=n] [REVEAL=after_due_date]))
+	$(PYTHON) -m grader batch $(SUBMISSIONS) --out $(OUT) --html --reveal $(REVEAL) $(if $(JOBS),--jobs $(JOBS))
 
 experiment: $(READY)
 	cd solutions && ../$(PYTHON) -m autodiff.train --preset $(PRESET) --out ../results
@@ -76,6 +78,9 @@ bench-scale: $(READY) $(SANDBOX)
 attacks: $(READY) $(SANDBOX)
 	$(PYTHON) benchmarks/attacks.py --out results/attacks.json
 	$(PYTHON) tools/make_docs.py
+
+bench-similarity: $(READY)
+	$(PYTHON) benchmarks/similarity_speed.py --out results/similarity.json
 
 mnist-seeds: $(READY) $(SANDBOX)
 	$(PYTHON) benchmarks/mnist_seeds.py --out results/mnist_seeds.json

@@ -3,21 +3,29 @@
     python -m grader grade PATH [--out FILE] [--format native|gradescope]
     python -m grader check [PATH]     (a student's own check: the handout's `make check`, without make)
     python -m grader batch SUBMISSIONS --out DIR [--jobs N] [--force] [--only ID ...] [--scheduler tcp://HOST:PORT]
+                           [--html [--reveal ...]] [--canvas-export FILE | --moodle-worksheet FILE] [--similarity]
+    python -m grader diff OLD_DIR NEW_DIR [--out DIR]
+    python -m grader similarity OUT_DIR [--threshold 0.5]
+    CANVAS_TOKEN=... python -m grader canvas-upload OUT_DIR --url URL --course ID --assignment ID
 
 Exit status 0 whenever a report was written, whatever the score; 1 when the grader itself
 could not run (its rubric or dataset missing or broken) or a report could not be written, with
 a message; 2 for bad arguments.
 """
 import argparse
+import json
 import os
 import re
 import sys
 from pathlib import Path
 
 from . import DEFAULT_RUBRIC
+from .classroom import similarity as similarity_module
 from .classroom.batch import run_batch
+from .classroom.canvas_api import CanvasUploadError, upload_grades
+from .classroom.diff import compare, diff_markdown, load_reports, write_diff
+from .classroom.lms import CANVAS_MATCH, LMSError, LMSExport
 from .classroom.pages import student_page
-from .classroom.roster import LMS_PATTERN
 from .grade import GraderError, check_dataset, grade
 from .report import format_table, write_atomically, write_report
 from .rubric import RubricError, load_rubric
@@ -52,12 +60,45 @@ def main(argv=None):
     many.add_argument("--only", nargs="+", default=(), metavar="ID", help="regrade only these students")
     many.add_argument("--gradescope", action="store_true", help="also write each report in Gradescope's format")
     many.add_argument("--html", action="store_true", help="also write a feedback page per student and a class index in OUT/html/")
-    many.add_argument("--id-pattern", default=LMS_PATTERN,
-                      help="regular expression for LMS file names, with a group 'id' (and optionally 'file')")
+    many.add_argument("--reveal", choices=["visible", "after_due_date", "all"], default="visible",
+                      help="which checks the feedback pages show, by rubric visibility (default: %(default)s)")
+    many.add_argument("--id-pattern", default=None,
+                      help="regular expression for LMS file names, with a group 'id' (and optionally 'file', 'name'); "
+                           "default: Canvas's and Moodle's download names are recognised")
+    lms = many.add_mutually_exclusive_group()
+    lms.add_argument("--canvas-export", type=Path, metavar="FILE",
+                     help="Canvas gradebook export (CSV): writes OUT/canvas-import.csv with one assignment column filled")
+    lms.add_argument("--moodle-worksheet", type=Path, metavar="FILE",
+                     help="Moodle grading worksheet (CSV): writes OUT/moodle-import.csv with its Grade column filled")
+    many.add_argument("--canvas-assignment", metavar="NAME",
+                      help="the Canvas column to fill (default: the export's only assignment, else a new one)")
+    many.add_argument("--canvas-match", choices=list(CANVAS_MATCH), default="user-id",
+                      help="which Canvas id the submissions' ids are (default: %(default)s, as in Canvas's download names)")
+    many.add_argument("--missing-as-zero", action="store_true", help="students in the export without a submission get 0, not empty")
+    many.add_argument("--similarity", action="store_true", help="also rank pairs of submissions by shared code (OUT/similarity.json)")
     many.add_argument("--scheduler", help="a Dask scheduler address (tcp://HOST:PORT) to grade on its workers")
     many.add_argument("--rubric", type=Path, default=DEFAULT_RUBRIC, help="rubric TOML (default: grader/rubric.toml)")
     add_isolation_options(many)
+    regrade = commands.add_parser("diff", help="whose score moved between two batch outputs, and why")
+    regrade.add_argument("old", type=Path, help="the earlier batch output folder")
+    regrade.add_argument("new", type=Path, help="the later batch output folder")
+    regrade.add_argument("--out", type=Path, help="folder to write diff.md and diff.csv in")
+    alike = commands.add_parser("similarity", help="rank pairs of a graded class's submissions by shared code")
+    alike.add_argument("out", type=Path, help="a batch output folder")
+    alike.add_argument("--threshold", type=float, default=similarity_module.DEFAULT_THRESHOLD,
+                       help="pairs sharing at least this much get a page (default: %(default)s)")
+    post = commands.add_parser("canvas-upload", help="post a graded class's scores to a Canvas assignment (token in $CANVAS_TOKEN)")
+    post.add_argument("out", type=Path, help="a batch output folder graded from a Canvas download")
+    post.add_argument("--url", required=True, help="the Canvas site, e.g. https://canvas.example.edu")
+    post.add_argument("--course", required=True, type=int, help="the course's id (in its Canvas address)")
+    post.add_argument("--assignment", required=True, type=int, help="the assignment's id (in its Canvas address)")
     args = parser.parse_args(argv)
+    if args.command == "canvas-upload":
+        return canvas_upload(args)
+    if args.command == "diff":
+        return diff(args)
+    if args.command == "similarity":
+        return similarity(args.out, args.threshold)
 
     try:
         rubric = load_rubric(args.rubric)
@@ -111,11 +152,15 @@ def batch(args, rubric):
     if args.isolation == "uid":  # without namespaces, only permissions keep the class's reports from student code
         args.out.mkdir(parents=True, exist_ok=True)
         protect_from_workers([args.out])
+    lms = (LMSExport("canvas", args.canvas_export, args.canvas_assignment, args.canvas_match, args.missing_as_zero)
+           if args.canvas_export else LMSExport("moodle", args.moodle_worksheet, missing_as_zero=args.missing_as_zero)
+           if args.moodle_worksheet else None)
     try:
         roster, graded, skipped, unwritten = run_batch(args.submissions, args.out, rubric, jobs=args.jobs, force=args.force,
                                             only=set(args.only), formats=formats, scheduler=args.scheduler,
-                                            pattern=args.id_pattern, isolation=args.isolation, html=args.html)
-    except (SubmissionError, ValueError, re.error, OSError) as error:  # OSError: a scheduler out of reach, say
+                                            pattern=args.id_pattern, isolation=args.isolation, html=args.html,
+                                            reveal=args.reveal, lms=lms)
+    except (SubmissionError, LMSError, ValueError, re.error, OSError) as error:  # OSError: a scheduler out of reach, say
         print(f"grader: cannot grade the batch: {error}", file=sys.stderr)
         return 1
     print(f"{len(roster.students)} submissions: {len(graded)} graded now, {len(skipped)} kept from earlier runs")
@@ -124,6 +169,54 @@ def batch(args, rubric):
     print((args.out / "summary.md").read_text())
     print(f"gradebook: {args.out / 'gradebook.csv'}; reports: {args.out / 'reports'}/"
           + (f"; feedback pages: {args.out / 'html' / 'index.html'}" if args.html else ""))
+    for what, path in roster.written.items():
+        print(f"{what}: {path}")
+    if "diff.md" in roster.written:
+        print("\n" + roster.written["diff.md"].read_text())
     for student, why in unwritten.items():
         print(f"grader: the report of {student} could not be written ({why}); rerun to grade it again", file=sys.stderr)
+    if args.similarity and similarity(args.out, similarity_module.DEFAULT_THRESHOLD):
+        return 1
     return 1 if unwritten else 0
+
+
+def diff(args):
+    old, new = load_reports(args.old), load_reports(args.new)
+    if not old or not new:
+        print(f"grader: cannot compare: no reports in {args.old if not old else args.new}", file=sys.stderr)
+        return 1
+    rows = compare(old, new)
+    print(write_diff(args.out, rows, str(args.old), str(args.new)) if args.out else diff_markdown(rows, str(args.old), str(args.new)))
+    return 0
+
+
+def canvas_upload(args):
+    token = os.environ.get("CANVAS_TOKEN")
+    reports = load_reports(args.out)
+    if not token or not reports:
+        print("grader: cannot upload: " + ("set CANVAS_TOKEN to a Canvas access token" if not token else f"no reports in {args.out}"),
+              file=sys.stderr)
+        return 1
+    try:
+        progress = upload_grades(args.url, token, args.course, args.assignment, {s: r["score"] for s, r in reports.items()})
+    except CanvasUploadError as error:
+        print(f"grader: cannot upload: {error}", file=sys.stderr)
+        return 1
+    print(f"{len(reports)} grades sent to assignment {args.assignment}; Canvas's progress: {progress['workflow_state']} ({progress['url']})")
+    return 0
+
+
+def similarity(out, threshold):
+    try:
+        pairs, flagged = similarity_module.run(out, threshold)
+    except RuntimeError as error:
+        print(f"grader: cannot compare the submissions: {error}", file=sys.stderr)
+        return 1
+    skipped = json.loads((out / "similarity.json").read_text())["not_compared"]
+    if skipped:
+        print(f"not compared (their files could not be read again): {', '.join(skipped)}")
+    print(f"similarity: {len(pairs)} pairs compared, {flagged} at or above {threshold:.0%}: "
+          f"{out / 'similarity.json'}, {out / 'similarity' / 'index.html'}")
+    for pair in pairs[:5]:
+        print(f"  {pair['score']:.2f}  {pair['a']} and {pair['b']}")
+    return 0

@@ -60,12 +60,7 @@ def build_report(submission, rubric, case_results, isolation, seconds, messages=
             cases = [{"id": "-", "status": "error", "feedback": "not run", "fraction": 0.0, "seconds": 0.0}]
         earned = points * sum(c["fraction"] for c in cases) / len(cases)
         status = min((c["status"] for c in cases), key=STATUS_ORDER.index)
-        failing = [c for c in cases if c["status"] != "passed"]
-        if failing:
-            shown = "\n".join(f"[{c['id']}] {c['feedback']}" for c in failing)
-            output = f"{len(cases) - len(failing)} of {len(cases)} cases passed\n{shown}"
-        else:
-            output = "passed" if len(cases) == 1 else f"all {len(cases)} cases passed"
+        output = merged_feedback(cases)
         mnist = next((c["mnist"] for c in cases if c.get("mnist")), mnist)
         tests.append({"name": f"{group} · {kind}", "group": group, "kind": kind, "score": round(earned, 2),
                       "max_score": points, "status": status, "output": output, "visibility": rubric.visibility_of(kind),
@@ -88,6 +83,40 @@ def build_report(submission, rubric, case_results, isolation, seconds, messages=
                    "python": platform.python_version(), "numpy": np.__version__},
         "duration_seconds": round(seconds, 2),
     }))
+
+
+# What changes from one case of a check to the next without changing the diagnosis: numbers,
+# shapes and the one-letter names of the op's inputs. Masked, they leave the diagnosis itself.
+CASE_SPECIFICS = re.compile(r"\((?:\s*-?\d+\s*,?)*\)|-?\b\d+(?:\.\d+)?(?:e[-+]?\d+)?\b|\bnan\b|\binf\b|\b[a-z]\b")
+
+
+def diagnosis_key(problem):
+    return CASE_SPECIFICS.sub("#", problem.splitlines()[0])
+
+
+def merged_feedback(cases):
+    """A check's feedback saying each diagnosis once, with the cases it applies to: identical
+    diagnoses across cases (differing only in shapes, values or which input) are one paragraph,
+    shown with the first case's details. A problem is a line of a case's feedback, with the
+    indented lines (a traceback) under it."""
+    failing = [c for c in cases if c["status"] != "passed"]
+    if not failing:
+        return "passed" if len(cases) == 1 else f"all {len(cases)} cases passed"
+    groups = {}
+    for case in failing:
+        for problem in re.split(r"\n(?=\S)", case["feedback"].strip()) or [""]:
+            ids, texts = groups.setdefault(diagnosis_key(problem), ([], []))
+            if case["id"] not in ids:
+                ids.append(case["id"])
+            texts.append(problem)
+    if len(cases) == 1:
+        return "\n".join(texts[0] for _, texts in groups.values())
+    lines = [] if len(groups) == 1 and len(failing) == len(cases) else [f"{len(cases) - len(failing)} of {len(cases)} cases passed"]
+    for ids, texts in groups.values():
+        where = f"all {len(cases)} cases" if len(ids) == len(cases) else f"{len(ids)} of {len(cases)} cases ({', '.join(ids)})"
+        detail = f" [details for {ids[0]}]" if len(set(texts)) > 1 else ""
+        lines.append(f"{where}{detail}: {texts[0]}")
+    return "\n".join(lines)
 
 
 def validate(report):

@@ -8,10 +8,12 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -32,7 +34,7 @@ pytestmark = pytest.mark.slow  # every test here grades whole submissions
 
 WRONG_MUL = ("        return a * b\n", "        return a * b + 1.0\n")
 GROUPS = list(dict.fromkeys(group for group, _ in FAST_RUBRIC.points))
-HEADER = ["student_id", "total", *GROUPS, "status", "problem"]
+HEADER = ["student_id", "name", "total", *GROUPS, "status", "problem"]
 CLASS = ["12345", "alice", "bob"]  # carol's LMS files are graded under her id, 12345
 
 
@@ -209,6 +211,73 @@ def test_html_writes_a_page_per_student_and_an_index_linking_them(class_copy):
     index = (out / "html" / "index.html").read_text()
     assert all(f"href='{student}.html'" in index for student in CLASS)
     assert "Mul · forward" in (out / "html" / "bob.html").read_text()
+
+
+def test_gradebook_keeps_the_name_the_lms_file_names_give(graded_class):
+    assert {s: r["name"] for s, r in rows(graded_class[1]).items()} == {"12345": "carol", "alice": "", "bob": ""}
+
+
+def test_reveal_after_the_due_date_makes_pages_and_gradebook_agree(class_copy):
+    source, out = class_copy
+    batch(source, out, html=True)
+    assert "<p class='score'>98 / 98</p>" not in (out / "html" / "bob.html").read_text()  # robustness held back
+    _, graded, _ = batch(source, out, html=True, reveal="after_due_date")
+    assert graded == []
+    for student, row in rows(out).items():
+        assert f"<p class='score'>{row['total']} / 100</p>" in (out / "html" / f"{student}.html").read_text()
+
+
+def test_make_batch_writes_the_pages():
+    recipe = subprocess.run(["make", "-n", "batch", "SUBMISSIONS=class"], cwd=ROOT, capture_output=True, text=True).stdout
+    assert "-m grader batch class --out build/batch --html --reveal visible" in recipe
+
+
+def test_canvas_export_is_filled_on_a_rerun_and_submissions_not_in_it_are_listed(class_copy, capsys):
+    source, out = class_copy
+    export = out.parent / "export.csv"
+    export.write_text("\ufeffStudent,ID,SIS User ID,SIS Login ID,Section,Autodiff (4242),Current Score\r\n"
+                      "    Points Possible,,,,,100.00,(read only)\r\n"
+                      '"Carol, C",12345,S1,carol,A,,50\r\n"Dave, D",777,S2,dave,A,,40\r\n', encoding="utf-8")
+    assert main(["batch", str(source), "--out", str(out), "--rubric", FAST_RUBRIC.path, "--isolation", "process",
+                 "--canvas-export", str(export)]) == 0
+    assert f"canvas-import.csv: {out / 'canvas-import.csv'}" in capsys.readouterr().out
+    with open(out / "canvas-import.csv", newline="", encoding="utf-8-sig") as file:
+        assert list(csv.reader(file)) == [["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "Autodiff (4242)", "Current Score"],
+                                          ["    Points Possible", "", "", "", "", "100.00", "(read only)"],
+                                          ["Carol, C", "12345", "S1", "carol", "A", "100", "50"],
+                                          ["Dave, D", "777", "S2", "dave", "A", "", "40"]]
+    notes = json.loads((out / "summary.json").read_text())["notes"]
+    assert [n for n in notes if "not in the canvas export" in n] == \
+        ["alice: graded, but not in the canvas export (not in canvas-import.csv)",
+         "bob: graded, but not in the canvas export (not in canvas-import.csv)"]
+    assert rows(out)["12345"]["name"] == "carol"  # the file names' own, kept
+
+
+def test_similarity_ranks_the_class_and_writes_a_page_per_flagged_pair(class_copy, capsys):
+    _, out = class_copy
+    assert main(["similarity", str(out)]) == 0
+    result = json.loads((out / "similarity.json").read_text())
+    assert [(p["a"], p["b"]) for p in result["pairs"]][0] == ("12345", "alice")  # both the reference, to the byte
+    assert [p["score"] for p in result["pairs"]] == sorted((p["score"] for p in result["pairs"]), reverse=True)
+    assert all(0 <= p["score"] <= 1 for p in result["pairs"]) and result["pairs"][0]["score"] > 0.9
+    assert "<mark>" in (out / "similarity" / "12345--alice.html").read_text()
+    assert "12345, alice" in (out / "similarity" / "index.html").read_text()
+    assert "12345 and alice" in capsys.readouterr().out
+
+
+def test_a_rerun_after_a_rubric_edit_prints_whose_score_moved_and_why(class_copy, capsys):
+    source, out = class_copy
+    edited = out.parent / "rubric.toml"
+    text = Path(FAST_RUBRIC.path).read_text()
+    edited.write_text(text.replace("Mul              = { forward = 2, backward = 5,", "Mul              = { forward = 4, backward = 3,"))
+    assert load_rubric(edited).points[("Mul", "forward")] == 4
+    assert main(["batch", str(source), "--out", str(out), "--rubric", str(edited), "--isolation", "process"]) == 0
+    printed = capsys.readouterr().out
+    assert "# Regrade: previous → this run\n\n1 students changed: 0 gained points, 1 lost points." in printed
+    assert "| bob | 98 | 96 | -2 | rubric changed |  |" in printed  # Mul.forward was failed and still is: no flip
+    assert main(["diff", str(out / "previous"), str(out), "--out", str(out.parent / "regrade")]) == 0
+    with open(out.parent / "regrade" / "diff.csv", newline="", encoding="utf-8-sig") as file:
+        assert list(csv.reader(file))[1:] == [["bob", "98", "96", "-2", "", "rubric changed"]]
 
 
 def test_force_regrades_every_submission(class_copy):
@@ -402,7 +471,8 @@ def test_crashing_hanging_memory_hungry_and_unreadable_submissions_each_cost_one
     assert table["correct"]["problem"] == ""
     assert "corrupt.zip is not a readable zip archive" in table["corrupt"]["problem"]
     assert all(table["corrupt"][group] == "0" for group in GROUPS)
-    assert "error: Mul · forward" in table["exit_at_import"]["problem"]
+    assert table["exit_at_import"]["problem"] == \
+        "ops.py could not be imported: stopped the worker: the worker exited with status 0 (did the code call sys.exit or os._exit?)"
     assert "error: Mul · forward" in table["exit_in_op"]["problem"]
     assert "timeout: Pow · backward" in table["hang"]["problem"]
     assert (table["memory_bomb"]["Matmul"], table["memory_bomb"]["MNIST"]) == ("0", "0")
@@ -413,7 +483,8 @@ def test_crashing_hanging_memory_hungry_and_unreadable_submissions_each_cost_one
     needs_a_look = {item["student"] for item in summary["needs_a_human_look"]}
     assert {"corrupt", "exit_at_import", "exit_in_op", "hang"} <= needs_a_look
     failed_by = {item["check"]: item["students"] for item in summary["most_failed_checks"]}
-    assert failed_by["Mul · forward"] == 2  # exit_at_import and exit_in_op; corrupt.zip ran no check, so failed none
+    assert failed_by["Mul · forward"] == 1  # exit_in_op; exit_at_import is counted as its one cause; corrupt.zip ran no check
+    assert summary["modules_not_imported"] == [{"module": "ops.py", "students": 1}]
     assert {p.name for p in (tmp_path / "out" / "reports").glob("*.gradescope.json")} == \
         {f"{student}.gradescope.json" for student in table}
 
@@ -429,6 +500,90 @@ def test_dask_cluster_gives_the_same_gradebook_as_local_threads(graded_class, tm
     assert graded == CLASS
     for name in ("gradebook.csv", "summary.json"):
         assert (tmp_path / "out" / name).read_bytes() == (graded_class[1] / name).read_bytes(), name
+
+
+@contextmanager
+def documented_cluster(worker_prefix=()):
+    """`dask scheduler` and one `dask worker` started as docs/course-staff.md says, on loopback;
+    yields the scheduler's address; both ended (and waited for) afterwards, whatever happens."""
+    distributed = pytest.importorskip("distributed")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    address, environment = f"tcp://127.0.0.1:{port}", dict(os.environ)
+    installed = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-c", "import grader; print(grader.ROOT)"],
+                               cwd="/", capture_output=True, text=True).stdout.strip()
+    if installed != str(ROOT):  # a git worktree: the shared venv's editable install points at another checkout
+        environment["PYTHONPATH"] = str(ROOT)
+    dask = str(ROOT / ".venv" / "bin" / "dask")
+    commands = [[dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                [*worker_prefix, dask, "worker", address, "--host", "127.0.0.1", "--no-dashboard", "--nthreads", "1"]]
+    processes = []
+    try:
+        for command in commands:
+            processes.append(subprocess.Popen(command, cwd=ROOT, env=environment, start_new_session=True,
+                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        with distributed.Client(address, timeout="60s") as client:
+            client.wait_for_workers(1, timeout=120)
+        yield address
+    finally:
+        for process in reversed(processes):
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_documented_dask_scheduler_and_worker_grade_the_class_as_local_threads_do(graded_class, tmp_path):
+    source = shutil.copytree(graded_class[0], tmp_path / "submissions")
+    with documented_cluster() as address:
+        _, graded, _ = batch(source, tmp_path / "out", scheduler=address)
+    assert graded == CLASS
+    for name in ("gradebook.csv", "summary.json"):
+        assert (tmp_path / "out" / name).read_bytes() == (graded_class[1] / name).read_bytes(), name
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None, reason="hiding a folder from the worker needs root and unshare")
+def test_a_dask_worker_that_cannot_see_the_submissions_grades_them_from_their_bytes(graded_class, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    hidden = tmp_path / "hidden"
+    source = shutil.copytree(graded_class[0], hidden / "submissions")
+    # The worker sees an empty tmpfs where the class folder is: it only has what the tasks carry.
+    cover = ["unshare", "--mount", "--propagation", "private", "sh", "-c", 'mount -t tmpfs none "$0" && exec "$@"', str(hidden)]
+    with documented_cluster(cover) as address:
+        with distributed.Client(address) as client:
+            assert client.submit(os.path.exists, str(source / "alice"), pure=False).result(timeout=60) is False
+        _, graded, _ = batch(source, tmp_path / "out", scheduler=address)
+    assert graded == CLASS
+    assert (tmp_path / "out" / "gradebook.csv").read_bytes() == (graded_class[1] / "gradebook.csv").read_bytes()
+    remote, local = (json.loads((out / "reports" / "alice.json").read_text())["submission"] for out in (tmp_path / "out", graded_class[1]))
+    assert remote["path"] == str(source / "alice")  # the instructor's path, not the worker's
+    assert {k: v for k, v in remote.items() if k != "path"} == {k: v for k, v in local.items() if k != "path"}
+
+
+@pytest.mark.slow
+def test_a_moodle_download_is_graded_with_no_pattern_and_its_worksheet_filled(tmp_path, capsys):
+    source = tmp_path / "download"
+    source.mkdir()
+    lms_files(source, "Minji Kim_12345_assignsubmission_file_")
+    folder = source / "José Álvarez_67890_assignsubmission_file_"
+    reference_copy(folder, {"ops": [WRONG_MUL]})
+    worksheet = tmp_path / "worksheet.csv"
+    worksheet.write_text('Identifier,"Full name","Email address",Status,Grade,"Maximum Grade","Grade can be changed"\n'
+                         'Participant 12345,Minji Kim,m@example.org,Submitted,,100.00,Yes\n'
+                         'Participant 67890,José Álvarez,j@example.org,Submitted,,100.00,Yes\n'
+                         'Participant 11111,Lee Joon,l@example.org,No submission,,100.00,Yes\n')
+    out = tmp_path / "out"
+    assert main(["batch", str(source), "--out", str(out), "--rubric", FAST_RUBRIC.path, "--isolation", "process",
+                 "--moodle-worksheet", str(worksheet)]) == 0
+    assert {s: (r["name"], r["total"]) for s, r in rows(out).items()} == {"12345": ("Minji Kim", "100"), "67890": ("José Álvarez", "98")}
+    with open(out / "moodle-import.csv", newline="", encoding="utf-8") as file:
+        assert [row[4] for row in csv.reader(file)] == ["Grade", "100", "98", ""]
+    assert json.loads((out / "summary.json").read_text())["unmatched_files"] == []
 
 
 def test_a_scheduler_out_of_reach_is_reported_in_one_line(tmp_path, capsys):

@@ -73,3 +73,9 @@ def test_pages_render_in_headless_chromium_without_console_messages(reports, tmp
     for page in ("bob.html", "index.html"):
         assert screenshot(tmp_path / page, tmp_path / f"{page}.png") == []
         assert (tmp_path / f"{page}.png").stat().st_size > 10_000
+
+
+def test_student_page_says_each_diagnosis_once_with_the_cases_it_applies_to(reports):
+    page = student_page(reports["bob"])
+    assert page.count("you forgot to reduce the broadcast") == 1
+    assert "4 of 6 cases (3x4 * 4, 3x1 * 1x4, scalar * 3x4, 2x3x4 * 3x1)" in page

@@ -73,8 +73,8 @@ def explain_exception(details):
         text = f"{phase} called sys.exit({message}); a graded function must return, not exit"
     else:
         text = f"{phase} raised {kind}: {message}"
-    trace = details.get("traceback")
-    return f"{text}\n{trace}" if isinstance(trace, str) and trace else text
+    trace = details.get("traceback")  # where a not-started op raises is the stub itself: no news
+    return f"{text}\n{trace}" if isinstance(trace, str) and trace and kind != "NotImplementedError" else text
 
 
 # Real numbers only, never cast from anything else: float, signed and unsigned integers, and bool

@@ -5,11 +5,19 @@ sandboxed workers). Its report is written atomically the moment it is done, so a
 any point loses nothing finished; a rerun skips every report that matches the submission's
 content hash, the grader's version and the rubric's hash, and grades the rest. The gradebook and
 the summary are then rebuilt from the reports on disk, so they do not depend on how many runs it
-took to get there.
+took to get there. Reports about to be replaced are kept in previous/ first, and what changed is
+written to diff.md and diff.csv (a rerun after a rubric edit says whose score moved, and why).
+
+On Dask, each task carries the submission's bytes and returns the report's: a cluster's workers
+need the repository (to import `grader`), not the submissions' folder.
 """
+import io
 import json
 import os
+import shutil
+import tempfile
 import traceback
+import zipfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
@@ -17,10 +25,11 @@ from .. import VERSION
 from ..grade import grade
 from ..report import build_report, write_atomically, write_report
 from ..rubric import load_rubric
-from ..submission import Submission, submission_sha256
+from ..submission import Submission, submission_sha256, unpack_zip
+from .diff import compare, load_reports, write_diff
 from .gradebook import row_problems, write_class_files
 from .pages import class_index, student_page
-from .roster import LMS_PATTERN, discover
+from .roster import discover
 
 
 def report_path(out, student_id, format="native"):
@@ -60,9 +69,10 @@ def failed_report(student_id, path, rubric, isolation, error):
 
 
 def run_batch(source, out, rubric, jobs=None, force=False, only=(), formats=("native",), scheduler=None,
-              pattern=LMS_PATTERN, isolation="process", progress=True, html=False):
+              pattern=None, isolation="process", progress=True, html=False, reveal="visible", lms=None):
     """Grade every submission in `source` into `out`; returns (roster, graded ids, skipped ids,
-    {student id: why their report could not be written})."""
+    {student id: why their report could not be written}). lms: an LMSExport to fill.
+    roster.written names the other files written (the LMS file, diff.md)."""
     out = Path(out)
     roster = discover(source, out / "staging", pattern)
     known = {student.id for student in roster.students}
@@ -79,6 +89,10 @@ def run_batch(source, out, rubric, jobs=None, force=False, only=(), formats=("na
             skipped.append(student.id)
     for leftover in [*out.glob(".*.tmp"), *out.glob("reports/.*.tmp")]:
         leftover.unlink()  # a write a kill interrupted: never read, never kept
+    replaced = [s.id for s in todo if report_path(out, s.id).is_file()]
+    if replaced:  # the reports a regrade replaces, to say what changed
+        shutil.rmtree(out / "previous", ignore_errors=True)
+        shutil.copytree(out / "reports", out / "previous" / "reports", ignore=shutil.ignore_patterns(".*"))
 
     bar = _progress_bar(len(todo), progress)
     problems, unwritten = 0, {}
@@ -101,18 +115,29 @@ def run_batch(source, out, rubric, jobs=None, force=False, only=(), formats=("na
                 converted = report_path(out, student.id, format)
                 if not converted.is_file() or converted.stat().st_mtime_ns < path.stat().st_mtime_ns:
                     write_report(reports[student.id], converted, format)
-    summary = write_class_files(out, reports, roster, rubric)
+    names = {student.id: student.name for student in roster.students if student.name}
+    if lms:
+        filled = lms.fill(out, {student: report["score"] for student, report in reports.items()}, rubric.max_score)
+        names = {**filled.names, **names}
+        roster.written[filled.path.name] = filled.path
+        roster.notes += [f"{student}: graded, but not in the {lms.kind} export (not in {filled.path.name})"
+                         for student in filled.not_in_export]
+    summary = write_class_files(out, reports, roster, rubric, names)
     if html:
-        write_pages(out / "html", reports, summary)
+        write_pages(out / "html", reports, summary, reveal)
+    if replaced:
+        rows = compare(load_reports(out / "previous"), {s: reports[s] for s in replaced if s in reports})
+        write_diff(out, rows, "previous", "this run")
+        roster.written["diff.md"] = out / "diff.md"
     return roster, [s.id for s in todo], skipped, unwritten
 
 
-def write_pages(folder, reports, summary):
-    """A feedback page per student (checks shown as the rubric allows before the due date) and
-    the class index linking them."""
+def write_pages(folder, reports, summary, reveal="visible"):
+    """A feedback page per student (checks shown as the rubric's visibility and `reveal` allow)
+    and the class index linking them."""
     pages = {student: f"{student}.html" for student in reports}
     for student, report in reports.items():
-        write_atomically(folder / pages[student], student_page(report))
+        write_atomically(folder / pages[student], student_page(report, reveal))
     write_atomically(folder / "index.html", class_index(reports, summary, pages))
 
 
@@ -122,21 +147,57 @@ def _graded(todo, rubric, isolation, jobs, scheduler):
         from distributed import Client
         from distributed import as_completed as dask_completed
 
+        rubric_text = Path(rubric.path).read_bytes()
         with Client(scheduler) as client:
-            futures = {client.submit(grade_student, s.id, str(s.path), rubric.path, isolation, pure=False): s for s in todo}
+            futures = {client.submit(grade_bytes, s.id, s.path.name, s.path.is_dir(), packed(s.path), rubric_text, str(s.path),
+                                     rubric.path, isolation, pure=False): s for s in todo}
             for future in dask_completed(futures):
+                student = futures[future]
                 try:
-                    yield future.result()
+                    yield json.loads(future.result())
                 except KeyboardInterrupt:
                     raise
                 except BaseException as error:  # a lost worker, say: that student's row says so; a rerun retries
-                    student = futures[future]
                     yield failed_report(student.id, student.path, rubric, isolation, error)
         return
     with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
         futures = [pool.submit(grade_student, s.id, s.path, rubric.path, isolation) for s in todo]
         for future in as_completed(futures):
             yield future.result()
+
+
+def packed(path):
+    """A submission as bytes: a file's own, or a folder zipped (its files, no links)."""
+    path = Path(path)
+    if path.is_file():
+        return path.read_bytes()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for file in sorted(p for p in path.rglob("*") if p.is_file() and not p.is_symlink()):
+            archive.write(file, file.relative_to(path).as_posix())
+    return buffer.getvalue()
+
+
+def grade_bytes(student_id, name, is_folder, payload, rubric_text, path, rubric_path, isolation):
+    """On a Dask worker: the submission rebuilt from its bytes under its own name (a folder is
+    unpacked, so it is graded as a folder and hashes the same), graded, and the report returned
+    as JSON text naming the paths the instructor's machine knows."""
+    with tempfile.TemporaryDirectory(prefix="autodiff-batch-") as temporary:
+        temporary = Path(temporary)
+        rubric_file = temporary / "rubric.toml"
+        rubric_file.write_bytes(rubric_text)
+        submission = temporary / "submission" / name
+        submission.parent.mkdir()
+        if is_folder:
+            archive = temporary / "folder.zip"
+            archive.write_bytes(payload)
+            submission.mkdir()
+            unpack_zip(archive, submission)
+        else:
+            submission.write_bytes(payload)
+        report = grade_student(student_id, submission, rubric_file, isolation)
+    report["submission"]["path"], report["grader"]["rubric"] = path, rubric_path
+    return json.dumps(report)
 
 
 def _progress_bar(total, enabled):

@@ -6,32 +6,52 @@ the same bytes, however many runs (or kills) it took to produce them.
 import csv
 import io
 import json
+import re
 import statistics
 from collections import Counter
 
 from ..report import group_summaries, write_atomically
 
+# How the checks word a graded module that could not be imported (client.ensure_imported, explain_exception).
+IMPORT_FAILURE = re.compile(r"importing (\S+\.py) (.*)")
+
+
+def import_failures(report):
+    """{module file: why it could not be imported} of a graded report, first cause per module."""
+    failures = {}
+    for test in report["tests"]:
+        for case in test["cases"]:
+            match = IMPORT_FAILURE.match(case["output"])
+            if match and case["status"] != "passed":
+                failures.setdefault(match[1], match[2].splitlines()[0])
+    return failures
+
 
 def row_problems(report):
-    """What an instructor should know about one report: '' when nothing."""
+    """What an instructor should know about one report: '' when nothing. A module that could not
+    be imported is one cause, however many checks it failed."""
     if report["status"] != "graded":  # one line, however many the message has: it is a spreadsheet cell
         return " / ".join(" ".join(m.split()) for m in report["messages"]) or report["status"]
-    problems = [f"{t['status']}: {t['name']}" for t in report["tests"] if t["status"] in ("error", "timeout")]
+    failures = import_failures(report)
+    problems = [f"{module} could not be imported: {why}" for module, why in failures.items()]
+    problems += [f"{t['status']}: {t['name']}" for t in report["tests"] if t["status"] in ("error", "timeout")
+                 and not all(IMPORT_FAILURE.match(c["output"]) for c in t["cases"] if c["status"] != "passed")]
     if report["submission"]["missing"]:
         problems.append(f"missing: {', '.join(report['submission']['missing'])}")
     return "; ".join(problems)
 
 
-def write_class_files(out, reports, roster, rubric):
+def write_class_files(out, reports, roster, rubric, names=None):
+    """names: {student id: name}, from the LMS's file names or its export, where it gives one."""
     groups = list(dict.fromkeys(group for group, _ in rubric.points))
     ids = sorted(reports)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(["student_id", "total", *groups, "status", "problem"])
+    writer.writerow(["student_id", "name", "total", *groups, "status", "problem"])
     for student in ids:
         report = reports[student]
         totals = {group: score for group, (score, *_) in group_summaries(report["tests"]).items()}
-        writer.writerow([student, _number(report["score"]), *(_number(totals.get(g, 0)) for g in groups),
+        writer.writerow([student, (names or {}).get(student, ""), _number(report["score"]), *(_number(totals.get(g, 0)) for g in groups),
                          report["status"], row_problems(report)])
     # UTF-8 with a byte-order mark: spreadsheets then read names in any script correctly.
     write_atomically(out / "gradebook.csv", "\ufeff" + buffer.getvalue())
@@ -47,8 +67,11 @@ def write_class_files(out, reports, roster, rubric):
 def summarize(reports, roster, rubric):
     scores = [reports[s]["score"] for s in sorted(reports)]
     # Only what was graded: an unreadable submission ran no check, so it failed none.
+    # A check failed because its module did not import is counted once as that, not as a failed check.
     failing = Counter(t["name"] for r in reports.values() if r["status"] == "graded"
-                      for t in r["tests"] if t["status"] != "passed")
+                      for t in r["tests"] if t["status"] != "passed"
+                      and not all(IMPORT_FAILURE.match(c["output"]) for c in t["cases"] if c["status"] != "passed"))
+    not_imported = Counter(module for r in reports.values() if r["status"] == "graded" for module in import_failures(r))
     edges = [rubric.max_score * i / 10 for i in range(11)]
     counts = [sum(1 for s in scores if low <= s < high or (high == edges[-1] and s == high))
               for low, high in zip(edges, edges[1:])]
@@ -61,6 +84,8 @@ def summarize(reports, roster, rubric):
         "histogram": {"edges": edges, "counts": counts},
         "most_failed_checks": [{"check": name, "students": n} for name, n in
                                sorted(failing.items(), key=lambda item: (-item[1], item[0]))[:10]],
+        "modules_not_imported": [{"module": module, "students": n} for module, n in
+                                 sorted(not_imported.items(), key=lambda item: (-item[1], item[0]))],
         "needs_a_human_look": [{"student": s, "why": row_problems(reports[s])} for s in sorted(reports)
                                if row_problems(reports[s])],
         "unmatched_files": roster.unmatched,
@@ -80,6 +105,9 @@ def summary_markdown(summary):
         lines.append(f"| {low:g}–{high:g} | {count} |")
     lines += ["", "## Checks most often failed", "", "| check | students |", "| --- | --- |"]
     lines += [f"| {item['check']} | {item['students']} |" for item in summary["most_failed_checks"]] or ["| none | |"]
+    if summary["modules_not_imported"]:
+        lines += ["", "## Modules that could not be imported", "", "| module | students |", "| --- | --- |"]
+        lines += [f"| {item['module']} | {item['students']} |" for item in summary["modules_not_imported"]]
     lines += ["", "## Needs a human look", ""]
     lines += [f"- **{item['student']}**: {item['why']}" for item in summary["needs_a_human_look"]] or ["Nobody."]
     if summary["unmatched_files"]:

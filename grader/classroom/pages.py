@@ -8,6 +8,7 @@ names the most that may be shown (`visible` before the due date, `after_due_date
 from html import escape
 
 from ..report import format_points, group_summaries
+from .gradebook import row_problems
 
 REVEALED = {"visible": {"visible"}, "after_due_date": {"visible", "after_due_date"},
             "all": {"visible", "after_due_date", "after_published", "hidden"}}
@@ -88,12 +89,10 @@ def _group_table(tests):
 
 
 def _check(test):
-    cases = "".join(f"<p><b>{escape(case['id'])}</b> — {escape(case['status'])}</p>" * (case["id"] != "-")
-                    + f"<pre>{escape(case['output'])}</pre>" for case in test["cases"] if case["status"] != "passed")
-    passed = sum(1 for case in test["cases"] if case["status"] == "passed")
+    """A failing check: its feedback as the report says it, each diagnosis once with its cases."""
     return (f"<div class='check' style='border-color:{COLORS[test['status']]}'><h3>{escape(test['name'])} · "
             f"{format_points(test['score'])} / {format_points(test['max_score'])}</h3>"
-            f"<p class='meta'>{passed} of {len(test['cases'])} cases passed</p>{cases}</div>")
+            f"<pre>{escape(test['output'])}</pre></div>")
 
 
 def _mnist_section(mnist):
@@ -145,9 +144,11 @@ def _bar(fraction, color):
 
 
 def _first_problem(report):
+    """The gradebook's problem (one cause for a module that does not import), else the first failing check."""
     failing = next((t for t in report["tests"] if t["status"] != "passed"), None)
-    if report["status"] != "graded":
-        return "; ".join(report["messages"])[:160]
+    problems = row_problems(report)
+    if problems:
+        return problems[:160]
     return f"{failing['name']}: {failing['status']}" if failing else ""
 
 
