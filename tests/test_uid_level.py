@@ -29,9 +29,7 @@ def test_the_worker_runs_as_a_pooled_uid_with_its_limits_in_a_scratch_folder_it_
     with tempfile.TemporaryDirectory(dir=launch.scratch_parent()) as scratch:
         process = start_worker(scratch, Limits(processes=17), isolation="uid")
         try:
-            process.stdin.write(b'{"id": 1, "command": "hello"}\n')
-            process.stdin.flush()
-            assert b'"ok": true' in process.stdout.readline()
+            assert b'"ready": true' in process.stdout.readline()  # the supervisor, numpy imported
             uid = int(proc_field(process.pid, "status", "Uid:").split()[1])
             assert uid in UID_POOL and process.uid == uid
             assert proc_field(process.pid, "limits", "Max processes").split()[2:4] == ["17", "17"]
@@ -118,6 +116,7 @@ def test_a_batch_at_the_uid_level_closes_its_output_folder_to_student_code(open_
     out.mkdir(mode=0o755)
     out.chmod(0o755)
     args = SimpleNamespace(gradescope=False, isolation="uid", out=out, submissions=open_folder, jobs=1, force=False, only=(),
-                           scheduler=None, id_pattern="", html=False)
+                           scheduler=None, id_pattern="", html=False, reveal="visible", similarity=False,
+                           canvas_export=None, moodle_worksheet=None, missing_as_zero=False)
     assert cli.batch(args, FAST_RUBRIC) == 1
     assert not out.stat().st_mode & 0o007
