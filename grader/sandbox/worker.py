@@ -26,7 +26,9 @@ import protocol  # noqa: E402  (sandbox/protocol.py, next to this file)
 from protocol import COURSE_MODULES, GRADED, GRADED_MODULES  # noqa: E402  (the contract)
 
 NOTEBOOK = SCRATCH / "notebook_submission.py"
-STUDENT_FILES = {str(SCRATCH / "autodiff" / f"{module}.py") for module in GRADED_MODULES} | {str(NOTEBOOK)}
+# The student's own helper modules: whatever else the grader put in the package (submission.py).
+HELPERS = tuple(sorted({path.stem for path in (SCRATCH / "autodiff").glob("*.py")} - {*COURSE_MODULES, "__init__"}))
+STUDENT_FILES = {str(SCRATCH / "autodiff" / f"{module}.py") for module in (*GRADED_MODULES, *HELPERS)} | {str(NOTEBOOK)}
 
 
 class StudentError(Exception):
@@ -42,11 +44,11 @@ class StudentError(Exception):
 
 class CourseModuleAliases(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """`import tensor` is `import autodiff.tensor` (same module object, same classes), for each
-    of the course's modules: students who wrote their modules side by side import them that way.
-    Last on sys.meta_path, so it only answers for names nothing else provides."""
+    of the course's modules and the student's helpers: students who wrote their modules side by
+    side import them that way. Last on sys.meta_path, so it only answers for names nothing else provides."""
 
     def find_spec(self, name, path=None, target=None):
-        return importlib.util.spec_from_loader(name, self) if path is None and name in COURSE_MODULES else None
+        return importlib.util.spec_from_loader(name, self) if path is None and name in (*COURSE_MODULES, *HELPERS) else None
 
     def create_module(self, spec):
         module = importlib.import_module(f"autodiff.{spec.name}")
@@ -71,15 +73,32 @@ _loaded = {}
 
 
 def load_module(module):
-    """Import autodiff.<module> once; for a notebook, install the names the notebook defines."""
+    """Import autodiff.<module> once; for a notebook, with the notebook's names installed first."""
+    if NOTEBOOK.is_file():
+        install_notebook()
     if module not in _loaded:
         _loaded[module] = run_student(f"importing {module}.py", importlib.import_module, f"autodiff.{module}")
-        if NOTEBOOK.is_file():
-            notebook = run_student("running the notebook's definitions", importlib.import_module, "notebook_submission")
-            for name, home in GRADED.items():
-                if home == module and hasattr(notebook, name):
-                    setattr(_loaded[module], name, getattr(notebook, name))
     return _loaded[module]
+
+
+def install_notebook():
+    """Run the notebook's definitions, put its graded names into every graded module, and only
+    then run its imports of the course modules that use them (grader/notebook.py defers those):
+    autodiff.nn then builds MLP3 from the notebook's classes."""
+    if "notebook_submission" in _loaded:
+        return
+    notebook = run_student("running the notebook's definitions", importlib.import_module, "notebook_submission")
+    for module in GRADED_MODULES:
+        try:
+            _loaded.setdefault(module, importlib.import_module(f"autodiff.{module}"))
+        except BaseException:  # a %%writefile module that fails: reported when that module is asked for
+            continue
+        for name, home in GRADED.items():
+            if home == module and hasattr(notebook, name):
+                setattr(_loaded[module], name, getattr(notebook, name))
+    _loaded["notebook_submission"] = notebook
+    for statement in getattr(notebook, "__grader_deferred_imports__", ()):
+        run_student("running the notebook's imports", exec, statement, vars(notebook))
 
 
 def resolve(name):
