@@ -21,7 +21,7 @@ SUBMISSIONS ?=
 # empty: as many gradings at once as there are cores
 JOBS ?=
 
-.PHONY: test test-fast lint grade batch experiment bench bench-batch attacks mnist-seeds docs starter handout \
+.PHONY: test test-fast lint grade batch experiment bench bench-batch attacks flake-audit mnist-seeds docs starter handout \
 	gradescope screenshots clean
 
 $(READY): requirements.txt pyproject.toml
@@ -65,6 +65,10 @@ bench-batch: $(READY) $(SANDBOX)
 
 attacks: $(READY) $(SANDBOX)
 	$(PYTHON) benchmarks/attacks.py --out results/attacks.json
+
+# The reference and every correct fixture of the tests under 20 salts of the inputs: no check may flip.
+flake-audit: $(READY) $(SANDBOX)
+	$(PYTHON) benchmarks/flake_audit.py --out results/flake_audit.json
 
 mnist-seeds: $(READY)
 	$(PYTHON) benchmarks/mnist_seeds.py --out results/mnist_seeds.json
