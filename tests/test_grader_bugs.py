@@ -105,6 +105,8 @@ UNUSUAL_BUT_CORRECT = [
     correct("ReLU backward with np.where", "activations", [("return grad_output * positive", "return np.where(positive, grad_output, 0.0)")]),
     correct("Sum backward returns a read-only broadcast view", "ops",
             [("return np.broadcast_to(grad, ctx.a_shape).copy()", "return np.broadcast_to(grad, ctx.a_shape)")]),
+    correct("Pow dB with an unguarded log (nan for negative bases, whose exponent needs no gradient)", "ops",
+            [("np.log(np.where(a > 0, a, 1))", "np.log(a)")]),
     correct("Log backward by the reciprocal, in the input's dtype", "activations",
             [("return grad_output / clipped", "return (grad_output * np.reciprocal(clipped)).astype(clipped.dtype)")]),
 ]

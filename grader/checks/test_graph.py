@@ -13,7 +13,7 @@ import pytest
 
 from ..sandbox.protocol import GRADED
 from .cases import away_from_zero, normal, one_hot, positive, probabilities
-from .checking import ATOL, RTOL, CheckFailed, array_of, ask, mismatch, seeded_rng
+from .checking import ATOL, RTOL, CheckFailed, array_of, ask, call_op, items_of, mismatch, seeded_rng
 from .oracle import FORWARD, central_differences
 
 # Steps refer to values by index: the leaves first, then each step's result.
@@ -71,20 +71,50 @@ def test_robustness(student, op, request):
         raise CheckFailed(f"{op}.backward changed grad_output in place: in out = {shape}, run by the course's engine, "
                           f"Add hands the same grad_output array to both branches, so the other branch got a wrong "
                           f"gradient; compute a new array instead of writing into grad_output")
-    output = array_of(f"{op}.forward in a graph", reply.get("output"), expected.shape)
-    problem = output.shape != expected.shape or mismatch(output, expected, RTOL, ATOL)
-    if problem:
-        raise CheckFailed(f"out = {shape}, run by the course's engine, is wrong although each call on its own may be right: "
-                          f"does forward keep state between calls? ({problem if problem is not True else 'shape'})")
-    grads = reply.get("grads") or []
-    for index, expected_grad in enumerate(central_differences(lambda *moved: evaluate(op, moved, steps, options), leaves, seed, wanted)):
-        if expected_grad is None:
+    expected_grads = central_differences(lambda *moved: evaluate(op, moved, steps, options), leaves, seed, wanted)
+    got = [reply.get("output"), *[(reply.get("grads") or [None] * len(leaves))[i] for i in range(len(leaves)) if wanted[i]]]
+    names = ["out", *[f"the gradient for {LEAF_NAMES[i]}" for i in range(len(leaves)) if wanted[i]]]
+    problems = differences(names, got, [expected, *[grad for grad in expected_grads if grad is not None]])
+    if not problems:
+        return
+    try:
+        alone = isolated_calls(student, op, steps, leaves, seed, options)
+    except CheckFailed:
+        return  # the op fails on its own: the forward and backward checks say how
+    if not differences(names, got, alone):
+        return  # the graph gives what its calls give one by one: the op is wrong on its own, which those checks charge
+    raise CheckFailed(f"in out = {shape}, run by the course's engine (both calls of {op}, then backward), {problems[0]}, "
+                      f"although each call on its own gives the right part: look for state kept between calls (on the "
+                      f"class or a global instead of ctx) or an array changed in place")
+
+
+def differences(names, described, expected):
+    """What differs between the values the worker described and the expected arrays, in words."""
+    problems = []
+    for name, value, want in zip(names, described, expected):
+        try:
+            got = value if isinstance(value, np.ndarray) else array_of(name, value, want.shape)
+        except CheckFailed as failed:
+            problems.append(str(failed))
             continue
-        got = array_of(f"the gradient the engine gave {LEAF_NAMES[index]}", grads[index] if index < len(grads) else None,
-                       expected_grad.shape)
-        problem = "it has shape " + str(got.shape) if got.shape != expected_grad.shape else mismatch(got, expected_grad, RTOL, ATOL)
+        problem = f"it has shape {got.shape}" if got.shape != want.shape else mismatch(got, want, RTOL, ATOL)
         if problem:
-            raise CheckFailed(f"in out = {shape}, run by the course's engine (forward of both calls of {op}, then backward), "
-                              f"the gradient for {LEAF_NAMES[index]} is wrong: {problem}. Each call on its own is checked "
-                              f"by the backward check: if that passes, look for state kept between calls (on the class or "
-                              f"a global instead of ctx) or an array changed in place")
+            problems.append(f"{name} is wrong: {problem}")
+    return problems
+
+
+def isolated_calls(student, op, steps, leaves, seed, options):
+    """The graph's output and gradients put together from the op's calls made one by one (each
+    forward straight before its backward, on a fresh ctx), as the backward check makes them."""
+    def alone(inputs, needs):
+        reply = call_op(student, op, inputs, options, grad_output=seed, needs_input_grad=needs)
+        grads = items_of(f"{op}.backward", reply.get("grads"), len(inputs))
+        return (array_of(f"{op}.forward", reply.get("output"), seed.shape),
+                [array_of(f"{op}.backward", grad, x.shape) if needed else None for grad, x, needed in zip(grads, inputs, needs)])
+    if steps is BINARY:
+        x, w = leaves
+        (first, (a1, b1)), (second, (a2, b2)) = alone([x, x], (True, True)), alone([x, w], (True, True))
+        return [first + second, a1 + b1 + a2, b2]
+    x, rest = leaves[0], leaves[1:-1]  # the loss's target, or nothing
+    (first, (g1, *_)), (second, (g2, *_)) = (alone([value, *rest], (True, *[False] * len(rest))) for value in (x, x + leaves[-1]))
+    return [first + second, g1 + g2]
