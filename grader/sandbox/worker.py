@@ -2,8 +2,9 @@
 
 Started by launch.py with `python -I` inside a scratch folder that holds the course's package
 (`autodiff/`, given modules from the course, graded modules from the student) and, for a
-notebook, `notebook_submission.py`; the course's modules also answer to their bare names
-(`from tensor import Function`, as students who keep the modules side by side write). It answers
+notebook, `notebook_submission.py`; the course's modules and the student's helper modules also
+answer to their bare names (`from tensor import Function`, as students who keep the modules side
+by side write). It answers
 requests read from stdin, one JSON line each, on a private copy of its original stdout; the
 student's prints go to fd 1/2, which the launcher points at a capped log file. It computes and
 returns plain data only; it never decides a score.
