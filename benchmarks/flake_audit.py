@@ -35,12 +35,12 @@ from grader.submission import load_submission, prepare_scratch  # noqa: E402
 
 def correct_submissions(folder):
     """name → path of every correct submission the tests hold: the reference, the forms and the unusual ones."""
-    made = {"reference": ROOT / "solutions"}
-    for param in UNUSUAL_BUT_CORRECT:  # first: they differ from the reference in the math
-        made[param.id] = reference_copy(folder / param.id.replace("/", "-"), param.values[0])
+    made = {"reference": ROOT / "solutions"}  # first: the others are run on what differs from it
     for name, make in CORRECT_FORMS.items():
         (folder / name.replace("/", "-")).mkdir(parents=True)
         made[name] = make(folder / name.replace("/", "-"))
+    for param in UNUSUAL_BUT_CORRECT:
+        made[param.id] = reference_copy(folder / param.id.replace("/", "-"), param.values[0])
     return made
 
 
@@ -68,9 +68,10 @@ def selection(files, reference):
     return f"not test_accuracy and ({' or '.join(groups)})" if groups else None
 
 
-def audit(name, scratch, select, rubrics, work, jobs):
+def audit(name, submission, select, rubrics, work, jobs):
     """{(group, kind, case): {salt number: status}} of one submission under every salt."""
-    def run(number):
+    def run(number):  # a scratch folder of its own: the worker writes its runtime and log there
+        scratch = prepare_scratch(submission, Path(tempfile.mkdtemp(prefix="scratch-", dir=work)))
         cases, problem = run_checks(scratch, rubrics[number], "process", work / f"results-{name}-{number}.json".replace("/", "-"),
                                     select=select)
         if problem:
@@ -90,6 +91,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--salts", type=int, default=20)
     parser.add_argument("--jobs", type=int, default=2, help="gradings at once")
+    parser.add_argument("--skip-reference", action="store_true", help="audit only the fixtures (the reference was audited)")
     parser.add_argument("--out", default="results/flake_audit.json")
     arguments = parser.parse_args()
     started = time.perf_counter()
@@ -100,8 +102,8 @@ def main():
         rubrics = [salted_rubric(work, number) for number in range(arguments.salts)]
         seen, reference = {}, None  # the files the worker imports → the first submission that laid them out so
         for name, path in correct_submissions(work / "submissions").items():
-            scratch = prepare_scratch(load_submission(path), Path(tempfile.mkdtemp(prefix="scratch-", dir=work)))
-            files = graded_files(scratch)
+            submission = load_submission(path)
+            files = graded_files(prepare_scratch(submission, Path(tempfile.mkdtemp(prefix="scratch-", dir=work))))
             reference = reference or files
             layout = hashlib.sha256(repr(sorted(files.items())).encode()).hexdigest()
             if layout in seen:  # a folder, a zip of it, …: the same modules, the same verdicts
@@ -109,7 +111,9 @@ def main():
                 continue
             seen[layout] = name
             select = "not test_accuracy" if files is reference else selection(files, reference)
-            outcomes = audit(name, scratch, select, rubrics, work, arguments.jobs)
+            if arguments.skip_reference and files is reference:
+                continue
+            outcomes = audit(name, submission, select, rubrics, work, arguments.jobs)
             result["submissions"][name] = {"checks": select, "cases": len(outcomes)}
             result["case_runs"] += sum(len(statuses) for statuses in outcomes.values())
             result["flips"] += [{"submission": name, "group": group, "kind": kind, "case": case,

@@ -85,12 +85,13 @@ def read_notebook(text):
     for number, cell in enumerate(code_cells, 1):
         source = cell.get("source", "")
         lines = ("".join(source) if isinstance(source, list) else str(source)).splitlines()
-        if lines and lines[0].split()[0:1] and lines[0].split()[0] in WRITEFILE_MAGICS:
+        magic = lines[0].split()[0] if lines and lines[0].startswith("%%") else None
+        if magic in WRITEFILE_MAGICS:
             _writefile(number, lines, result, written)
             continue
-        if lines and lines[0].startswith("%%"):
-            if lines[0].split()[0] not in KEPT_CELL_MAGICS:
-                result.skipped.append(f"cell {number}: the whole cell ({lines[0].split()[0]} magic)")
+        if magic:
+            if magic not in KEPT_CELL_MAGICS:
+                result.skipped.append(f"cell {number}: the whole cell ({magic} magic)")
                 continue
             lines = [""] + lines[1:]
         lines = ["" if MAGIC.match(line) else line for line in lines]
