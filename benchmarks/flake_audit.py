@@ -92,6 +92,7 @@ def main():
     parser.add_argument("--salts", type=int, default=20)
     parser.add_argument("--jobs", type=int, default=2, help="gradings at once")
     parser.add_argument("--skip-reference", action="store_true", help="audit only the fixtures (the reference was audited)")
+    parser.add_argument("--only", action="append", help="audit only this submission (repeatable): reference, a fixture's name")
     parser.add_argument("--out", default="results/flake_audit.json")
     arguments = parser.parse_args()
     started = time.perf_counter()
@@ -111,7 +112,7 @@ def main():
                 continue
             seen[layout] = name
             select = "not test_accuracy" if files is reference else selection(files, reference)
-            if arguments.skip_reference and files is reference:
+            if (arguments.skip_reference and files is reference) or (arguments.only and name not in arguments.only):
                 continue
             outcomes = audit(name, submission, select, rubrics, work, arguments.jobs)
             result["submissions"][name] = {"checks": select, "cases": len(outcomes)}
