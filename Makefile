@@ -22,7 +22,7 @@ SUBMISSIONS ?=
 JOBS ?=
 
 .PHONY: test test-fast lint grade batch experiment bench bench-batch bench-grading bench-scale bench-similarity attacks \
-	mnist-seeds mnist-cost docs starter notebook handout gradescope screenshots clean
+	flake-audit mnist-seeds mnist-cost docs starter notebook handout gradescope screenshots clean
 
 $(READY): requirements.txt pyproject.toml
 	$(BASE_PYTHON) -m venv $(VENV)
@@ -81,6 +81,10 @@ attacks: $(READY) $(SANDBOX)
 
 bench-similarity: $(READY)
 	$(PYTHON) benchmarks/similarity_speed.py --out results/similarity.json
+
+# The reference and every correct fixture of the tests under 20 salts of the inputs: no check may flip.
+flake-audit: $(READY) $(SANDBOX)
+	$(PYTHON) benchmarks/flake_audit.py --out results/flake_audit.json
 
 mnist-seeds: $(READY) $(SANDBOX)
 	$(PYTHON) benchmarks/mnist_seeds.py --out results/mnist_seeds.json

@@ -73,14 +73,16 @@ def grade(path, rubric, isolation="process"):
 CHECKS_ENVIRONMENT = {"PYTHONDONTWRITEBYTECODE": "1", **ONE_BLAS_THREAD}
 
 
-def run_checks(scratch, rubric, isolation, results):
+def run_checks(scratch, rubric, isolation, results, select=None):
     """Run grader/checks in a fresh pytest process with the grader's own configuration; return
-    (cases, problem), problem being set when the checks could not run at all."""
+    (cases, problem), problem being set when the checks could not run at all. select: a pytest -k
+    expression (benchmarks only; grading runs every check)."""
     timeout = rubric.limits["total_seconds"] + CHECKS_OVERHEAD
     command = [sys.executable, "-m", "pytest", "-c", str(CHECKS / "grading.ini"), "--rootdir", str(ROOT),
                "-p", "grader.checks.plugin", "-q", "--json-report", f"--json-report-file={results}",
                "--json-report-omit", "collectors", "log", "streams", "warnings", "traceback",
-               "--scratch", str(scratch), "--rubric", str(rubric.path), "--isolation", isolation, str(CHECKS)]
+               "--scratch", str(scratch), "--rubric", str(rubric.path), "--isolation", isolation, str(CHECKS),
+               *(["-k", select] if select else [])]
     environment = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     try:
         completed = subprocess.run(command, cwd=ROOT, env={**environment, **CHECKS_ENVIRONMENT},

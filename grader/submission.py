@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from . import COURSE_PACKAGE, GRADED, GRADED_MODULES
-from .notebook import NotebookError, definitions_from_notebook
+from .notebook import NotebookError, read_notebook, top_level_names
 
 EXPECTED = ("expected a folder holding autodiff/ (with ops.py, activations.py, losses.py, regularizers.py), "
             "a folder holding those modules at its top, a .zip of either, or one .ipynb notebook")
@@ -25,6 +25,8 @@ MAX_ZIP_MEMBERS = 2000
 MAX_UNPACKED_BYTES = 64 << 20
 MAX_SOURCE_BYTES = 2 << 20
 MAX_SEARCH_DEPTH = 3
+MAX_HELPER_MODULES = 16            # the student's own further modules (autodiff/utils.py, …)
+MAX_HELPER_BYTES = 4 << 20         # all of them together
 JUNK = {"__MACOSX", "__pycache__", ".ipynb_checkpoints", ".git"}
 
 
@@ -33,6 +35,7 @@ class Submission:
     path: str
     form: str = "unreadable"
     sources: dict = field(default_factory=dict)   # graded module (or "notebook_submission") → source text
+    helpers: dict = field(default_factory=dict)   # the student's own further module → source text
     hashes: dict = field(default_factory=dict)    # submitted file → SHA-256 of its bytes
     found: list = field(default_factory=list)     # graded names the sources define
     missing: list = field(default_factory=list)   # graded names they do not
@@ -43,7 +46,7 @@ class Submission:
 
     def to_dict(self):
         return {"path": self.path, "form": self.form, "sha256": self.sha256, "files": self.hashes, "found": self.found,
-                "missing": self.missing, "ignored": self.ignored, "notes": self.notes, "error": self.error}
+                "helpers": sorted(self.helpers), "missing": self.missing, "ignored": self.ignored, "notes": self.notes, "error": self.error}
 
 
 def load_submission(path):
@@ -82,10 +85,11 @@ def _printable(text):
 
 
 def prepare_scratch(submission, scratch):
-    """Lay out what the worker imports: the course's package with the student's graded modules."""
+    """Lay out what the worker imports: the course's package with the student's graded and helper
+    modules (a helper answers to its bare name too: see the worker)."""
     scratch = Path(scratch)
     shutil.copytree(COURSE_PACKAGE, scratch / "autodiff", ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
-    for module, source in submission.sources.items():
+    for module, source in {**submission.helpers, **submission.sources}.items():
         target = scratch / f"{module}.py" if module == "notebook_submission" else scratch / "autodiff" / f"{module}.py"
         target.write_text(source, encoding="utf-8")
     return scratch
@@ -111,32 +115,62 @@ def _read_folder(folder, submission, how):
         submission.notes.append(f"graded modules read from {package}/")
     used = set()
     for module in GRADED_MODULES:
-        relative = package / f"{module}.py"
-        path = folder / relative
-        if not path.is_file():
-            continue
-        if path.resolve() != folder.resolve() / relative:  # a link, or in a linked folder: it could point anywhere
-            submission.notes.append(f"{relative} is a link: not used")
-            continue
-        data = path.read_bytes()
-        if len(data) > MAX_SOURCE_BYTES:
-            submission.notes.append(f"{relative} is over {MAX_SOURCE_BYTES >> 20} MB: not used")
-            continue
-        used.add(relative)
-        submission.hashes[str(relative)] = hashlib.sha256(data).hexdigest()
-        try:
-            source = data.decode("utf-8-sig")  # Windows editors may start the file with a BOM
-        except UnicodeDecodeError:
-            submission.notes.append(f"{relative} is not UTF-8 text: not used")
-            continue
-        submission.sources[module] = source
-        submission.found += _defined_graded_names(source, module, str(relative), submission.notes)
+        source = _read_source(folder, package / f"{module}.py", submission)
+        if source is not None:
+            used.add(package / f"{module}.py")
+            submission.sources[module] = source
+            submission.found += _defined_graded_names(source, module, str(package / f"{module}.py"), submission.notes)
     course_modules = {path.name for path in COURSE_PACKAGE.glob("*.py")}
+    helper_bytes = 0
     for relative in files:
         if relative in used:
             continue
-        why = "the course's copy is used" if relative.parent == package and relative.name in course_modules else "not graded"
-        submission.ignored.append(f"{relative} ({why})")
+        if relative.parent == package and relative.name in course_modules:
+            submission.ignored.append(f"{relative} (the course's copy is used)")
+            continue
+        why = _not_a_helper(relative, package, len(submission.helpers), helper_bytes)
+        source = None if why else _read_source(folder, relative, submission)
+        if source is None:
+            submission.ignored.append(f"{relative} ({why or 'not read'})")
+            continue
+        submission.helpers[relative.stem] = source
+        helper_bytes += len(source.encode())
+    if submission.helpers:
+        submission.notes.append(f"helper modules of your own, importable beside the graded ones: "
+                                f"{', '.join(f'{name}.py' for name in sorted(submission.helpers))}")
+
+
+def _not_a_helper(relative, package, count, total_bytes):
+    """Why a submitted file cannot be one of the student's helper modules (None if it can)."""
+    if relative.parent != package or relative.suffix != ".py":
+        return "not graded"
+    if not relative.stem.isidentifier():
+        return "not graded: not a module name Python can import"
+    if count >= MAX_HELPER_MODULES:
+        return f"not used: more than {MAX_HELPER_MODULES} helper modules"
+    if total_bytes >= MAX_HELPER_BYTES:
+        return f"not used: the helper modules hold over {MAX_HELPER_BYTES >> 20} MB"
+    return None
+
+
+def _read_source(folder, relative, submission):
+    """A submitted module's text, hashed; None (with a note) if it is a link, too big or not UTF-8."""
+    path = folder / relative
+    if not path.is_file():
+        return None
+    if path.resolve() != folder.resolve() / relative:  # a link, or in a linked folder: it could point anywhere
+        submission.notes.append(f"{relative} is a link: not used")
+        return None
+    data = path.read_bytes()
+    if len(data) > MAX_SOURCE_BYTES:
+        submission.notes.append(f"{relative} is over {MAX_SOURCE_BYTES >> 20} MB: not used")
+        return None
+    submission.hashes[str(relative)] = hashlib.sha256(data).hexdigest()
+    try:
+        return data.decode("utf-8-sig")  # Windows editors may start the file with a BOM
+    except UnicodeDecodeError:
+        submission.notes.append(f"{relative} is not UTF-8 text: not used")
+        return None
 
 
 def _read_notebook(path, name, submission, form):
@@ -146,16 +180,28 @@ def _read_notebook(path, name, submission, form):
     except UnicodeDecodeError:
         raise SubmissionError(f"{name} is not UTF-8 text, so it is not a notebook; {EXPECTED}") from None
     try:
-        source, skipped = definitions_from_notebook(text)
+        notebook = read_notebook(text)
     except NotebookError as error:
         raise SubmissionError(f"{name} could not be read as a notebook ({error}); {EXPECTED}") from None
     submission.form = form
     submission.hashes[name] = hashlib.sha256(data).hexdigest()
-    submission.sources["notebook_submission"] = source
-    submission.found = [n for n in GRADED if n in _top_level_names(ast.parse(source))]
+    submission.sources["notebook_submission"] = notebook.source
+    found = top_level_names(ast.parse(notebook.source))
+    for module, source in notebook.modules.items():
+        if module in GRADED_MODULES:
+            submission.sources[module] = source
+            found.update(_defined_graded_names(source, module, f"{name} (%%writefile {module}.py)", submission.notes))
+        elif len(submission.helpers) < MAX_HELPER_MODULES and sum(map(len, submission.helpers.values())) < MAX_HELPER_BYTES:
+            submission.helpers[module] = source
+        else:
+            submission.notes.append(f"%%writefile {module}.py not used: over {MAX_HELPER_MODULES} helper modules or "
+                                    f"{MAX_HELPER_BYTES >> 20} MB")
+    submission.found = [n for n in GRADED if n in found]
+    submission.notes += notebook.notes
+    skipped = notebook.skipped
     if skipped:
-        submission.notes.append(f"from the notebook, only imports, definitions and constants are used; "
-                                f"{len(skipped)} other statements were skipped:")
+        submission.notes.append(f"from the notebook, what neither defines nor feeds a graded name is not run; "
+                                f"{len(skipped)} statements were skipped:")
         submission.notes += [f"  skipped {line}" for line in skipped[:20]]
         if len(skipped) > 20:
             submission.notes.append(f"  … and {len(skipped) - 20} more")
@@ -163,7 +209,7 @@ def _read_notebook(path, name, submission, form):
 
 def _defined_graded_names(source, module, filename, notes):
     try:
-        names = _top_level_names(ast.parse(source, filename))
+        names = top_level_names(ast.parse(source, filename))
     except SyntaxError as error:
         notes.append(f"{filename} has a syntax error at line {error.lineno}: {error.msg}")
         return []
@@ -171,19 +217,6 @@ def _defined_graded_names(source, module, filename, notes):
         notes.append(f"{filename} could not be parsed")
         return []
     return [name for name, home in GRADED.items() if home == module and name in names]
-
-
-def _top_level_names(tree):
-    names = set()
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            names.update(t.id for t in targets if isinstance(t, ast.Name))
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
-    return names
 
 
 def _list_files(folder):

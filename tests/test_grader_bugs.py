@@ -53,6 +53,29 @@ BUGS = [
         [("w.grad = 2 * lam * w.data", "w.grad = 2 * lam * np.linalg.norm(w.data)"),
          ("w.grad += 2 * lam * w.data", "w.grad += 2 * lam * np.linalg.norm(w.data)")],
         "2λ‖W‖", "2λW"),
+    # Bugs that hid where no case looked (issue 11).
+    bug("ReLU passes the gradient at exactly 0 (x >= 0)", "ReLU", "activations",
+        [("ctx.save_for_backward(x > 0)", "ctx.save_for_backward(x >= 0)")], "exactly 0", "x > 0, not x >= 0"),
+    bug("ReLU zeroes grad_output in place", "ReLU", "activations",
+        [("return grad_output * positive", "grad_output[~positive] = 0\n        return grad_output")],
+        "changed grad_output in place", "Add hands the same grad_output array to both"),
+    bug("Sum backward right on the first and last axis only", "Sum", "ops",
+        [("grad = np.expand_dims(grad, ctx.axis)", "grad = np.expand_dims(grad, 0 if ctx.axis == 0 else -1)")],
+        "[2x3x4 axis=1 keepdims=False]", "[2x3x4 axis=-2 keepdims=False]"),
+    bug("Softmax forward right on the first and last axis only", "Softmax", "activations",
+        [("y = exp / exp.sum(axis=axis, keepdims=True)",
+          "total = exp.sum(axis=axis)\n        y = exp / (total[None] if axis == 0 else total[..., None])")],
+        "[2x3x4 axis=1]", "[2x3x4 axis=-2]", "Softmax.forward raised ValueError"),
+    bug("Mul keeps its inputs on the class, not on ctx", "Mul", "ops",
+        [("ctx.save_for_backward(a, b)\n        return a * b", "Mul.saved = a, b\n        return a * b"),
+         ("a, b = ctx.saved_tensors\n        grad_a = grad_output * b", "a, b = Mul.saved\n        grad_a = grad_output * b")],
+        "state kept between calls"),
+    bug("Matmul reads needs_input_grad the wrong way round", "Matmul", "ops",
+        [("if ctx.needs_input_grad[0]:", "if ctx.needs_input_grad[1]:"),
+         ("        if ctx.needs_input_grad[1]:\n            grad_b", "        if ctx.needs_input_grad[0]:\n            grad_b")],
+        "returned None as the gradient for B", hurts_mnist=True),
+    bug("Pow computed as exp(b log a): nan for a negative base", "Pow", "ops",
+        [("y = np.power(a, b)\n        ctx", "y = np.exp(b * np.log(a))\n        ctx")], "[3x4 with negatives ** 0-d 2 (x ** 2)]", "nan"),
 ]
 
 
@@ -66,6 +89,36 @@ def test_bug_costs_points_in_its_group_only_and_is_diagnosed(tmp_path, group, ed
     said = feedback(report, group)
     for phrase in phrases:
         assert phrase in said, f"{phrase!r} missing from the feedback:\n{said}"
+
+
+def correct(id, module, edits):
+    return pytest.param({module: edits}, id=id)
+
+
+# Correct code written another way than the reference: each must keep every point.
+UNUSUAL_BUT_CORRECT = [
+    correct("NLLLoss returns all zeros for the target", "losses", [("return grad_p, None", "return grad_p, np.zeros_like(target)")]),
+    correct("Matmul with einsum", "ops", [("return np.matmul(a, b)", "return np.einsum('...ij,...jk->...ik', a, b)")]),
+    correct("Softmax backward in another order", "activations",
+            [("return y * (grad_output - (grad_output * y).sum(axis=ctx.axis, keepdims=True))",
+              "return y * grad_output - y * np.sum(grad_output * y, axis=ctx.axis, keepdims=True)")]),
+    correct("CrossEntropyLoss backward in another order, N as float32", "losses",
+            [("return -grad_output * t / (n * clipped), grad_t", "return -(t / clipped) * grad_output / np.float32(n), grad_t")]),
+    correct("ReLU backward with np.where", "activations", [("return grad_output * positive", "return np.where(positive, grad_output, 0.0)")]),
+    correct("Sum backward returns a read-only broadcast view", "ops",
+            [("return np.broadcast_to(grad, ctx.a_shape).copy()", "return np.broadcast_to(grad, ctx.a_shape)")]),
+    correct("Pow dB with an unguarded log (nan for negative bases, whose exponent needs no gradient)", "ops",
+            [("np.log(np.where(a > 0, a, 1))", "np.log(a)")]),
+    correct("Log backward by the reciprocal, in the input's dtype", "activations",
+            [("return grad_output / clipped", "return (grad_output * np.reciprocal(clipped)).astype(clipped.dtype)")]),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("edits", UNUSUAL_BUT_CORRECT)
+def test_correct_code_written_another_way_keeps_every_point(tmp_path, edits):
+    report = grade_and_validate(reference_copy(tmp_path, edits))
+    assert report["score"] == 100, full_marks_except(report)
 
 
 def failed_kinds(report, group):

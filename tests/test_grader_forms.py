@@ -13,7 +13,8 @@ import pytest
 from _grading import feedback, full_marks_except, grade_and_validate, group_scores, reference_copy
 from _paths import SOLUTIONS
 from grader import GRADED, GRADED_MODULES
-from grader.submission import load_submission
+from grader.notebook import read_notebook
+from grader.submission import MAX_HELPER_MODULES, load_submission
 
 IMPORT_FAILS_MNIST = {"ops", "activations", "losses"}  # MLP3 is built from these
 
@@ -127,7 +128,7 @@ def test_nested_folder_says_where_the_modules_were_read(tmp_path):
 def test_notebook_lists_the_statements_it_skipped(tmp_path):
     report = grade_and_validate(reference_notebook(tmp_path / "hw.ipynb"))
     notes = "\n".join(report["submission"]["notes"])
-    assert "4 other statements were skipped" in notes  # magics and !pip are dropped without a note
+    assert "4 statements were skipped" in notes  # magics and !pip are dropped without a note
     for first_line in ("model = MLP3(seed=0)", "for epoch in range(10**9):", "train(model, images, labels",
                        "raise RuntimeError"):
         assert f": {first_line}" in notes
@@ -231,3 +232,161 @@ def test_files_saved_with_a_byte_order_mark_are_read_like_any_other(tmp_path):
     for submission in (load_submission(folder), load_submission(notebook)):
         assert submission.error is None and submission.found == list(GRADED)
         assert not any("syntax error" in note for note in submission.notes)
+
+
+# -- helper modules of the student's own -------------------------------------------------------------
+
+UTILS = """import numpy as np
+
+
+def unbroadcast(grad, shape):
+    \"\"\"The student's own reduce_grad_to_shape: sum the broadcast axes away, one at a time.\"\"\"
+    while grad.ndim > len(shape):
+        grad = grad.sum(axis=0)
+    for axis, size in enumerate(shape):
+        if size == 1 and grad.shape[axis] != 1:
+            grad = grad.sum(axis=axis, keepdims=True)
+    return grad
+"""
+OWN_REDUCE = [("from .tensor import Function, reduce_grad_to_shape",
+               "from .tensor import Function\nfrom .utils import unbroadcast as reduce_grad_to_shape")]
+
+
+def package_with_a_helper(tmp_path):
+    return reference_copy(tmp_path / "submission", {"ops": OWN_REDUCE}, files={"autodiff/utils.py": UTILS})
+
+
+def flat_with_a_helper(tmp_path):
+    folder = flat_copy(tmp_path / "flat", "from tensor import")
+    (folder / "ops.py").write_text((folder / "ops.py").read_text().replace(
+        "from tensor import Function, reduce_grad_to_shape", "from tensor import Function\nfrom utils import unbroadcast as reduce_grad_to_shape"))
+    (folder / "utils.py").write_text(UTILS)
+    return folder
+
+
+@pytest.mark.slow
+def test_package_with_a_helper_module_of_its_own_scores_full_marks(tmp_path):
+    report = grade_and_validate(package_with_a_helper(tmp_path))
+    assert report["score"] == 100, full_marks_except(report)
+    assert report["submission"]["helpers"] == ["utils"]
+    assert "autodiff/utils.py" in report["submission"]["files"]
+
+
+@pytest.mark.slow
+def test_flat_modules_import_their_helper_by_its_bare_name(tmp_path):
+    report = grade_and_validate(flat_with_a_helper(tmp_path))
+    assert report["score"] == 100, full_marks_except(report)
+    assert report["submission"]["helpers"] == ["utils"]
+
+
+def test_helper_modules_are_bounded_and_a_course_name_stays_the_courses(tmp_path):
+    helpers = {f"autodiff/helper{i:02}.py": "X = 1\n" for i in range(MAX_HELPER_MODULES + 1)}
+    folder = reference_copy(tmp_path, files={**helpers, "autodiff/nn.py": "raise SystemExit", "autodiff/my-utils.py": "",
+                                             "autodiff/sub/deep.py": ""})
+    submission = load_submission(folder)
+    assert len(submission.helpers) == MAX_HELPER_MODULES
+    assert f"autodiff/helper{MAX_HELPER_MODULES:02}.py (not used: more than {MAX_HELPER_MODULES} helper modules)" in submission.ignored
+    assert "autodiff/nn.py (the course's copy is used)" in submission.ignored
+    assert "autodiff/my-utils.py (not graded: not a module name Python can import)" in submission.ignored
+    assert "autodiff/sub/deep.py (not graded)" in submission.ignored
+    assert "nn" not in submission.helpers
+
+
+# -- notebooks, policy version 2 ---------------------------------------------------------------------
+
+def notebook_of(path, *cells):
+    path.write_text(nbformat.writes(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])))
+    return path
+
+
+def notebook_feeding_its_definitions(tmp_path):
+    """EPS = np.float64(1e-12), a call the graded classes use; autodiff.nn imported first."""
+    definitions = [d for module in GRADED_MODULES for d in reference_definitions(module)]
+    return notebook_of(tmp_path / "hw.ipynb",
+                       "import numpy as np\nfrom autodiff.nn import MLP3\nfrom autodiff.train import train\n"
+                       "from autodiff.tensor import Function, reduce_grad_to_shape",
+                       "EPS = np.float64(1e-12)\nLOG_FLOOR = float(np.log(EPS))", *definitions,
+                       "model = MLP3(seed=0)\nhistory = train(model, None, None, epochs=10**6, batch_size=1, lr=0.1)")
+
+
+@pytest.mark.slow
+def test_notebook_keeps_the_calls_that_feed_its_definitions_and_defers_course_imports(tmp_path):
+    """EPS = np.float64(1e-12) is a call the graded classes use; importing autodiff.nn first must
+    not make MLP3 bind the starter's classes."""
+    report = grade_and_validate(notebook_feeding_its_definitions(tmp_path))
+    assert report["score"] == 100, full_marks_except(report)
+    notes = "\n".join(report["submission"]["notes"])
+    assert "cell 1, line 2: from autodiff.nn import MLP3 runs after the graded names are in place" in notes
+    assert "skipped cell 2, line 2: LOG_FLOOR = float(np.log(EPS)) (not used by the graded definitions)" in notes
+    assert "skipped cell 14, line 2: history = train(" in notes
+
+
+WRITTEN = {module: (SOLUTIONS / "autodiff" / f"{module}.py").read_text() for module in GRADED_MODULES}
+
+
+def writefile_notebook(tmp_path):
+    """%%writefile cells for every graded module and a helper; a Mul of its own before them (with a
+    sign flip: the later file wins), a ReLU of its own after them (it wins)."""
+    sign_flip = next(d for d in reference_definitions("ops") if d.startswith("class Mul")).replace(
+        "grad_a = grad_output * b", "grad_a = -grad_output * b")
+    relu = next(d for d in reference_definitions("activations") if d.startswith("class ReLU"))
+    notebook = notebook_of(
+        tmp_path / "hw.ipynb",
+        "import numpy as np\nfrom autodiff.tensor import Function, reduce_grad_to_shape, EPS",
+        sign_flip,                                                            # cell 2: replaced by the later file
+        "%%writefile autodiff/utils.py\n" + UTILS,
+        "%%writefile autodiff/ops.py\n" + WRITTEN["ops"].replace(*OWN_REDUCE[0]),
+        *[f"%%writefile autodiff/{m}.py\n{WRITTEN[m]}" for m in ("activations", "losses", "regularizers")],
+        "%%writefile autodiff/tensor.py\nraise SystemExit('sabotage')",
+        "from autodiff.ops import Mul, Matmul, Pow, Sum",
+        relu)                                                                 # cell 10: the notebook's own, after the file
+    return notebook
+
+
+@pytest.mark.slow
+def test_writefile_cells_become_the_submissions_modules_and_the_later_definition_wins(tmp_path):
+    notebook = writefile_notebook(tmp_path)
+    submission = load_submission(notebook)
+    assert set(submission.sources) == {"notebook_submission", *GRADED_MODULES} and list(submission.helpers) == ["utils"]
+    report = grade_and_validate(notebook)
+    assert report["score"] == 100, full_marks_except(report)
+    notes = "\n".join(report["submission"]["notes"])
+    assert "cell 4: %%writefile autodiff/ops.py is module ops of the submission" in notes
+    assert "cell 2, line 1: class Mul(Function): not used: %%writefile autodiff/ops.py in cell 4 comes later and is graded" in notes
+    assert "ReLU: the notebook's own, in cell 10, is graded: it comes after %%writefile autodiff/activations.py in cell 5" in notes
+    assert "skipped cell 8: the whole cell (%%writefile autodiff/tensor.py: the course's copy is used)" in notes
+
+
+def notebook_with_its_own_engine(tmp_path):
+    engine = "class Function:\n    @classmethod\n    def apply(cls, *inputs, **options):\n        raise RuntimeError('my own engine')"
+    notebook = reference_notebook(tmp_path / "hw.ipynb")
+    data = nbformat.read(notebook, as_version=4)
+    data.cells.insert(3, nbformat.v4.new_code_cell(engine))
+    nbformat.write(data, notebook)
+    return notebook
+
+
+@pytest.mark.slow
+def test_a_notebooks_own_engine_is_replaced_by_the_courses(tmp_path):
+    report = grade_and_validate(notebook_with_its_own_engine(tmp_path))
+    assert report["score"] == 100, full_marks_except(report)
+    assert any("class Function: replaced by the course's autodiff.tensor" in note for note in report["submission"]["notes"])
+
+
+def test_notebook_policy_keeps_only_what_the_graded_names_need():
+    cells = ["import numpy as np", "TINY = np.finfo(float).tiny\nSCALE = helper_scale()\nUNUSED = print('hi')",
+             "def helper_scale():\n    return 1.0", "def plot():\n    pass",
+             "if True:\n    MODE = 'fast'\nfor i in range(3):\n    MODE = 'slow'",
+             "class Log:\n    @staticmethod\n    def forward(ctx, x):\n        return np.log(np.maximum(x, TINY)) * SCALE if MODE else 0"]
+    notebook = read_notebook(nbformat.writes(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])))
+    kept = notebook.source
+    for statement in ("TINY = np.finfo(float).tiny", "SCALE = helper_scale()", "def helper_scale", "MODE = 'fast'", "class Log"):
+        assert statement in kept, statement
+    assert "UNUSED" not in kept and "def plot" not in kept and "'slow'" not in kept
+    assert "cell 5, line 3: for i in range(3): (a loop: never run)" in notebook.skipped
+
+
+# The correct-but-unusual submissions of this file, for the flake audit (benchmarks/flake_audit.py).
+CORRECT_FORMS = {"package with a helper module": package_with_a_helper, "flat modules with a helper": flat_with_a_helper,
+                 "notebook feeding its definitions": notebook_feeding_its_definitions, "%%writefile notebook": writefile_notebook,
+                 "notebook with its own engine": notebook_with_its_own_engine, **{f"form: {name}": make for name, (make, _) in FORMS.items()}}

@@ -47,14 +47,19 @@ class Case:
     id: str
     inputs: list                      # one sampler per positional input
     options: dict = field(default_factory=dict)
-    differentiable: tuple = None      # which inputs get a gradient (default: all)
+    differentiable: tuple = None      # which inputs have a gradient in SPEC (default: all)
     robustness: bool = False          # the op's case for test_robustness (default: its first case)
+    needs_input_grad: tuple = None    # as the course's engine would call the op (default: the differentiable inputs)
 
     def sample(self, rng):
-        return [np.asarray(draw(rng), dtype=np.float64) for draw in self.inputs]
+        arrays = [np.asarray(draw(rng)) for draw in self.inputs]
+        return [x if x.dtype.kind in "iu" else x.astype(np.float64) for x in arrays]  # integer inputs stay integer
 
     def wants_grad(self):
         return self.differentiable or (True,) * len(self.inputs)
+
+    def needs(self):
+        return self.needs_input_grad or self.wants_grad()
 
 
 BROADCASTS = [("3x4 with 4", (3, 4), (4,)), ("3x1 with 1x4", (3, 1), (1, 4)),
@@ -100,6 +105,45 @@ SCALE_CASES = {
     "CrossEntropyLoss": Case("500x250 soft targets", [probabilities(500, 250), soft_targets(500, 250)]),
     "NLLLoss": Case("500x500", [probabilities(500, 500), class_indices(500, 500)], differentiable=(True, False)),
 }
+
+
+def with_zeros(*shape):
+    """Away from zero, except a third of the entries (at least one) exactly 0: where SPEC fixes ReLU's gradient."""
+    def sample(rng):
+        x = away_from_zero(*shape)(rng)
+        x.flat[rng.permutation(x.size)[:max(1, x.size // 3)]] = 0.0
+        return x
+    return sample
+
+
+def integers(low, high, *shape):
+    return lambda rng: rng.integers(low, high, size=shape)
+
+
+def constant(value):
+    return lambda rng: np.asarray(value)
+
+
+# Where bugs hid from the cases above (issue 11): the boundaries SPEC defines, every axis of a 3-D
+# input, tuple and negative axes, 1-D and 0-d ends, size-1 dimensions on both sides, and the op
+# called as the course's engine calls it (an input that needs no gradient, an integer exponent).
+CASES["Mul"] += [Case("1x3x1 * 2x1x4", [normal(1, 3, 1), normal(2, 1, 4)]),
+                 Case("3x4 * 0-d, b needs no gradient (x * 2)", [normal(3, 4), constant(2.0)], needs_input_grad=(True, False))]
+CASES["Matmul"] += [Case("5x4 @ 4x3, A needs no gradient (MLP3's first layer)", [normal(5, 4), normal(4, 3)],
+                         needs_input_grad=(False, True)),
+                    Case("3x4 @ 4x5, B needs no gradient", [normal(3, 4), normal(4, 5)], needs_input_grad=(True, False))]
+CASES["Pow"] += [Case("3x4 with negatives ** 0-d 2 (x ** 2)", [normal(3, 4), constant(2.0)], needs_input_grad=(True, False)),
+                 Case("3x4 with negatives ** integer 3x4", [normal(3, 4), integers(0, 4, 3, 4)], needs_input_grad=(True, False)),
+                 Case("2x3 ** 0-d -1 (x / y)", [away_from_zero(2, 3), constant(-1.0)], needs_input_grad=(True, False))]
+CASES["Sum"] += [Case(f"2x3x4 axis={axis} keepdims={keep}", [normal(2, 3, 4)], {"axis": axis, "keepdims": keep})
+                 for axis in (1, -2, (1, 2), (2, 0), (-1, 0)) for keep in (False, True)]
+CASES["Sum"] += [Case("2x3x4 axis=(0, 1, 2)", [normal(2, 3, 4)], {"axis": (0, 1, 2)}),
+                 Case("6 axis=0", [normal(6)], {"axis": 0})]
+CASES["ReLU"] += [Case("3x4 with exact zeros", [with_zeros(3, 4)]), Case("2x3x4 with exact zeros", [with_zeros(2, 3, 4)])]
+CASES["Softmax"] += [Case(f"2x3x4 axis={axis}", [normal(2, 3, 4)], {"axis": axis}) for axis in (0, 1, -2)]
+CASES["Softmax"] += [Case("5 (1-D)", [normal(5)]), Case("5 axis=0", [normal(5)], {"axis": 0})]
+CASES["CrossEntropyLoss"] += [Case("4x3 one-hot, t needs no gradient (as MLP3 trains)", [probabilities(4, 3), one_hot(4, 3)],
+                                   needs_input_grad=(True, False))]
 
 
 def cases(select=lambda op, case: True):

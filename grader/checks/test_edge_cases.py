@@ -26,8 +26,11 @@ def test_robustness(student, op, case, request):
                            for g in (upstream, upstream, np.zeros_like(upstream)))
     problems = []
     for index, after in enumerate(first.get("inputs_after") or []):
-        if not (isinstance(after, np.ndarray) and after.shape == inputs[index].shape and np.array_equal(after, inputs[index])):
+        if not unchanged(after, inputs[index]):
             problems.append(f"{op} modified its input {INPUT_NAMES[op][index]} in place; leave inputs unchanged")
+    if not unchanged(first.get("grad_output_after"), upstream):
+        problems.append(f"{op}.backward changed grad_output in place; leave it unchanged: the course's Add hands the same "
+                        f"grad_output array to both of its inputs, so the other branch would get a wrong gradient")
     outputs = [array_of(f"{op}.forward", reply.get("output"), np.shape(output)) for reply in (first, second)]
     if outputs[0].shape != outputs[1].shape or not np.allclose(*outputs, rtol=1e-12, atol=0):
         problems.append(f"{op}.forward gave different answers for the same inputs: does it keep state between calls?")
@@ -86,3 +89,8 @@ def test_stability(student, op, request):
     gradient = array_of(f"{op}.backward", items_of(f"{op}.backward", reply.get("grads"), len(inputs))[0], inputs[0].shape)
     if not np.all(np.isfinite(gradient)):
         raise CheckFailed(f"{op}.backward is not finite on extreme inputs: divide by max(x, EPS), not x")
+
+
+def unchanged(after, before):
+    """Is the array the worker sent back the one it was given, to the bit?"""
+    return isinstance(after, np.ndarray) and after.shape == np.shape(before) and np.array_equal(after, before)

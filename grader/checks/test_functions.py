@@ -37,13 +37,16 @@ def gradient_mistakes(op, inputs, upstream):
         a, b = inputs
         return [[], [("it takes log(b), the log of the exponent: dB = g ⊙ a^b ⊙ log(a), the log of the base",
                        reduced(lambda: upstream * a ** b * np.log(b), b.shape))]]
+    if op == "ReLU":
+        return [[("it passes the gradient where x is exactly 0; SPEC fixes the gradient there as 0: "
+                  "use x > 0, not x >= 0", upstream * (inputs[0] >= 0))]]
     return [[] for _ in inputs]
 
 
 @pytest.mark.parametrize("op, case", cases())
 def test_forward(student, op, case, request):
     _, inputs, expected = draw(op, case, request)
-    reply = call_op(student, op, inputs, case.options, needs_input_grad=case.wants_grad())
+    reply = call_op(student, op, inputs, case.options, needs_input_grad=case.needs())
     got = array_of(f"{op}.forward", reply.get("output"), np.shape(expected))
     if got.shape != np.shape(expected):
         raise CheckFailed(f"{op}.forward returned shape {got.shape}, expected {np.shape(expected)}")
@@ -57,8 +60,9 @@ def test_forward(student, op, case, request):
 def test_backward(student, op, case, request):
     rng, inputs, output = draw(op, case, request)
     upstream = rng.normal(size=np.shape(output))  # random: an all-ones upstream hides an ignored grad_output
-    wants = case.wants_grad()
-    reply = call_op(student, op, inputs, case.options, grad_output=upstream, needs_input_grad=wants)
+    needs = case.needs()
+    wants = tuple(has and needed for has, needed in zip(case.wants_grad(), needs))
+    reply = call_op(student, op, inputs, case.options, grad_output=upstream, needs_input_grad=needs)
     grads = items_of(f"{op}.backward", reply.get("grads"), len(inputs))
     expected = numerical_gradients(op, inputs, case.options, upstream, wants)
     with_ones = numerical_gradients(op, inputs, case.options, np.ones_like(upstream), wants)
@@ -66,8 +70,8 @@ def test_backward(student, op, case, request):
     problems = []
     for index, name in enumerate(INPUT_NAMES[op]):
         if not wants[index]:
-            if grads[index].get("kind") != "none":
-                problems.append(f"the gradient for {name} should be None: it has no gradient")
+            problem = judge_no_gradient(f"{op}.backward", name, grads[index], inputs[index].shape, case.wants_grad()[index])
+            problems += [problem] if problem else []
             continue
         others = [expected[i] for i in range(len(inputs)) if i != index and wants[i]]
         problem = judge_gradient(f"{op}.backward", name, grads[index], inputs[index].shape, expected[index],
@@ -82,6 +86,22 @@ def test_backward(student, op, case, request):
             problems.append(problem)
     if problems:
         raise CheckFailed("\n".join(problems))
+
+
+def judge_no_gradient(what, name, described, shape, differentiable):
+    """An input that gets no gradient: SPEC defines none (NLLLoss's target: None or all zeros), or
+    the engine said it needs none (None, or any array of its shape: the engine checks the shape)."""
+    if described.get("kind") == "none":
+        return None
+    try:
+        got = array_of(f"{what} (the gradient for {name})", described, shape)
+    except CheckFailed as failed:
+        return str(failed)
+    if got.shape != shape:
+        return f"the gradient for {name} has shape {got.shape}, but {name} has shape {shape} (or return None: it needs none)"
+    if not differentiable and np.any(got != 0):
+        return f"the gradient for {name} should be None (or all zeros): {name} has no gradient"
+    return None
 
 
 def judge_gradient(what, name, described, shape, expected, alternatives, batch=None):

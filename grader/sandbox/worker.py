@@ -4,11 +4,12 @@ The sandbox's supervisor (supervisor.py) forks it for a group of checks (after i
 and the course's engine, and nothing of the student's), with a pipe of its own for requests and
 one for replies, and every other descriptor closed. The scratch folder holds the course's package
 (`autodiff/`, given modules from the course, graded modules from the student) and, for a
-notebook, `notebook_submission.py`; the course's modules also answer to their bare names
-(`from tensor import Function`, as students who keep the modules side by side write). It answers
-requests one frame each; the student's prints go to fd 1/2, a capped log file. It computes and
-returns plain data only; it never decides a score, and what it writes is read by the supervisor
-as untrusted data: it can answer only the request it was handed, in its own group.
+notebook, `notebook_submission.py`; the course's modules and the student's helper modules also
+answer to their bare names (`from tensor import Function`, as students who keep the modules side
+by side write). It answers requests one frame each; the student's prints go to fd 1/2, a capped
+log file. It computes and returns plain data only; it never decides a score, and what it writes
+is read by the supervisor as untrusted data: it can answer only the request it was handed, in its
+own group.
 """
 import importlib
 import importlib.abc
@@ -31,7 +32,9 @@ import protocol  # noqa: E402  (sandbox/protocol.py, next to this file)
 from protocol import COURSE_MODULES, GRADED, GRADED_MODULES  # noqa: E402  (the contract)
 
 NOTEBOOK = SCRATCH / "notebook_submission.py"
-STUDENT_FILES = {str(SCRATCH / "autodiff" / f"{module}.py") for module in GRADED_MODULES} | {str(NOTEBOOK)}
+# The student's own helper modules: whatever else the grader put in the package (submission.py).
+HELPERS = tuple(sorted({path.stem for path in (SCRATCH / "autodiff").glob("*.py")} - {*COURSE_MODULES, "__init__"}))
+STUDENT_FILES = {str(SCRATCH / "autodiff" / f"{module}.py") for module in (*GRADED_MODULES, *HELPERS)} | {str(NOTEBOOK)}
 
 
 class StudentError(Exception):
@@ -47,11 +50,11 @@ class StudentError(Exception):
 
 class CourseModuleAliases(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """`import tensor` is `import autodiff.tensor` (same module object, same classes), for each
-    of the course's modules: students who wrote their modules side by side import them that way.
-    Last on sys.meta_path, so it only answers for names nothing else provides."""
+    of the course's modules and the student's helpers: students who wrote their modules side by
+    side import them that way. Last on sys.meta_path, so it only answers for names nothing else provides."""
 
     def find_spec(self, name, path=None, target=None):
-        return importlib.util.spec_from_loader(name, self) if path is None and name in COURSE_MODULES else None
+        return importlib.util.spec_from_loader(name, self) if path is None and name in (*COURSE_MODULES, *HELPERS) else None
 
     def create_module(self, spec):
         module = importlib.import_module(f"autodiff.{spec.name}")
@@ -76,15 +79,32 @@ _loaded = {}
 
 
 def load_module(module):
-    """Import autodiff.<module> once; for a notebook, install the names the notebook defines."""
+    """Import autodiff.<module> once; for a notebook, with the notebook's names installed first."""
+    if NOTEBOOK.is_file():
+        install_notebook()
     if module not in _loaded:
         _loaded[module] = run_student(f"importing {module}.py", importlib.import_module, f"autodiff.{module}")
-        if NOTEBOOK.is_file():
-            notebook = run_student("running the notebook's definitions", importlib.import_module, "notebook_submission")
-            for name, home in GRADED.items():
-                if home == module and hasattr(notebook, name):
-                    setattr(_loaded[module], name, getattr(notebook, name))
     return _loaded[module]
+
+
+def install_notebook():
+    """Run the notebook's definitions, put its graded names into every graded module, and only
+    then run its imports of the course modules that use them (grader/notebook.py defers those):
+    autodiff.nn then builds MLP3 from the notebook's classes."""
+    if "notebook_submission" in _loaded:
+        return
+    notebook = run_student("running the notebook's definitions", importlib.import_module, "notebook_submission")
+    for module in GRADED_MODULES:
+        try:
+            _loaded.setdefault(module, importlib.import_module(f"autodiff.{module}"))
+        except BaseException:  # a %%writefile module that fails: reported when that module is asked for
+            continue
+        for name, home in GRADED.items():
+            if home == module and hasattr(notebook, name):
+                setattr(_loaded[module], name, getattr(notebook, name))
+    _loaded["notebook_submission"] = notebook
+    for statement in getattr(notebook, "__grader_deferred_imports__", ()):
+        run_student("running the notebook's imports", exec, statement, vars(notebook))
 
 
 def resolve(name):
@@ -126,10 +146,41 @@ def call(request):
     # Described under run_student too: a returned object (a list subclass, say) can run code of its own.
     reply = {"output": run_student(f"{request['name']}.forward", describe, output)}
     if request.get("grad_output") is not None:
-        grads = run_student(f"{request['name']}.backward", function.backward, ctx, np.array(request["grad_output"], copy=True))
+        grad_output = np.array(request["grad_output"], copy=True)
+        grads = run_student(f"{request['name']}.backward", function.backward, ctx, grad_output)
         reply["grads"] = run_student(f"{request['name']}.backward", describe, grads)
+        reply["grad_output_after"] = grad_output
     reply["inputs_after"] = inputs
     return reply
+
+
+def call_graph(request):
+    """A small graph through the course's engine: `steps` apply the graded op (or the course's Add)
+    to earlier values; the last value's backward is seeded with `seed`. Returns the output, each
+    leaf's .grad and the seed array as the backward left it (an op may change grad_output in place)."""
+    from autodiff.tensor import Function, Tensor, reduce_grad_to_shape
+
+    class Add(Function):  # the course's Add, kept here: the student's ops.py holds the other, and a bug there must not cost this op
+        @staticmethod
+        def forward(ctx, a, b):
+            ctx.shapes = a.shape, b.shape
+            return a + b
+
+        @staticmethod
+        def backward(ctx, grad_output):  # one array for both inputs when nothing was broadcast, as the course's Add
+            return tuple(reduce_grad_to_shape(grad_output, shape) for shape in ctx.shapes)
+
+    function = resolve(request["name"])
+    values = [Tensor(np.array(leaf, copy=True), requires_grad=wanted) for leaf, wanted in zip(request["leaves"], request["requires_grad"])]
+    leaves = list(values)
+    for step in request["steps"]:
+        op = Add if step["op"] == "Add" else function
+        options = {key: tuple(value) if isinstance(value, list) else value for key, value in step.get("options", {}).items()}
+        values.append(run_student(f"{request['name']} in a graph", op.apply, *[values[i] for i in step["args"]], **options))
+    seed = np.array(request["seed"], copy=True)
+    run_student(f"backward through a graph of {request['name']}", values[-1].backward, seed)
+    return run_student(f"{request['name']} in a graph", lambda: {
+        "output": describe(values[-1].data), "grads": [describe(leaf.grad) for leaf in leaves], "seed_after": seed})
 
 
 def call_regularizer(request):
@@ -235,7 +286,7 @@ def import_module(request):
 
 
 COMMANDS = {"hello": hello, "import": import_module, "call": call, "regularizer": call_regularizer,
-            "mnist_gradients": mnist_gradients}
+            "mnist_gradients": mnist_gradients, "graph": call_graph}
 
 
 def serve(requests, replies):
