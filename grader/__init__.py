@@ -3,13 +3,16 @@
 The pipeline, in the order a submission goes through it:
 
     submission.py, notebook.py   read what the student handed in (as text, never run)
-    sandbox/                     the one place that runs student code: launch, client, worker;
-                                 protocol.py holds the contract both sides share
+    sandbox/                     the one place that runs student code: launch, client, the
+                                 supervisor and its worker children; protocol.py holds the
+                                 contract both sides share
     checks/                      the graded checks (pytest), their plugin, the oracle and helpers
+    mnist.py                     the MNIST check's training loop, owned by the trusted side
     grade.py                     run the checks against the sandbox in a trusted pytest process
     rubric.py, report.py         score the results and write the report
-    classroom/                   a whole class: batch, LMS layouts, gradebook, feedback pages
-    cli.py                       `python -m grader grade|batch`
+    classroom/                   a whole class: batch, LMS layouts and exports, gradebook,
+                                 feedback pages, regrade diff, similarity
+    cli.py                       `python -m grader grade|check|batch|diff|similarity|canvas-upload`
 """
 from pathlib import Path
 

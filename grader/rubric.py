@@ -33,6 +33,7 @@ class Rubric:
     salt: str = ""    # mixed into every check's input seed: the official inputs differ from the handout's
     limits: dict = None  # [limits] with its defaults filled in
     unshipped_points: float = 0  # the course's points whose checks this rubric leaves out (a handout's)
+    scale_side: int = 500  # [scale] side: the scale checks' inputs have about side² elements
 
     @property
     def max_score(self):
@@ -52,6 +53,7 @@ class Rubric:
                  "[checks]"] + [f"{group} = {{ {', '.join(kinds)} }}" for group, kinds in groups.items()]
         lines += ["", "[mnist]"] + [f"{key} = {value!r}" for key, value in self.mnist.items()]
         lines += ["", "[limits]"] + [f"{key} = {value!r}" for key, value in self.limits.items()]
+        lines += ["", "[scale]", f"side = {self.scale_side}"]
         hidden = self.max_score - sum(points for (_, kind), points in self.points.items() if self.visibility_of(kind) == "visible")
         lines += ["", "# the points of the checks run after the due date, for the handout's closing line",
                   "[handout]", f"unshipped_points = {hidden + self.unshipped_points!r}"]
@@ -104,4 +106,7 @@ def load_rubric(path):
     unshipped = table.get("handout", {}).get("unshipped_points", 0)
     if not isinstance(unshipped, (int, float)) or isinstance(unshipped, bool) or unshipped < 0:
         raise RubricError(f"{path}: handout.unshipped_points must be a number of points ≥ 0")
-    return Rubric(str(path), hashlib.sha256(data).hexdigest(), points, visibility, mnist, salt, limits, unshipped)
+    side = table.get("scale", {}).get("side", 500)
+    if not isinstance(side, int) or isinstance(side, bool) or side < 2:
+        raise RubricError(f"{path}: scale.side must be a whole number ≥ 2")
+    return Rubric(str(path), hashlib.sha256(data).hexdigest(), points, visibility, mnist, salt, limits, unshipped, side)

@@ -24,7 +24,7 @@ import pytest
 from ..sandbox import protocol
 from ..sandbox.client import StudentException, WorkerFailure
 from ..sandbox.protocol import GRADED
-from .cases import LOSSES, SCALE_CASES
+from .cases import LOSSES, SCALE_CASES, scale_cases
 from .checking import CheckFailed, array_of, call_op, items_of, mismatch, seeded_rng
 from .oracle import FORWARD, INPUT_NAMES
 
@@ -35,9 +35,9 @@ FORWARD_RTOL_AT_SCALE = 1e-4
 DIRECTIONS, STEP, DIRECTIONAL_RTOL = 4, 1e-5, 1e-3
 
 
-def draw_scale(op, rng):
-    """(case, inputs, oracle output, upstream gradient) of the op's scale case."""
-    case = SCALE_CASES[op]
+def draw_scale(op, rng, side=500):
+    """(case, inputs, oracle output, upstream gradient) of the op's scale case, about side² elements."""
+    case = scale_cases(side)[op]
     inputs = case.sample(rng)
     if op == "NLLLoss":
         inputs[1] = inputs[1].astype(np.int64)
@@ -79,11 +79,11 @@ SLOW = {"forward": "a Python loop over elements?",
 
 
 @pytest.mark.parametrize("op", list(SCALE_CASES))
-def test_scale(student, op, request):
+def test_scale(student, rubric, op, request):
     """One call, forward and backward, timed against its budget; only when it is slow, a forward
     alone, to say which of the two is."""
     rng = seeded_rng(request)
-    case, inputs, expected, upstream = draw_scale(op, rng)
+    case, inputs, expected, upstream = draw_scale(op, rng, rubric.scale_side)
     budget = budget_of(reference_seconds(op, case.options, inputs, expected, upstream))
     try:
         seconds, reply = timed_call(student, op, case, inputs, upstream, budget)
