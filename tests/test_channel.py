@@ -113,3 +113,32 @@ def test_sleeping_in_every_op_ends_within_the_total_budget(tmp_path):
     report = grade_and_validate(reference_copy(tmp_path / "submission", sleepy), rubric)
     assert "the grading's total time budget of 40 s is spent" in json.dumps(report)
     assert report["duration_seconds"] < 40 + 10 + 45
+
+
+WITHOUT_PIDFD = ("import os, runpy, sys\n"
+                 "del os.pidfd_open  # as on macOS\n"
+                 "sys.argv = sys.argv[1:]\n"
+                 "runpy.run_path(sys.argv[0], run_name='__main__')\n")
+
+
+def test_without_a_watchable_child_the_supervisor_serves_in_process(monkeypatch):
+    """macOS has no pidfd: a student's own check is served by the supervisor itself, with the same
+    replies, groups and student exceptions (simulated here by removing os.pidfd_open)."""
+    from grader.checks.checking import call_op
+
+    def command(scratch, isolation, limits, log, seccomp):
+        return [launch.sys.executable, "-c", WITHOUT_PIDFD, str(scratch / ".worker" / launch.ENTRY), str(log)], scratch
+
+    monkeypatch.setattr(launch, "_command", command)
+    with tempfile.TemporaryDirectory(dir=scratch_parent()) as folder:
+        scratch = prepare_scratch(load_submission(reference_copy(Path(folder) / "submission", {"ops": [
+            ("        a, b, y = ctx.saved_tensors\n", "        raise NotImplementedError('Pow.backward: later')\n")]})),
+            Path(folder) / "scratch")
+        with WorkerClient(scratch, isolation="process") as client:
+            a, b, g = np.ones((2, 3)), np.full((2, 3), 2.0), np.full((2, 3), 3.0)
+            reply = call_op(client, "Mul", [a, b], grad_output=g)
+            np.testing.assert_array_equal(reply["output"]["array"], a * b)
+            np.testing.assert_array_equal(reply["grads"]["items"][1]["array"], g * a)
+            with pytest.raises(Exception, match="Pow.backward is not implemented yet"):
+                call_op(client, "Pow", [a, b], grad_output=g)
+            assert client.process.poll() is None and client.starts == 1  # one supervisor served both groups
