@@ -10,6 +10,7 @@ import hashlib
 import os
 import shutil
 import stat
+import sys
 import tempfile
 import zipfile
 import zlib
@@ -140,10 +141,18 @@ def _read_folder(folder, submission, how):
                                 f"{', '.join(f'{name}.py' for name in sorted(submission.helpers))}")
 
 
+# Module names that mean something to Python, pytest or the sandbox before any import of the
+# student's: never a helper, whatever is in it.
+RESERVED_NAMES = {"conftest", "sitecustomize", "usercustomize", "__main__", "autodiff", "protocol", "worker",
+                  "supervisor", "notebook_submission", "numpy"}
+
+
 def _not_a_helper(relative, package, count, total_bytes):
     """Why a submitted file cannot be one of the student's helper modules (None if it can)."""
-    if relative.parent != package or relative.suffix != ".py":
+    if relative.parent != package or relative.suffix != ".py" or relative.stem in RESERVED_NAMES:
         return "not graded"
+    if relative.stem in sys.stdlib_module_names:
+        return "not graded: it has the name of a module of Python's own"
     if not relative.stem.isidentifier():
         return "not graded: not a module name Python can import"
     if count >= MAX_HELPER_MODULES:

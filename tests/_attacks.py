@@ -168,6 +168,7 @@ class Attack:
     honest: tuple = ()             # the planted bugs: the attack must score what they score, no more, no less
     weakest: str = "process"       # the weakest isolation level that can be expected to stop it
     beyond: tuple = ()             # stronger levels that cannot stop it all the same (see BEYOND)
+    beyond_why: str = None         # why, when it is not BEYOND's reason for the level
     trusted_side: bool = False     # fought off while the submission is read, before any student code runs
     unreadable: str = None         # the submission must be refused with a message containing this
     says: list = ()                # (group or "notes", text): what the feedback or the notes must say
@@ -785,6 +786,9 @@ def nothing_raw(report, ctx):
 
 # -- the table ------------------------------------------------------------------------------------
 
+# At `uid` the supervisor runs as the worker's uid, outside any PID namespace: a worker can kill it.
+# That costs the student's own group (the next request gets a fresh sandbox), never earns a point.
+SUPERVISOR_SAME_UID = "the supervisor shares the worker's uid, so a worker can kill it: its own group's points only"
 WRONG_MUL, POW_RAISES, OPS_BROKEN = ["wrong Mul.forward"], ["Pow.backward raises"], ["ops.py fails to import"]
 ZERO_MATMUL = ["Matmul.backward returns zeros"]
 TRAINED = "after 1 epochs; full credit from"  # MNIST's feedback when it trained and scored the accuracy
@@ -824,9 +828,9 @@ ATTACKS = [
     Attack("os._exit(0) inside an op", edited([], lambda ctx: in_pow_backward("import os\nos._exit(0)\n")), POW_RAISES,
            says=[("Pow", "the worker exited with status 0")]),
     Attack("os.kill(os.getppid(), 9) at import", edited(WRONG_MUL, kill_parent(at_import)), WRONG_MUL,
-           weakest="user-namespace"),
+           weakest="user-namespace", beyond=("uid",), beyond_why=SUPERVISOR_SAME_UID),
     Attack("os.kill(os.getppid(), 9) inside an op", edited(WRONG_MUL, kill_parent(in_mul_forward)), WRONG_MUL,
-           weakest="user-namespace"),
+           weakest="user-namespace", beyond=("uid",), beyond_why=SUPERVISOR_SAME_UID),
     Attack("SIGTERM, SIGXCPU, ... ignored, then while True in an op",
            edited([], lambda ctx: joined(at_import(IGNORE_SIGNALS), in_pow_backward("while True:\n    pass\n"))),
            POW_RAISES, says=[("Pow", TIMED_OUT)], slow=True),
@@ -916,7 +920,7 @@ def skip_reason(attack, level):
         enough = " or ".join(ISOLATION_LEVELS[:ISOLATION_LEVELS.index(attack.weakest) + 1])
         return f"needs {enough} isolation: at {level!r} level {WHY_NOT[level]}"
     if level in attack.beyond:
-        return f"not stopped at {level!r} level: {BEYOND[level]}"
+        return f"not stopped at {level!r} level: {attack.beyond_why or BEYOND[level]}"
     if attack.trusted_side and level != strongest_level():
         return "fought off while the submission is read, before any student code runs: run at the strongest level only"
     return None
