@@ -36,12 +36,14 @@ $(SANDBOX_VENV)/.ready: requirements.txt
 	chmod -R a+rX $(SANDBOX_VENV)
 	touch $@
 
+# On every core (pytest-xdist): a grading is one process at a time; a module's shared fixture stays
+# on one test process (its xdist_group).
 test: $(READY) $(SANDBOX)
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -n auto --dist loadgroup
 
 # The unit-level tests: no grading of whole submissions, no MNIST training (well under a minute).
 test-fast: $(READY) $(SANDBOX)
-	$(PYTHON) -m pytest tests -m "not slow"
+	$(PYTHON) -m pytest tests -m "not slow" -n auto --dist loadgroup
 
 lint: $(READY)
 	$(VENV)/bin/ruff check .

@@ -30,7 +30,8 @@ from grader.report import write_atomically
 from grader.rubric import load_rubric
 from grader.sandbox.launch import level_available
 
-pytestmark = pytest.mark.slow  # every test here grades whole submissions
+# every test here grades whole submissions; one test process builds the module's fixture
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("class")]
 
 WRONG_MUL = ("        return a * b\n", "        return a * b + 1.0\n")
 GROUPS = list(dict.fromkeys(group for group, _ in FAST_RUBRIC.points))

@@ -16,6 +16,8 @@ from grader.checks.cases import CASES, SCALE_CASES
 from grader.rubric import load_rubric
 from grader.sandbox.protocol import CHECK_KINDS, FUNCTION_KINDS, WHOLE_MODEL
 
+pytestmark = pytest.mark.xdist_group("project-copy")  # one test process builds the module's fixture
+
 
 def contract_problems(graded, rubric, cases, forward, input_names):
     """Every way the rubric, the cases and the oracle can disagree with the contract."""

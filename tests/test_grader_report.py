@@ -15,6 +15,8 @@ from grader import GRADED_MODULES
 from grader.report import SCHEMA
 from grader.rubric import load_rubric
 
+pytestmark = pytest.mark.xdist_group("cli-report")  # one test process builds the module's fixture
+
 WRONG_MUL = {"ops": [("        return a * b\n", "        return a * b + 1.0\n")]}
 WRONG_FORWARD_FAILS = ("forward", "robustness", "scale")
 

@@ -13,7 +13,8 @@ from grader.classroom.roster import Roster
 sys.path.insert(0, str(ROOT / "tools"))
 from screenshot_pages import screenshot  # noqa: E402
 
-pytestmark = pytest.mark.slow  # every test here grades whole submissions
+# every test here grades whole submissions; one test process builds the module's fixture
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("pages")]
 
 UNREDUCED_MUL = ("return reduce_grad_to_shape(grad_a, a.shape), reduce_grad_to_shape(grad_b, b.shape)\n"
                  "        # END SOLUTION\n\n\nclass Matmul",

@@ -23,7 +23,8 @@ import make_gradescope  # noqa: E402
 import make_handout  # noqa: E402
 import make_notebook  # noqa: E402
 
-pytestmark = pytest.mark.slow  # every test here grades whole submissions
+# every test here grades whole submissions; one test process builds the module's fixture
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("packages")]
 
 GRADED_FILES = [f"{module}.py" for module in GRADED_MODULES]
 # Gradescope's results.json, as its autograder documentation specifies it.

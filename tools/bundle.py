@@ -83,7 +83,7 @@ def core_requirements():
     """requirements.txt without what only instructors' class-level work (Dask, similarity, Canvas's
     API) and the project's own development (ruff) need."""
     lines = (ROOT / "requirements.txt").read_text().splitlines()
-    class_level = ("dask", "distributed", "ruff", "copydetect", "canvasapi")
+    class_level = ("dask", "distributed", "ruff", "copydetect", "canvasapi", "pytest-xdist")
     return "\n".join(line for line in lines if not line.startswith(class_level)) + "\n"
 
 
