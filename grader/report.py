@@ -247,4 +247,5 @@ def format_table(report, unshipped_points=0):
 
 
 def format_points(value):
-    return f"{value:g}" if float(value).is_integer() else f"{value:.2f}"
+    """Points as the gradebook writes them too: 96, 96.5, 98.67 (scores are rounded to 2 places)."""
+    return f"{round(float(value), 2):g}"

@@ -175,13 +175,13 @@ def test_gradebook_opens_as_csv_with_a_column_per_group_status_and_problem(grade
     table = rows(out)
     assert list(table) == CLASS
     assert [(table[s]["total"], table[s]["Mul"], table[s]["status"], table[s]["problem"]) for s in CLASS] == \
-        [("100", "8", "graded", ""), ("100", "8", "graded", ""), ("96", "4", "graded", "")]
+        [("100", "8", "graded", ""), ("100", "8", "graded", ""), ("96.5", "4.5", "graded", "")]
 
 
 def test_summary_counts_the_class_and_names_the_check_most_failed(graded_class):
     _, out = graded_class
     summary = json.loads((out / "summary.json").read_text())
-    assert (summary["count"], summary["mean"], summary["median"]) == (3, 98.67, 100)
+    assert (summary["count"], summary["mean"], summary["median"]) == (3, 98.83, 100)
     assert summary["most_failed_checks"] == [{"check": f"Mul · {kind}", "students": 1} for kind in ("forward", "robustness", "scale")]
     assert summary["needs_a_human_look"] == []
     assert (out / "score_histogram.png").read_bytes().startswith(b"\x89PNG")
@@ -270,15 +270,15 @@ def test_a_rerun_after_a_rubric_edit_prints_whose_score_moved_and_why(class_copy
     source, out = class_copy
     edited = out.parent / "rubric.toml"
     text = Path(FAST_RUBRIC.path).read_text()
-    edited.write_text(text.replace("Mul              = { forward = 2, backward = 5,", "Mul              = { forward = 4, backward = 3,"))
+    edited.write_text(text.replace("Mul              = { forward = 2, backward = 4,", "Mul              = { forward = 4, backward = 2,"))
     assert load_rubric(edited).points[("Mul", "forward")] == 4
     assert main(["batch", str(source), "--out", str(out), "--rubric", str(edited), "--isolation", "process"]) == 0
     printed = capsys.readouterr().out
     assert "# Regrade: previous → this run\n\n1 students changed: 0 gained points, 1 lost points." in printed
-    assert "| bob | 98 | 96 | -2 | rubric changed |  |" in printed  # Mul.forward was failed and still is: no flip
+    assert "| bob | 96.5 | 94.5 | -2 | rubric changed |  |" in printed  # Mul.forward was failed and still is: no flip
     assert main(["diff", str(out / "previous"), str(out), "--out", str(out.parent / "regrade")]) == 0
     with open(out.parent / "regrade" / "diff.csv", newline="", encoding="utf-8-sig") as file:
-        assert list(csv.reader(file))[1:] == [["bob", "98", "96", "-2", "", "rubric changed"]]
+        assert list(csv.reader(file))[1:] == [["bob", "96.5", "94.5", "-2", "", "rubric changed"]]
 
 
 def test_force_regrades_every_submission(class_copy):
@@ -312,7 +312,7 @@ def test_an_edited_submission_is_regraded_and_the_others_kept(class_copy):
     before = report_stamps(out)
     _, graded, _ = batch(source, out)
     assert graded == ["alice"]
-    assert rows(out)["alice"]["total"] == "96"
+    assert rows(out)["alice"]["total"] == "96.5"
     assert {n: s for n, s in report_stamps(out).items() if n != "alice.json"} == \
         {n: s for n, s in before.items() if n != "alice.json"}
 
@@ -581,9 +581,9 @@ def test_a_moodle_download_is_graded_with_no_pattern_and_its_worksheet_filled(tm
     out = tmp_path / "out"
     assert main(["batch", str(source), "--out", str(out), "--rubric", FAST_RUBRIC.path, "--isolation", "process",
                  "--moodle-worksheet", str(worksheet)]) == 0
-    assert {s: (r["name"], r["total"]) for s, r in rows(out).items()} == {"12345": ("Minji Kim", "100"), "67890": ("José Álvarez", "98")}
+    assert {s: (r["name"], r["total"]) for s, r in rows(out).items()} == {"12345": ("Minji Kim", "100"), "67890": ("José Álvarez", "96.5")}
     with open(out / "moodle-import.csv", newline="", encoding="utf-8") as file:
-        assert [row[4] for row in csv.reader(file)] == ["Grade", "100", "98", ""]
+        assert [row[4] for row in csv.reader(file)] == ["Grade", "100", "96.5", ""]
     assert json.loads((out / "summary.json").read_text())["unmatched_files"] == []
 
 

@@ -33,7 +33,7 @@ BUGS = [
         "log(b)", "log(a)"),
     bug("Sum forward ignores axis", "Sum", "ops",
         [("return np.sum(a, axis=axis, keepdims=keepdims)", "return np.sum(a)")],
-        "Sum.forward returned a single number", "shape (3, 4)"),
+        "Sum.forward returned a single number", "expected a numpy array of shape"),
     bug("Sum backward does not re-insert the summed axes", "Sum", "ops",
         [("        if ctx.axis is not None and not ctx.keepdims:\n            grad = np.expand_dims(grad, ctx.axis)\n", "")],
         "Sum.backward raised ValueError", "broadcast"),
@@ -61,11 +61,11 @@ BUGS = [
         "changed grad_output in place", "Add hands the same grad_output array to both"),
     bug("Sum backward right on the first and last axis only", "Sum", "ops",
         [("grad = np.expand_dims(grad, ctx.axis)", "grad = np.expand_dims(grad, 0 if ctx.axis == 0 else -1)")],
-        "[2x3x4 axis=1 keepdims=False]", "[2x3x4 axis=-2 keepdims=False]"),
+        "2x3x4 axis=1 keepdims=False", "2x3x4 axis=-2 keepdims=False"),
     bug("Softmax forward right on the first and last axis only", "Softmax", "activations",
         [("y = exp / exp.sum(axis=axis, keepdims=True)",
           "total = exp.sum(axis=axis)\n        y = exp / (total[None] if axis == 0 else total[..., None])")],
-        "[2x3x4 axis=1]", "[2x3x4 axis=-2]", "Softmax.forward raised ValueError"),
+        "2x3x4 axis=1", "2x3x4 axis=-2", "Softmax.forward raised ValueError"),
     bug("Mul keeps its inputs on the class, not on ctx", "Mul", "ops",
         [("ctx.save_for_backward(a, b)\n        return a * b", "Mul.saved = a, b\n        return a * b"),
          ("a, b = ctx.saved_tensors\n        grad_a = grad_output * b", "a, b = Mul.saved\n        grad_a = grad_output * b")],
@@ -75,7 +75,7 @@ BUGS = [
          ("        if ctx.needs_input_grad[1]:\n            grad_b", "        if ctx.needs_input_grad[0]:\n            grad_b")],
         "returned None as the gradient for B", hurts_mnist=True),
     bug("Pow computed as exp(b log a): nan for a negative base", "Pow", "ops",
-        [("y = np.power(a, b)\n        ctx", "y = np.exp(b * np.log(a))\n        ctx")], "[3x4 with negatives ** 0-d 2 (x ** 2)]", "nan"),
+        [("y = np.power(a, b)\n        ctx", "y = np.exp(b * np.log(a))\n        ctx")], "3x4 with negatives ** 0-d 2 (x ** 2)", "nan"),
 ]
 
 

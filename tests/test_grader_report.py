@@ -18,7 +18,13 @@ from grader.rubric import load_rubric
 pytestmark = pytest.mark.xdist_group("cli-report")  # one test process builds the module's fixture
 
 WRONG_MUL = {"ops": [("        return a * b\n", "        return a * b + 1.0\n")]}
-WRONG_FORWARD_FAILS = ("forward", "robustness", "scale")
+# A wrong forward fails the checks that compare forward values: forward, scale, and of robustness's
+# two cases the one that does (the graph case charges only what the engine adds to the op's own calls).
+WRONG_FORWARD_LOSES = {"forward": 1, "scale": 1, "robustness": 0.5}
+
+
+def points_lost_to_a_wrong_forward(rubric):
+    return sum(rubric.points[("Mul", kind)] * share for kind, share in WRONG_FORWARD_LOSES.items())
 
 # Gradescope's results.json, from its specification (gradescope-autograders.readthedocs.io,
 # "Autograder Specifications"): only the fields it documents, with their documented values.
@@ -82,8 +88,7 @@ def test_gradescope_results_follow_gradescopes_specification(gradescope_run):
     assert completed.returncode == 0, completed.stderr
     results = json.loads(out.read_text())
     jsonschema.validate(results, GRADESCOPE_SCHEMA)
-    # a wrong forward fails the checks that compare forward values: forward, robustness and scale
-    assert results["score"] == FAST_RUBRIC.max_score - sum(FAST_RUBRIC.points[("Mul", kind)] for kind in WRONG_FORWARD_FAILS)
+    assert results["score"] == FAST_RUBRIC.max_score - points_lost_to_a_wrong_forward(FAST_RUBRIC)
     assert results["score"] == pytest.approx(sum(test["score"] for test in results["tests"]))
     assert [test["max_score"] for test in results["tests"]] == list(FAST_RUBRIC.points.values())
     assert len({test["number"] for test in results["tests"]}) == len(results["tests"])
@@ -103,10 +108,10 @@ def test_terminal_output_shows_the_table_of_groups(gradescope_run):
     assert all(len(line) <= 100 for line in lines[header:end + 1])
     table = {line.split()[0]: line for line in lines[header + 1:end + 1] if not line.startswith(" ")}  # not wrapped feedback
     assert list(table) == list(dict.fromkeys(group for group, _ in FAST_RUBRIC.points)) + ["total"]
-    assert table["Mul"].split()[1:5] == ["4", "/", "8", "failed"]
+    assert table["Mul"].split()[1:5] == ["4.5", "/", "8", "failed"]
     assert "forward" in table["Mul"]
     assert table["Matmul"].split()[1:5] == ["8", "/", "8", "passed"]
-    assert table["total"].split()[1:4] == ["96", "/", "100"]
+    assert table["total"].split()[1:4] == ["96.5", "/", "100"]
     assert f"report written to {out} (gradescope)" in completed.stdout
 
 
@@ -165,7 +170,7 @@ def test_rubric_edits_change_points_without_code_changes(tmp_path):
     report = grade_and_validate(reference_copy(tmp_path / "submission", WRONG_MUL), rubric)
     mul_forward = next(test for test in report["tests"] if test["name"] == "Mul · forward")
     assert report["max_score"] == 108 and mul_forward["max_score"] == 10
-    assert report["score"] == 108 - 10 - 1 - 1  # Mul's forward, robustness and scale
+    assert report["score"] == 108 - points_lost_to_a_wrong_forward(rubric)
     assert {test["visibility"] for test in report["tests"] if test["kind"] == "robustness"} == {"hidden"}
     assert report["grader"]["rubric_sha256"] == hashlib.sha256((tmp_path / "rubric.toml").read_bytes()).hexdigest()
 

@@ -67,7 +67,7 @@ def timed_call(student, op, case, inputs, upstream, budget):
     at HARD_LIMIT_FACTOR budgets (CheckFailed, status timeout). A worker to start or a module to
     import is not timed: call_op meets the same failure again and reports it."""
     with contextlib.suppress(StudentException, WorkerFailure):
-        student.ensure_imported(GRADED[op])
+        student.ensure_imported(GRADED[op], group=op)  # in the child the timed call will run in
     started = time.perf_counter()
     reply = call_op(student, op, inputs, case.options, grad_output=upstream, needs_input_grad=case.wants_grad(),
                     timeout=HARD_LIMIT_FACTOR * budget, check="scale")
