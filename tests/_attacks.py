@@ -503,7 +503,7 @@ def syscall_number(name):
 FORGE_REPLIES = """\
 import base64, fcntl, io, json, os, sys, time
 _request = sys._getframe(2).f_locals.get("request") or {}  # the worker's own request: in call ← run_student
-if _request.get("grad_output") is None:  # forward checks only: the backward and robustness ones stay honest
+if _request.get("command") == "call" and _request.get("grad_output") is None:  # forward checks only: the others stay honest
     _npy = io.BytesIO()
     np.save(_npy, a * b)  # the right answer, which the op itself does not return
     _output = {"kind": "ndarray", "array": {"__ndarray__": base64.b64encode(_npy.getvalue()).decode()}}
@@ -789,9 +789,6 @@ def nothing_raw(report, ctx):
 # At `uid` the supervisor runs as the worker's uid, outside any PID namespace: a worker can kill it.
 # That costs the student's own group (the next request gets a fresh sandbox), never earns a point.
 SUPERVISOR_SAME_UID = "the supervisor shares the worker's uid, so a worker can kill it: its own group's points only"
-# Without a PID namespace (`uid`), a process the worker forks can outlive its group for a moment and
-# disturb the same student's next request: its own points only, never one it did not earn.
-UID_NO_PID_NAMESPACE = "no PID namespace: what a worker forks can outlive its group a moment, costing its own points only"
 WRONG_MUL, POW_RAISES, OPS_BROKEN = ["wrong Mul.forward"], ["Pow.backward raises"], ["ops.py fails to import"]
 ZERO_MATMUL = ["Matmul.backward returns zeros"]
 TRAINED = "after 1 epochs; full credit from"  # MNIST's feedback when it trained and scored the accuracy
@@ -864,8 +861,7 @@ ATTACKS = [
            weakest="user-namespace", beyond=("uid",)),
     # the channel between the grader and the worker
     Attack("forged replies with control fields on every pipe, from the op and a forked child, then exit",
-           edited(WRONG_MUL, lambda ctx: in_mul_forward(FORGE_REPLIES)), WRONG_MUL, weakest="user-namespace",
-           beyond=("uid",), beyond_why=UID_NO_PID_NAMESPACE),
+           edited(WRONG_MUL, lambda ctx: in_mul_forward(FORGE_REPLIES)), WRONG_MUL, weakest="user-namespace"),
     Attack("a grandchild writing on the inherited pipes after its group", edited([], lambda ctx: in_pow_backward(PIPE_WRITER)),
            POW_RAISES),
     Attack("a line printed on stderr as the sandbox's own error, then os._exit(1)",
