@@ -6,6 +6,7 @@ One request (Canvas's bulk grade update, through `canvasapi`) posts every graded
 keyed by Canvas user id (the id in Canvas's download names). The token is read from the
 environment, never from the command line (which shell history and `ps` keep).
 """
+from ..report import format_points
 
 
 class CanvasUploadError(Exception):
@@ -24,7 +25,7 @@ def upload_grades(url, token, course_id, assignment_id, scores):
     try:
         assignment = Canvas(url, token).get_course(course_id).get_assignment(assignment_id)
         progress = assignment.submissions_bulk_update(
-            grade_data={student: {"posted_grade": f"{score:g}"} for student, score in sorted(scores.items())})
+            grade_data={student: {"posted_grade": format_points(score)} for student, score in sorted(scores.items())})
     except (CanvasException, RequestException, ValueError) as error:
         raise CanvasUploadError(f"{type(error).__name__}: {error}") from None
     return {"workflow_state": getattr(progress, "workflow_state", None), "url": getattr(progress, "url", None)}

@@ -10,7 +10,7 @@ import re
 import statistics
 from collections import Counter
 
-from ..report import group_summaries, write_atomically
+from ..report import format_points, group_summaries, write_atomically
 
 # How the checks word a graded module that could not be imported (client.ensure_imported, explain_exception).
 IMPORT_FAILURE = re.compile(r"importing (\S+\.py) (.*)")
@@ -51,7 +51,7 @@ def write_class_files(out, reports, roster, rubric, names=None):
     for student in ids:
         report = reports[student]
         totals = {group: score for group, (score, *_) in group_summaries(report["tests"]).items()}
-        writer.writerow([student, (names or {}).get(student, ""), _number(report["score"]), *(_number(totals.get(g, 0)) for g in groups),
+        writer.writerow([student, (names or {}).get(student, ""), format_points(report["score"]), *(format_points(totals.get(g, 0)) for g in groups),
                          report["status"], row_problems(report)])
     # UTF-8 with a byte-order mark: spreadsheets then read names in any script correctly.
     write_atomically(out / "gradebook.csv", "\ufeff" + buffer.getvalue())
@@ -130,7 +130,3 @@ def draw_histogram(scores, max_score, path):
     figure.savefig(temporary, dpi=110, metadata={"Software": None})
     plt.close(figure)
     temporary.replace(path)
-
-
-def _number(value):
-    return f"{value:g}"

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..report import write_atomically
+from ..report import format_points, write_atomically
 
 DEFAULT_ASSIGNMENT = "Autodiff"  # the column filled when the export has several assignments and none is named
 CANVAS_MATCH = {"user-id": "ID", "sis-user-id": "SIS User ID", "login": "SIS Login ID"}
@@ -99,7 +99,7 @@ def fill_canvas(export, out, scores, points_possible, assignment=None, match="us
         identity = [i for i, name in enumerate(header) if name in CANVAS_IDENTITY]
         column = max(assignments or identity) + 1
         for i, row in enumerate(table):
-            row.insert(column, name if i == 0 else f"{points_possible:g}" if i == points_row else "")
+            row.insert(column, name if i == 0 else format_points(points_possible) if i == points_row else "")
     filled = Filled(Path(out), table[0][column])
     filled.names = {row[key]: row[student] for row, yes in zip(table, is_student) if yes}
     for row, yes in zip(table, is_student):
@@ -131,7 +131,7 @@ def fill_moodle(worksheet, out, scores, missing_as_zero=False):
 
 def _fill(row, column, student_id, scores, missing_as_zero, filled):
     if student_id in scores:
-        row[column] = f"{scores[student_id]:g}"
+        row[column] = format_points(scores[student_id])
         filled.filled += 1
     else:
         row[column] = "0" if missing_as_zero else ""
