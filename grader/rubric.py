@@ -8,6 +8,7 @@ except ImportError:  # Python 3.10 (a student's machine): the same parser, from 
 from dataclasses import dataclass
 from pathlib import Path
 
+from .checks.cases import SCALE_SIDE
 from .sandbox.protocol import CHECK_KINDS, GRADED, WHOLE_MODEL
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
@@ -33,7 +34,7 @@ class Rubric:
     salt: str = ""    # mixed into every check's input seed: the official inputs differ from the handout's
     limits: dict = None  # [limits] with its defaults filled in
     unshipped_points: float = 0  # the course's points whose checks this rubric leaves out (a handout's)
-    scale_side: int = 500  # [scale] side: the scale checks' inputs have about side² elements
+    scale_side: int = SCALE_SIDE  # [scale] side: the scale checks' inputs have about side² elements
 
     @property
     def max_score(self):
@@ -106,7 +107,7 @@ def load_rubric(path):
     unshipped = table.get("handout", {}).get("unshipped_points", 0)
     if not isinstance(unshipped, (int, float)) or isinstance(unshipped, bool) or unshipped < 0:
         raise RubricError(f"{path}: handout.unshipped_points must be a number of points ≥ 0")
-    side = table.get("scale", {}).get("side", 500)
+    side = table.get("scale", {}).get("side", SCALE_SIDE)
     if not isinstance(side, int) or isinstance(side, bool) or side < 2:
         raise RubricError(f"{path}: scale.side must be a whole number ≥ 2")
     return Rubric(str(path), hashlib.sha256(data).hexdigest(), points, visibility, mnist, salt, limits, unshipped, side)

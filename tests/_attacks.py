@@ -501,17 +501,22 @@ def syscall_number(name):
 
 
 FORGE_REPLIES = """\
-import base64, fcntl, io, json, os, sys, time
+import fcntl, json, os, struct, sys, time
 _request = sys._getframe(2).f_locals.get("request") or {}  # the worker's own request: in call ← run_student
 if _request.get("command") == "call" and _request.get("grad_output") is None:  # forward checks only: the others stay honest
-    _npy = io.BytesIO()
-    np.save(_npy, a * b)  # the right answer, which the op itself does not return
-    _output = {"kind": "ndarray", "array": {"__ndarray__": base64.b64encode(_npy.getvalue()).decode()}}
+    _answer = np.ascontiguousarray(a * b, dtype=np.float64)  # the right answer, which the op itself does not return
+    _output = {"kind": "ndarray", "array": {"__raw__": [_answer.dtype.str, list(_answer.shape)]}}
+
+    def _frame_of(message):  # the protocol's frame: lengths, a JSON header, the arrays' bytes
+        header = json.dumps(message).encode()
+        return struct.pack("<QQ", len(header), _answer.nbytes) + header + _answer.tobytes()
+
     _first = _request.get("id", 1)
-    _lines = b"".join(json.dumps({"id": i, "restart": False, "ok": True, "output": _output, "inputs_after": [],
-                                  "reply": {"result": {"output": _output}}}).encode() + b"\\n" for i in range(_first, _first + 20))
-    _body = json.dumps({"result": {"output": _output}, "id": 1, "restart": False, "ok": True}).encode()
-    _frame = len(_body).to_bytes(4, "big") + _body  # the supervisor's frame, with control fields beside the result
+    # As the supervisor would answer the grader (control fields and all), for this request and the next ones...
+    _forged = b"".join(_frame_of({"id": i, "restart": False, "ok": True, "reply": {"result": {"output": _output}}})
+                       for i in range(_first, _first + 20))
+    # ...and as a child answers the supervisor, with control fields beside the result.
+    _frame = _frame_of({"result": {"output": _output}, "id": 1, "restart": False, "ok": True})
 
     def _forge():
         targets = list(range(256))
@@ -529,7 +534,7 @@ if _request.get("command") == "call" and _request.get("grad_output") is None:  #
                     target = os.open(target, os.O_WRONLY | os.O_NONBLOCK)
                 elif not fcntl.fcntl(target, fcntl.F_GETFL) & (os.O_WRONLY | os.O_RDWR):
                     continue
-                os.write(target, _lines)
+                os.write(target, _forged)
                 os.write(target, _frame)
             except OSError:
                 pass
@@ -543,7 +548,9 @@ if _request.get("command") == "call" and _request.get("grad_output") is None:  #
 """
 
 PIPE_WRITER = """\
-import os, time
+import json, os, struct, time
+_header = json.dumps({"id": 0, "restart": False, "ok": True, "reply": {"result": {}}}).encode()
+_FORGED = struct.pack("<QQ", len(_header), 0) + _header  # a well-formed frame of the protocol
 if os.fork() == 0:  # a grandchild, in a session of its own, outlives this call and writes on every pipe it inherited
     os.setsid()
     if os.fork() == 0:
@@ -552,7 +559,7 @@ if os.fork() == 0:  # a grandchild, in a session of its own, outlives this call 
         while time.time() < end:
             for fd in range(256):
                 try:
-                    os.write(fd, b'{"id": 0, "ok": true}\\n')
+                    os.write(fd, _FORGED)
                 except OSError:
                     pass
             time.sleep(0.01)
@@ -1015,7 +1022,8 @@ def run_attack(attack, level, rubric=FAST_RUBRIC):
         for where, text in attack.says:
             shown = "\n".join(report["submission"]["notes"]) if where == "notes" else feedback(report, where)
             if text not in shown:
-                problems.append(f"the {where if where == 'notes' else where + ' feedback'} does not say {text!r}")
+                problems.append(f"the {where if where == 'notes' else where + ' feedback'} does not say {text!r}: "
+                                f"{shown[-600:]!r}")
         if attack.trusted_side and any(ctx.grading.iterdir()):  # unpacking folders included
             problems.append(f"left in the grader's temporary folder: {sorted(p.name for p in ctx.grading.iterdir())}")
         if attack.check:

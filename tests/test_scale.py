@@ -137,3 +137,41 @@ def test_a_slow_call_is_diagnosed_as_a_slow_forward_or_a_slow_backward(worker_of
     monkeypatch.setattr(scale, "budget_of", lambda reference: 600.0)
     slow = scale.slow_part(worker_of(), "ReLU", case, inputs, output, 0.1, 0.15)
     assert str(slow).startswith("ReLU.backward is correct but too slow") and "numerical differences" in str(slow)
+
+
+MUL_LOOPS = [("        return a * b\n",
+              "        out = np.empty(np.broadcast_shapes(a.shape, b.shape))\n"
+              "        for i in np.ndindex(out.shape):\n            out[i] = a[i] * b[(0,) + i[1:]]\n        return out\n"),
+             ("        grad_a = grad_output * b\n",
+              "        grad_a = np.empty(grad_output.shape)\n"
+              "        for i in np.ndindex(grad_a.shape):\n            grad_a[i] = grad_output[i] * b[(0,) + i[1:]]\n")]
+
+
+@pytest.mark.slow
+def test_a_python_loop_over_the_elements_loses_the_scale_check(worker_of):
+    """Right values, a loop over the elements in forward and backward: over its budget, twice."""
+    with pytest.raises(CheckFailed, match="a Python loop over elements") as slow:
+        scale.judge_scale(worker_of({"ops": MUL_LOOPS}), "Mul", np.random.default_rng(0), scale.SCALE_SIDE)
+    assert slow.value.status == "timeout"
+
+
+# Mul.forward, slow on its first scale call only (sleeping past a budget of 1 s), then fast: right
+# or wrong on the next call as told.
+SLOW_THEN = ("        return a * b\n",
+             "        global _calls\n        _calls = globals().get('_calls', 0) + 1\n"
+             "        if a.size > 10 ** 5 and _calls == 1:\n            import time\n            time.sleep(1.3)\n"
+             "        return a * b * ({factor} if _calls > 1 else 1)\n")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("factor", [1, 1.01], ids=["right", "wrong"])
+def test_a_call_over_its_budget_is_timed_again_and_its_values_compared_again(worker_of, monkeypatch, factor):
+    """A busy moment is forgiven (the second call counts), never a wrong answer given the second time."""
+    monkeypatch.setattr(scale, "budget_of", lambda reference: 1.0)
+    head, body = SLOW_THEN
+    student = worker_of({"ops": [(head, body.format(factor=factor))]})
+    if factor == 1:
+        scale.judge_scale(student, "Mul", np.random.default_rng(0), scale.SCALE_SIDE)
+    else:
+        with pytest.raises(CheckFailed, match="Mul.forward is wrong at scale"):
+            scale.judge_scale(student, "Mul", np.random.default_rng(0), scale.SCALE_SIDE)

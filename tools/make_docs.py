@@ -91,6 +91,22 @@ def attacks():
         f"{cost['repeats']} per level, levels interleaved), relative to `process`: {ratios} (goal ≤ {cost['goal']}).\n")
 
 
+def scale():
+    data = results("scale")
+    load = ", ".join(f"{value:.1f}" for value in data["machine"]["load_average_at_end"])
+    lines = [f"Measured by `make bench-scale` ({data['date']}): {data['machine']['cpus']} cores, "
+             f"{data['busy_processes']} more processes spinning on the CPU (load average at the end {load}), "
+             f"`{data['isolation']}` isolation, budget {data['budget']}, {data['repeats']} runs per op.", ""]
+    rows = [[op, f"{min(run['budget']):.2f}–{max(run['budget']):.2f} s",
+             f"{min(run['seconds']):.2f}–{max(run['seconds']):.2f} s", f"**{run['margin']:.2f}**"]
+            for op, run in data["reference"].items()]
+    lines.append(table(["reference", "budget", "its call", "margin (budget ÷ time, least)"], rows))
+    rows = [[name, f"{run['budget']:.2f} s", run["seconds"] if run["seconds"] == "stopped" else f"{run['seconds']:.2f} s",
+             "—" if run["over_budget"] is None else f"{run['over_budget']:.2f}",
+             "passes" if run["passed"] else "**loses the point**"] for name, run in data["variants"].items()]
+    return "\n".join(lines) + "\n" + table(["variant (right values)", "budget", "its call", "time ÷ budget", "verdict"], rows)
+
+
 def render(text):
     """The text with every figures block whose results exist rendered anew."""
     def replace(match):

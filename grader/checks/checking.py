@@ -56,13 +56,15 @@ def ask(student, command, modules, timeout=OP_TIMEOUT, key=None, group=None, **f
         raise CheckFailed(str(failure), status=failure.status) from None
 
 
-def call_op(student, name, inputs, options=None, grad_output=None, needs_input_grad=None, timeout=OP_TIMEOUT, check=""):
-    """forward (and backward, given grad_output) of graded Function `name` in the worker. A call
-    that times out is not run again by the same `check` (the scale check's calls have their own)."""
+def call_op(student, name, inputs, options=None, grad_output=None, needs_input_grad=None, timeout=OP_TIMEOUT, check="",
+            unchanged=True):
+    """forward (and backward, given grad_output) of graded Function `name` in the worker; with
+    `unchanged`, the inputs and grad_output as the op left them come back too. A call that times
+    out is not run again by the same `check` (the scale check's calls have their own)."""
     phase = "forward" if grad_output is None else "backward"
     return ask(student, "call", [GRADED[name]], timeout, key=(name, phase, check), group=name, name=name,
                inputs=list(inputs), options=options or {}, grad_output=grad_output,
-               needs_input_grad=list(needs_input_grad or [True] * len(inputs)))
+               needs_input_grad=list(needs_input_grad or [True] * len(inputs)), unchanged=unchanged)
 
 
 def explain_exception(details):

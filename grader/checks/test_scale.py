@@ -1,14 +1,14 @@
-"""Graded checks of every Function at scale: forward and backward on 2.5·10⁵ elements, within a
-time budget, with their values compared.
+"""Graded checks of every Function at scale: forward and backward on 10⁶ elements (the rubric's
+[scale] side), within a time budget, with their values compared.
 
 The budget is relative to what the same call costs done right, measured by trusted code on this
-machine just before the student's call (reference_seconds): the protocol's encoding and decoding
-of the request and of a reply of the same size (what crosses the pipe), and the oracle's
-vectorised forward (three times over for a forward and a backward). A slow or busy machine slows
-both alike, so it does not fail honest students; a gradient by numerical differences (one forward
-per element) cannot keep within it, nor a loop whose work outgrows what crosses the pipe (a matrix
-product by three nested loops). A Python loop over the elements of an element-wise op costs about
-what crosses the pipe, and is not reliably caught (docs/grading.md, "Scale checks").
+machine just before the student's call (reference_seconds, the fastest of a few runs): the
+protocol's encoding, copying and decoding of the request and of a reply of the same size (raw
+arrays: what crosses the pipes costs about what copying it costs), and the oracle's vectorised
+forward (three times over for a forward and a backward). A slow or busy machine slows both alike,
+so it does not fail honest students, and a call over its budget is timed once more; a gradient by
+numerical differences (one forward per element) cannot keep within it, nor a Python loop over
+the elements (a microsecond or so each: a second or more), see docs/grading.md, "Scale checks".
 
 Values at scale are compared with tolerances a correct float32 submission meets: forward values
 to 1e-4 of the output's largest magnitude; gradients through directional derivatives, ⟨grad, v⟩
@@ -24,18 +24,20 @@ import pytest
 from ..sandbox import protocol
 from ..sandbox.client import StudentException, WorkerFailure
 from ..sandbox.protocol import GRADED
-from .cases import LOSSES, SCALE_CASES, scale_cases
+from .cases import LOSSES, SCALE_CASES, SCALE_SIDE, scale_cases
 from .checking import CheckFailed, array_of, call_op, items_of, mismatch, seeded_rng
 from .oracle import FORWARD, INPUT_NAMES
 
-SCALE_FACTOR = 6          # the budget: this many times the reference time, plus SCALE_FLOOR (results/scale.json)
-SCALE_FLOOR = 1.0         # seconds: a fixed cost per request (a fresh worker, a busy scheduler)
+SCALE_FACTOR = 5          # the budget: this many times the reference time, plus SCALE_FLOOR (results/scale.json)
+SCALE_FLOOR = 0.25        # seconds: a fixed cost per request (the pipes' copies, a busy scheduler)
 HARD_LIMIT_FACTOR = 2     # a call is stopped at this many budgets: past it, only the diagnosis changes
+ATTEMPTS = 2              # a call over its budget (not stopped) is timed again: the faster counts
+REFERENCE_RUNS = 3        # the reference time is the fastest of these: a busy moment does not inflate the budget
 FORWARD_RTOL_AT_SCALE = 1e-4
 DIRECTIONS, STEP, DIRECTIONAL_RTOL = 4, 1e-5, 1e-3
 
 
-def draw_scale(op, rng, side=500):
+def draw_scale(op, rng, side=SCALE_SIDE):
     """(case, inputs, oracle output, upstream gradient) of the op's scale case, about side² elements."""
     case = scale_cases(side)[op]
     inputs = case.sample(rng)
@@ -47,15 +49,26 @@ def draw_scale(op, rng, side=500):
 
 def reference_seconds(op, options, inputs, output, upstream):
     """What the call (a forward, and a backward given upstream) costs done right, measured now by
-    trusted code on this machine: the request and a reply of the same size through the protocol,
-    and the oracle's forward (three times over for a forward and a backward)."""
-    started = time.perf_counter()
-    protocol.decode(protocol.encode({"inputs": inputs, "grad_output": upstream}))
-    for _ in range(1 if upstream is None else 3):
-        FORWARD[op](*inputs, **options)
+    trusted code on this machine: the request and a reply of the same size through the protocol
+    and its pipes' copies, and the oracle's forward (three times over for a forward and a backward);
+    the fastest of REFERENCE_RUNS."""
     grads = {} if upstream is None else {"grads": {"kind": "tuple", "items": [{"kind": "ndarray", "array": x} for x in inputs]}}
-    protocol.decode(protocol.encode({"output": {"kind": "ndarray", "array": output}, **grads, "inputs_after": inputs}))
-    return time.perf_counter() - started
+    fastest = float("inf")
+    for _ in range(REFERENCE_RUNS):
+        started = time.perf_counter()
+        round_trip({"inputs": inputs, "grad_output": upstream})
+        for _ in range(1 if upstream is None else 3):
+            FORWARD[op](*inputs, **options)
+        round_trip({"output": {"kind": "ndarray", "array": output}, **grads})
+        fastest = min(fastest, time.perf_counter() - started)
+    return fastest
+
+
+def round_trip(message):
+    """A message through the protocol, copied as the two pipes on its way copy it (grader →
+    supervisor → child, or back)."""
+    header, *body = protocol.encode_frame(message)
+    protocol.decode_frame(header[protocol.FRAME_PREFIX.size:], bytearray(bytearray(b"".join(body))))
 
 
 def budget_of(reference):
@@ -70,7 +83,7 @@ def timed_call(student, op, case, inputs, upstream, budget):
         student.ensure_imported(GRADED[op], group=op)  # in the child the timed call will run in
     started = time.perf_counter()
     reply = call_op(student, op, inputs, case.options, grad_output=upstream, needs_input_grad=case.wants_grad(),
-                    timeout=HARD_LIMIT_FACTOR * budget, check="scale")
+                    timeout=HARD_LIMIT_FACTOR * budget, check="scale", unchanged=False)
     return time.perf_counter() - started, reply
 
 
@@ -80,22 +93,28 @@ SLOW = {"forward": "a Python loop over elements?",
 
 @pytest.mark.parametrize("op", list(SCALE_CASES))
 def test_scale(student, rubric, op, request):
-    """One call, forward and backward, timed against its budget; only when it is slow, a forward
-    alone, to say which of the two is."""
-    rng = seeded_rng(request)
-    case, inputs, expected, upstream = draw_scale(op, rng, rubric.scale_side)
+    judge_scale(student, op, seeded_rng(request), rubric.scale_side)
+
+
+def judge_scale(student, op, rng, side):
+    """One call, forward and backward, timed against its budget, its values compared; over budget,
+    timed once more (a busy moment of the machine is not the student's; a loop is slow every time),
+    every reply's values compared. Only when it stays slow, a forward alone, to say which is."""
+    case, inputs, expected, upstream = draw_scale(op, rng, side)
     budget = budget_of(reference_seconds(op, case.options, inputs, expected, upstream))
-    try:
-        seconds, reply = timed_call(student, op, case, inputs, upstream, budget)
-    except CheckFailed as failed:
-        if failed.status != "timeout":
-            raise
-        seconds, reply = None, None
-    if reply is not None:
+    fastest = None
+    for _ in range(ATTEMPTS):
+        try:
+            seconds, reply = timed_call(student, op, case, inputs, upstream, budget)
+        except CheckFailed as failed:
+            if failed.status != "timeout":
+                raise
+            break  # stopped at the hard limit: not tried again
         judge_values(op, case, inputs, expected, upstream, reply, rng)
         if seconds <= budget:
             return
-    raise slow_part(student, op, case, inputs, expected, budget, seconds)
+        fastest = seconds if fastest is None else min(fastest, seconds)
+    raise slow_part(student, op, case, inputs, expected, budget, fastest)
 
 
 def slow_part(student, op, case, inputs, expected, budget, seconds):

@@ -96,9 +96,9 @@ class WorkerClient:
         message = {"id": self._next_id, "command": command, "group": group, "timeout": timeout, **fields}
         started = time.monotonic()
         try:
-            self.process.stdin.write(protocol.encode(message))
-            self.process.stdin.flush()
-            reply = self._read_reply(timeout + SUPERVISOR_GRACE)
+            # The supervisor's own deadline comes first; past this one, the student is told of theirs.
+            self._write(protocol.encode_frame(message), timeout + SUPERVISOR_GRACE, said=timeout)
+            reply = self._read_reply(timeout + SUPERVISOR_GRACE, said=timeout)
         except WorkerFailure as failure:  # the supervisor itself failed: a fresh sandbox for the next request
             self.stop()
             if failure.status == "timeout" and cut_short:
@@ -189,7 +189,9 @@ class WorkerClient:
             raise SandboxError(f"the sandbox could not start a worker: {error}") from None
         self.starts += 1
         self._imported = set()
-        self._buffer = b""
+        for stream in (self.process.stdin, self.process.stdout):
+            protocol.widen_pipe(stream.fileno())
+        os.set_blocking(self.process.stdin.fileno(), False)  # written with a deadline (_write): a stopped supervisor can't hang the grader
         try:  # the supervisor imports no student code before it is ready: a failure here is the sandbox's
             ready = self._read_reply(START_TIMEOUT)
         except WorkerFailure as failure:
@@ -199,33 +201,59 @@ class WorkerClient:
             self.stop()
             raise SandboxError(f"the sandbox could not start a worker ({self.isolation} isolation): {why}")
 
-    def _read_reply(self, timeout):
+    def _write(self, parts, timeout, said=None):
+        """A request frame's buffers to the supervisor, before the deadline."""
         deadline = time.monotonic() + timeout
-        out = self.process.stdout
+        descriptor = self.process.stdin.fileno()
         with selectors.DefaultSelector() as selector:
-            selector.register(out, selectors.EVENT_READ)
-            while b"\n" not in self._buffer:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise WorkerFailure("timeout", f"no answer within the time limit of {timeout:g} s")
-                if not selector.select(remaining):
-                    continue
-                chunk = os.read(out.fileno(), 1 << 20)
-                if not chunk:
-                    try:
-                        self.process.wait(timeout=5)
-                    except subprocess.TimeoutExpired:  # alive, but it closed its end: the caller stops it
-                        raise WorkerFailure("error", "the worker closed the protocol channel "
-                                                     "(did the code close file descriptors?)") from None
-                    raise WorkerFailure("error", f"the worker exited{self._exit_reason()}")
-                self._buffer += chunk
-                if len(self._buffer) > protocol.MAX_MESSAGE_BYTES:
-                    raise WorkerFailure("error", f"the worker sent a message over {protocol.MAX_MESSAGE_BYTES >> 20} MB")
-        line, self._buffer = self._buffer.split(b"\n", 1)
-        try:
-            return protocol.decode(line)
-        except protocol.ProtocolError as error:
-            raise WorkerFailure("error", f"the worker sent an unreadable message ({error})") from None
+            selector.register(descriptor, selectors.EVENT_WRITE)
+            for part in parts:
+                view = memoryview(part).cast("B")
+                while view:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise WorkerFailure("timeout", f"no answer within the time limit of {timeout if said is None else said:g} s")
+                    if selector.select(remaining):
+                        try:
+                            view = view[os.write(descriptor, view):]
+                        except BlockingIOError:
+                            pass
+
+    def _read_reply(self, timeout, said=None):
+        """The supervisor's next frame, decoded; WorkerFailure if it takes longer than timeout,
+        ends, or is not a frame."""
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.process.stdout, selectors.EVENT_READ)
+            try:
+                limit = timeout if said is None else said
+                header_size, body_size = protocol.frame_sizes(self._read(protocol.FRAME_PREFIX.size, selector, deadline, limit))
+                header = self._read(header_size, selector, deadline, limit)
+                body = self._read(body_size, selector, deadline, limit)
+                return protocol.decode_frame(bytes(header), body)
+            except protocol.ProtocolError as error:
+                raise WorkerFailure("error", f"the worker sent an unreadable message ({error})") from None
+
+    def _read(self, size, selector, deadline, limit):
+        """size bytes from the supervisor, before the deadline (past it: no answer within `limit`)."""
+        buffer = bytearray(size)
+        view, got, out = memoryview(buffer), 0, self.process.stdout.fileno()
+        while got < size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WorkerFailure("timeout", f"no answer within the time limit of {limit:g} s")
+            if not selector.select(remaining):
+                continue
+            count = os.readv(out, [view[got:]])
+            if not count:
+                try:
+                    self.process.wait(timeout=5)
+                except subprocess.TimeoutExpired:  # alive, but it closed its end: the caller stops it
+                    raise WorkerFailure("error", "the worker closed the protocol channel "
+                                                 "(did the code close file descriptors?)") from None
+                raise WorkerFailure("error", f"the worker exited{self._exit_reason()}")
+            got += count
+        return buffer
 
     def _exit_reason(self):
         code = self.process.poll() if self.process else None

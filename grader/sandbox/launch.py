@@ -225,7 +225,7 @@ def _command(scratch, isolation, limits, log, seccomp):
     if isolation == "process":
         return [sys.executable, "-I", str(scratch / ".worker" / ENTRY), str(log)], scratch
     if isolation == "uid":
-        return [str(SANDBOX_PYTHON), "-I", str(scratch / ".worker" / ENTRY), str(log)], scratch
+        return [str(SANDBOX_PYTHON), "-I", str(scratch / ".worker" / ENTRY), str(log), "own-uid"], scratch
     python = SANDBOX_PYTHON if isolation == "namespace" else Path(sys.executable)
     binds = ["--ro-bind", "/usr", "/usr"]
     for link in ("bin", "lib", "lib64", "sbin"):

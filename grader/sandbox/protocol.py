@@ -3,17 +3,15 @@
 The contract: what students implement (docs/SPEC.md), declared once. The worker, the checks,
 the rubric loader, the package builders and the project's tests all derive from it.
 
-The messages: one JSON object per line between the grader and the sandbox's supervisor; one
-length-prefixed JSON object per frame between the supervisor and the child that runs student
-code (a frame cannot be confused with the next one, whatever bytes it holds). Arrays inside as
-base64 `.npy` bytes read back with allow_pickle=False. Never pickles, never objects. Raw-array
-frames (encode_frame), for the MNIST steps' megabyte of gradients, where base64 and JSON would
-cost more than the step: the same message with its arrays' raw bytes after it.
+The messages, one format on every hop (the grader ↔ the sandbox's supervisor ↔ the child that
+runs student code, and the MNIST steps): a frame, its lengths first (a frame cannot be confused
+with the next one, whatever bytes it holds), then a JSON header, then the raw bytes of the arrays
+the header names by dtype and shape. No base64, no `.npy`: a scale check's 10⁶-element arrays
+cost what copying them costs, so a Python loop over their elements shows in the check's time.
+Never pickles, never objects: an array is a dtype, a shape and its bytes.
 
 Imported by both sides (the worker gets a copy beside it): standard library and numpy only.
 """
-import base64
-import io
 import json
 import math
 import os
@@ -40,45 +38,13 @@ WHOLE_MODEL = "MNIST"  # the group of the check that trains MLP3 from the studen
 
 SUPERVISOR_COMMANDS = ("hello",)  # answered by the sandbox's supervisor itself: no worker child, no group
 
-MAX_MESSAGE_BYTES = 64 << 20
+MAX_MESSAGE_BYTES = 64 << 20  # a frame's header, and its body, each at most this
 MAX_ARRAY_BYTES = 16 << 20
+PIPE_BYTES = 1 << 20  # the pipe size asked for (F_SETPIPE_SZ): a scale check's arrays in few reads and writes
 
 
 class ProtocolError(Exception):
     pass
-
-
-def _encode_default(value):
-    if isinstance(value, np.ndarray):
-        if value.dtype.hasobject or value.nbytes > MAX_ARRAY_BYTES:
-            raise ProtocolError(f"array of dtype {value.dtype} and {value.nbytes} bytes cannot be sent")
-        buffer = io.BytesIO()
-        np.save(buffer, value, allow_pickle=False)
-        return {"__ndarray__": base64.b64encode(buffer.getvalue()).decode("ascii")}
-    if isinstance(value, np.generic):
-        return value.item()
-    raise ProtocolError(f"cannot send a {type(value).__name__}")
-
-
-def _decode_object(mapping):
-    if "__ndarray__" in mapping:
-        if not isinstance(mapping["__ndarray__"], str) or len(mapping) != 1:
-            raise ProtocolError("malformed array")
-        try:
-            return np.load(io.BytesIO(base64.b64decode(mapping["__ndarray__"], validate=True)), allow_pickle=False)
-        except Exception as error:  # includes pickled object arrays, refused by allow_pickle=False
-            raise ProtocolError(f"unreadable array: {error}") from None
-    return mapping
-
-
-def encode(message):
-    return (json.dumps(message, default=_encode_default, allow_nan=True) + "\n").encode()
-
-
-def decode(line):
-    if len(line) > MAX_MESSAGE_BYTES:
-        raise ProtocolError(f"message of {len(line)} bytes exceeds {MAX_MESSAGE_BYTES}")
-    return _json_object(line, _decode_object)
 
 
 def _json_object(text, object_hook):
@@ -91,52 +57,22 @@ def _json_object(text, object_hook):
     return message
 
 
-FRAME_HEADER = struct.Struct(">I")  # a frame: its length, then that many bytes of one JSON object
+FRAME_PREFIX = struct.Struct("<QQ")  # a frame: its header's and its body's lengths, the header, the body
 
 
-def frame(message):
-    data = json.dumps(message, default=_encode_default, allow_nan=True).encode()
-    return FRAME_HEADER.pack(len(data)) + data
-
-
-def write_all(fd, data):
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def read_frame(fd):
-    """The next frame's bytes from a blocking descriptor; None at its end."""
-    header = _read_exactly(fd, FRAME_HEADER.size)
-    if header is None:
-        return None
-    (size,) = FRAME_HEADER.unpack(header)
-    if size > MAX_MESSAGE_BYTES:
-        raise ProtocolError(f"a frame of {size} bytes exceeds {MAX_MESSAGE_BYTES}")
-    data = _read_exactly(fd, size)
-    if data is None:
-        raise ProtocolError("the frame ended early")
-    return data
-
-
-def _read_exactly(fd, size):
-    chunks, left = [], size
-    while left:
-        chunk = os.read(fd, min(left, 1 << 20))
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
-
-
-FRAME_PREFIX = struct.Struct("<QQ")  # the frame's header and body lengths
+def frame_sizes(prefix):
+    """(header bytes, body bytes) of the frame this prefix starts; ProtocolError past the limits."""
+    header_size, body_size = FRAME_PREFIX.unpack(prefix)
+    if header_size > MAX_MESSAGE_BYTES or body_size > MAX_MESSAGE_BYTES:
+        raise ProtocolError(f"a frame of {header_size + body_size} bytes announced, over the "
+                            f"{MAX_MESSAGE_BYTES >> 20} MB allowed")
+    return header_size, body_size
 
 
 def encode_frame(message):
     """A message whose arrays travel as raw bytes, as buffers to write in order (not joined: no
     copy): the lengths, a JSON header in which each array is {"__raw__": [dtype, shape]}, then
-    the arrays' bytes."""
+    the arrays' bytes. Plain data only: never a pickle, never an object."""
     arrays = []
 
     def default(value):
@@ -145,11 +81,54 @@ def encode_frame(message):
                 raise ProtocolError(f"array of dtype {value.dtype} and {value.nbytes} bytes cannot be sent")
             arrays.append(np.ascontiguousarray(value))
             return {"__raw__": [value.dtype.str, list(value.shape)]}
-        return _encode_default(value)
+        if isinstance(value, np.generic):
+            return value.item()
+        raise ProtocolError(f"cannot send a {type(value).__name__}")
 
     header = json.dumps(message, default=default, allow_nan=True).encode()
     body = [array.reshape(-1).view(np.uint8) for array in arrays]
     return [FRAME_PREFIX.pack(len(header), sum(part.nbytes for part in body)) + header, *body]
+
+
+def write_frame(fd, parts):
+    """Write a frame's buffers (encode_frame) to a blocking descriptor."""
+    for part in parts:
+        view = memoryview(part).cast("B")
+        while view:
+            view = view[os.write(fd, view):]
+
+
+def read_frame(fd):
+    """The next frame from a blocking descriptor, as (header, body); None at its end. The body is
+    writable: the arrays decoded from it are their receiver's own."""
+    prefix = _read_exactly(fd, FRAME_PREFIX.size)
+    if prefix is None:
+        return None
+    header_size, body_size = frame_sizes(prefix)
+    header, body = _read_exactly(fd, header_size), _read_exactly(fd, body_size)
+    if header is None or body is None:
+        raise ProtocolError("the frame ended early")
+    return bytes(header), body
+
+
+def _read_exactly(fd, size):
+    buffer = bytearray(size)
+    view, got = memoryview(buffer), 0
+    while got < size:
+        count = os.readv(fd, [view[got:got + (1 << 20)]])
+        if not count:
+            return None
+        got += count
+    return buffer
+
+
+def widen_pipe(fd):
+    """Ask for a PIPE_BYTES pipe (Linux; elsewhere, or refused, the default stays)."""
+    try:
+        import fcntl
+        fcntl.fcntl(fd, 1031, PIPE_BYTES)  # F_SETPIPE_SZ, linux/fcntl.h
+    except (ImportError, OSError):
+        pass
 
 
 def decode_frame(header, body):
@@ -173,4 +152,7 @@ def decode_frame(header, body):
         offset += array.nbytes
         return array
 
-    return _json_object(header, hook)
+    message = _json_object(header, hook)
+    if offset != len(body):
+        raise ProtocolError(f"a frame's body of {len(body)} bytes holds {offset} bytes of arrays")
+    return message

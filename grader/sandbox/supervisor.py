@@ -1,7 +1,7 @@
 """The sandbox's entry point: a supervisor that never runs student code.
 
 It imports numpy, the protocol and the course's engine, then serves the grader's requests (one
-JSON line each on stdin, replies on stdout). For each group of checks (the request says which) it
+frame each on stdin, replies on stdout). For each group of checks (the request says which) it
 forks a fresh worker child that imports the student's modules and answers on two pipes made for
 that child only (worker.serve); consecutive requests of one group go to the same child, the first
 request of another group ends it and everything it started. What a child writes is untrusted data:
@@ -44,6 +44,9 @@ PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 4, 36  # linux/prctl.h
 CHANNEL_CLOSED = 86   # a child's exit status when its pipes were closed under it
 LINGER_SECONDS = 1.0  # a child that closed its reply pipe has this long to exit before it is said to linger
 _libc = ctypes.CDLL(None, use_errno=True) if os.name == "posix" else None
+# At the uid level the sandbox's processes are all of a uid no other process has (launch.py):
+# kill(-1) then reaches them all, and never the supervisor itself, as PID 1's does in a namespace.
+OWN_UID = sys.argv[2:3] == ["own-uid"]
 
 
 class Failure(Exception):
@@ -58,9 +61,11 @@ class Child:
     """A forked worker serving one group, and the supervisor's ends of its two pipes."""
 
     def __init__(self, group):
-        self.group, self.buffer, self.status = group, b"", None
+        self.group, self.buffer, self.status = group, bytearray(), None
         requests_read, self.requests = os.pipe()
         self.replies, replies_write = os.pipe()
+        for descriptor in (self.requests, self.replies):
+            protocol.widen_pipe(descriptor)
         self.pid = os.fork()
         if self.pid == 0:  # the child: nothing of the supervisor's is left open in it
             code = 70  # the worker's own code failed
@@ -84,22 +89,24 @@ class Child:
             fcntl.fcntl(descriptor, fcntl.F_SETFL, fcntl.fcntl(descriptor, fcntl.F_GETFL) | os.O_NONBLOCK)
         self.pidfd = os.pidfd_open(self.pid)
 
-    def ask(self, data, timeout):
-        """Hand the child one request; (its reply frame's bytes, whether it holds a result), or Failure."""
+    def ask(self, header, body, timeout):
+        """Hand the child one request frame; (its reply's header and body, whether it holds a
+        result), or Failure."""
         deadline = time.monotonic() + timeout
         self._read_available()
         if self.buffer:
             raise Failure("error", "the worker wrote to its reply channel outside a reply (from another process?)")
-        pending = memoryview(protocol.FRAME_HEADER.pack(len(data)) + data)
-        while pending:
-            if not self._wait(deadline, timeout, write=True):
-                raise Failure("error", self._ended())
-            try:
-                pending = pending[os.write(self.requests, pending):]
-            except BlockingIOError:
-                pass
-            except OSError:  # its end is closed: it is gone
-                raise Failure("error", self._ended()) from None
+        for part in (protocol.FRAME_PREFIX.pack(len(header), len(body)), header, body):
+            pending = memoryview(part)
+            while pending:
+                if not self._wait(deadline, timeout, write=True):
+                    raise Failure("error", self._ended())
+                try:
+                    pending = pending[os.write(self.requests, pending):]
+                except BlockingIOError:
+                    pass
+                except OSError:  # its end is closed: it is gone
+                    raise Failure("error", self._ended()) from None
         while True:
             still_open = self._read_available()
             reply = self._frame()
@@ -135,30 +142,33 @@ class Child:
             if not chunk:
                 return False
             self.buffer += chunk
-            if len(self.buffer) > protocol.FRAME_HEADER.size + protocol.MAX_MESSAGE_BYTES:
+            if len(self.buffer) > protocol.FRAME_PREFIX.size + 2 * protocol.MAX_MESSAGE_BYTES:
                 raise Failure("error", f"the worker sent a message over {protocol.MAX_MESSAGE_BYTES >> 20} MB")
 
     def _frame(self):
-        """The first complete frame in the buffer, checked: one JSON object {"result": {...}} or {"raised": {...}}."""
-        size = protocol.FRAME_HEADER.size
+        """The first complete frame in the buffer, checked: (header, body, whether it holds a
+        result); its header one JSON object {"result": {...}} or {"raised": {...}}. The arrays in
+        its body are the grader's to read: it decodes them with the header, and refuses a frame
+        whose arrays do not fill its body exactly."""
+        size = protocol.FRAME_PREFIX.size
         if len(self.buffer) < size:
             return None
-        (length,) = protocol.FRAME_HEADER.unpack(self.buffer[:size])
-        if length > protocol.MAX_MESSAGE_BYTES:
-            raise Failure("error", f"the worker sent an unreadable message (a frame of {length} bytes announced, "
-                                   f"over the {protocol.MAX_MESSAGE_BYTES >> 20} MB allowed)")
-        if len(self.buffer) < size + length:
-            return None
-        data, self.buffer = self.buffer[size:size + length], self.buffer[size + length:]
         try:
-            body = json.loads(data)
+            header_size, body_size = protocol.frame_sizes(self.buffer[:size])
+        except protocol.ProtocolError as error:
+            raise Failure("error", f"the worker sent an unreadable message ({error})") from None
+        end = size + header_size + body_size
+        if len(self.buffer) < end:
+            return None
+        header, body = bytes(self.buffer[size:size + header_size]), self.buffer[size + header_size:end]
+        del self.buffer[:end]
+        try:
+            reply = json.loads(header)
         except (ValueError, RecursionError) as error:
             raise Failure("error", f"the worker sent an unreadable message (not a JSON message: {str(error)[:100]})") from None
-        if not (isinstance(body, dict) and len(body) == 1 and isinstance(body.get("result", body.get("raised")), dict)):
+        if not (isinstance(reply, dict) and len(reply) == 1 and isinstance(reply.get("result", reply.get("raised")), dict)):
             raise Failure("error", "the worker sent an unreadable message (not a reply)")
-        if b"\n" in data:  # the grader's channel is one message a line
-            raise Failure("error", "the worker sent an unreadable message (a line break between its fields)")
-        return data, "result" in body
+        return header, body, "result" in reply
 
     def _ended(self):
         """Why the child stopped answering, from its exit status (waited for a moment)."""
@@ -195,7 +205,7 @@ class Child:
         for descriptor in (self.requests, self.replies, self.pidfd):
             os.close(descriptor)
         for _ in range(1000):
-            if os.getpid() == 1:  # every process of the sandbox but itself, at once: a fork bomb cannot outrun it
+            if os.getpid() == 1 or OWN_UID:  # every process of the sandbox but itself, at once: a fork bomb cannot outrun it
                 try:
                     os.kill(-1, signal.SIGKILL)
                 except ProcessLookupError:
@@ -222,18 +232,17 @@ class InProcess:
     def __init__(self, group):
         self.group = group
 
-    def ask(self, data, timeout):
-        request = protocol.decode(data)
+    def ask(self, header, body, timeout):
+        request = protocol.decode_frame(header, body)
         try:
             reply = {"result": worker.COMMANDS[request["command"]](request)}
         except worker.StudentError as error:
             reply = {"raised": error.details}
         try:
-            frame = protocol.frame(reply)
+            parts = protocol.encode_frame(reply)
         except protocol.ProtocolError as error:
-            reply = {"raised": {"phase": "replying", "type": "ProtocolError", "message": str(error)}}
-            frame = protocol.frame(reply)
-        return frame[protocol.FRAME_HEADER.size:], "result" in reply
+            parts = protocol.encode_frame({"raised": {"phase": "replying", "type": "ProtocolError", "message": str(error)}})
+        return parts[0][protocol.FRAME_PREFIX.size:], b"".join(parts[1:]), "result" in reply
 
     def fit_for_more(self):
         return True
@@ -257,34 +266,36 @@ class Supervisor:
     def __init__(self):
         self.child = None
 
-    def handle(self, line):
-        """One request line → one reply line. The grader's request is read for its id, command,
-        group and time limit only: its arrays are the child's to decode."""
-        request = json.loads(line)
-        head = json.dumps(request["id"])
+    def handle(self, header, body):
+        """One request frame → one reply frame (its buffers). The grader's request is read for its
+        id, command, group and time limit only: its arrays are the child's to decode. The child's
+        reply goes back inside the supervisor's own fields, as the value of "reply"."""
+        request = json.loads(header)
         if request["command"] in protocol.SUPERVISOR_COMMANDS:
-            return protocol.encode({"id": request["id"], "restart": False, "ok": True,
-                                    "reply": {"result": worker.COMMANDS[request["command"]](request)}})
+            return protocol.encode_frame({"id": request["id"], "restart": False, "ok": True,
+                                          "reply": {"result": worker.COMMANDS[request["command"]](request)}})
         group = request.get("group")
         if self.child is not None and self.child.group != group:
             self.end_child()
         try:
             if self.child is None:
                 self.child = WORKER(group)
-            data, ok = self.child.ask(line.rstrip(b"\n"), float(request["timeout"]))
+            reply_header, reply_body, ok = self.child.ask(header, body, float(request["timeout"]))
         except Failure as failure:
             self.end_child()
-            return protocol.encode({"id": request["id"], "restart": True, "ok": False,
-                                    "failure": {"status": failure.status, "message": str(failure)}})
+            return protocol.encode_frame({"id": request["id"], "restart": True, "ok": False,
+                                          "failure": {"status": failure.status, "message": str(failure)}})
         except OSError as error:  # fork or pipe refused: no fresh child for this request
             self.end_child()
-            return protocol.encode({"id": request["id"], "restart": True, "ok": False,
-                                    "failure": {"status": "error", "message": f"no worker could be started ({error})"}})
+            return protocol.encode_frame({"id": request["id"], "restart": True, "ok": False,
+                                          "failure": {"status": "error", "message": f"no worker could be started ({error})"}})
         restart = not self.child.fit_for_more()
         if restart:
             self.end_child()
-        return b'{"id": %s, "restart": %s, "ok": %s, "reply": %s}\n' % (
-            head.encode(), b"true" if restart else b"false", b"true" if ok else b"false", data)
+        # The child's header was parsed above as one whole JSON object: spliced in, it is one value.
+        head = b'{"id": %s, "restart": %s, "ok": %s, "reply": %s}' % (
+            json.dumps(request["id"]).encode(), b"true" if restart else b"false", b"true" if ok else b"false", reply_header)
+        return [protocol.FRAME_PREFIX.pack(len(head), len(reply_body)) + head, reply_body]
 
     def end_child(self):
         if self.child is not None:
@@ -301,8 +312,7 @@ def main():
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # PID 1 gets from inside only the signals it handles: none
     if (worker.SCRATCH / "autodiff").is_dir():  # not when the launcher only probes the sandbox
         import autodiff  # noqa: F401  (the course's package and engine, no student module: ready in every child)
-    requests = os.fdopen(os.dup(0), "rb")
-    replies = os.fdopen(os.dup(1), "wb")
+    requests, replies = os.dup(0), os.dup(1)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)  # code reading stdin must not eat requests
     os.dup2(log, 1)
@@ -310,13 +320,12 @@ def main():
     os.close(null)
     os.close(log)
     sys.stdin = open(os.devnull)
-    replies.write(protocol.encode({"ready": True, **worker.hello({})}))
-    replies.flush()
+    for descriptor in (requests, replies):
+        protocol.widen_pipe(descriptor)
+    protocol.write_frame(replies, protocol.encode_frame({"ready": True, **worker.hello({})}))
     supervisor = Supervisor()
-    for line in requests:
-        replies.write(supervisor.handle(line))
-        replies.flush()
-
+    while (frame := protocol.read_frame(requests)) is not None:
+        protocol.write_frame(replies, supervisor.handle(*frame))
 
 if __name__ == "__main__":
     main()

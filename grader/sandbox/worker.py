@@ -135,7 +135,9 @@ def describe(value, depth=0):
 
 
 def call(request):
-    """forward(ctx, *inputs, **options), then backward(ctx, grad_output) if one is given."""
+    """forward(ctx, *inputs, **options), then backward(ctx, grad_output) if one is given; the
+    inputs and grad_output as the op left them too, unless the request says `unchanged: false`
+    (the scale checks, which compare no such thing, need not carry them back)."""
     from autodiff.tensor import Context
 
     function = resolve(request["name"])
@@ -151,6 +153,8 @@ def call(request):
         reply["grads"] = run_student(f"{request['name']}.backward", describe, grads)
         reply["grad_output_after"] = grad_output
     reply["inputs_after"] = inputs
+    if request.get("unchanged") is False:
+        del reply["inputs_after"], reply["grad_output_after"]
     return reply
 
 
@@ -292,14 +296,14 @@ COMMANDS = {"hello": hello, "import": import_module, "call": call, "regularizer"
 def serve(requests, replies):
     """Answer request frames until the supervisor closes the pipe. A reply frame holds
     {"result": ...} or {"raised": details}; the supervisor adds the rest."""
-    while (data := protocol.read_frame(requests)) is not None:
-        request = protocol.decode(data)
+    while (frame := protocol.read_frame(requests)) is not None:
+        request = protocol.decode_frame(*frame)
         try:
             reply = {"result": COMMANDS[request["command"]](request)}
         except StudentError as error:
             reply = {"raised": error.details}
         try:
-            data = protocol.frame(reply)
+            parts = protocol.encode_frame(reply)
         except protocol.ProtocolError as error:
-            data = protocol.frame({"raised": {"phase": "replying", "type": "ProtocolError", "message": str(error)}})
-        protocol.write_all(replies, data)
+            parts = protocol.encode_frame({"raised": {"phase": "replying", "type": "ProtocolError", "message": str(error)}})
+        protocol.write_frame(replies, parts)
