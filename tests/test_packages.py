@@ -304,7 +304,7 @@ def test_a_limit_the_system_refuses_does_not_stop_a_students_own_check(monkeypat
     """macOS refuses RLIMIT_AS: the `process` level (a laptop) starts its worker without it."""
     import types
 
-    from grader.sandbox import launch
+    from grader.sandbox import launch, protocol
 
     def setrlimit(limit, values):
         if limit == launch.resource.RLIMIT_AS:
@@ -316,6 +316,6 @@ def test_a_limit_the_system_refuses_does_not_stop_a_students_own_check(monkeypat
                                                                   setrlimit=setrlimit))
     process = launch.start_worker(tmp_path, isolation="process")
     try:
-        assert b'"ready": true' in process.stdout.readline()  # the supervisor started, numpy imported
+        assert protocol.decode_frame(*protocol.read_frame(process.stdout.fileno()))["ready"] is True  # the supervisor, numpy imported
     finally:
         launch.stop_worker(process)

@@ -15,7 +15,7 @@ from _grading import FAST_RUBRIC
 from _paths import SOLUTIONS
 from grader import CHECKS
 from grader.grade import UID_LEVEL_NOTE, grade
-from grader.sandbox import launch
+from grader.sandbox import launch, protocol
 from grader.sandbox.launch import UID_POOL, Limits, protect_from_workers, readable_by_workers, start_worker, stop_worker
 
 pytestmark = pytest.mark.skipif(not launch.level_available("uid"), reason="the uid level needs root and the sandbox runtime")
@@ -29,7 +29,7 @@ def test_the_worker_runs_as_a_pooled_uid_with_its_limits_in_a_scratch_folder_it_
     with tempfile.TemporaryDirectory(dir=launch.scratch_parent()) as scratch:
         process = start_worker(scratch, Limits(processes=17), isolation="uid")
         try:
-            assert b'"ready": true' in process.stdout.readline()  # the supervisor, numpy imported
+            assert protocol.decode_frame(*protocol.read_frame(process.stdout.fileno()))["ready"] is True  # the supervisor, numpy imported
             uid = int(proc_field(process.pid, "status", "Uid:").split()[1])
             assert uid in UID_POOL and process.uid == uid
             assert proc_field(process.pid, "limits", "Max processes").split()[2:4] == ["17", "17"]

@@ -46,6 +46,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import protocol
+
 try:  # POSIX only: without them (Windows), only the `process` level exists
     import fcntl
     import resource
@@ -294,11 +296,11 @@ def level_available(isolation):
         try:
             process = start_worker(scratch, isolation=isolation)
             process.stdin.close()
-            ready = process.stdout.readline()  # the supervisor says it is ready once numpy is imported
+            ready = protocol.read_frame(process.stdout.fileno())  # the supervisor's first frame, once numpy is imported
             stop_worker(process)
-        except (OSError, RuntimeError, ImportError):  # no libseccomp: no filter, so no sandbox at this level
+        except (OSError, RuntimeError, ImportError, protocol.ProtocolError):  # no libseccomp: no filter, no sandbox here
             return False
-        return b'"ready": true' in ready
+        return ready is not None and protocol.decode_frame(*ready).get("ready") is True
 
 
 def strongest_level():
