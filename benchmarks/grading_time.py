@@ -8,6 +8,7 @@ the measurement weighs on both alike; the figure is the ratio of the medians.
 """
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -54,7 +55,9 @@ def main():
             git("worktree", "remove", "--force", str(old))
     medians = {label: statistics.median(r["seconds"] for r in runs if r["revision"] == label) for label in revisions}
     result = {"command": "python -m grader grade solutions", "revisions": revisions, "runs": runs,
-              "median_seconds": medians, "ratio": round(medians["after"] / medians["before"], 3)}
+              "median_seconds": medians, "ratio": round(medians["after"] / medians["before"], 3),
+              "machine": {"cpus": os.cpu_count(), "load_average_at_end": [round(x, 1) for x in os.getloadavg()]},
+              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"after/before: {result['ratio']}  (medians {medians['before']:.1f} s → {medians['after']:.1f} s; {args.out})")

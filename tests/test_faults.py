@@ -22,6 +22,7 @@ from _grading import feedback, full_marks_except, grade_and_validate, group_scor
 from _paths import ROOT
 from grader import GRADED
 from grader.sandbox import launch, protocol
+from grader.sandbox import client as client_module
 from grader.sandbox.client import WorkerClient, WorkerFailure
 
 OPS_GROUPS = [name for name, module in GRADED.items() if module == "ops"]
@@ -281,3 +282,14 @@ def test_a_regularizer_whose_result_raises_when_read_fails_only_its_own_check(tm
     said = feedback(report, "l2_penalty")
     assert "l2_penalty raised RuntimeError: read me if you can" in said
     assert "the worker exited" not in said and "sys.exit" not in said
+
+
+def test_a_supervisor_that_overstays_is_replaced_and_the_student_told_of_their_own_time_limit(fake_worker, monkeypatch):
+    """The supervisor's grace is the sandbox's, not the student's: the message names the request's limit."""
+    monkeypatch.setattr(client_module, "SUPERVISOR_GRACE", 1)
+    with fake_worker("time.sleep(60)") as client:
+        with pytest.raises(WorkerFailure) as failure:
+            client.request("call", timeout=2)
+        assert failure.value.status == "timeout"
+        assert str(failure.value) == "no answer within the time limit of 2 s"
+        assert client.process is None

@@ -107,6 +107,15 @@ def scale():
     return "\n".join(lines) + "\n" + table(["variant (right values)", "budget", "its call", "time ÷ budget", "verdict"], rows)
 
 
+def grading_time():
+    data = results("grading_time")
+    rows = [[f"{label} ({revision})", ", ".join(f"{run['seconds']:.1f}" for run in data["runs"] if run["revision"] == label),
+             f"{data['median_seconds'][label]:.1f}"] for label, revision in data["revisions"].items()]
+    load = ", ".join(f"{value:g}" for value in data.get("machine", {}).get("load_average_at_end", [])) or "not recorded"
+    return (table(["grader", "runs (s)", "median (s)"], rows) + f"\n**{data['ratio']:.2f}×** the earlier grading's "
+            f"wall time ({data.get('date', 'date not recorded')}; load average at the end {load}).\n")
+
+
 def render(text):
     """The text with every figures block whose results exist rendered anew."""
     def replace(match):
