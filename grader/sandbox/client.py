@@ -11,11 +11,18 @@ checks fail at once), so one infinite loop costs seconds, not minutes.
 Time budgets: each group may spend a share of worker time, and the grading a total (rubric
 `[limits]`); a group whose share is spent fails its remaining checks at once. Every duration is
 measured here, on the trusted side (`last_seconds`, `spent`), never read from the worker.
+
+The pipes to the supervisor are waited on with a selector (POSIX). Windows can select sockets
+only: there a thread per pipe reads and writes them (PipeThreads) and the client waits on those
+threads with the same deadlines, and says the same things when they pass.
 """
+import concurrent.futures
 import os
+import queue
 import selectors
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +32,7 @@ from .launch import Limits, start_worker, stop_worker
 
 SUPERVISOR_GRACE = 15  # seconds the supervisor may take, beyond a request's limit, to end a child and answer
 START_TIMEOUT = 60     # seconds for a fresh sandbox to say it is ready (numpy imported)
+SELECTABLE_PIPES = os.name == "posix"  # can a selector wait on a pipe? (Windows: sockets only)
 
 
 class WorkerFailure(Exception):
@@ -78,6 +86,7 @@ class WorkerClient:
         self._next_id = 0
         self._group = None       # the group of the supervisor's current worker child
         self._imported = set()   # graded modules imported by the current worker child
+        self._threads = None     # the supervisor's PipeThreads, where its pipes cannot be selected
         self.starts = 0
 
     # -- requests ---------------------------------------------------------------------------
@@ -189,9 +198,12 @@ class WorkerClient:
             raise SandboxError(f"the sandbox could not start a worker: {error}") from None
         self.starts += 1
         self._imported = set()
-        for stream in (self.process.stdin, self.process.stdout):
-            protocol.widen_pipe(stream.fileno())
-        os.set_blocking(self.process.stdin.fileno(), False)  # written with a deadline (_write): a stopped supervisor can't hang the grader
+        if SELECTABLE_PIPES:
+            for stream in (self.process.stdin, self.process.stdout):
+                protocol.widen_pipe(stream.fileno())
+            os.set_blocking(self.process.stdin.fileno(), False)  # written with a deadline (_write): a stopped supervisor can't hang the grader
+        else:
+            self._threads = PipeThreads(self.process)
         try:  # the supervisor imports no student code before it is ready: a failure here is the sandbox's
             ready = self._read_reply(START_TIMEOUT)
         except WorkerFailure as failure:
@@ -203,6 +215,11 @@ class WorkerClient:
 
     def _write(self, parts, timeout, said=None):
         """A request frame's buffers to the supervisor, before the deadline."""
+        if self._threads is not None:
+            try:
+                return self._threads.write(parts).result(timeout)
+            except concurrent.futures.TimeoutError:
+                raise WorkerFailure("timeout", f"no answer within the time limit of {timeout if said is None else said:g} s") from None
         deadline = time.monotonic() + timeout
         descriptor = self.process.stdin.fileno()
         with selectors.DefaultSelector() as selector:
@@ -222,6 +239,9 @@ class WorkerClient:
     def _read_reply(self, timeout, said=None):
         """The supervisor's next frame, decoded; WorkerFailure if it takes longer than timeout,
         ends, or is not a frame."""
+        if self._threads is not None:
+            reply = self._threads.read_reply(timeout, timeout if said is None else said)
+            return reply if reply is not None else self._channel_ended()
         deadline = time.monotonic() + timeout
         with selectors.DefaultSelector() as selector:
             selector.register(self.process.stdout, selectors.EVENT_READ)
@@ -246,14 +266,18 @@ class WorkerClient:
                 continue
             count = os.readv(out, [view[got:]])
             if not count:
-                try:
-                    self.process.wait(timeout=5)
-                except subprocess.TimeoutExpired:  # alive, but it closed its end: the caller stops it
-                    raise WorkerFailure("error", "the worker closed the protocol channel "
-                                                 "(did the code close file descriptors?)") from None
-                raise WorkerFailure("error", f"the worker exited{self._exit_reason()}")
+                self._channel_ended()
             got += count
         return buffer
+
+    def _channel_ended(self):
+        """The supervisor's end of the reply pipe is closed: WorkerFailure saying why."""
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # alive, but it closed its end: the caller stops it
+            raise WorkerFailure("error", "the worker closed the protocol channel "
+                                         "(did the code close file descriptors?)") from None
+        raise WorkerFailure("error", f"the worker exited{self._exit_reason()}")
 
     def _exit_reason(self):
         code = self.process.poll() if self.process else None
@@ -285,11 +309,15 @@ class WorkerClient:
         if self.process is None:
             return
         stop_worker(self.process)
-        for stream in (self.process.stdin, self.process.stdout):
-            try:
-                stream.close()
-            except OSError:
-                pass
+        if self._threads is not None:  # the threads close the pipes themselves
+            self._threads.stop()
+            self._threads = None
+        else:
+            for stream in (self.process.stdin, self.process.stdout):
+                try:
+                    stream.close()
+                except OSError:
+                    pass
         self.process = None
 
     def __enter__(self):
@@ -297,3 +325,74 @@ class WorkerClient:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class PipeThreads:
+    """The supervisor's pipes where no selector can wait on them (Windows): one thread reads its
+    frames into a queue as they come, another writes the requests it is handed, and the client
+    waits on either with its deadline. Each thread closes its own pipe when it ends, never another
+    thread (a descriptor closed under a blocked read could be reused by the next worker's pipe)."""
+
+    def __init__(self, process):
+        self._frames, self._requests = queue.Queue(), queue.Queue()
+        threading.Thread(target=self._read_frames, args=(process.stdout,), name="sandbox-replies", daemon=True).start()
+        threading.Thread(target=self._write_requests, args=(process.stdin,), name="sandbox-requests", daemon=True).start()
+
+    def write(self, parts):
+        """Hand over a frame's buffers; a Future, done once they are written (OSError if the pipe is closed)."""
+        written = concurrent.futures.Future()
+        self._requests.put((parts, written))
+        return written
+
+    def read_reply(self, timeout, limit):
+        """The next frame, decoded, or None at the end of the pipe; WorkerFailure after timeout (no
+        answer within `limit`) or if it is not a frame."""
+        try:
+            frame = self._frames.get(timeout=timeout)
+        except queue.Empty:
+            raise WorkerFailure("timeout", f"no answer within the time limit of {limit:g} s") from None
+        if frame is None:
+            return None
+        try:
+            if isinstance(frame, protocol.ProtocolError):
+                raise frame
+            return protocol.decode_frame(bytes(frame[0]), frame[1])
+        except protocol.ProtocolError as error:
+            raise WorkerFailure("error", f"the worker sent an unreadable message ({error})") from None
+
+    def stop(self):
+        """The worker is stopped: the writer ends (the reader ends at the pipe's end)."""
+        self._requests.put(None)
+
+    def _read_frames(self, stream):
+        """Each frame (header, body) into the queue; then None at the pipe's end, after a
+        ProtocolError if sizes that are no frame's came first."""
+        descriptor = stream.fileno()
+        try:
+            while (prefix := protocol.read_exactly(descriptor, protocol.FRAME_PREFIX.size)) is not None:
+                header_size, body_size = protocol.frame_sizes(prefix)
+                header = protocol.read_exactly(descriptor, header_size)
+                body = None if header is None else protocol.read_exactly(descriptor, body_size)
+                if body is None:
+                    break
+                self._frames.put((header, body))
+        except protocol.ProtocolError as error:
+            self._frames.put(error)
+        except OSError:  # the pipe broke: its end, as for the client
+            pass
+        finally:
+            stream.close()
+            self._frames.put(None)
+
+    def _write_requests(self, stream):
+        descriptor = stream.fileno()
+        try:
+            while (request := self._requests.get()) is not None:
+                parts, written = request
+                try:
+                    protocol.write_frame(descriptor, parts)
+                    written.set_result(None)
+                except OSError as error:
+                    written.set_exception(error)
+        finally:
+            stream.close()

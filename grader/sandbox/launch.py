@@ -22,7 +22,9 @@ errors are read from there. The levels, strongest first:
 - `user-namespace` (not root, unprivileged user namespaces available): the same bubblewrap
   sandbox as the grader's own user.
 - `process`: rlimits and a separate process only; without `fcntl`/`resource` (Windows), a
-  separate process only, its time bounded by the caller's timeouts.
+  separate process only, its time bounded by the caller's timeouts. Windows has no `pass_fds`:
+  there the supervisor opens worker.log by its path (LOG_BY_PATH), and stopping a worker ends its
+  process tree with `taskkill /T` (no process groups).
 
 At every level, on Linux, the process that starts workers adopts whatever they leave behind (it is
 a child subreaper), so that stopping a worker also kills a process that left its group (setsid, a
@@ -63,6 +65,10 @@ UID_LOCKS = Path("/tmp/.autodiff-grader-uids")
 PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
 KEYCTL_JOIN_SESSION_KEYRING = 1  # linux/keyctl.h
 _running = set()  # pids of the workers started and not yet stopped
+# POSIX hands the supervisor its log as a descriptor (the bubblewrap levels mount the scratch folder
+# read-only: it could not open the file itself); Windows cannot pass one (no pass_fds), and has
+# the process level only: there the supervisor opens the log by its path.
+LOG_BY_PATH = os.name != "posix"
 
 
 # Also for the checks' own process, which evaluates MNIST's test accuracy (grade.py).
@@ -82,8 +88,11 @@ class Limits:
 def worker_environment():
     """Nothing of the grader's environment leaks in; BLAS pinned to one thread so that results
     are the same on every machine and N workers don't oversubscribe the cores."""
-    return {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
-            "PYTHONDONTWRITEBYTECODE": "1", **ONE_BLAS_THREAD}
+    environment = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
+                   "PYTHONDONTWRITEBYTECODE": "1", **ONE_BLAS_THREAD}
+    if os.name == "nt" and "SYSTEMROOT" in os.environ:  # without it, Windows cannot start sockets (MNIST's channel)
+        environment["SYSTEMROOT"] = os.environ["SYSTEMROOT"]
+    return environment
 
 
 def start_worker(scratch, limits=Limits(), isolation="process"):
@@ -102,13 +111,17 @@ def start_worker(scratch, limits=Limits(), isolation="process"):
             _make_readable(scratch)
         os.chown(scratch, uid, uid)  # the folder itself only: its files stay root's, world-readable
         os.chmod(scratch, 0o700)
-    log = os.open(scratch / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    if LOG_BY_PATH:
+        log, passed = scratch / "worker.log", []
+    else:
+        log = os.open(scratch / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        passed = [log]
     sandbox_log = open(scratch / "sandbox.log", "ab")
     seccomp = _memfd("seccomp", seccomp_filter()) if isolation in ("namespace", "user-namespace") else None
     command, cwd = _command(scratch, isolation, limits, log, seccomp)
     environment = {**worker_environment(), "HOME": "/tmp" if isolation in ("namespace", "user-namespace") else str(scratch)}
     keyctl = _keyctl_number()
-    libc = ctypes.CDLL(None, use_errno=True)
+    libc = ctypes.CDLL(None, use_errno=True) if os.name == "posix" else None  # no C library by that name on Windows
 
     def before_exec():  # in the child, before the supervisor (or bubblewrap) starts
         if resource is None:
@@ -137,13 +150,14 @@ def start_worker(scratch, limits=Limits(), isolation="process"):
         process = subprocess.Popen(command, cwd=cwd, env=environment, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                    stderr=sandbox_log, start_new_session=True,
                                    preexec_fn=before_exec if os.name == "posix" else None,
-                                   pass_fds=[log] + ([seccomp] if seccomp is not None else []))
+                                   pass_fds=passed + ([seccomp] if seccomp is not None else []))
     except BaseException:
         if uid_lock is not None:
             os.close(uid_lock)
         raise
     finally:
-        os.close(log)
+        for descriptor in passed:
+            os.close(descriptor)
         sandbox_log.close()
         if seccomp is not None:
             os.close(seccomp)
@@ -339,7 +353,7 @@ def stop_worker(process):
     """Kill the worker's process group, then every process this one adopted from it, then whatever
     still runs as its sandbox uid."""
     try:
-        os.killpg(process.pid, signal.SIGKILL) if hasattr(os, "killpg") else process.kill()
+        os.killpg(process.pid, signal.SIGKILL) if hasattr(os, "killpg") else _kill_tree(process)
     except (ProcessLookupError, PermissionError):
         pass
     process.wait()
@@ -358,6 +372,16 @@ def stop_worker(process):
         _kill_everything_of(process.uid)
         os.close(process.uid_lock)  # the uid is free again: nothing of this worker survives it
         process.uid_lock = None
+
+
+def _kill_tree(process):
+    """Windows, which has no process groups: the process and every process it started (taskkill
+    /T follows their parent ids), or the process alone if taskkill could not."""
+    try:
+        subprocess.run(["taskkill", "/F", "/T", "/PID", str(process.pid)], capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    process.kill()  # nothing if taskkill ended it
 
 
 def _kill_everything_of(uid, timeout=10):

@@ -101,25 +101,37 @@ def write_frame(fd, parts):
 def read_frame(fd):
     """The next frame from a blocking descriptor, as (header, body); None at its end. The body is
     writable: the arrays decoded from it are their receiver's own."""
-    prefix = _read_exactly(fd, FRAME_PREFIX.size)
+    prefix = read_exactly(fd, FRAME_PREFIX.size)
     if prefix is None:
         return None
     header_size, body_size = frame_sizes(prefix)
-    header, body = _read_exactly(fd, header_size), _read_exactly(fd, body_size)
+    header, body = read_exactly(fd, header_size), read_exactly(fd, body_size)
     if header is None or body is None:
         raise ProtocolError("the frame ended early")
     return bytes(header), body
 
 
-def _read_exactly(fd, size):
+def read_exactly(fd, size):
+    """size bytes from a blocking descriptor, in a writable buffer; None if it ends first."""
     buffer = bytearray(size)
     view, got = memoryview(buffer), 0
     while got < size:
-        count = os.readv(fd, [view[got:got + (1 << 20)]])
+        count = read_into(fd, view[got:got + (1 << 20)])
         if not count:
             return None
         got += count
     return buffer
+
+
+if hasattr(os, "readv"):
+    def read_into(fd, view):
+        """Read from fd into view, without a copy; the bytes read (0 at its end)."""
+        return os.readv(fd, [view])
+else:  # Windows: no readv, but a raw file object reads into a buffer as well
+    def read_into(fd, view):
+        """Read from fd into view, without a copy; the bytes read (0 at its end)."""
+        with open(fd, "rb", buffering=0, closefd=False) as stream:
+            return stream.readinto(view)
 
 
 def widen_pipe(fd):

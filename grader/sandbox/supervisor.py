@@ -15,9 +15,9 @@ namespace (`--as-pid-1`), which no process inside can signal, and it is not dump
 descriptors (the grader's pipes) cannot be opened through /proc/1/fd nor its memory read; the
 seccomp filter denies ptrace and the calls that reach another process's limits or scheduling.
 
-Where the system cannot fork a watched child (no os.pidfd_open: macOS; a student's own check on
-their own machine, `process` level only), the requests are served in the supervisor itself
-(InProcess): the grader's client still times every request and replaces a supervisor that
+Where the system cannot fork a watched child (no os.pidfd_open: macOS; no fork: Windows; a
+student's own check on their own machine, `process` level only), the requests are served in the
+supervisor itself (InProcess): the grader's client still times every request and replaces a supervisor that
 overstays or dies.
 """
 import ctypes
@@ -304,7 +304,8 @@ class Supervisor:
 
 
 def main():
-    log = int(sys.argv[1])  # the student's output: a capped log file, opened by the launcher
+    log = sys.argv[1]  # the student's output: a capped log file, opened by the launcher (Windows: its path)
+    log = int(log) if log.isdigit() else os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0))
     if sys.platform == "linux":
         _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
         if os.getpid() != 1:  # not the PID namespace's init (process level): adopt what children leave behind

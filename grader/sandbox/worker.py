@@ -11,6 +11,7 @@ log file. It computes and returns plain data only; it never decides a score, and
 is read by the supervisor as untrusted data: it can answer only the request it was handed, in its
 own group.
 """
+import contextlib
 import importlib
 import importlib.abc
 import importlib.util
@@ -213,7 +214,8 @@ def mnist_gradients(request):
     student's ops, go back on the `gradients` FIFO as one frame (protocol.encode_frame); then this
     side applies the same SGD update to its own copy of the weights, so that it needs no round trip
     per step (what it computes from that copy is checked like any other reply). Anything arriving
-    on `steps` within an epoch ends the training. Test images never come here."""
+    on `steps` within an epoch ends the training. Test images never come here. Where the trusted
+    side has no FIFOs (Windows), `steps` and `gradients` are one connection to its `port`."""
     for module in ("ops", "activations", "losses"):
         load_module(module)
     from autodiff.losses import CrossEntropyLoss
@@ -251,7 +253,7 @@ def mnist_gradients(request):
             if isinstance(grad, np.ndarray) and grad.dtype.kind == "f" and grad.shape == parameter.data.shape:
                 parameter.data -= lr * grad
 
-    with open(data / request["steps"], "rb", buffering=0) as steps, open(data / request["gradients"], "wb") as out:
+    with step_streams(data, request) as (steps, out):
         while True:
             count, weight_bytes = np.frombuffer(read_exactly(steps, 8), dtype="<u4")
             if not count:
@@ -268,8 +270,23 @@ def mnist_gradients(request):
                 run_student("training MLP3", update)
 
 
+@contextlib.contextmanager
+def step_streams(data, request):
+    """The steps to read and the gradients to write: the trusted side's two FIFOs in the data
+    folder, or (no FIFOs: Windows) the two directions of a connection to the port it listens on."""
+    if "port" not in request:
+        with open(data / request["steps"], "rb", buffering=0) as steps, open(data / request["gradients"], "wb") as out:
+            yield steps, out
+        return
+    import socket  # here only: the sandbox on POSIX never needs it
+
+    with socket.create_connection(("127.0.0.1", request["port"])) as connection, \
+            connection.makefile("rb", buffering=0) as steps, connection.makefile("wb") as out:
+        yield steps, out
+
+
 def read_exactly(stream, size):
-    """size bytes from a FIFO, in a writable buffer (the arrays made from it are the model's own)."""
+    """size bytes from the steps' stream, in a writable buffer (the arrays made from it are the model's own)."""
     data = bytearray(size)
     view, got = memoryview(data), 0
     while got < size:
