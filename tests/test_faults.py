@@ -189,7 +189,8 @@ def test_worker_that_closes_its_pipes_and_lingers_costs_only_its_module(tmp_path
     assert all(group_scores(report)[group][0] == 0 for group in OPS_GROUPS)
     assert "importing ops.py stopped the worker: the worker closed the protocol channel" in feedback(report, "Mul")
     assert not any("the grader failed" in test["output"] for test in report["tests"])
-    assert report["duration_seconds"] < 20
+    # Not a time-out per check: those would add 15 s of the supervisor's grace each, over a dozen checks.
+    assert report["duration_seconds"] < 120
 
 
 # -- the grader's own data ------------------------------------------------------------------------
