@@ -4,6 +4,8 @@
   `@group` to their ids, but with pytest 9.2 its way of doing so (`item._nodeid`) changes nothing,
   and every group was silently spread over all processes (each built the module's shared fixture
   again). The ids are given their `@group` here when xdist's own hook left them without it.
+- Gradings shared across test processes: `_grading.graded_once` keeps its reports in one folder
+  of the run, which every test process of it sees.
 """
 import pytest
 
@@ -27,3 +29,17 @@ def _rename(item, nodeid):
     else:
         item._nodeid = nodeid
     assert item.nodeid == nodeid, f"could not put {item.nodeid} in its xdist group"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_gradings(request, tmp_path_factory):
+    """The folder where graded_once keeps its reports: the run's own temporary folder, which xdist's
+    test processes share (each of them works in a `popen-gwN` folder inside it)."""
+    import _grading
+
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if hasattr(request.config, "workerinput") else base) / "shared-gradings"
+    folder.mkdir(exist_ok=True)
+    _grading.SHARED_GRADINGS = folder
+    yield folder
+    _grading.SHARED_GRADINGS = None
