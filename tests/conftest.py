@@ -6,12 +6,30 @@
   again). The ids are given their `@group` here when xdist's own hook left them without it.
 - Gradings shared across test processes: `_grading.graded_once` keeps its reports in one folder
   of the run, which every test process of it sees.
+- Order: the slowest tests first (those marked `long`, then the `slow` ones), the quick ones last,
+  so that the test processes finish close together (pytest-xdist hands out the groups first,
+  largest first, then the other tests in this order).
 """
+from pathlib import Path
+
 import pytest
+
+TESTS = Path(__file__).resolve().parent
+
+
+def start_rank(item):
+    """Long tests first, then those that grade whole submissions, then grader/checks (run directly
+    on the reference: a worker, MNIST's training), the quick tests last."""
+    if item.get_closest_marker("long"):
+        return 0
+    if item.get_closest_marker("slow"):
+        return 1
+    return 2 if not item.path.is_relative_to(TESTS) else 3
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
+    items.sort(key=start_rank)  # stable: the files' order within each rank
     if getattr(config.option, "loadgroup", False):  # set on xdist's test processes by --dist loadgroup
         for item in items:
             groups = sorted({str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))

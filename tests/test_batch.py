@@ -477,6 +477,7 @@ MEMORY_BOMB_IN_MATMUL = ("        return np.matmul(a, b)\n",  # 8 TB: stopped at
                          "        hoard = np.ones(1 << 40)\n        return np.matmul(a, b)\n")
 
 
+@pytest.mark.long  # a hang, a memory bomb, exits: each costs its timeout or a fresh worker
 def test_crashing_hanging_memory_hungry_and_unreadable_submissions_each_cost_one_row(tmp_path):
     source = tmp_path / "class"
     reference_copy(source / "correct")
@@ -622,6 +623,7 @@ def test_a_scheduler_out_of_reach_is_reported_in_one_line(tmp_path, capsys):
     assert "grader: cannot grade the batch: Timed out trying to connect to tcp://127.0.0.1:1" in capsys.readouterr().err
 
 
+@pytest.mark.long  # MNIST's 5 epochs on 60,000 images
 def test_reference_scores_100_in_a_batch_with_the_real_rubric(tmp_path):
     reference_copy(tmp_path / "class" / "reference")
     batch(tmp_path / "class", tmp_path / "out", rubric=load_rubric(DEFAULT_RUBRIC))

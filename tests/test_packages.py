@@ -272,6 +272,7 @@ def test_gradescope_setup_installs_a_python_the_pins_support_on_each_ubuntu_imag
 
 
 @pytest.mark.slow
+@pytest.mark.long  # a venv built and installed, then a grading with the real rubric
 @pytest.mark.skipif(not os.path.isfile("/usr/bin/python3"), reason="needs the system's python3")
 def test_gradescope_autograder_runs_with_a_fresh_python_built_like_setup_sh(tmp_path):
     """Nothing of this project's venv: a venv from the system's python3 with the zip's pinned
