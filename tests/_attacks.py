@@ -34,7 +34,7 @@ from typing import Callable
 import nbformat
 import numpy as np
 
-from _grading import FAST_RUBRIC, feedback, group_scores, reference_copy
+from _grading import FAST_RUBRIC, feedback, graded_once, group_scores, reference_copy
 from _paths import ROOT
 from grader import GRADED, GRADED_MODULES
 from grader.checks.cases import CASES, draw
@@ -93,11 +93,12 @@ _honest_scores = {}
 
 
 def honest_scores(bugs, rubric=FAST_RUBRIC):
-    """{group: (score, max)} of the honest submission with these bugs (graded once per process)."""
+    """{group: (score, max)} of the honest submission with these bugs (graded once per test run:
+    graded_once, which test_official_inputs.py shares; once per process outside pytest)."""
     key = (tuple(sorted(bugs)), str(rubric.path))
     if key not in _honest_scores:
         with tempfile.TemporaryDirectory(prefix="autodiff-honest-") as folder:
-            _honest_scores[key] = group_scores(grade(honest_copy(Path(folder) / "submission", bugs), rubric))
+            _honest_scores[key] = group_scores(graded_once(honest_copy(Path(folder) / "submission", bugs), rubric))
     return _honest_scores[key]
 
 

@@ -2,7 +2,14 @@
 
 A buggy submission is the reference with one edit (`reference_copy(tmp_path, {"ops": [(old, new)]})`),
 so each fixture shows exactly the bug it plants and stays in step with the reference.
+
+The same submission graded with the same rubric by several tests is graded once per test run
+(`graded_once`), each test asserting what it is about on that one report.
 """
+import fcntl
+import hashlib
+import json
+import os
 import re
 import shutil
 import tempfile
@@ -13,6 +20,7 @@ from grader import DEFAULT_RUBRIC
 from grader.grade import grade
 from grader.report import validate
 from grader.rubric import load_rubric
+from grader.submission import submission_sha256
 
 # The course's rubric with a small MNIST budget, so that the suite can grade many submissions
 # quickly: derived from grader/rubric.toml here, so it never drifts from it.
@@ -54,6 +62,39 @@ def reference_copy(folder, edits=None, files=None):
 def grade_and_validate(path, rubric=FAST_RUBRIC):
     report = grade(path, rubric)
     validate(report)
+    return report
+
+
+# Where graded_once keeps its reports for every test process of the run (tests/conftest.py sets it);
+# None outside pytest (the benchmarks): then each process keeps its own.
+SHARED_GRADINGS = None
+_graded = {}  # key → the report as JSON text, when there is no shared folder
+
+
+def graded_once(path, rubric=FAST_RUBRIC):
+    """grade_and_validate(path, rubric), graded once per test run for each submission: tests that
+    grade the same submission (the same files, by name and bytes, as the report's sha256 counts
+    them; a file's own name too) with the same rubric get the same report, each a fresh copy. Its
+    path and the rubric's are set to this call's, as grading it here would have written them.
+    Not for what a grading does besides its report (time, side effects), nor for determinism."""
+    path = Path(path)
+    key = hashlib.sha256("\0".join([submission_sha256(path), path.name if path.is_file() else "/",
+                                     rubric.sha256]).encode()).hexdigest()[:32]
+    if SHARED_GRADINGS is None:
+        if key not in _graded:
+            _graded[key] = json.dumps(grade_and_validate(path, rubric))
+        text = _graded[key]
+    else:
+        stored = Path(SHARED_GRADINGS) / f"{key}.json"
+        with open(stored.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # another test process grading it: wait for its report
+            if not stored.is_file():
+                partial = stored.with_suffix(f".{os.getpid()}.tmp")
+                partial.write_text(json.dumps(grade_and_validate(path, rubric)))
+                partial.replace(stored)
+            text = stored.read_text()
+    report = json.loads(text)
+    report["submission"]["path"], report["grader"]["rubric"] = str(path), rubric.path
     return report
 
 

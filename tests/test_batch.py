@@ -30,8 +30,9 @@ from grader.report import write_atomically
 from grader.rubric import load_rubric
 from grader.sandbox.launch import level_available
 
-# every test here grades whole submissions; one test process builds the module's fixture
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("class")]
+pytestmark = pytest.mark.slow  # every test here grades whole submissions
+# The tests of the class graded once (graded_class) run in one test process, which grades it once.
+CLASS_GRADED_ONCE = pytest.mark.xdist_group("class")
 
 WRONG_MUL = ("        return a * b\n", "        return a * b + 1.0\n")
 GROUPS = list(dict.fromkeys(group for group, _ in FAST_RUBRIC.points))
@@ -159,6 +160,7 @@ def test_an_id_pattern_without_an_id_group_is_refused_with_a_message(tmp_path, c
     assert "group named 'id'" in capsys.readouterr().err
 
 
+@CLASS_GRADED_ONCE
 def test_files_that_fit_no_layout_are_listed_as_unmatched_in_the_summary(graded_class):
     _, out = graded_class
     assert json.loads((out / "summary.json").read_text())["unmatched_files"] == ["notes.txt", "photo.png"]
@@ -168,6 +170,7 @@ def test_files_that_fit_no_layout_are_listed_as_unmatched_in_the_summary(graded_
 
 # -- the gradebook ------------------------------------------------------------------------------
 
+@CLASS_GRADED_ONCE
 def test_gradebook_opens_as_csv_with_a_column_per_group_status_and_problem(graded_class):
     _, out = graded_class
     assert (out / "gradebook.csv").read_bytes().startswith(b"\xef\xbb\xbfstudent_id,")
@@ -178,6 +181,7 @@ def test_gradebook_opens_as_csv_with_a_column_per_group_status_and_problem(grade
         [("100", "8", "graded", ""), ("100", "8", "graded", ""), ("96.5", "4.5", "graded", "")]
 
 
+@CLASS_GRADED_ONCE
 def test_summary_counts_the_class_and_names_the_check_most_failed(graded_class):
     _, out = graded_class
     summary = json.loads((out / "summary.json").read_text())
@@ -189,6 +193,7 @@ def test_summary_counts_the_class_and_names_the_check_most_failed(graded_class):
 
 # -- resuming -------------------------------------------------------------------------------------
 
+@CLASS_GRADED_ONCE
 def test_rerun_grades_nothing_and_leaves_every_report_untouched(class_copy):
     source, out = class_copy
     before, book = report_stamps(out), (out / "gradebook.csv").read_bytes()
@@ -199,12 +204,14 @@ def test_rerun_grades_nothing_and_leaves_every_report_untouched(class_copy):
 
 
 @pytest.mark.skipif(not level_available("namespace"), reason="namespace isolation needs root, bubblewrap and the sandbox runtime")
+@CLASS_GRADED_ONCE
 def test_a_report_graded_at_another_isolation_level_is_regraded(class_copy):
     source, out = class_copy
     _, graded, _ = batch(source, out, isolation="namespace")
     assert graded == CLASS
 
 
+@CLASS_GRADED_ONCE
 def test_html_writes_a_page_per_student_and_an_index_linking_them(class_copy):
     source, out = class_copy
     batch(source, out, html=True)
@@ -214,10 +221,12 @@ def test_html_writes_a_page_per_student_and_an_index_linking_them(class_copy):
     assert "Mul · forward" in (out / "html" / "bob.html").read_text()
 
 
+@CLASS_GRADED_ONCE
 def test_gradebook_keeps_the_name_the_lms_file_names_give(graded_class):
     assert {s: r["name"] for s, r in rows(graded_class[1]).items()} == {"12345": "carol", "alice": "", "bob": ""}
 
 
+@CLASS_GRADED_ONCE
 def test_reveal_after_the_due_date_makes_pages_and_gradebook_agree(class_copy):
     source, out = class_copy
     batch(source, out, html=True)
@@ -233,6 +242,7 @@ def test_make_batch_writes_the_pages():
     assert "-m grader batch class --out build/batch --html --reveal visible" in recipe
 
 
+@CLASS_GRADED_ONCE
 def test_canvas_export_is_filled_on_a_rerun_and_submissions_not_in_it_are_listed(class_copy, capsys):
     source, out = class_copy
     export = out.parent / "export.csv"
@@ -254,6 +264,7 @@ def test_canvas_export_is_filled_on_a_rerun_and_submissions_not_in_it_are_listed
     assert rows(out)["12345"]["name"] == "carol"  # the file names' own, kept
 
 
+@CLASS_GRADED_ONCE
 def test_similarity_ranks_the_class_and_writes_a_page_per_flagged_pair(class_copy, capsys):
     _, out = class_copy
     assert main(["similarity", str(out)]) == 0
@@ -266,6 +277,7 @@ def test_similarity_ranks_the_class_and_writes_a_page_per_flagged_pair(class_cop
     assert "12345 and alice" in capsys.readouterr().out
 
 
+@CLASS_GRADED_ONCE
 def test_a_rerun_after_a_rubric_edit_prints_whose_score_moved_and_why(class_copy, capsys):
     source, out = class_copy
     edited = out.parent / "rubric.toml"
@@ -281,6 +293,7 @@ def test_a_rerun_after_a_rubric_edit_prints_whose_score_moved_and_why(class_copy
         assert list(csv.reader(file))[1:] == [["bob", "96.5", "94.5", "-2", "", "rubric changed"]]
 
 
+@CLASS_GRADED_ONCE
 def test_force_regrades_every_submission(class_copy):
     source, out = class_copy
     before, book = report_stamps(out), (out / "gradebook.csv").read_bytes()
@@ -290,6 +303,7 @@ def test_force_regrades_every_submission(class_copy):
     assert (out / "gradebook.csv").read_bytes() == book
 
 
+@CLASS_GRADED_ONCE
 def test_only_regrades_the_named_student(class_copy):
     source, out = class_copy
     before = report_stamps(out)
@@ -300,11 +314,13 @@ def test_only_regrades_the_named_student(class_copy):
     assert {n: s for n, s in after.items() if n != "bob.json"} == {n: s for n, s in before.items() if n != "bob.json"}
 
 
+@CLASS_GRADED_ONCE
 def test_only_naming_nobody_in_the_class_is_refused(class_copy):
     with pytest.raises(ValueError, match="--only names no submission: zed"):
         batch(*class_copy, only={"zed"})
 
 
+@CLASS_GRADED_ONCE
 def test_an_edited_submission_is_regraded_and_the_others_kept(class_copy):
     source, out = class_copy
     ops = source / "alice" / "autodiff" / "ops.py"
@@ -317,6 +333,7 @@ def test_an_edited_submission_is_regraded_and_the_others_kept(class_copy):
         {n: s for n, s in before.items() if n != "alice.json"}
 
 
+@CLASS_GRADED_ONCE
 def test_a_report_from_another_grader_version_is_regraded(class_copy):
     source, out = class_copy
     report = json.loads((out / "reports" / "bob.json").read_text())
@@ -325,6 +342,7 @@ def test_a_report_from_another_grader_version_is_regraded(class_copy):
     assert batch(source, out)[1] == ["bob"]
 
 
+@CLASS_GRADED_ONCE
 def test_gradescope_reports_asked_for_on_a_rerun_are_written_without_regrading(class_copy):
     source, out = class_copy
     _, graded, _ = batch(source, out, formats=("native", "gradescope"))
@@ -334,6 +352,7 @@ def test_gradescope_reports_asked_for_on_a_rerun_are_written_without_regrading(c
         assert json.loads((out / "reports" / f"{student}.gradescope.json").read_text())["score"] == native["score"]
 
 
+@CLASS_GRADED_ONCE
 def test_gradebook_after_deleting_reports_and_resuming_is_byte_identical(graded_class, class_copy):
     source, out = class_copy
     for student in ("12345", "bob"):
@@ -357,6 +376,7 @@ def processes_under(folder):
     return found
 
 
+@CLASS_GRADED_ONCE
 def test_batch_killed_midway_resumes_to_the_same_gradebook_without_redoing_finished_reports(graded_class, tmp_path):
     source = shutil.copytree(graded_class[0], tmp_path / "submissions")
     out, scratch = tmp_path / "out", tmp_path / "tmp"
@@ -385,6 +405,7 @@ def test_batch_killed_midway_resumes_to_the_same_gradebook_without_redoing_finis
 
 # -- atomic writes --------------------------------------------------------------------------------
 
+@CLASS_GRADED_ONCE
 def test_a_leftover_temporary_report_is_removed_and_never_read(class_copy):
     source, out = class_copy
     fake = json.loads((out / "reports" / "alice.json").read_text()) | {"score": 0, "status": "error"}
@@ -415,6 +436,7 @@ def test_a_failed_write_leaves_the_previous_file_whole_and_no_partial_file(tmp_p
     assert report.read_text() == '{"score": 100}\n'
 
 
+@CLASS_GRADED_ONCE
 def test_a_report_that_cannot_be_written_costs_its_student_only(class_copy, monkeypatch, capsys):
     source, out = class_copy
     shutil.rmtree(out)
@@ -455,6 +477,7 @@ MEMORY_BOMB_IN_MATMUL = ("        return np.matmul(a, b)\n",  # 8 TB: stopped at
                          "        hoard = np.ones(1 << 40)\n        return np.matmul(a, b)\n")
 
 
+@pytest.mark.long  # a hang, a memory bomb, exits: each costs its timeout or a fresh worker
 def test_crashing_hanging_memory_hungry_and_unreadable_submissions_each_cost_one_row(tmp_path):
     source = tmp_path / "class"
     reference_copy(source / "correct")
@@ -492,6 +515,7 @@ def test_crashing_hanging_memory_hungry_and_unreadable_submissions_each_cost_one
 
 # -- on a Dask cluster, and with the real rubric ---------------------------------------------------
 
+@CLASS_GRADED_ONCE
 def test_dask_cluster_gives_the_same_gradebook_as_local_threads(graded_class, tmp_path):
     distributed = pytest.importorskip("distributed")
     source = shutil.copytree(graded_class[0], tmp_path / "submissions")
@@ -538,6 +562,7 @@ def documented_cluster(worker_prefix=()):
 
 
 @pytest.mark.slow
+@CLASS_GRADED_ONCE
 def test_documented_dask_scheduler_and_worker_grade_the_class_as_local_threads_do(graded_class, tmp_path):
     source = shutil.copytree(graded_class[0], tmp_path / "submissions")
     with documented_cluster() as address:
@@ -549,6 +574,7 @@ def test_documented_dask_scheduler_and_worker_grade_the_class_as_local_threads_d
 
 @pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None, reason="hiding a folder from the worker needs root and unshare")
+@CLASS_GRADED_ONCE
 def test_a_dask_worker_that_cannot_see_the_submissions_grades_them_from_their_bytes(graded_class, tmp_path):
     distributed = pytest.importorskip("distributed")
     hidden = tmp_path / "hidden"
@@ -597,6 +623,7 @@ def test_a_scheduler_out_of_reach_is_reported_in_one_line(tmp_path, capsys):
     assert "grader: cannot grade the batch: Timed out trying to connect to tcp://127.0.0.1:1" in capsys.readouterr().err
 
 
+@pytest.mark.long  # MNIST's 5 epochs on 60,000 images
 def test_reference_scores_100_in_a_batch_with_the_real_rubric(tmp_path):
     reference_copy(tmp_path / "class" / "reference")
     batch(tmp_path / "class", tmp_path / "out", rubric=load_rubric(DEFAULT_RUBRIC))

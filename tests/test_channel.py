@@ -105,6 +105,7 @@ def test_sleeping_just_under_the_call_limit_costs_only_its_own_group(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.long  # sleeps until the total budget of 40 s is spent
 def test_sleeping_in_every_op_ends_within_the_total_budget(tmp_path):
     returns = {"ops": [MUL_RETURN, "        return np.matmul(a, b)\n"],
                "activations": ["        return np.maximum(x, 0)\n", "        return np.log(clipped)\n"]}

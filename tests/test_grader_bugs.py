@@ -6,7 +6,7 @@ those may cost the MNIST points too (`hurts_mnist`); a bug anywhere else may not
 """
 import pytest
 
-from _grading import feedback, full_marks_except, grade_and_validate, group_scores, reference_copy
+from _grading import feedback, full_marks_except, grade_and_validate, graded_once, group_scores, reference_copy
 from _paths import SOLUTIONS, STARTER
 from grader import GRADED
 
@@ -141,13 +141,13 @@ def test_unclipped_log_fails_only_the_stability_check(tmp_path):
 
 
 def test_reference_scores_full_marks():
-    report = grade_and_validate(SOLUTIONS)
+    report = graded_once(SOLUTIONS)
     assert report["score"] == report["max_score"] == 100
     assert all(t["status"] == "passed" for t in report["tests"])
 
 
 def test_untouched_starter_scores_zero_and_says_what_is_not_implemented():
-    report = grade_and_validate(STARTER)
+    report = graded_once(STARTER)
     assert report["score"] == 0
     for test in report["tests"]:
         assert test["status"] == "failed", f"{test['name']}: {test['status']}\n{test['output']}"

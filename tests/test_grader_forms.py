@@ -3,6 +3,7 @@ cannot be read scores 0 with a message; a graded module that fails to import cos
 names; the course's modules are always the course's. (Archives and notebooks built to attack the
 grader: tests/test_attacks.py.)"""
 import ast
+import functools
 import hashlib
 import zipfile
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from _grading import feedback, full_marks_except, grade_and_validate, group_scores, reference_copy
+from _grading import feedback, full_marks_except, grade_and_validate, graded_once, group_scores, reference_copy
 from _paths import SOLUTIONS
 from grader import GRADED, GRADED_MODULES
 from grader.notebook import read_notebook
@@ -57,14 +58,21 @@ SKIPPED_CELLS = ["model = MLP3(seed=0)\nfor epoch in range(10**9):\n    pass",
 def reference_notebook(path):
     """A notebook as students hand it in from a hosted notebook: magics, shell lines, an optional
     import, the graded definitions, then a long training run and a cell that raises."""
+    path.write_text(reference_notebook_text())
+    return path
+
+
+@functools.cache
+def reference_notebook_text():
+    """The same bytes for every test of this process (nbformat draws each cell's id at random), so
+    that graded_once grades it once."""
     code, markdown = nbformat.v4.new_code_cell, nbformat.v4.new_markdown_cell
     cells = [markdown("# Homework: autodiff"),
              code("%matplotlib inline\n!pip install -q tqdm\nimport matplotlib.pyplot as plt"),
              code("from autodiff.tensor import Function, reduce_grad_to_shape, EPS\nimport numpy as np")]
     cells += [code(definition) for module in GRADED_MODULES for definition in reference_definitions(module)]
     cells += [code(text) for text in SKIPPED_CELLS]
-    path.write_text(nbformat.writes(nbformat.v4.new_notebook(cells=cells)))
-    return path
+    return nbformat.writes(nbformat.v4.new_notebook(cells=cells))
 
 
 def folder_with_autodiff(tmp_path):
@@ -89,12 +97,16 @@ FORMS = {  # form → (how to make it, the form the report names)
     "zip of a flat folder": (lambda t: zip_of(flat_folder(t), t / "hw.zip"), "zip with the modules at its top"),
     "notebook": (lambda t: reference_notebook(t / "hw.ipynb"), "notebook"),
 }
+# The reference notebook's grading, shared with test_notebook_lists_the_statements_it_skipped
+# (graded_once, in one test process: its bytes are this process's).
+REFERENCE_NOTEBOOK = pytest.mark.xdist_group("reference-notebook")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("make, form", FORMS.values(), ids=FORMS.keys())
+@pytest.mark.parametrize("make, form", [pytest.param(make, form, id=name, marks=[REFERENCE_NOTEBOOK] if form == "notebook" else [])
+                                        for name, (make, form) in FORMS.items()])
 def test_reference_scores_full_marks_in_every_form(tmp_path, make, form):
-    report = grade_and_validate(make(tmp_path))
+    report = graded_once(make(tmp_path))  # the folder with autodiff/ is the reference other tests grade too
     assert report["submission"]["form"] == form
     assert report["submission"]["missing"] == []
     assert report["score"] == report["max_score"] == 100, full_marks_except(report)
@@ -125,8 +137,9 @@ def test_nested_folder_says_where_the_modules_were_read(tmp_path):
 
 
 @pytest.mark.slow
+@REFERENCE_NOTEBOOK
 def test_notebook_lists_the_statements_it_skipped(tmp_path):
-    report = grade_and_validate(reference_notebook(tmp_path / "hw.ipynb"))
+    report = graded_once(reference_notebook(tmp_path / "hw.ipynb"))
     notes = "\n".join(report["submission"]["notes"])
     assert "4 statements were skipped" in notes  # magics and !pip are dropped without a note
     for first_line in ("model = MLP3(seed=0)", "for epoch in range(10**9):", "train(model, images, labels",

@@ -4,7 +4,7 @@ the handout's points and none of the official ones; an honest one earns the same
 import pytest
 
 from _attacks import MUL_ZERO, Context, answer_table, edited
-from _grading import FAST_RUBRIC, grade_and_validate, reference_copy
+from _grading import FAST_RUBRIC, grade_and_validate, graded_once, reference_copy
 from grader.rubric import load_rubric
 
 
@@ -31,7 +31,7 @@ def test_a_table_of_the_handouts_answers_earns_nothing_in_the_official_grading(t
     assert practised["backward"] == handout.points[("Mul", "backward")]
     official = grade_and_validate(table, FAST_RUBRIC)
     assert mul_points(official)["forward"] == mul_points(official)["backward"] == 0
-    honest_zeros = grade_and_validate(edited(MUL_ZERO)(tmp_path / "zeros", ctx), FAST_RUBRIC)
+    honest_zeros = graded_once(edited(MUL_ZERO)(tmp_path / "zeros", ctx), FAST_RUBRIC)  # the attacks' honest twin too
     # check by check what a Mul returning zeros earns: robustness compares values now, so the table
     # earns there only the graph case, which charges a wrong op once, in its own checks
     assert mul_points(official) == mul_points(honest_zeros)
@@ -42,5 +42,5 @@ def test_a_table_of_the_handouts_answers_earns_nothing_in_the_official_grading(t
 def test_the_reference_earns_the_same_on_the_handouts_inputs_and_the_official_ones(tmp_path):
     reference = reference_copy(tmp_path / "reference")
     handout = handout_rubric(tmp_path)
-    practised, official = grade_and_validate(reference, handout), grade_and_validate(reference, FAST_RUBRIC)
+    practised, official = grade_and_validate(reference, handout), graded_once(reference, FAST_RUBRIC)
     assert practised["score"] == handout.max_score and official["score"] == FAST_RUBRIC.max_score

@@ -23,8 +23,10 @@ import make_gradescope  # noqa: E402
 import make_handout  # noqa: E402
 import make_notebook  # noqa: E402
 
-# every test here grades whole submissions; one test process builds the module's fixture
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("packages")]
+pytestmark = pytest.mark.slow  # every test here grades whole submissions
+# The tests of a module-scoped fixture run in one test process, which builds it once.
+HANDOUT = pytest.mark.xdist_group("handout")
+GRADESCOPE = pytest.mark.xdist_group("gradescope")
 
 GRADED_FILES = [f"{module}.py" for module in GRADED_MODULES]
 # Gradescope's results.json, as its autograder documentation specifies it.
@@ -77,6 +79,7 @@ def make_check(folder):
     return json.loads((folder / "build" / "report.json").read_text()), completed.stdout
 
 
+@HANDOUT
 def test_handout_check_on_the_untouched_starter_scores_zero_with_clear_messages(handout):
     _, folder = handout
     report, output = make_check(folder)
@@ -91,6 +94,7 @@ def test_handout_check_on_the_untouched_starter_scores_zero_with_clear_messages(
     assert (folder / "build" / "feedback.html").is_file()
 
 
+@HANDOUT
 def test_handout_check_on_the_reference_modules_gives_the_full_visible_score(handout, tmp_path):
     _, folder = handout
     copy = tmp_path / "student"
@@ -102,6 +106,7 @@ def test_handout_check_on_the_reference_modules_gives_the_full_visible_score(han
     assert "86/86 visible points; 14 more points are checked after the due date" in output
 
 
+@HANDOUT
 def test_handout_carries_no_solution_and_no_hidden_check(handout):
     archive, folder = handout
     names = zipfile.ZipFile(archive).namelist()
@@ -117,6 +122,7 @@ def test_handout_carries_no_solution_and_no_hidden_check(handout):
     assert "reduce_grad_to_shape(grad_a, a.shape), reduce_grad_to_shape(grad_b, b.shape)" not in shipped
 
 
+@HANDOUT
 def test_handout_readme_exists_in_english_and_korean(handout):
     _, folder = handout
     assert "reduce_grad_to_shape" in (folder / "README.md").read_text()
@@ -124,8 +130,16 @@ def test_handout_readme_exists_in_english_and_korean(handout):
     assert "[SPEC.md](SPEC.md)" in (folder / "README.md").read_text() and (folder / "SPEC.md").is_file()
 
 
-def test_gradescope_autograder_writes_valid_results_with_rubric_visibility(tmp_path):
-    results, _ = gradescope_run(tmp_path)
+@pytest.fixture(scope="module")
+def gradescope_reference(tmp_path_factory):
+    """The Gradescope autograder run once on the reference with this project's Python: (results, the
+    unpacked zip). The tests on what it wrote share it."""
+    return gradescope_run(tmp_path_factory.mktemp("gradescope"))
+
+
+@GRADESCOPE
+def test_gradescope_autograder_writes_valid_results_with_rubric_visibility(gradescope_reference):
+    results, _ = gradescope_reference
     assert results["score"] == 100
     visibility = {test["name"].split(" · ")[1]: test["visibility"] for test in results["tests"]}
     assert visibility["robustness"] == "after_due_date" and visibility["forward"] == "visible"
@@ -140,6 +154,7 @@ def as_user(uid):
     return drop
 
 
+@HANDOUT
 def test_handout_check_without_fcntl_and_resource_runs_unsandboxed_without_a_warning(handout, tmp_path):
     """Windows has neither module: simulated by modules of those names that fail to import, first on
     the path of the grader and of its checks' process (both start in the handout's folder)."""
@@ -161,6 +176,7 @@ def test_handout_check_without_fcntl_and_resource_runs_unsandboxed_without_a_war
     assert json.loads((copy / "build" / "report.json").read_text())["grader"]["isolation"] == "process"
 
 
+@HANDOUT
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become another user")
 def test_handout_check_as_a_student_who_is_not_root_gives_no_warning(handout, tmp_path):
     _, folder = handout
@@ -199,8 +215,9 @@ def gradescope_run(tmp_path, python=sys.executable, break_it=lambda source: None
     return results, source
 
 
-def test_gradescope_results_show_the_visible_points_in_markdown_with_tags_and_extra_data(tmp_path):
-    results, source = gradescope_run(tmp_path)
+@GRADESCOPE
+def test_gradescope_results_show_the_visible_points_in_markdown_with_tags_and_extra_data(gradescope_reference):
+    results, source = gradescope_reference
     assert results["output"].startswith("**86 / 86 visible points**; 14 more points are checked after the due date")
     assert results["output_format"] == results["test_output_format"] == "md"
     assert all(test["tags"] == test["name"].split(" · ") for test in results["tests"])
@@ -255,6 +272,7 @@ def test_gradescope_setup_installs_a_python_the_pins_support_on_each_ubuntu_imag
 
 
 @pytest.mark.slow
+@pytest.mark.long  # a venv built and installed, then a grading with the real rubric
 @pytest.mark.skipif(not os.path.isfile("/usr/bin/python3"), reason="needs the system's python3")
 def test_gradescope_autograder_runs_with_a_fresh_python_built_like_setup_sh(tmp_path):
     """Nothing of this project's venv: a venv from the system's python3 with the zip's pinned
@@ -275,6 +293,7 @@ def test_gradescope_autograder_runs_with_a_fresh_python_built_like_setup_sh(tmp_
 
 
 @pytest.mark.slow
+@HANDOUT
 def test_the_handout_notebooks_check_cell_checks_the_cells_run_so_far(handout, tmp_path):
     """What the notebook's check cell does in Jupyter or Colab, with IPython's `In` holding the
     cells of the notebook filled with the reference's bodies (run in order, the check cell last)."""
@@ -291,6 +310,7 @@ def test_the_handout_notebooks_check_cell_checks_the_cells_run_so_far(handout, t
     assert json.loads((copy / "build" / "report.json").read_text())["submission"]["form"] == "notebook"
 
 
+@HANDOUT
 def test_training_in_the_handout_pins_blas_to_one_thread_with_or_without_make(handout):
     _, folder = handout
     environment = {k: v for k, v in clean_environment().items() if not k.endswith("_NUM_THREADS")}
