@@ -21,8 +21,8 @@ import pytest
 from _grading import feedback, full_marks_except, grade_and_validate, group_scores, reference_copy
 from _paths import ROOT
 from grader import GRADED
-from grader.sandbox import launch, protocol
 from grader.sandbox import client as client_module
+from grader.sandbox import launch, protocol
 from grader.sandbox.client import WorkerClient, WorkerFailure
 
 OPS_GROUPS = [name for name, module in GRADED.items() if module == "ops"]
