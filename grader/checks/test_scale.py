@@ -6,7 +6,7 @@ machine just before the student's call (reference_seconds, the fastest of a few 
 protocol's encoding, copying and decoding of the request and of a reply of the same size (raw
 arrays: what crosses the pipes costs about what copying it costs), and the oracle's vectorised
 forward (three times over for a forward and a backward). A slow or busy machine slows both alike,
-so it does not fail honest students, and a call over its budget is timed once more; a gradient by
+so it does not fail honest students, and a call over its budget is timed again (three tries in all); a gradient by
 numerical differences (one forward per element) cannot keep within it, nor a Python loop over
 the elements (a microsecond or so each: a second or more), see docs/grading.md, "Scale checks".
 
@@ -31,7 +31,7 @@ from .oracle import FORWARD, INPUT_NAMES
 SCALE_FACTOR = 5          # the budget: this many times the reference time, plus SCALE_FLOOR (results/scale.json)
 SCALE_FLOOR = 0.25        # seconds: a fixed cost per request (the pipes' copies, a busy scheduler)
 HARD_LIMIT_FACTOR = 2     # a call is stopped at this many budgets: past it, only the diagnosis changes
-ATTEMPTS = 2              # a call over its budget (not stopped) is timed again: the faster counts
+ATTEMPTS = 3              # a call over its budget (not stopped) is timed again, up to this many times in all
 REFERENCE_RUNS = 3        # the reference time is the fastest of these: a busy moment does not inflate the budget
 FORWARD_RTOL_AT_SCALE = 1e-4
 DIRECTIONS, STEP, DIRECTIONAL_RTOL = 4, 1e-5, 1e-3
@@ -98,7 +98,7 @@ def test_scale(student, rubric, op, request):
 
 def judge_scale(student, op, rng, side):
     """One call, forward and backward, timed against its budget, its values compared; over budget,
-    timed once more (a busy moment of the machine is not the student's; a loop is slow every time),
+    timed again, up to ATTEMPTS calls in all (a busy moment of the machine is not the student's; a loop is slow every time),
     every reply's values compared. Only when it stays slow, a forward alone, to say which is."""
     case, inputs, expected, upstream = draw_scale(op, rng, side)
     budget = budget_of(reference_seconds(op, case.options, inputs, expected, upstream))
