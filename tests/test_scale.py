@@ -175,3 +175,20 @@ def test_a_call_over_its_budget_is_timed_again_and_its_values_compared_again(wor
     else:
         with pytest.raises(CheckFailed, match="Mul.forward is wrong at scale"):
             scale.judge_scale(student, "Mul", np.random.default_rng(0), scale.SCALE_SIDE)
+
+
+# A Mul.forward slow on inputs it has not seen (sleeping past a budget of 1 s, within the hard
+# limit of 2 s), instant on inputs it remembers: what a slow op caching its answers would gain.
+REMEMBERING = ("        return a * b\n",
+               "        key = a.tobytes()[:64] + b.tobytes()[:64]\n"
+               "        if key not in _remembered:\n            import time\n            time.sleep(1.3 if a.size > 10 ** 5 else 0)\n"
+               "            _remembered.add(key)\n        return a * b\n")
+
+
+@pytest.mark.slow
+def test_an_op_that_remembers_its_answers_gains_nothing_from_the_second_try(worker_of, monkeypatch):
+    """The second try is on fresh inputs: remembering the first call's answer does not make it fast."""
+    monkeypatch.setattr(scale, "budget_of", lambda reference: 1.0)
+    student = worker_of({"ops": [("import numpy as np\n", "import numpy as np\n_remembered = set()\n"), REMEMBERING]})
+    with pytest.raises(CheckFailed, match="too slow"):
+        scale.judge_scale(student, "Mul", np.random.default_rng(0), scale.SCALE_SIDE)

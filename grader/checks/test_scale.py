@@ -98,12 +98,16 @@ def test_scale(student, rubric, op, request):
 
 def judge_scale(student, op, rng, side):
     """One call, forward and backward, timed against its budget, its values compared; over budget,
-    timed again, up to ATTEMPTS calls in all (a busy moment of the machine is not the student's; a loop is slow every time),
-    every reply's values compared. Only when it stays slow, a forward alone, to say which is."""
+    again on fresh inputs of the same shapes, up to ATTEMPTS calls in all (a busy moment of the
+    machine is not the student's; a loop is slow every time, and an answer remembered from an
+    earlier call is no answer to new inputs), every reply's values compared. Only when it stays
+    slow, a forward alone, to say which is."""
     case, inputs, expected, upstream = draw_scale(op, rng, side)
     budget = budget_of(reference_seconds(op, case.options, inputs, expected, upstream))
     fastest = None
-    for _ in range(ATTEMPTS):
+    for attempt in range(ATTEMPTS):
+        if attempt:
+            case, inputs, expected, upstream = draw_scale(op, rng, side)
         try:
             seconds, reply = timed_call(student, op, case, inputs, upstream, budget)
         except CheckFailed as failed:
