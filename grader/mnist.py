@@ -8,15 +8,20 @@ images never enter it. The loop is the course's (autodiff.train.train) step for 
 the same initial weights as MLP3(seed), the same permutation per epoch, the same float32 update;
 a correct submission trains exactly as it would on the student's machine.
 
-Transfer, through two FIFOs made in the scratch folder for one training: down, per epoch, its
-order of the training set and a copy of this side's weights; up, per step, the loss and gradients
-as a frame of raw bytes (protocol.encode_frame; base64 JSON costs more than the step). Within an
-epoch the worker applies the same update to its own copy, so the steps stream without a round trip
-each; nothing it does to that copy reaches this side, and what it computes from it is checked like
-any other reply. (Pipes, not a weights file: on a disk-backed scratch folder, rewriting a file
-every step waits for its pages' writeback, milliseconds a step.) Where there are no FIFOs
-(Windows: a student's own check, process level), the same bytes go through one TCP connection on
-127.0.0.1 instead (SocketChannel).
+Transfer: down, per epoch, through a FIFO made in the scratch folder for one training, its order
+of the training set and a copy of this side's weights. Up, per step, the loss and gradients as a
+frame (protocol.encode_frame) whose lengths and header come through a second FIFO and whose raw
+bytes the worker has put in a slot of the sandbox's exchange file (launch.EXCHANGE, opened by the
+grader before any worker ran): a ring of RING_SLOTS slots, step k in slot k mod RING_SLOTS, the
+file's first bytes counting the steps this side has taken out, so that the worker rewrites a slot
+only once it has been read. (A megabyte a step through a pipe cost a millisecond a step, a third
+of the step itself; a copy into a file's mapping costs a sixth of that.) This side reads the slot
+into memory of its own, and only then checks it: whatever the worker writes to the file, or
+wherever, reaches nothing but its own steps. Within an epoch the worker applies the same update to
+its own copy of the weights, so the steps stream without a round trip each; nothing it does to
+that copy reaches this side, and what it computes from it is checked like any other reply. Where
+there are no FIFOs (Windows: a student's own check, process level), the FIFOs' bytes go through
+one TCP connection on 127.0.0.1 instead (SocketChannel).
 """
 import io
 import os
@@ -30,20 +35,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .sandbox import protocol
-
-try:  # POSIX: the FIFOs' size
-    import fcntl
-except ImportError:
-    fcntl = None
+from .sandbox.launch import EXCHANGE
 
 LAYER_SIZES = (784, 256, 128, 10)  # MLP3's defaults
 PARAMETER_NAMES = tuple(f"layer {layer} {kind}" for layer in (1, 2, 3) for kind in ("weight", "bias"))
-MAX_FRAME_BYTES = 4 * protocol.MAX_ARRAY_BYTES
-F_SETPIPE_SZ = 1031  # linux/fcntl.h
-PIPE_BYTES = 1 << 20  # the most an unprivileged process may ask for (/proc/sys/fs/pipe-max-size)
-DEEP_PIPE_BYTES = 16 << 20  # for root: a dozen steps in flight, so the worker rarely waits for this side's turn
 EPOCH_HEADER = struct.Struct("<II")  # the epoch's size, the weights' bytes; (0, 0) ends the training
 POLL_SECONDS = 0.05  # how soon the loop notices that the worker's request ended
+MAX_HEADER_BYTES = 1 << 16  # a step's header: the loss and six arrays' dtypes and shapes
+RING_SLOTS = 4  # steps in flight: the worker computes ahead while this side checks and applies the last ones
+# A slot holds MLP3's gradients even as float128 (16 bytes a number), in whole pages after the counter's.
+SLOT_BYTES = -(-16 * sum(n_in * n_out + n_out for n_in, n_out in zip(LAYER_SIZES, LAYER_SIZES[1:])) // 4096) * 4096
+RING = {"exchange": EXCHANGE, "slots": RING_SLOTS, "slot_bytes": SLOT_BYTES, "first_slot": 4096}
 
 
 def initial_parameters(seed):
@@ -112,9 +114,12 @@ class Training:
 
 
 class Channel:
-    """The trusted side's ends of the step transfer: two FIFOs made fresh in `folder` for one training."""
+    """The trusted side's ends of the step transfer: two FIFOs made fresh in `folder` for one
+    training, and the sandbox's exchange file, whose descriptor `exchange()` gives once the
+    worker's first step arrived (the sandbox serving the request is then the one running)."""
 
-    def __init__(self, folder):
+    def __init__(self, folder, exchange):
+        self.exchange, self.ring, self.taken = exchange, None, 0
         token = os.urandom(8).hex()
         self.names = {"steps": f"steps-{token}", "gradients": f"gradients-{token}"}
         self.paths = {key: folder / name for key, name in self.names.items()}
@@ -126,14 +131,7 @@ class Channel:
         self.steps = os.open(self.paths["steps"], os.O_RDWR | os.O_NONBLOCK)
         self.gradients = os.open(self.paths["gradients"], os.O_RDWR | os.O_NONBLOCK)
         self.reader = io.FileIO(self.gradients, "r", closefd=False)
-        self.body = bytearray(2 * PIPE_BYTES)  # each step's arrays, read into the same memory: used before the next step
-        for descriptor, sizes in ((self.steps, [PIPE_BYTES]), (self.gradients, [DEEP_PIPE_BYTES, PIPE_BYTES])):
-            for size in sizes:  # a step's megabyte in few reads and writes
-                try:
-                    fcntl.fcntl(descriptor, F_SETPIPE_SZ, size)
-                    break
-                except OSError:
-                    pass
+        self.body = bytearray(SLOT_BYTES)  # each step's arrays, copied into the same memory: used before the next step
 
     def send_epoch(self, order, parameters):
         """An epoch: its order of the training set and the current weights (a copy: nothing the
@@ -145,7 +143,7 @@ class Channel:
     def stop(self):
         """End the training; what the worker still sends is read and dropped until its request ends."""
         self._write(EPOCH_HEADER.pack(0, 0))
-        while self._read(PIPE_BYTES, self.body, partial=True) is not None:
+        while self._read(MAX_HEADER_BYTES, partial=True) is not None:
             pass
 
     def _write(self, data):
@@ -158,28 +156,47 @@ class Channel:
                     pass
 
     def receive(self):
-        """The next frame's message; None if the worker's request ended first."""
+        """The next step's message; None if the worker's request ended first."""
         prefix = self._read(protocol.FRAME_PREFIX.size)
         if prefix is None:
             return None
         header_size, body_size = protocol.FRAME_PREFIX.unpack(prefix)
-        if header_size + body_size > MAX_FRAME_BYTES:
+        if header_size > MAX_HEADER_BYTES or body_size > SLOT_BYTES:
             raise StepRefused(f"the worker sent a step of {header_size + body_size} bytes; MLP3's gradients take about 1 MB")
-        if len(self.body) < body_size:
-            self.body = bytearray(body_size)
-        header, body = self._read(header_size), self._read(body_size, self.body)
-        if header is None or body is None:
+        header = self._read(header_size)
+        body = None if header is None else self._take(body_size)
+        if body is None:
             return None
         try:
-            return protocol.decode_frame(header, memoryview(body)[:body_size])
+            return protocol.decode_frame(header, body)
         except protocol.ProtocolError as error:
             raise StepRefused(f"the worker's answer for this step could not be read: {error}") from None
 
-    def _read(self, size, buffer=None, partial=False):
-        """size bytes (with partial, what there is, at least one) into the start of buffer (a new one
-        if None), or None once the request ended."""
-        buffer = bytearray(size) if buffer is None else buffer
-        view, got = memoryview(buffer)[:size], 0
+    def _take(self, size):
+        """The arrays of the step just announced, copied from their slot into this side's memory;
+        the slot is then the worker's to rewrite. None if there is no sandbox's file to read."""
+        if self.ring is None:
+            descriptor = self.exchange()
+            if descriptor is None:
+                return None
+            self.ring = io.FileIO(descriptor, "r+")
+        view, got = memoryview(self.body)[:size], 0
+        self.ring.seek(RING["first_slot"] + self.taken % RING_SLOTS * SLOT_BYTES)
+        while got < size:
+            count = self.ring.readinto(view[got:])
+            if not count:
+                raise StepRefused("the worker's exchange file ended before the step's gradients (was it cut short?)")
+            got += count
+        self.taken += 1
+        self.ring.seek(0)
+        self.ring.write(protocol.RING_COUNTER.pack(self.taken))
+        return view
+
+    def _read(self, size, partial=False):
+        """size bytes (with partial, what there is, at least one, up to size) from the gradients
+        FIFO, or None once the request ended."""
+        buffer = bytearray(size)
+        view, got = memoryview(buffer), 0
         while got < size and not (partial and got):
             if not select.select([self.gradients], [], [], POLL_SECONDS)[0]:
                 if self.finished.is_set():
@@ -194,6 +211,8 @@ class Channel:
             os.close(descriptor)
         for path in self.paths.values():
             path.unlink(missing_ok=True)
+        if self.ring is not None:
+            self.ring.close()
 
 
 class SocketChannel(Channel):
@@ -202,12 +221,13 @@ class SocketChannel(Channel):
     student's own check takes this path, whose worker is the student's own code anyway, and
     whatever comes through is checked as any step is."""
 
-    def __init__(self, folder):
+    def __init__(self, folder, exchange):
+        self.exchange, self.ring, self.taken = exchange, None, 0
         self.finished = threading.Event()  # set when the worker's request ended, however
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.names = {"port": self.listener.getsockname()[1]}
         self.connection = None
-        self.body = bytearray(2 * PIPE_BYTES)
+        self.body = bytearray(SLOT_BYTES)
 
     def _connected(self):
         """Accept the worker's connection (once); False if its request ended before it connected."""
@@ -230,10 +250,10 @@ class SocketChannel(Channel):
                 except OSError:  # the worker closed the connection: its request is ending
                     return
 
-    def _read(self, size, buffer=None, partial=False):
+    def _read(self, size, partial=False):
         """As Channel._read; None also once the worker closed the connection."""
-        buffer = bytearray(size) if buffer is None else buffer
-        view, got = memoryview(buffer)[:size], 0
+        buffer = bytearray(size)
+        view, got = memoryview(buffer), 0
         while got < size and not (partial and got):
             if not self._connected():
                 return None
@@ -253,7 +273,7 @@ class SocketChannel(Channel):
         return buffer
 
     def close(self):
-        for end in (self.connection, self.listener):
+        for end in (self.connection, self.listener, self.ring):
             if end is not None:
                 end.close()
 
@@ -262,16 +282,17 @@ class SocketChannel(Channel):
 CHANNEL = Channel if hasattr(os, "mkfifo") else SocketChannel
 
 
-def train(serve, folder, test_images, test_labels, *, epochs, batch_size, lr, seed, train_examples):
+def train(serve, exchange, folder, test_images, test_labels, *, epochs, batch_size, lr, seed, train_examples):
     """Train MLP3 with minibatch SGD on gradients from the worker, as autodiff.train.train does;
     returns a Training.
 
     serve(**fields) is the request that has the worker serve the steps (worker.mnist_gradients):
     it returns when the loop ends it, and raises (the worker's error, its time budget) otherwise.
-    The loop runs beside it, in a thread of this process."""
+    The loop runs beside it, in a thread of this process. exchange() gives a descriptor of the
+    serving sandbox's exchange file (WorkerClient.exchange), this loop's own to close."""
     parameters = initial_parameters(seed)
     training = Training()
-    channel = CHANNEL(folder)
+    channel = CHANNEL(folder, exchange)
     failure = []
 
     def evaluate(snapshot):
@@ -295,8 +316,8 @@ def train(serve, folder, test_images, test_labels, *, epochs, batch_size, lr, se
                     loss, grads = checked_step(reply, parameters)
                     total_loss += loss * min(batch_size, train_examples - start)
                     for parameter, grad in zip(parameters, grads):
-                        if grad is not None:
-                            parameter -= lr * grad
+                        if grad is not None:  # lr · grad in place (the memory is this side's), as SGD's float32 update
+                            parameter -= np.multiply(grad, lr, out=grad)
                 training.losses.append(total_loss / train_examples)
                 snapshot = [parameter.copy() for parameter in parameters]
             evaluate(snapshot)
@@ -311,7 +332,8 @@ def train(serve, folder, test_images, test_labels, *, epochs, batch_size, lr, se
     thread = threading.Thread(target=loop, name="mnist-sgd", daemon=True)
     thread.start()
     try:
-        serve(data_dir=folder.name, seed=seed, train_examples=train_examples, batch_size=batch_size, lr=lr, **channel.names)
+        serve(data_dir=folder.name, seed=seed, train_examples=train_examples, batch_size=batch_size, lr=lr, **RING,
+              **channel.names)
     finally:
         channel.finished.set()
         thread.join()

@@ -412,6 +412,44 @@ def test_label_table():
     return ",".join(f"{hashlib.sha1(row.tobytes()).hexdigest()[:12]}:{label}" for row, label in zip(images, data.test_labels))
 
 
+# MNIST's gradients come through the sandbox's exchange file (launch.EXCHANGE), the one file of the
+# scratch folder the worker may write: the grader must never open what a worker puts at its path,
+# nor trust, hang on or crash on what the worker writes into it.
+EXCHANGE_REPLACED = """\
+import os as _os
+
+_course_forward = CrossEntropyLoss.forward
+
+
+def _replace_the_exchange(ctx, *inputs, **options):  # in a training step: the worker's ring keeps the file it mapped
+    try:  # where the worker owns its scratch folder (uid level): a FIFO blocks whoever reads it
+        if inputs[0].shape == (64, 10) and _os.path.isfile(".exchange"):
+            _os.unlink(".exchange")
+            _os.mkfifo(".exchange")
+    except OSError:
+        pass
+    return _course_forward(ctx, *inputs, **options)
+
+
+CrossEntropyLoss.forward = staticmethod(_replace_the_exchange)
+"""
+EXCHANGE_CUT = """\
+_course_forward = CrossEntropyLoss.forward
+
+
+def _cut_the_exchange(ctx, *inputs, **options):  # every training step: the file emptied under both sides
+    try:
+        with open(".exchange", "r+b") as _file:
+            _file.truncate(0)
+    except OSError:
+        pass
+    return _course_forward(ctx, *inputs, **options)
+
+
+CrossEntropyLoss.forward = staticmethod(_cut_the_exchange)
+"""
+
+
 def label_lookup(ctx):
     return at_end_of_losses(f"""\
     import hashlib
@@ -888,6 +926,10 @@ ATTACKS = [
            says=[("MNIST", TRAINED)]),
     Attack("MNIST: a notebook's Matmul training the model by hand", hand_trainer_in_notebook, ZERO_MATMUL,
            says=[("MNIST", TRAINED)]),
+    Attack("MNIST: the exchange file replaced by a FIFO", edited(ZERO_MATMUL, lambda ctx: at_end_of_losses(EXCHANGE_REPLACED)),
+           ZERO_MATMUL, says=[("MNIST", TRAINED)]),
+    Attack("MNIST: the exchange file cut to nothing at every step", edited(ZERO_MATMUL, lambda ctx: at_end_of_losses(EXCHANGE_CUT)),
+           ZERO_MATMUL),
     # archives
     Attack("zip slip (../ entries)", zip_slip, WRONG_MUL, trusted_side=True, check=nothing_written_outside,
            says=[("notes", "not extracted (absolute path, '..' or link): ../autodiff/ops.py, autodiff/../../ops.py")]),

@@ -2,10 +2,12 @@
 worker sends for a step is checked before use — a gradient of the wrong shape, nan, complex, an
 object, a forged frame: a clear failure of the check, never a crash of the grader.
 
-The worker's side is played here by a thread speaking the FIFO protocol (worker.mnist_gradients),
+The worker's side is played here by a thread speaking the protocol of worker.mnist_gradients (the
+FIFOs, the exchange file's ring),
 so that each reply can be forged; the graded runs of real submissions are the slow tests at the end
 (the MNIST attacks themselves are in _attacks.py, run by test_attacks.py)."""
 import os
+import select
 import tempfile
 import threading
 from pathlib import Path
@@ -13,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _grading import grade_and_validate, graded_once, reference_copy
+from _grading import FAST_RUBRIC, grade_and_validate, graded_once, reference_copy
 from _paths import SOLUTIONS, import_autodiff
-from grader.mnist import EPOCH_HEADER, PARAMETER_NAMES, StepRefused, checked_step, initial_parameters, predict, train
+from grader.mnist import EPOCH_HEADER, PARAMETER_NAMES, SLOT_BYTES, StepRefused, checked_step, initial_parameters, predict, train
 from grader.sandbox import protocol
 
 import_autodiff(SOLUTIONS)
@@ -114,11 +116,16 @@ def test_a_malformed_frame_is_refused(header, body):
 
 # -- the loop against a worker played here ---------------------------------------------------------
 
-def play_worker(folder, reply_for_step):
+def play_worker(folder, exchange, reply_for_step):
     """serve(**fields) for train(): answers each step with reply_for_step(step, weights) — a message
-    encoded as the worker does, or raw bytes."""
-    def serve(data_dir, steps, gradients, batch_size, **fields):
+    sent as the worker sends it (its arrays through the exchange file's ring), or raw bytes on the
+    gradients FIFO."""
+    def serve(data_dir, steps, gradients, batch_size, slots, slot_bytes, first_slot, **fields):
+        ring = protocol.StepRing(exchange, slots, slot_bytes, first_slot)
         with open(folder / steps, "rb", buffering=0) as down, open(folder / gradients, "wb") as up:
+            def stopped():
+                return bool(select.select([down], [], [], 0.01)[0])
+
             step = 0
             while True:
                 count, weight_bytes = EPOCH_HEADER.unpack(down.read(EPOCH_HEADER.size))
@@ -128,9 +135,11 @@ def play_worker(folder, reply_for_step):
                 weights = np.frombuffer(read_all(down, weight_bytes), "<f4")
                 for _ in range(0, count, batch_size):
                     reply = reply_for_step(step, weights)
-                    for part in [reply] if isinstance(reply, bytes) else protocol.encode_frame(reply):
-                        up.write(part)
-                    up.flush()
+                    if isinstance(reply, bytes):
+                        up.write(reply)
+                        up.flush()
+                    elif not ring.put(protocol.encode_frame(reply), up, stopped):
+                        return
                     step += 1
                     if step > 10:  # the loop under test stops at the first refused step
                         return
@@ -144,11 +153,14 @@ def read_all(stream, size):
     return data
 
 
-def run(reply_for_step, train_examples=64 * 3):
-    with tempfile.TemporaryDirectory(dir=tempfile.gettempdir()) as folder:
+def run(reply_for_step, train_examples=64 * 3, exchange=None):
+    """train() against play_worker; the exchange file at `exchange` (default: a temporary one)."""
+    with tempfile.TemporaryDirectory(dir=tempfile.gettempdir()) as folder, tempfile.NamedTemporaryFile() as temporary:
+        exchange = exchange or temporary.name
+        Path(exchange).touch()
         images = np.zeros((10, 28, 28), dtype=np.uint8)
-        training = train(play_worker(Path(folder), reply_for_step), Path(folder), images, np.zeros(10, dtype=np.uint8), epochs=2,
-                         batch_size=64, lr=0.1, seed=0, train_examples=train_examples)
+        training = train(play_worker(Path(folder), exchange, reply_for_step), lambda: os.open(exchange, os.O_RDWR), Path(folder),
+                         images, np.zeros(10, dtype=np.uint8), epochs=2, batch_size=64, lr=0.1, seed=0, train_examples=train_examples)
         assert os.listdir(folder) == []  # the FIFOs are gone
     return training
 
@@ -207,6 +219,43 @@ def test_a_forged_frame_stops_the_training_with_a_reason(frame):
     assert "the worker" in training.refused
 
 
+def test_steps_stream_through_the_ring_many_times_over():
+    """More steps than slots, each with its own values: the worker rewrites a slot only once this
+    side took it out (a slot rewritten early would train on another step's gradients)."""
+    seen = []
+
+    def step(step, weights):
+        seen.append(weights.copy())
+        return {"loss": float(step), "grads": described([np.full(shape, step % 3, np.float32) for shape in SHAPES])}
+
+    training = run(step, train_examples=64 * 5)  # 2 epochs of 5 steps each, through 4 slots
+    expected = np.concatenate([p.ravel() for p in initial_parameters(0)])
+    for step in range(5):
+        expected -= np.float32(0.1) * np.full_like(expected, step % 3)
+    assert training.refused is None and np.array_equal(seen[5], expected)
+    assert training.losses == [2.0, 7.0]  # the mean of the steps' losses, epoch by epoch
+
+
+def test_an_exchange_file_cut_short_stops_the_training_with_a_reason(tmp_path):
+    exchange = tmp_path / "exchange"
+
+    def step(step, weights):
+        if step == 0:
+            return zero_step(step, weights)
+        os.truncate(exchange, 100)  # then announces a step whose arrays the file no longer holds
+        return protocol.encode_frame(zero_step(step, weights))[0]
+
+    training = run(step, exchange=exchange)
+    assert "exchange file ended before the step's gradients" in training.refused
+
+
+def test_a_step_larger_than_a_slot_is_refused_unread():
+    huge = {"loss": 1.0, "grads": described([np.zeros(shape, np.float32) for shape in SHAPES])}
+    huge["grads"][0] = {"kind": "ndarray", "array": np.zeros(SLOT_BYTES // 4 + 1, np.float32)}
+    training = run(lambda step, weights: huge if step == 1 else zero_step(step, weights))
+    assert "the worker sent a step of" in training.refused
+
+
 def test_a_worker_that_stops_answering_ends_the_loop():
     done = threading.Event()
 
@@ -214,7 +263,7 @@ def test_a_worker_that_stops_answering_ends_the_loop():
         done.set()
 
     with tempfile.TemporaryDirectory() as folder:
-        training = train(serve, Path(folder), np.zeros((1, 28, 28), np.uint8), np.zeros(1, np.uint8), epochs=1,
+        training = train(serve, lambda: None, Path(folder), np.zeros((1, 28, 28), np.uint8), np.zeros(1, np.uint8), epochs=1,
                          batch_size=64, lr=0.1, seed=0, train_examples=640)
     assert done.is_set() and training.accuracy_per_epoch == [] and training.refused is None
 
@@ -278,3 +327,19 @@ def test_float64_gradients_from_a_correct_matmul_train_as_before(tmp_path):
     report = grade_and_validate(reference_copy(tmp_path, {"ops": [(old, edit + old)]}))
     (mnist,) = [test for test in report["tests"] if test["name"].startswith("MNIST")]
     assert mnist["score"] == mnist["max_score"]
+
+
+@pytest.mark.slow
+def test_mnist_as_the_first_request_of_a_fresh_sandbox_trains(tmp_path):
+    """The sandbox starts with its first request. When that is MNIST's (a run of that check alone),
+    its FIFOs exist before the sandbox's first start makes the scratch folder readable to the
+    worker's uid, which must leave their modes be (it made the gradients FIFO unwritable to it:
+    "the worker closed the protocol channel")."""
+    from grader.grade import run_checks
+    from grader.sandbox.launch import scratch_parent, strongest_level
+    from grader.submission import load_submission, prepare_scratch
+
+    with tempfile.TemporaryDirectory(dir=scratch_parent()) as scratch:
+        prepare_scratch(load_submission(reference_copy(tmp_path)), scratch)
+        cases, problem = run_checks(Path(scratch), FAST_RUBRIC, strongest_level(), tmp_path / "results.json", select="mnist")
+    assert problem is None and [(case["group"], case["status"]) for case in cases] == [("MNIST", "passed")], cases

@@ -11,6 +11,7 @@ What this cannot show: Windows' own pipes, sockets, process creation and taskkil
 """
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -36,7 +37,7 @@ from grader.mnist import EPOCH_HEADER, initial_parameters, train
 from grader.sandbox import client as client_module
 from grader.sandbox import launch, protocol
 from grader.sandbox.client import WorkerClient, WorkerFailure
-from grader.sandbox.launch import scratch_parent
+from grader.sandbox.launch import EXCHANGE, scratch_parent
 from grader.submission import load_submission, prepare_scratch
 
 sys.path.insert(0, str(ROOT / "tools"))
@@ -229,7 +230,8 @@ def zero_step(step, weights):
 
 def play_worker(reply_for_step, seen=None, steps_before_leaving=None):
     """serve(**fields) for train(), speaking as worker.mnist_gradients does over the connection."""
-    def serve(port, batch_size, **fields):
+    def serve(port, batch_size, exchange, slots, slot_bytes, first_slot, **fields):
+        ring = protocol.StepRing(exchange, slots, slot_bytes, first_slot)
         with socket.create_connection(("127.0.0.1", port)) as connection, \
                 connection.makefile("rb") as down, connection.makefile("wb") as up:
             step = 0
@@ -244,9 +246,9 @@ def play_worker(reply_for_step, seen=None, steps_before_leaving=None):
                 for _ in range(0, count, batch_size):
                     if step == steps_before_leaving:
                         return  # as a worker that died: its end of the connection closes
-                    for part in protocol.encode_frame(reply_for_step(step, weights)):
-                        up.write(part)
-                    up.flush()
+                    if not ring.put(protocol.encode_frame(reply_for_step(step, weights)), up,
+                                    lambda: bool(select.select([connection], [], [], 0.01)[0])):
+                        return
                     step += 1
     return serve
 
@@ -255,9 +257,12 @@ def run_on_a_connection(serve, monkeypatch, epochs=2):
     monkeypatch.setattr(mnist, "CHANNEL", mnist.SocketChannel)
     images = np.zeros((10, 28, 28), dtype=np.uint8)
     with tempfile.TemporaryDirectory() as folder:
-        training = train(serve, Path(folder), images, np.zeros(10, dtype=np.uint8), epochs=epochs, batch_size=64,
-                         lr=0.1, seed=0, train_examples=64 * 3)
-        assert os.listdir(folder) == []  # no FIFO was made
+        exchange = Path(folder) / EXCHANGE
+        exchange.touch()
+        training = train(lambda **fields: serve(**{**fields, "exchange": exchange}), lambda: os.open(exchange, os.O_RDWR),
+                         Path(folder), images, np.zeros(10, dtype=np.uint8), epochs=epochs, batch_size=64, lr=0.1, seed=0,
+                         train_examples=64 * 3)
+        assert os.listdir(folder) == [EXCHANGE]  # no FIFO was made
     return training
 
 
@@ -303,7 +308,7 @@ def test_the_reference_trains_the_same_through_a_connection_as_through_fifos(mon
                         client.ensure_imported(module, group="MNIST")
                     client.request("mnist_gradients", 120, group="MNIST", **fields)
 
-                trainings[transfer] = train(serve, data, test_images[:2000], test_labels[:2000], epochs=1, batch_size=64,
+                trainings[transfer] = train(serve, client.exchange, data, test_images[:2000], test_labels[:2000], epochs=1, batch_size=64,
                                             lr=0.1, seed=0, train_examples=6400)
                 assert (client._threads is None) == (transfer == "fifos")
     fifos, connection = trainings["fifos"], trainings["connection"]
@@ -332,7 +337,7 @@ client.SELECTABLE_PIPES = False
 launch.LOG_BY_PATH = True
 launch._command = lambda scratch, isolation, limits, log, seccomp: (
     [sys.executable, "-I", "-c", SANDBOX_AS_ON_WINDOWS, str(scratch / ".worker" / launch.ENTRY), str(log)], scratch)
-assert mnist.CHANNEL is mnist.SocketChannel and launch.fcntl is None and mnist.fcntl is None
+assert mnist.CHANNEL is mnist.SocketChannel and launch.fcntl is None
 taken = {{"pipe threads": 0, "connections": 0}}
 
 

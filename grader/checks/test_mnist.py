@@ -25,7 +25,7 @@ def test_accuracy(student, rubric, mnist, json_metadata):
         ask(student, "mnist_gradients", ["ops", "activations", "losses"], timeout=settings["time_budget_seconds"],
             key=("MNIST",), **fields)
 
-    training = train(serve, folder, test_images, test_labels, epochs=settings["epochs"], batch_size=settings["batch_size"],
+    training = train(serve, student.exchange, folder, test_images, test_labels, epochs=settings["epochs"], batch_size=settings["batch_size"],
                      lr=settings["lr"], seed=settings["seed"], train_examples=settings["train_examples"])
     if training.refused:
         raise CheckFailed(f"training MLP3 stopped in epoch {len(training.losses) + 1}: {training.refused}")

@@ -320,6 +320,11 @@ class WorkerClient:
                     pass
         self.process = None
 
+    def exchange(self):
+        """A descriptor of the running sandbox's exchange file (launch.EXCHANGE: MNIST's gradients),
+        the caller's own to close; None if no sandbox runs."""
+        return None if self.process is None else os.dup(self.process.exchange)
+
     def __enter__(self):
         return self
 

@@ -10,7 +10,8 @@ errors are read from there. The levels, strongest first:
 - `namespace` (the grader runs as root): the worker gets a uid of its own (one per concurrent
   worker, from a pool of numbered uids claimed with a lock file) *before* any namespace is made,
   then runs inside bubblewrap: no network, its own PID namespace, a read-only view of the Python
-  runtime and of the scratch folder only, a size-capped private /tmp, the supervisor as PID 1 of
+  runtime and of the scratch folder only (but for one file, EXCHANGE, MNIST's gradients; its size
+  bounded by RLIMIT_FSIZE), a size-capped private /tmp, the supervisor as PID 1 of
   the namespace (no process inside can signal it), and a seccomp filter (`seccomp_filter`)
   denying with EPERM the calls a worker never needs. RLIMIT_NPROC on its own uid bounds a fork or
   thread bomb.
@@ -71,6 +72,11 @@ _running = set()  # pids of the workers started and not yet stopped
 LOG_BY_PATH = os.name != "posix"
 
 
+# MNIST's gradients come through this file of the scratch folder (grader/mnist.py): the one file
+# there the worker may write, bound writable into the bubblewrap levels' read-only view.
+EXCHANGE = ".exchange"
+
+
 # Also for the checks' own process, which evaluates MNIST's test accuracy (grade.py).
 ONE_BLAS_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 
@@ -111,6 +117,7 @@ def start_worker(scratch, limits=Limits(), isolation="process"):
             _make_readable(scratch)
         os.chown(scratch, uid, uid)  # the folder itself only: its files stay root's, world-readable
         os.chmod(scratch, 0o700)
+    exchange = _fresh_exchange(scratch, uid)
     if LOG_BY_PATH:
         log, passed = scratch / "worker.log", []
     else:
@@ -152,6 +159,7 @@ def start_worker(scratch, limits=Limits(), isolation="process"):
                                    preexec_fn=before_exec if os.name == "posix" else None,
                                    pass_fds=passed + ([seccomp] if seccomp is not None else []))
     except BaseException:
+        os.close(exchange)
         if uid_lock is not None:
             os.close(uid_lock)
         raise
@@ -161,9 +169,21 @@ def start_worker(scratch, limits=Limits(), isolation="process"):
         sandbox_log.close()
         if seccomp is not None:
             os.close(seccomp)
-    process.uid_lock, process.uid = uid_lock, uid
+    process.uid_lock, process.uid, process.exchange = uid_lock, uid, exchange
     _running.add(process.pid)
     return process
+
+
+def _fresh_exchange(scratch, uid):
+    """The sandbox's exchange file (EXCHANGE), made anew for each start and opened here before any
+    worker runs: the grader reads it through this descriptor only, never by its path again, so
+    whatever a worker puts at that path later (a link, a FIFO) is never opened by the grader."""
+    path = scratch / EXCHANGE
+    path.unlink(missing_ok=True)  # a link is removed, not followed
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0), 0o600)
+    if uid is not None:
+        os.fchown(descriptor, uid, uid)
+    return descriptor
 
 
 def _memfd(name, data):
@@ -250,7 +270,8 @@ def _command(scratch, isolation, limits, log, seccomp):
     for folder in _runtime_folders(python):
         binds += ["--ro-bind", str(folder), str(folder)]
     command = ["bwrap", "--unshare-all", "--as-pid-1", "--die-with-parent", "--new-session", "--hostname", "sandbox",
-               *binds, "--ro-bind", str(scratch), "/scratch", "--proc", "/proc", "--dev", "/dev",
+               *binds, "--ro-bind", str(scratch), "/scratch", "--bind", str(scratch / EXCHANGE), f"/scratch/{EXCHANGE}",
+               "--proc", "/proc", "--dev", "/dev",
                "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp", "--chdir", "/scratch", "--seccomp", str(seccomp),
                str(python), "-I", f"/scratch/.worker/{ENTRY}", str(log)]
     return command, "/"
@@ -258,10 +279,13 @@ def _command(scratch, isolation, limits, log, seccomp):
 
 def _make_readable(scratch):
     """What the grader put in scratch, readable by the worker's uid: copies keep their source's mode,
-    and the grader's own files may be 0600 (Gradescope's recipe). Links are left alone."""
+    and the grader's own files may be 0600 (Gradescope's recipe). Links are left alone, and so are
+    FIFOs (MNIST's, made with the modes they need before a sandbox started lazily for them)."""
     for path in scratch.rglob("*"):
-        if not path.is_symlink():
-            path.chmod(0o755 if path.is_dir() else 0o644)
+        if path.is_dir() and not path.is_symlink():
+            path.chmod(0o755)
+        elif path.is_file() and not path.is_symlink():
+            path.chmod(0o644)
 
 
 def _runtime_folders(python):
@@ -368,6 +392,9 @@ def stop_worker(process):
                 os.waitpid(pid, 0)
             except (ProcessLookupError, ChildProcessError):
                 pass
+    if getattr(process, "exchange", None) is not None:
+        os.close(process.exchange)
+        process.exchange = None
     if getattr(process, "uid_lock", None) is not None:
         _kill_everything_of(process.uid)
         os.close(process.uid_lock)  # the uid is free again: nothing of this worker survives it

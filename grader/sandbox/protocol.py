@@ -14,6 +14,7 @@ Imported by both sides (the worker gets a copy beside it): standard library and 
 """
 import json
 import math
+import mmap
 import os
 import struct
 
@@ -141,6 +142,41 @@ def widen_pipe(fd):
         fcntl.fcntl(fd, 1031, PIPE_BYTES)  # F_SETPIPE_SZ, linux/fcntl.h
     except (ImportError, OSError):
         pass
+
+
+RING_COUNTER = struct.Struct("<Q")  # an exchange file's first bytes: how many steps the grader has taken out
+
+
+class StepRing:
+    """The worker's end of MNIST's exchange file (grader/mnist.py reads it): a frame's arrays go in
+    the next slot of the ring, its lengths and header to the pipe; a slot is rewritten only once
+    the grader has counted it taken out."""
+
+    def __init__(self, path, slots, slot_bytes, first_slot):
+        self.slots, self.slot_bytes, self.first_slot, self.written = slots, slot_bytes, first_slot, 0
+        size = first_slot + slots * slot_bytes
+        with open(path, "r+b") as file:
+            file.truncate(size)
+            self.map = mmap.mmap(file.fileno(), size)
+        self.map[:RING_COUNTER.size] = RING_COUNTER.pack(0)
+
+    def put(self, parts, out, stopped):
+        """Send a frame (encode_frame's buffers) through the ring and out (its header); False if
+        stopped() said so while every slot was still unread. A body larger than a slot stays
+        out of it: its lengths alone tell the grader it is too large."""
+        head, *body = parts
+        while self.written - RING_COUNTER.unpack_from(self.map)[0] >= self.slots:
+            if stopped():
+                return False
+        offset = self.first_slot + self.written % self.slots * self.slot_bytes
+        if sum(part.nbytes for part in body) <= self.slot_bytes:
+            for part in body:
+                self.map[offset:offset + part.nbytes] = memoryview(part).cast("B")
+                offset += part.nbytes
+        out.write(head)
+        out.flush()
+        self.written += 1
+        return True
 
 
 def decode_frame(header, body):

@@ -203,6 +203,9 @@ def call_regularizer(request):
                                                  "grads_after": [describe(w.grad) for w in weights]})
 
 
+RING_WAIT = 0.001  # seconds between looks at the exchange file's counter while every slot is unread
+
+
 def mnist_gradients(request):
     """Stream MLP3's loss and gradients, step after step, to the SGD loop of the trusted side
     (grader/mnist.py), which owns the weights, the batch order, the update and the test accuracy.
@@ -211,11 +214,12 @@ def mnist_gradients(request):
     uint32; zeros end the training), the epoch's order of the training set (int32 indices; batches
     of `batch_size` in turn), the trusted side's weights as float32, parameter after parameter.
     For each batch, the loss and every parameter's gradient of the course's MLP3, built from the
-    student's ops, go back on the `gradients` FIFO as one frame (protocol.encode_frame); then this
-    side applies the same SGD update to its own copy of the weights, so that it needs no round trip
-    per step (what it computes from that copy is checked like any other reply). Anything arriving
-    on `steps` within an epoch ends the training. Test images never come here. Where the trusted
-    side has no FIFOs (Windows), `steps` and `gradients` are one connection to its `port`."""
+    student's ops, go back as one frame (protocol.encode_frame): its arrays in the next slot of the
+    exchange file's ring (protocol.StepRing), its lengths and header on the `gradients` FIFO; then
+    this side applies the same SGD update to its own copy of the weights, so that it needs no round
+    trip per step (what it computes from that copy is checked like any other reply). Anything
+    arriving on `steps` within an epoch ends the training. Test images never come here. Where the
+    trusted side has no FIFOs (Windows), `steps` and `gradients` are one connection to its `port`."""
     for module in ("ops", "activations", "losses"):
         load_module(module)
     from autodiff.losses import CrossEntropyLoss
@@ -253,7 +257,11 @@ def mnist_gradients(request):
             if isinstance(grad, np.ndarray) and grad.dtype.kind == "f" and grad.shape == parameter.data.shape:
                 parameter.data -= lr * grad
 
+    ring = protocol.StepRing(request["exchange"], request["slots"], request["slot_bytes"], request["first_slot"])
     with step_streams(data, request) as (steps, out):
+        def stopped(wait):  # anything on `steps` within an epoch: the trusted side stopped the training
+            return bool(select.select([steps], [], [], wait)[0])
+
         while True:
             count, weight_bytes = np.frombuffer(read_exactly(steps, 8), dtype="<u4")
             if not count:
@@ -261,12 +269,11 @@ def mnist_gradients(request):
             order = np.frombuffer(read_exactly(steps, 4 * int(count)), dtype="<i4")
             load_weights(np.frombuffer(read_exactly(steps, int(weight_bytes)), dtype="<f4"))
             for start in range(0, len(order), batch_size):
-                if select.select([steps], [], [], 0)[0]:  # the trusted side stopped the training
+                if stopped(0):
                     return {}
                 reply = run_student("training MLP3", step, order[start:start + batch_size])
-                for part in run_student("training MLP3", protocol.encode_frame, reply):
-                    out.write(part)
-                out.flush()
+                if not ring.put(run_student("training MLP3", protocol.encode_frame, reply), out, lambda: stopped(RING_WAIT)):
+                    return {}
                 run_student("training MLP3", update)
 
 
