@@ -69,3 +69,26 @@ def test_the_mnist_dir_variable_chooses_the_folder(tmp_path, monkeypatch):
 def test_without_mnist_dir_the_committed_folder_is_found(monkeypatch):
     monkeypatch.delenv("MNIST_DIR", raising=False)
     assert default_directory() == MNIST_DIR
+
+
+# -- the grader's cache of the decompressed arrays (grader/course.py) ------------------------------
+
+def test_the_graders_cache_gives_the_course_loaders_arrays_and_follows_the_files(tmp_path, monkeypatch):
+    from grader import course
+
+    monkeypatch.setattr(course, "CACHE", tmp_path / "cache")
+    monkeypatch.setenv("MNIST_DIR", str(mnist_copy(tmp_path / "mnist")))
+    loaded = course.load_mnist()                    # made
+    (made,) = (tmp_path / "cache").iterdir()
+    cached = course.load_mnist()                    # read back
+    for name, array in load_mnist(MNIST_DIR)._asdict().items():
+        assert np.array_equal(getattr(loaded, name), array) and np.array_equal(getattr(cached, name), array)
+        assert getattr(cached, name).dtype == array.dtype
+    (made / "test_labels.npy").write_bytes(b"not an array")  # a damaged cache: the files are read again
+    assert np.array_equal(course.load_mnist().test_labels, load_mnist(MNIST_DIR).test_labels)
+    # other files, another key: a damaged file is the course's error, never a cached copy of the good one
+    damaged = tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz"
+    damaged.unlink()
+    damaged.write_bytes(gzip.compress(b"\0" * 100))
+    with pytest.raises(course.DatasetError, match="t10k-labels-idx1-ubyte"):
+        course.load_mnist()

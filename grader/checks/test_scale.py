@@ -34,7 +34,7 @@ HARD_LIMIT_FACTOR = 2     # a call is stopped at this many budgets: past it, onl
 ATTEMPTS = 3              # a call over its budget (not stopped) is timed again, up to this many times in all
 REFERENCE_RUNS = 2        # the reference time is the fastest of these: a busy moment does not inflate the budget
 FORWARD_RTOL_AT_SCALE = 1e-4
-DIRECTIONS, STEP, DIRECTIONAL_RTOL = 4, 1e-5, 1e-3
+DIRECTIONS, STEP, DIRECTIONAL_RTOL = 2, 1e-5, 1e-3
 
 
 def draw_scale(op, rng, side=SCALE_SIDE):
