@@ -23,14 +23,22 @@ def git(*args, cwd=ROOT):
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
 
 
+PARTS = {"accuracy": "MNIST", "scale": "scale checks"}  # check kinds timed apart; the others are "other checks"
+
+
 def grade_seconds(root, out):
-    """One grading of the reference from `root`'s grader; its wall time and score."""
+    """One grading of the reference from `root`'s grader: its wall time, score, isolation, and the
+    seconds of its parts (the checks by kind, as the report times them; the rest is outside the checks)."""
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "grader", "grade", "solutions", "--out", str(out)], cwd=root, check=True,
                    capture_output=True)
     seconds = time.perf_counter() - started
     report = json.loads(out.read_text())
-    return seconds, report["score"], report["grader"]["isolation"]
+    parts = dict.fromkeys([*PARTS.values(), "other checks"], 0.0)
+    for test in report["tests"]:
+        parts[PARTS.get(test["kind"], "other checks")] += test["duration"]
+    parts["outside the checks"] = seconds - sum(parts.values())
+    return seconds, report["score"], report["grader"]["isolation"], {name: round(value, 2) for name, value in parts.items()}
 
 
 def main():
@@ -47,15 +55,19 @@ def main():
         try:
             for round_ in range(args.rounds):
                 for label, root in (("before", old), ("after", ROOT)):
-                    seconds, score, isolation = grade_seconds(root, Path(folder) / f"{label}.json")
+                    seconds, score, isolation, parts = grade_seconds(root, Path(folder) / f"{label}.json")
                     runs.append({"round": round_, "revision": label, "seconds": round(seconds, 2), "score": score,
-                                 "isolation": isolation})
+                                 "isolation": isolation, "parts": parts})
                     print(f"round {round_ + 1}/{args.rounds} {label:6} {seconds:6.1f} s  score {score}", flush=True)
         finally:
             git("worktree", "remove", "--force", str(old))
     medians = {label: statistics.median(r["seconds"] for r in runs if r["revision"] == label) for label in revisions}
+    part_medians = {label: {part: round(statistics.median(r["parts"][part] for r in runs if r["revision"] == label), 2)
+                            for part in runs[0]["parts"]} for label in revisions}
+    per_round = [round(after["seconds"] / before["seconds"], 3) for before, after in zip(runs[::2], runs[1::2])]
     result = {"command": "python -m grader grade solutions", "revisions": revisions, "runs": runs,
               "median_seconds": medians, "ratio": round(medians["after"] / medians["before"], 3),
+              "ratio_per_round": per_round, "median_seconds_by_part": part_medians,
               "machine": {"cpus": os.cpu_count(), "load_average_at_end": [round(x, 1) for x in os.getloadavg()]},
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     args.out.parent.mkdir(parents=True, exist_ok=True)

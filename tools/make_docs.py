@@ -112,8 +112,27 @@ def grading_time():
     rows = [[f"{label} ({revision})", ", ".join(f"{run['seconds']:.1f}" for run in data["runs"] if run["revision"] == label),
              f"{data['median_seconds'][label]:.1f}"] for label, revision in data["revisions"].items()]
     load = ", ".join(f"{value:g}" for value in data.get("machine", {}).get("load_average_at_end", [])) or "not recorded"
-    return (table(["grader", "runs (s)", "median (s)"], rows) + f"\n**{data['ratio']:.2f}×** the earlier grading's "
-            f"wall time ({data.get('date', 'date not recorded')}; load average at the end {load}).\n")
+    text = (table(["grader", "runs (s)", "median (s)"], rows) + f"\n**{data['ratio']:.2f}×** the earlier grading's "
+            f"wall time ({data.get('date', 'date not recorded')}; load average at the end {load}")
+    if "ratio_per_round" in data:
+        text += "; round by round " + ", ".join(f"×{ratio:.2f}" for ratio in data["ratio_per_round"])
+    text += ").\n"
+    if "median_seconds_by_part" in data:
+        parts = data["median_seconds_by_part"]
+        text += "\nWhere the time goes (median seconds of each part over the runs, as the reports time the checks):\n\n" + table(
+            ["part", *(f"{label}" for label in parts)], [[part, *(f"{parts[label][part]:.1f}" for label in parts)]
+                                                          for part in parts["before"]])
+    return text
+
+
+def mnist_cost():
+    data = results("mnist_cost")
+    rows = [[name, ", ".join(f"{run['check_seconds']:.1f}" for run in runs), f"{data['median_check_seconds'][name]:.1f}",
+             f"{runs[0]['accuracy']}%", ", ".join(f"{a:g}" for a in runs[0].get("accuracy_per_epoch", []))]
+            for name, runs in data["runs"].items()]
+    return (table(["MNIST check", "runs (s)", "median (s)", "accuracy", "per epoch (%)"], rows)
+            + f"\n**×{data['ratio_of_medians']:.2f}** ({data['rounds']} rounds, `{data['isolation']}` isolation, {data['cpus']} cores; "
+            f"round by round {', '.join(f'×{r:.2f}' for r in data['ratio_per_round'])}; before = {data['before']}).\n")
 
 
 def render(text):
