@@ -15,7 +15,7 @@ bytes the worker has put in a slot of the sandbox's exchange file (launch.EXCHAN
 grader before any worker ran): a ring of RING_SLOTS slots, step k in slot k mod RING_SLOTS, the
 file's first bytes counting the steps this side has taken out, so that the worker rewrites a slot
 only once it has been read. (A megabyte a step through a pipe cost a millisecond a step, a third
-of the step itself; a copy into a file's mapping costs a sixth of that.) This side reads the slot
+of the step itself; a copy into a mapping of the file costs a fifth of that.) This side reads the slot
 into memory of its own, and only then checks it: whatever the worker writes to the file, or
 wherever, reaches nothing but its own steps. Within an epoch the worker applies the same update to
 its own copy of the weights, so the steps stream without a round trip each; nothing it does to
