@@ -422,7 +422,7 @@ _course_forward = CrossEntropyLoss.forward
 
 
 def _replace_the_exchange(ctx, *inputs, **options):  # in a training step: the worker's ring keeps the file it mapped
-    try:  # where the worker owns its scratch folder (uid level): a FIFO blocks whoever reads it
+    try:  # were the scratch folder the worker's (it was, at uid level): a FIFO blocks whoever reads it
         if inputs[0].shape == (64, 10) and _os.path.isfile(".exchange"):
             _os.unlink(".exchange")
             _os.mkfifo(".exchange")
@@ -624,6 +624,41 @@ def read_session_key(ctx):
     if _key > 0 and _libc.syscall({syscall_number("keyctl")}, 11, _key, _buffer, 256) > 0:  # KEYCTL_READ
         raise RuntimeError(MARKER + " " + _buffer.value.decode())
     """))
+
+
+def links_in_place_of_the_graders_files(ctx):
+    """At `uid` the worker's cwd is its scratch folder: the grader's own files there (its logs, the
+    sandbox's runtime folder) replaced by links to a file only root may read or write, then the
+    supervisor killed, so that the grader starts a fresh sandbox in that folder — and, were it to
+    follow them, shows the file's last line as the sandbox's error or writes through them as root."""
+    secret = ctx.folder / f"root-only-{ctx.token}"
+    secret.write_text(f"first line\n{ctx.marker}\n")
+    secret.chmod(0o600)
+    ctx.cleanup.append(secret)  # checked unchanged (root_only_file_unchanged)
+    return in_pow_backward(f"""\
+    import os, signal
+    try:
+        for _name in ("sandbox.log", "worker.log"):
+            os.unlink(_name)
+            os.symlink({str(secret)!r}, _name)
+        os.rename(".worker", ".worker-old")
+        os.mkdir(".worker")
+        for _name in ("supervisor.py", "worker.py", "protocol.py"):
+            os.symlink({str(secret)!r}, os.path.join(".worker", _name))
+    except OSError:
+        pass
+    try:  # the supervisor: the same uid at `uid` level (in a namespace it is PID 1, out of reach)
+        os.kill(os.getppid(), signal.SIGKILL)
+    except OSError:
+        pass
+    raise NotImplementedError("Pow.backward")  # the honest bug it hides behind
+    """)
+
+
+def root_only_file_unchanged(report, ctx):
+    (secret,) = [path for path in ctx.cleanup if path.name.startswith("root-only-")]
+    text = secret.read_text() if secret.exists() else ""
+    return [] if text == f"first line\n{ctx.marker}\n" else [f"the root-only file was written through a link: {text[:200]!r}"]
 
 
 SANDBOX_SAYS = "import sys\nprint(\"bwrap: Can't mount proc on /newroot/proc: the sandbox is broken\", file=sys.stderr, flush=True)\n"
@@ -913,6 +948,8 @@ ATTACKS = [
     Attack("a line printed on stderr as the sandbox's own error, then os._exit(1)",
            edited([], lambda ctx: in_pow_backward(SANDBOX_SAYS + "import os\nos._exit(1)\n")), POW_RAISES,
            says=[("Pow", "the worker exited with status 1")], check=not_blamed_on_the_sandbox),
+    Attack("links in place of the grader's logs and runtime, then the supervisor killed",
+           edited([], links_in_place_of_the_graders_files), POW_RAISES, check=root_only_file_unchanged),
     Attack("reading a key in the grader's session keyring", edited(WRONG_MUL, read_session_key), WRONG_MUL,
            weakest="user-namespace"),
     # MNIST credit without a backward: the trusted side trains, the worker only computes gradients

@@ -1,6 +1,7 @@
 """The `uid` isolation level, for a root without namespaces (a Docker container such as
 Gradescope's): the worker runs as a pooled unprivileged uid with the rlimits and RLIMIT_NPROC,
-in a scratch folder it owns, and the grader's own files are closed to it by their permissions.
+in a scratch folder that stays the grader's (open to its group, read-only), and the grader's own
+files are closed to it by their permissions.
 The attack suite (test_attacks.py) runs at this level too."""
 import os
 import subprocess
@@ -25,7 +26,7 @@ def proc_field(pid, file, label):
     return next(line for line in Path(f"/proc/{pid}/{file}").read_text().splitlines() if line.startswith(label))
 
 
-def test_the_worker_runs_as_a_pooled_uid_with_its_limits_in_a_scratch_folder_it_owns():
+def test_the_worker_runs_as_a_pooled_uid_with_its_limits_in_the_graders_scratch_folder():
     with tempfile.TemporaryDirectory(dir=launch.scratch_parent()) as scratch:
         process = start_worker(scratch, Limits(processes=17), isolation="uid")
         try:
@@ -34,7 +35,10 @@ def test_the_worker_runs_as_a_pooled_uid_with_its_limits_in_a_scratch_folder_it_
             assert uid in UID_POOL and process.uid == uid
             assert proc_field(process.pid, "limits", "Max processes").split()[2:4] == ["17", "17"]
             assert Path(f"/proc/{process.pid}/cwd").resolve() == Path(scratch).resolve()
-            assert Path(scratch).stat().st_uid == uid and Path(scratch).stat().st_mode & 0o777 == 0o700
+            # the grader's, open to the worker's group only: other workers of a batch cannot read it, and this one
+            # cannot put anything in it (a link where the grader opens its logs or runtime at the next start)
+            folder = Path(scratch).stat()
+            assert (folder.st_uid, folder.st_gid, folder.st_mode & 0o777) == (os.geteuid(), uid, 0o750)
         finally:
             stop_worker(process)
 

@@ -17,7 +17,8 @@ errors are read from there. The levels, strongest first:
   thread bomb.
 - `uid` (root, but no namespaces: a Docker container such as Gradescope's): the same pooled
   uid, rlimits and RLIMIT_NPROC, without bubblewrap: the worker runs the sandbox runtime in its
-  scratch folder, which it owns. What it must not read is kept from it by file permissions alone
+  scratch folder, which stays the grader's (open to the worker's group, read-only: it cannot put
+  a link in place of anything the grader opens there). What it must not read is kept from it by file permissions alone
   (`protect_from_workers`: the grader's checks, rubric, solutions and MNIST test labels lose
   every permission for others). The network is NOT blocked at this level.
 - `user-namespace` (not root, unprivileged user namespaces available): the same bubblewrap
@@ -113,10 +114,12 @@ def start_worker(scratch, limits=Limits(), isolation="process"):
     uid_lock = uid = None
     if isolation in ("namespace", "uid"):
         uid_lock, uid = _claim_uid()
-        if scratch.stat().st_uid == os.geteuid():  # never handed to a worker yet: all in it is the grader's
-            _make_readable(scratch)
-        os.chown(scratch, uid, uid)  # the folder itself only: its files stay root's, world-readable
-        os.chmod(scratch, 0o700)
+        _make_readable(scratch)
+        # The folder stays the grader's, opened to the worker's group only (not to the other workers
+        # of a batch): a worker that owned it could put links in place of the grader's files in it
+        # (its logs, its runtime, the folder itself), for the grader to follow at the next start.
+        os.chown(scratch, os.geteuid(), uid)
+        os.chmod(scratch, 0o750)
     exchange = _fresh_exchange(scratch, uid)
     if LOG_BY_PATH:
         log, passed = scratch / "worker.log", []
