@@ -119,7 +119,7 @@ class Channel:
     worker's first step arrived (the sandbox serving the request is then the one running)."""
 
     def __init__(self, folder, exchange):
-        self.exchange, self.ring, self.taken = exchange, None, 0
+        self._init_ring(exchange)
         token = os.urandom(8).hex()
         self.names = {"steps": f"steps-{token}", "gradients": f"gradients-{token}"}
         self.paths = {key: folder / name for key, name in self.names.items()}
@@ -131,6 +131,9 @@ class Channel:
         self.steps = os.open(self.paths["steps"], os.O_RDWR | os.O_NONBLOCK)
         self.gradients = os.open(self.paths["gradients"], os.O_RDWR | os.O_NONBLOCK)
         self.reader = io.FileIO(self.gradients, "r", closefd=False)
+
+    def _init_ring(self, exchange):
+        self.exchange, self.ring, self.taken = exchange, None, 0
         self.body = bytearray(SLOT_BYTES)  # each step's arrays, copied into the same memory: used before the next step
 
     def send_epoch(self, order, parameters):
@@ -222,12 +225,11 @@ class SocketChannel(Channel):
     whatever comes through is checked as any step is."""
 
     def __init__(self, folder, exchange):
-        self.exchange, self.ring, self.taken = exchange, None, 0
+        self._init_ring(exchange)
         self.finished = threading.Event()  # set when the worker's request ended, however
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.names = {"port": self.listener.getsockname()[1]}
         self.connection = None
-        self.body = bytearray(SLOT_BYTES)
 
     def _connected(self):
         """Accept the worker's connection (once); False if its request ended before it connected."""

@@ -143,3 +143,26 @@ def test_without_a_watchable_child_the_supervisor_serves_in_process(monkeypatch)
             with pytest.raises(Exception, match="Pow.backward is not implemented yet"):
                 call_op(client, "Pow", [a, b], grad_output=g)
             assert client.process.poll() is None and client.starts == 1  # one supervisor served both groups
+
+
+def test_the_grader_reads_the_exchange_file_it_opened_not_what_is_at_its_path(tmp_path):
+    """Whatever comes to be at the exchange file's path after the sandbox started (a FIFO would
+    block a reader; a link would lead anywhere), the grader's descriptor is the file it made."""
+    import os
+    import stat
+
+    with tempfile.TemporaryDirectory(dir=scratch_parent()) as scratch:
+        prepare_scratch(load_submission(reference_copy(tmp_path / "submission")), scratch)
+        with WorkerClient(Path(scratch), isolation="process") as client:
+            client.request("hello", 30)
+            path = Path(scratch) / launch.EXCHANGE
+            made = os.stat(path)
+            path.unlink()
+            os.mkfifo(path)
+            descriptor = client.exchange()
+            try:
+                opened = os.fstat(descriptor)
+                assert stat.S_ISREG(opened.st_mode) and (opened.st_dev, opened.st_ino) == (made.st_dev, made.st_ino)
+            finally:
+                os.close(descriptor)
+        assert client.exchange() is None  # no sandbox runs: no file to read
