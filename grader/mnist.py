@@ -2,14 +2,15 @@
 
 The weights, the batch order, the SGD update and the test accuracy live in this process: the
 worker only computes, per step, MLP3's loss and gradients (the course's MLP3 built from the
-student's ops) for the batches it is given. Whatever it sends is checked before use, so replacing
-the course's `train`, `predict`, optimizer or model inside the worker changes nothing, and the test
-images never enter it. The loop is the course's (autodiff.train.train) step for step:
-the same initial weights as MLP3(seed), the same permutation per epoch, the same float32 update;
-a correct submission trains exactly as it would on the student's machine.
+student's ops) for the batches it is given, and sends SGD's updates, lr · gradient (computing
+them where sending them would copy them anyway). Whatever it sends is checked before use, so
+replacing the course's `train`, `predict`, optimizer or model inside the worker changes nothing,
+and the test images never enter it. The loop is the course's (autodiff.train.train) step for
+step: the same initial weights as MLP3(seed), the same permutation per epoch, the same float32
+update; a correct submission trains exactly as it would on the student's machine.
 
 Transfer: down, per epoch, through a FIFO made in the scratch folder for one training, its order
-of the training set and a copy of this side's weights. Up, per step, the loss and gradients as a
+of the training set and a copy of this side's weights. Up, per step, the loss and updates as a
 frame (protocol.encode_frame) whose lengths and header come through a second FIFO and whose raw
 bytes the worker has put in a slot of the sandbox's exchange file (launch.EXCHANGE, opened by the
 grader before any worker ran): a ring of RING_SLOTS slots, step k in slot k mod RING_SLOTS, the
@@ -77,10 +78,10 @@ class StepRefused(Exception):
 
 
 def checked_step(reply, parameters):
-    """The loss and gradients of a step's reply: each gradient a finite real floating-point array of
-    its parameter's shape, or None (no gradient reached it: SGD leaves it as it is)."""
+    """The loss and SGD's updates (lr · gradient) of a step's reply: each a finite real floating-point
+    array of its parameter's shape, or None (no gradient reached it: SGD leaves it as it is)."""
     loss = reply.get("loss")
-    grads = reply.get("grads")
+    grads = reply.get("updates")
     if not isinstance(loss, (int, float)) or isinstance(loss, bool) or not isinstance(grads, list) or len(grads) != len(parameters):
         raise StepRefused("the worker's answer for this step could not be read as MLP3's loss and gradients")
     checked = []
@@ -315,11 +316,11 @@ def train(serve, exchange, folder, test_images, test_labels, *, epochs, batch_si
                     reply = channel.receive()
                     if reply is None:
                         return
-                    loss, grads = checked_step(reply, parameters)
+                    loss, updates = checked_step(reply, parameters)
                     total_loss += loss * min(batch_size, train_examples - start)
-                    for parameter, grad in zip(parameters, grads):
-                        if grad is not None:  # lr · grad in place (the memory is this side's), as SGD's float32 update
-                            parameter -= np.multiply(grad, lr, out=grad)
+                    for parameter, update in zip(parameters, updates):
+                        if update is not None:
+                            parameter -= update
                 training.losses.append(total_loss / train_examples)
                 snapshot = [parameter.copy() for parameter in parameters]
             evaluate(snapshot)

@@ -56,7 +56,7 @@ def test_the_worker_is_given_the_training_set_only(tmp_path):
 def test_a_correct_step_is_accepted_none_leaves_a_parameter_be():
     grads = [np.ones(shape, dtype=np.float64) for shape in SHAPES]
     grads[1] = None
-    loss, checked = checked_step({"loss": 2.5, "grads": described(grads)}, initial_parameters(0))
+    loss, checked = checked_step({"loss": 2.5, "updates": described(grads)}, initial_parameters(0))
     assert loss == 2.5 and checked[1] is None and checked[0].dtype == np.float64
 
 
@@ -72,16 +72,17 @@ def test_a_bad_gradient_is_refused_with_what_is_wrong(bad, says):
     grads = [np.zeros(shape, dtype=np.float32) for shape in SHAPES]
     grads[0] = bad(grads[0] + 1)
     with pytest.raises(StepRefused, match=f"the gradient of the {PARAMETER_NAMES[0]}"):
-        checked_step({"loss": 1.0, "grads": described(grads)}, initial_parameters(0))
+        checked_step({"loss": 1.0, "updates": described(grads)}, initial_parameters(0))
     with pytest.raises(StepRefused) as refused:
-        checked_step({"loss": 1.0, "grads": described(grads)}, initial_parameters(0))
+        checked_step({"loss": 1.0, "updates": described(grads)}, initial_parameters(0))
     assert says in str(refused.value)
 
 
 @pytest.mark.parametrize("reply", [
-    {"loss": "1.0", "grads": []}, {"loss": True, "grads": []}, {"loss": 1.0, "grads": "no"}, {"loss": 1.0},
-    {"loss": 1.0, "grads": [{"kind": "ndarray", "array": None}] * 6},
-    {"loss": 1.0, "grads": [{"kind": "unsendable array", "dtype": "object", "shape": [784, 256]}] * 6},
+    {"loss": "1.0", "updates": []}, {"loss": True, "updates": []}, {"loss": 1.0, "updates": "no"}, {"loss": 1.0},
+    {"loss": 1.0, "updates": [{"kind": "ndarray", "array": None}] * 6},
+    {"loss": 1.0, "updates": [{"kind": "unsendable array", "dtype": "object", "shape": [784, 256]}] * 6},
+    {"loss": 1.0, "grads": described([np.zeros(shape, np.float32) for shape in SHAPES])},  # gradients, not SGD's updates
 ])
 def test_a_malformed_step_is_refused(reply):
     with pytest.raises(StepRefused):
@@ -98,6 +99,43 @@ def test_frames_carry_arrays_as_raw_bytes():
     assert message["loss"] == 1.5
     for got, sent in zip(message["grads"], arrays, strict=True):
         assert got.dtype == sent.dtype and np.array_equal(got, sent)
+
+
+def test_the_worker_sends_sgds_updates_computed_in_the_slot_and_a_refusable_gradient_as_it_came(tmp_path):
+    """protocol.sgd_updates: lr · gradient, bit for bit as SGD's float32 update, laid in the ring's
+    slot in the frame's order (put() then copies nothing: what the grader reads is what it decodes);
+    a gradient the grader refuses (integers, a wrong shape) goes unchanged, for it to say why."""
+    exchange = tmp_path / "exchange"
+    exchange.touch()
+    ring = protocol.StepRing(exchange, 2, SLOT_BYTES, 4096)
+    rng = np.random.default_rng(0)
+    grads = [rng.normal(size=shape).astype(np.float32) for shape in SHAPES]
+    grads[1] = grads[1].astype(np.float64)
+    grads[2] = np.ones(SHAPES[2], np.int32)
+    grads[3] = None
+    grads[5] = np.ones(SHAPES[5][0] + 1, np.float32)
+    slot = ring.next_slot(lambda: False)
+    updates = protocol.sgd_updates(described(grads), SHAPES, 0.1, slot)
+    assert updates[3] == {"kind": "none"}
+    for update, grad in zip(updates, grads):
+        if grad is not None:
+            assert np.shares_memory(update["array"], slot) and update["array"].dtype == grad.dtype
+    for index in (0, 1, 4):
+        assert np.array_equal(updates[index]["array"], grads[index] * 0.1)
+    assert updates[0]["array"].dtype == np.float32 and np.array_equal(updates[0]["array"], np.float32(0.1) * grads[0])
+    assert np.array_equal(updates[2]["array"], grads[2]) and np.array_equal(updates[5]["array"], grads[5])
+
+    with open(os.devnull, "wb") as out:
+        parts = protocol.encode_frame({"loss": 1.0, "updates": updates})
+        sent = [part.copy() for part in parts[1:]]
+        assert ring.put(parts, out, lambda: False)
+    header_size, body_size = protocol.FRAME_PREFIX.unpack_from(parts[0])
+    body = bytearray(exchange.read_bytes()[4096:4096 + body_size])
+    assert body == b"".join(part.tobytes() for part in sent)
+    message = protocol.decode_frame(parts[0][protocol.FRAME_PREFIX.size:], body)
+    for got, update in zip(message["updates"], updates):
+        if "array" in update:
+            assert np.array_equal(got["array"], update["array"])
 
 
 @pytest.mark.parametrize("header, body", [
@@ -166,7 +204,7 @@ def run(reply_for_step, train_examples=64 * 3, exchange=None):
 
 
 def zero_step(step, weights):
-    return {"loss": 2.0, "grads": described([np.zeros(shape, np.float32) for shape in SHAPES])}
+    return {"loss": 2.0, "updates": described([np.zeros(shape, np.float32) for shape in SHAPES])}
 
 
 def test_the_loop_trains_on_what_the_worker_sends_and_measures_itself():
@@ -176,12 +214,12 @@ def test_the_loop_trains_on_what_the_worker_sends_and_measures_itself():
     assert training.seconds > 0
 
 
-def test_the_worker_gets_the_trusted_weights_and_the_update_is_sgds():
+def test_the_worker_gets_the_trusted_weights_and_the_update_is_what_it_sent():
     seen = []
 
-    def step(step, weights):
+    def step(step, weights):  # SGD's update, lr · gradient, for a gradient of ones
         seen.append(weights.copy())
-        return {"loss": 1.0, "grads": described([np.ones(shape, np.float32) for shape in SHAPES])}
+        return {"loss": 1.0, "updates": described([np.full(shape, np.float32(0.1)) for shape in SHAPES])}
 
     run(step)
     first, = [w for i, w in enumerate(seen) if i == 0]
@@ -203,7 +241,7 @@ def test_a_bad_gradient_from_the_worker_stops_the_training_with_a_reason(bad, sa
         grads = [np.zeros(shape, np.float32) for shape in SHAPES]
         if step == 2:
             grads[0] = bad(grads[0])
-        return {"loss": 1.0, "grads": described(grads)}
+        return {"loss": 1.0, "updates": described(grads)}
 
     training = run(step)
     assert says in training.refused and training.accuracy_per_epoch == []
@@ -226,7 +264,7 @@ def test_steps_stream_through_the_ring_many_times_over():
 
     def step(step, weights):
         seen.append(weights.copy())
-        return {"loss": float(step), "grads": described([np.full(shape, step % 3, np.float32) for shape in SHAPES])}
+        return {"loss": float(step), "updates": described([np.float32(0.1) * np.full(shape, step % 3, np.float32) for shape in SHAPES])}
 
     training = run(step, train_examples=64 * 5)  # 2 epochs of 5 steps each, through 4 slots
     expected = np.concatenate([p.ravel() for p in initial_parameters(0)])
@@ -250,8 +288,8 @@ def test_an_exchange_file_cut_short_stops_the_training_with_a_reason(tmp_path):
 
 
 def test_a_step_larger_than_a_slot_is_refused_unread():
-    huge = {"loss": 1.0, "grads": described([np.zeros(shape, np.float32) for shape in SHAPES])}
-    huge["grads"][0] = {"kind": "ndarray", "array": np.zeros(SLOT_BYTES // 4 + 1, np.float32)}
+    huge = {"loss": 1.0, "updates": described([np.zeros(shape, np.float32) for shape in SHAPES])}
+    huge["updates"][0] = {"kind": "ndarray", "array": np.zeros(SLOT_BYTES // 4 + 1, np.float32)}
     training = run(lambda step, weights: huge if step == 1 else zero_step(step, weights))
     assert "the worker sent a step of" in training.refused
 

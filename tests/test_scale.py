@@ -9,6 +9,7 @@ import pytest
 
 from _grading import reference_copy
 from grader.checks import test_scale as scale
+from grader.checks.cases import scale_cases
 from grader.checks.checking import CheckFailed
 from grader.sandbox.client import WorkerClient
 from grader.sandbox.launch import scratch_parent
@@ -48,6 +49,27 @@ def test_right_values_pass_in_float64_and_in_float32(op):
     for dtype in (np.float64, np.float32):
         scale.judge_values(op, case, inputs, output, upstream,
                            reply_of(output.astype(dtype), [g.astype(dtype) for g in grads]), np.random.default_rng(1))
+
+
+@pytest.mark.parametrize("op", list(scale.SCALE_CASES))
+def test_the_exact_derivative_is_used_for_exactly_the_inputs_a_forward_is_linear_in(op):
+    """L with v in x's place is the derivative along v only where f is linear in x: for those inputs
+    it agrees with a central difference, for every other it does not (none is listed by mistake)."""
+    case = scale_cases(12)[op]
+    rng = np.random.default_rng(0)
+    inputs = case.sample(rng)
+    upstream = rng.normal(size=np.shape(scale.FORWARD[op](*inputs, **case.options)))
+    for index, differentiable in enumerate(case.wants_grad()):
+        if not differentiable:
+            continue
+        v = rng.normal(size=inputs[index].shape)
+        shifted = [[*inputs[:index], inputs[index] + sign * 1e-6 * v, *inputs[index + 1:]] for sign in (1, -1)]
+        plus, minus = (np.vdot(upstream, scale.FORWARD[op](*x, **case.options)) for x in shifted)
+        central = (plus - minus) / 2e-6
+        with np.errstate(all="ignore"):  # Pow of a negative base: nan, as far from the difference as any wrong value
+            exact = float(np.vdot(upstream, scale.FORWARD[op](*inputs[:index], v, *inputs[index + 1:], **case.options)))
+        assert np.isclose(exact, central, rtol=1e-5) == (index in scale.LINEAR_INPUTS.get(op, ()))
+        assert np.isclose(scale.directional_derivative(op, case.options, inputs, upstream, index, v), central, rtol=1e-5)
 
 
 @pytest.mark.parametrize("wrong, says", [

@@ -225,7 +225,7 @@ SHAPES = [p.shape for p in initial_parameters(0)]
 
 
 def zero_step(step, weights):
-    return {"loss": 2.0, "grads": [{"kind": "ndarray", "array": np.zeros(shape, np.float32)} for shape in SHAPES]}
+    return {"loss": 2.0, "updates": [{"kind": "ndarray", "array": np.zeros(shape, np.float32)} for shape in SHAPES]}
 
 
 def play_worker(reply_for_step, seen=None, steps_before_leaving=None):
@@ -277,7 +277,7 @@ def test_through_a_connection_a_bad_gradient_stops_the_training_with_a_reason(mo
     def step(step, weights):
         reply = zero_step(step, weights)
         if step == 1:
-            reply["grads"][0]["array"] = reply["grads"][0]["array"][:, :-1]
+            reply["updates"][0]["array"] = reply["updates"][0]["array"][:, :-1]
         return reply
 
     training = run_on_a_connection(play_worker(step), monkeypatch)

@@ -32,6 +32,9 @@ FORWARD = {
     "CrossEntropyLoss": cross_entropy,
     "NLLLoss": nll,
 }
+# The inputs (by position) each forward is linear in, the others held: L = Σ upstream ⊙ f is then
+# linear in that input, and its derivative along v is exactly L with v in its place (one forward).
+LINEAR_INPUTS = {"Mul": (0, 1), "Matmul": (0, 1), "Sum": (0,), "CrossEntropyLoss": (1,)}
 INPUT_NAMES = {
     "Mul": ("a", "b"), "Matmul": ("A", "B"), "Pow": ("a (the base)", "b (the exponent)"), "Sum": ("a",),
     "ReLU": ("x",), "Softmax": ("x",), "Log": ("x",), "CrossEntropyLoss": ("p", "t"), "NLLLoss": ("p", "target"),

@@ -159,24 +159,65 @@ class StepRing:
             file.truncate(size)
             self.map = mmap.mmap(file.fileno(), size)
         self.map[:RING_COUNTER.size] = RING_COUNTER.pack(0)
+        self.bytes = np.frombuffer(self.map, np.uint8)
+
+    def next_slot(self, stopped):
+        """The next slot's memory (writable bytes), once the grader has taken out what it last held;
+        None if stopped() said so while every slot was still unread. The caller may compute the
+        frame's arrays right into it: put() then leaves them where they are."""
+        while self.written - RING_COUNTER.unpack_from(self.map)[0] >= self.slots:
+            if stopped():
+                return None
+        offset = self.first_slot + self.written % self.slots * self.slot_bytes
+        return self.bytes[offset:offset + self.slot_bytes]
 
     def put(self, parts, out, stopped):
         """Send a frame (encode_frame's buffers) through the ring and out (its header); False if
-        stopped() said so while every slot was still unread. A body larger than a slot stays
-        out of it: its lengths alone tell the grader it is too large."""
+        stopped() said so while every slot was still unread. Each array is copied to its place in
+        the slot unless it is there already (next_slot); a body larger than a slot stays out of it:
+        its lengths alone tell the grader it is too large."""
         head, *body = parts
-        while self.written - RING_COUNTER.unpack_from(self.map)[0] >= self.slots:
-            if stopped():
-                return False
-        offset = self.first_slot + self.written % self.slots * self.slot_bytes
+        slot = self.next_slot(stopped)
+        if slot is None:
+            return False
         if sum(part.nbytes for part in body) <= self.slot_bytes:
+            offset = 0
             for part in body:
-                self.map[offset:offset + part.nbytes] = memoryview(part).cast("B")
+                place = slot[offset:offset + part.nbytes]
+                if place.ctypes.data != part.ctypes.data:
+                    place[:] = part
                 offset += part.nbytes
         out.write(head)
         out.flush()
         self.written += 1
         return True
+
+
+def sgd_updates(grads, shapes, lr, slot):
+    """MNIST's step message (worker.mnist_gradients): SGD's update of each parameter, lr · its
+    gradient (described), computed straight into the ring's slot (StepRing.next_slot), where
+    sending it would have copied it anyway: one pass over a megabyte a step, not three. A gradient
+    the trusted side will refuse goes as it came, for it to say why; one past the slot's end stays
+    where it is (the frame's lengths then tell the grader it is too large)."""
+    offset, updates = 0, []
+    for described, shape in zip(grads, shapes):
+        array = described.get("array")
+        if array is None or offset + array.nbytes > len(slot):
+            updates.append(described)
+            continue
+        place = slot[offset:offset + array.nbytes].view(array.dtype).reshape(array.shape)
+        offset += array.nbytes
+        if accepted_update(described, shape):
+            np.multiply(array, lr, out=place)
+        else:
+            np.copyto(place, array)
+        updates.append({**described, "array": place})
+    return updates
+
+
+def accepted_update(described, shape):
+    """What grader/mnist.py applies: a real floating-point array of its parameter's shape."""
+    return described.get("kind") == "ndarray" and described["array"].dtype.kind == "f" and described["array"].shape == shape
 
 
 def decode_frame(header, body):

@@ -213,13 +213,14 @@ def mnist_gradients(request):
     Per epoch, on the `steps` FIFO: the epoch's size and the weights' size (two little-endian
     uint32; zeros end the training), the epoch's order of the training set (int32 indices; batches
     of `batch_size` in turn), the trusted side's weights as float32, parameter after parameter.
-    For each batch, the loss and every parameter's gradient of the course's MLP3, built from the
-    student's ops, go back as one frame (protocol.encode_frame): its arrays in the next slot of the
-    exchange file's ring (protocol.StepRing), its lengths and header on the `gradients` FIFO; then
-    this side applies the same SGD update to its own copy of the weights, so that it needs no round
-    trip per step (what it computes from that copy is checked like any other reply). Anything
-    arriving on `steps` within an epoch ends the training. Test images never come here. Where the
-    trusted side has no FIFOs (Windows), `steps` and `gradients` are one connection to its `port`."""
+    For each batch, the loss and SGD's update of every parameter (lr · its gradient,
+    protocol.sgd_updates) of the course's MLP3, built from the student's ops, go back as one frame
+    (protocol.encode_frame): its arrays in the next slot of the exchange file's ring
+    (protocol.StepRing), its lengths and header on the `gradients` FIFO; then this side applies
+    the same updates to its own copy of the weights, so that it needs no round trip per step (what
+    it computes from that copy is checked like any other reply). Anything arriving on `steps` within an epoch ends the training. Test
+    images never come here. Where the trusted side has no FIFOs (Windows), `steps` and `gradients`
+    are one connection to its `port`."""
     for module in ("ops", "activations", "losses"):
         load_module(module)
     from autodiff.losses import CrossEntropyLoss
@@ -236,6 +237,7 @@ def mnist_gradients(request):
     batch_size, lr = request["batch_size"], request["lr"]
     model = MLP3(seed=request["seed"])
     parameters = model.parameters()
+    shapes = [parameter.data.shape for parameter in parameters]
 
     def load_weights(weights):
         offset = 0
@@ -249,17 +251,16 @@ def mnist_gradients(request):
             parameter.grad = None
         loss = CrossEntropyLoss.apply(model(Tensor(images[batch])), targets[batch])
         loss.backward()
-        return {"loss": float(loss.data), "grads": [describe(parameter.grad) for parameter in parameters]}
+        return float(loss.data), [describe(parameter.grad) for parameter in parameters]
 
-    def update():  # the trusted side's update (grader/mnist.py), on gradients it will accept
-        for parameter in parameters:
-            grad = parameter.grad
-            if isinstance(grad, np.ndarray) and grad.dtype.kind == "f" and grad.shape == parameter.data.shape:
-                parameter.data -= lr * grad
+    def update(sent):  # the trusted side's update (grader/mnist.py), of what it will accept
+        for parameter, described, shape in zip(parameters, sent, shapes):
+            if protocol.accepted_update(described, shape):
+                parameter.data -= described["array"]
 
     ring = protocol.StepRing(request["exchange"], request["slots"], request["slot_bytes"], request["first_slot"])
     with step_streams(data, request) as (steps, out):
-        def stopped(wait):  # anything on `steps` within an epoch: the trusted side stopped the training
+        def stopped(wait=RING_WAIT):  # anything on `steps` within an epoch: the trusted side stopped the training
             return bool(select.select([steps], [], [], wait)[0])
 
         while True:
@@ -271,10 +272,15 @@ def mnist_gradients(request):
             for start in range(0, len(order), batch_size):
                 if stopped(0):
                     return {}
-                reply = run_student("training MLP3", step, order[start:start + batch_size])
-                if not ring.put(run_student("training MLP3", protocol.encode_frame, reply), out, lambda: stopped(RING_WAIT)):
+                loss, grads = run_student("training MLP3", step, order[start:start + batch_size])
+                slot = ring.next_slot(stopped)
+                if slot is None:
                     return {}
-                run_student("training MLP3", update)
+                sent = run_student("training MLP3", protocol.sgd_updates, grads, shapes, lr, slot)
+                if not ring.put(run_student("training MLP3", protocol.encode_frame, {"loss": loss, "updates": sent}), out,
+                                stopped):
+                    return {}
+                run_student("training MLP3", update, sent)
 
 
 @contextlib.contextmanager
