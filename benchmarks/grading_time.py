@@ -1,6 +1,6 @@
 """Wall time of `python -m grader grade solutions` at two revisions of the grader, run alternately.
 
-    python benchmarks/grading_time.py --before 8fabac7 [--rounds 2] [--out results/grading_time.json]
+    python benchmarks/grading_time.py --before 8fabac7 [--rounds 5] [--out results/grading_time.json]
 
 The `before` revision is checked out in a temporary git worktree; the working tree is `after`.
 Runs alternate (before, after, before, after, ...) so that a machine whose load drifts during
@@ -44,7 +44,7 @@ def grade_seconds(root, out):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--before", required=True, help="the revision to compare with (a commit, a branch)")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "grading_time.json")
     args = parser.parse_args()
     revisions = {"before": git("rev-parse", "--short", args.before), "after": git("rev-parse", "--short", "HEAD")}

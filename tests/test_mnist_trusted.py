@@ -101,41 +101,51 @@ def test_frames_carry_arrays_as_raw_bytes():
         assert got.dtype == sent.dtype and np.array_equal(got, sent)
 
 
-def test_the_worker_sends_sgds_updates_computed_in_the_slot_and_a_refusable_gradient_as_it_came(tmp_path):
-    """protocol.sgd_updates: lr · gradient, bit for bit as SGD's float32 update, laid in the ring's
-    slot in the frame's order (put() then copies nothing: what the grader reads is what it decodes);
-    a gradient the grader refuses (integers, a wrong shape) goes unchanged, for it to say why."""
+def sent_through_the_ring(tmp_path, steps):
+    """Each (loss, described gradients) through StepRing.send_updates as the worker sends them; for
+    each, what it sent and the message the grader decodes from the frame's header and the slot."""
     exchange = tmp_path / "exchange"
     exchange.touch()
     ring = protocol.StepRing(exchange, 2, SLOT_BYTES, 4096)
+    read, write = os.pipe()
+    results = []
+    with open(write, "wb") as out, open(read, "rb") as pipe:
+        for index, (loss, grads) in enumerate(steps):
+            ring.map[:8] = protocol.RING_COUNTER.pack(index)  # the grader took out every earlier step
+            sent = ring.send_updates(loss, grads, SHAPES, 0.1, out, lambda: False)
+            header_size, body_size = protocol.FRAME_PREFIX.unpack(pipe.read(protocol.FRAME_PREFIX.size))
+            header = pipe.read(header_size)
+            slot = 4096 + index % 2 * SLOT_BYTES
+            body = bytearray(exchange.read_bytes()[slot:slot + body_size])
+            assert header == protocol.encode_frame({"loss": loss, "updates": sent})[0][protocol.FRAME_PREFIX.size:]
+            sent = [{**update, "array": update["array"].copy()} if "array" in update else update for update in sent]
+            results.append((sent, protocol.decode_frame(header, body)))  # copies: the slot is rewritten two steps on
+    return results
+
+
+def test_the_worker_sends_sgds_updates_computed_in_the_slot_and_a_refusable_gradient_as_it_came(tmp_path):
+    """StepRing.send_updates: lr · gradient, bit for bit as SGD's float32 update, laid in the ring's
+    slot in the frame's order, under the header encode_frame gives (cached by layout: the loss
+    changes, and so can the layout); a gradient the grader refuses (integers, a wrong shape, a
+    number) goes unchanged, for it to say why."""
     rng = np.random.default_rng(0)
     grads = [rng.normal(size=shape).astype(np.float32) for shape in SHAPES]
-    grads[1] = grads[1].astype(np.float64)
-    grads[2] = np.ones(SHAPES[2], np.int32)
-    grads[3] = None
-    grads[5] = np.ones(SHAPES[5][0] + 1, np.float32)
-    slot = ring.next_slot(lambda: False)
-    updates = protocol.sgd_updates(described(grads), SHAPES, 0.1, slot)
-    assert updates[3] == {"kind": "none"}
-    for update, grad in zip(updates, grads):
-        if grad is not None:
-            assert np.shares_memory(update["array"], slot) and update["array"].dtype == grad.dtype
-    for index in (0, 1, 4):
-        assert np.array_equal(updates[index]["array"], grads[index] * 0.1)
-    assert updates[0]["array"].dtype == np.float32 and np.array_equal(updates[0]["array"], np.float32(0.1) * grads[0])
-    assert np.array_equal(updates[2]["array"], grads[2]) and np.array_equal(updates[5]["array"], grads[5])
-
-    with open(os.devnull, "wb") as out:
-        parts = protocol.encode_frame({"loss": 1.0, "updates": updates})
-        sent = [part.copy() for part in parts[1:]]
-        assert ring.put(parts, out, lambda: False)
-    header_size, body_size = protocol.FRAME_PREFIX.unpack_from(parts[0])
-    body = bytearray(exchange.read_bytes()[4096:4096 + body_size])
-    assert body == b"".join(part.tobytes() for part in sent)
-    message = protocol.decode_frame(parts[0][protocol.FRAME_PREFIX.size:], body)
-    for got, update in zip(message["updates"], updates):
-        if "array" in update:
-            assert np.array_equal(got["array"], update["array"])
+    scaled = [np.float32(0.1) * grad for grad in grads]
+    odd = [grads[0], grads[1].astype(np.float64), np.ones(SHAPES[2], np.int32), None, grads[4], np.ones(11, np.float32)]
+    odd_sent = [scaled[0], grads[1].astype(np.float64) * 0.1, odd[2], None, scaled[4], odd[5]]
+    number = {"kind": "python number", "array": np.asarray(3.0)}
+    steps = [(2.5, described(grads), scaled), (float("nan"), described(grads), scaled), (1.5, described(odd), odd_sent),
+             (0.5, described(grads), scaled), (1.0, [*described(grads[:5]), number], [*scaled[:5], np.asarray(3.0)]),
+             (0.25, described([grads[0].astype(np.float64), *grads[1:]]), [grads[0].astype(np.float64) * 0.1, *scaled[1:]])]
+    results = sent_through_the_ring(tmp_path, [(loss, described_grads) for loss, described_grads, _ in steps])
+    for (sent, message), (loss, _, expected) in zip(results, steps, strict=True):
+        assert message["loss"] == loss or np.isnan(loss) and np.isnan(message["loss"])
+        for got, update, want in zip(message["updates"], sent, expected, strict=True):
+            if want is None:
+                assert got == update == {"kind": "none"}
+                continue
+            assert got["array"].dtype == want.dtype and np.array_equal(got["array"], want)
+            assert np.array_equal(update["array"], want)  # what the worker applies itself is what it sent
 
 
 @pytest.mark.parametrize("header, body", [
@@ -304,6 +314,20 @@ def test_a_worker_that_stops_answering_ends_the_loop():
         training = train(serve, lambda: None, Path(folder), np.zeros((1, 28, 28), np.uint8), np.zeros(1, np.uint8), epochs=1,
                          batch_size=64, lr=0.1, seed=0, train_examples=640)
     assert done.is_set() and training.accuracy_per_epoch == [] and training.refused is None
+
+
+def test_a_worker_whose_request_ends_too_soon_fails_the_check_with_a_reason(tmp_path, monkeypatch):
+    """The worker's request ending with no error before the last epoch (student code that returned
+    from it): the check says so, where it used to fail on an empty accuracy curve (IndexError)."""
+    from types import SimpleNamespace
+
+    from grader.checks import test_mnist
+    from grader.checks.checking import CheckFailed
+
+    monkeypatch.setattr(test_mnist, "ask", lambda *args, **fields: None)  # the request ends at once
+    with pytest.raises(CheckFailed, match="training MLP3 stopped in epoch 1: the worker stopped computing its steps"):
+        test_mnist.test_accuracy(SimpleNamespace(exchange=lambda: None), FAST_RUBRIC,
+                                (tmp_path, np.zeros((1, 28, 28), np.uint8), np.zeros(1, np.uint8)), {})
 
 
 # -- graded runs ---------------------------------------------------------------------------------

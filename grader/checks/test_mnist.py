@@ -29,6 +29,8 @@ def test_accuracy(student, rubric, mnist, json_metadata):
                      lr=settings["lr"], seed=settings["seed"], train_examples=settings["train_examples"])
     if training.refused:
         raise CheckFailed(f"training MLP3 stopped in epoch {len(training.losses) + 1}: {training.refused}")
+    if len(training.accuracy_per_epoch) < settings["epochs"]:  # its request ended with no error, but too soon
+        raise CheckFailed(f"training MLP3 stopped in epoch {len(training.losses) + 1}: the worker stopped computing its steps")
     curve = training.accuracy_per_epoch
     accuracy = curve[-1]
     json_metadata["mnist"] = {"accuracy": accuracy, "accuracy_per_epoch": curve, "epochs": settings["epochs"],

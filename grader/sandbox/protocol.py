@@ -160,11 +160,11 @@ class StepRing:
             self.map = mmap.mmap(file.fileno(), size)
         self.map[:RING_COUNTER.size] = RING_COUNTER.pack(0)
         self.bytes = np.frombuffer(self.map, np.uint8)
+        self.layouts = {}  # send_updates: (the header after the loss, the body's bytes) of each layout of updates
 
     def next_slot(self, stopped):
         """The next slot's memory (writable bytes), once the grader has taken out what it last held;
-        None if stopped() said so while every slot was still unread. The caller may compute the
-        frame's arrays right into it: put() then leaves them where they are."""
+        None if stopped() said so while every slot was still unread."""
         while self.written - RING_COUNTER.unpack_from(self.map)[0] >= self.slots:
             if stopped():
                 return None
@@ -174,8 +174,8 @@ class StepRing:
     def put(self, parts, out, stopped):
         """Send a frame (encode_frame's buffers) through the ring and out (its header); False if
         stopped() said so while every slot was still unread. Each array is copied to its place in
-        the slot unless it is there already (next_slot); a body larger than a slot stays out of it:
-        its lengths alone tell the grader it is too large."""
+        the slot unless it is there already; a body larger than a slot stays out of it: its
+        lengths alone tell the grader it is too large."""
         head, *body = parts
         slot = self.next_slot(stopped)
         if slot is None:
@@ -187,18 +187,46 @@ class StepRing:
                 if place.ctypes.data != part.ctypes.data:
                     place[:] = part
                 offset += part.nbytes
+        self._send(head, out)
+        return True
+
+    def send_updates(self, loss, grads, shapes, lr, out, stopped):
+        """MNIST's step (worker.mnist_gradients): the loss and SGD's updates, computed straight into
+        the next slot (sgd_updates), as the frame {"loss", "updates"}; the updates sent, or None if
+        stopped() said so while every slot was still unread. Every correct step has the same
+        header but for the loss: its layout's part is encoded once, not a few thousand times."""
+        slot = self.next_slot(stopped)
+        if slot is None:
+            return None
+        updates = sgd_updates(grads, shapes, lr, slot)
+        message = {"loss": loss, "updates": updates}
+        arrays = [update["array"] for update in updates if update["kind"] == "ndarray"]
+        if not (isinstance(loss, float) and all(update["kind"] in ("ndarray", "none") for update in updates)
+                and sum(array.nbytes for array in arrays) <= self.slot_bytes):
+            self.put(encode_frame(message), out, stopped)  # anything unusual: encoded in full, copied if not in place
+            return updates
+        layout = tuple((update["array"].dtype.str, update["array"].shape) if update["kind"] == "ndarray" else None
+                       for update in updates)
+        if layout not in self.layouts:
+            header = bytes(encode_frame(message)[0][FRAME_PREFIX.size:])
+            self.layouts[layout] = header[header.index(b', "updates": '):], sum(array.nbytes for array in arrays)
+        tail, body_bytes = self.layouts[layout]
+        header = b'{"loss": ' + json.dumps(loss, allow_nan=True).encode() + tail
+        self._send(FRAME_PREFIX.pack(len(header), body_bytes) + header, out)
+        return updates
+
+    def _send(self, head, out):
         out.write(head)
         out.flush()
         self.written += 1
-        return True
 
 
 def sgd_updates(grads, shapes, lr, slot):
-    """MNIST's step message (worker.mnist_gradients): SGD's update of each parameter, lr · its
-    gradient (described), computed straight into the ring's slot (StepRing.next_slot), where
-    sending it would have copied it anyway: one pass over a megabyte a step, not three. A gradient
-    the trusted side will refuse goes as it came, for it to say why; one past the slot's end stays
-    where it is (the frame's lengths then tell the grader it is too large)."""
+    """SGD's update of each parameter, lr · its gradient (described), computed straight into the
+    ring's slot (StepRing.send_updates), where sending it would have copied it anyway: one pass
+    over a megabyte a step, not three. A gradient the trusted side will refuse goes as it came,
+    for it to say why; one past the slot's end stays where it is (the frame's lengths then tell
+    the grader it is too large)."""
     offset, updates = 0, []
     for described, shape in zip(grads, shapes):
         array = described.get("array")

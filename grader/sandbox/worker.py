@@ -213,12 +213,12 @@ def mnist_gradients(request):
     Per epoch, on the `steps` FIFO: the epoch's size and the weights' size (two little-endian
     uint32; zeros end the training), the epoch's order of the training set (int32 indices; batches
     of `batch_size` in turn), the trusted side's weights as float32, parameter after parameter.
-    For each batch, the loss and SGD's update of every parameter (lr · its gradient,
-    protocol.sgd_updates) of the course's MLP3, built from the student's ops, go back as one frame
-    (protocol.encode_frame): its arrays in the next slot of the exchange file's ring
-    (protocol.StepRing), its lengths and header on the `gradients` FIFO; then this side applies
-    the same updates to its own copy of the weights, so that it needs no round trip per step (what
-    it computes from that copy is checked like any other reply). Anything arriving on `steps` within an epoch ends the training. Test
+    For each batch, the loss and SGD's update of every parameter, lr · its gradient, of the
+    course's MLP3 built from the student's ops, go back as one frame (protocol.StepRing.send_updates):
+    its arrays computed straight into the next slot of the exchange file's ring, its lengths and
+    header on the `gradients` FIFO; then this side applies the same updates to its own copy of the
+    weights, so that it needs no round trip per step (what it computes from that copy is checked
+    like any other reply). Anything arriving on `steps` within an epoch ends the training. Test
     images never come here. Where the trusted side has no FIFOs (Windows), `steps` and `gradients`
     are one connection to its `port`."""
     for module in ("ops", "activations", "losses"):
@@ -273,12 +273,8 @@ def mnist_gradients(request):
                 if stopped(0):
                     return {}
                 loss, grads = run_student("training MLP3", step, order[start:start + batch_size])
-                slot = ring.next_slot(stopped)
-                if slot is None:
-                    return {}
-                sent = run_student("training MLP3", protocol.sgd_updates, grads, shapes, lr, slot)
-                if not ring.put(run_student("training MLP3", protocol.encode_frame, {"loss": loss, "updates": sent}), out,
-                                stopped):
+                sent = run_student("training MLP3", ring.send_updates, loss, grads, shapes, lr, out, stopped)
+                if sent is None:
                     return {}
                 run_student("training MLP3", update, sent)
 
