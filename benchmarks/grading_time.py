@@ -1,6 +1,6 @@
 """Wall time of `python -m grader grade solutions` at two revisions of the grader, run alternately.
 
-    python benchmarks/grading_time.py --before 8fabac7 [--rounds 5] [--out results/grading_time.json]
+    python benchmarks/grading_time.py --before 8fabac7 [--rounds 9] [--out results/grading_time.json]
 
 The `before` revision is checked out in a temporary git worktree; the working tree is `after`.
 Runs alternate (before, after, before, after, ...) so that a machine whose load drifts during
@@ -44,7 +44,7 @@ def grade_seconds(root, out):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--before", required=True, help="the revision to compare with (a commit, a branch)")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "grading_time.json")
     args = parser.parse_args()
     revisions = {"before": git("rev-parse", "--short", args.before), "after": git("rev-parse", "--short", "HEAD")}
@@ -65,9 +65,12 @@ def main():
     part_medians = {label: {part: round(statistics.median(r["parts"][part] for r in runs if r["revision"] == label), 2)
                             for part in runs[0]["parts"]} for label in revisions}
     per_round = [round(after["seconds"] / before["seconds"], 3) for before, after in zip(runs[::2], runs[1::2])]
+    # The same checks on both sides: the after runs less the scale checks' time (checks `before` did not have).
+    same_checks = statistics.median(r["seconds"] - r["parts"]["scale checks"] for r in runs if r["revision"] == "after")
     result = {"command": "python -m grader grade solutions", "revisions": revisions, "runs": runs,
               "median_seconds": medians, "ratio": round(medians["after"] / medians["before"], 3),
               "ratio_per_round": per_round, "median_seconds_by_part": part_medians,
+              "ratio_without_the_scale_checks": round(same_checks / medians["before"], 3),
               "machine": {"cpus": os.cpu_count(), "load_average_at_end": [round(x, 1) for x in os.getloadavg()]},
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -116,7 +116,11 @@ def grading_time():
             f"wall time ({data.get('date', 'date not recorded')}; load average at the end {load}")
     if "ratio_per_round" in data:
         text += "; round by round " + ", ".join(f"×{ratio:.2f}" for ratio in data["ratio_per_round"])
-    text += ").\n"
+    text += ")"
+    if "ratio_without_the_scale_checks" in data:
+        text += (f"; without the scale checks (checks the earlier grader did not have: the after runs less their "
+                 f"time), **{data['ratio_without_the_scale_checks']:.2f}×**")
+    text += ".\n"
     if "median_seconds_by_part" in data:
         parts = data["median_seconds_by_part"]
         text += "\nWhere the time goes (median seconds of each part over the runs, as the reports time the checks):\n\n" + table(
