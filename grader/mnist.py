@@ -82,27 +82,27 @@ def checked_step(reply, parameters):
     """The loss and SGD's updates (lr · gradient) of a step's reply: each a finite real floating-point
     array of its parameter's shape, or None (no gradient reached it: SGD leaves it as it is)."""
     loss = reply.get("loss")
-    grads = reply.get("updates")
-    if not isinstance(loss, (int, float)) or isinstance(loss, bool) or not isinstance(grads, list) or len(grads) != len(parameters):
+    updates = reply.get("updates")
+    if not isinstance(loss, (int, float)) or isinstance(loss, bool) or not isinstance(updates, list) or len(updates) != len(parameters):
         raise StepRefused("the worker's answer for this step could not be read as MLP3's loss and gradients")
     checked = []
-    for name, parameter, described in zip(PARAMETER_NAMES, parameters, grads):
+    for name, parameter, described in zip(PARAMETER_NAMES, parameters, updates):
         kind = described.get("kind") if isinstance(described, dict) else None
-        grad = described.get("array") if kind == "ndarray" else None
+        update = described.get("array") if kind == "ndarray" else None
         if kind == "none":
             checked.append(None)
             continue
-        if not isinstance(grad, np.ndarray):
+        if not isinstance(update, np.ndarray):
             shown = (described.get("type") or kind) if isinstance(described, dict) else "something unreadable"
             raise StepRefused(f"the gradient of the {name} is {shown}, not a numpy array")
-        if grad.dtype.kind != "f":
-            raise StepRefused(f"the gradient of the {name} has dtype {grad.dtype}; a real floating-point array is expected")
-        if grad.shape != parameter.shape:
-            raise StepRefused(f"the gradient of the {name} has shape {grad.shape}, expected {parameter.shape} (the parameter's): "
+        if update.dtype.kind != "f":
+            raise StepRefused(f"the gradient of the {name} has dtype {update.dtype}; a real floating-point array is expected")
+        if update.shape != parameter.shape:
+            raise StepRefused(f"the gradient of the {name} has shape {update.shape}, expected {parameter.shape} (the parameter's): "
                               f"a gradient missing its reduction over the batch?")
-        if not np.isfinite(np.vdot(grad, grad)) and not np.isfinite(grad).all():  # ‖grad‖² first: one BLAS call
+        if not np.isfinite(np.vdot(update, update)) and not np.isfinite(update).all():  # ‖update‖² first: one BLAS call
             raise StepRefused(f"the gradient of the {name} holds nan or inf: check the stability of Softmax, Log and the losses")
-        checked.append(grad)
+        checked.append(update)
     return float(loss), checked
 
 
