@@ -949,7 +949,7 @@ ATTACKS = [
            edited([], lambda ctx: in_pow_backward(SANDBOX_SAYS + "import os\nos._exit(1)\n")), POW_RAISES,
            says=[("Pow", "the worker exited with status 1")], check=not_blamed_on_the_sandbox),
     Attack("links in place of the grader's logs and runtime, then the supervisor killed",
-           edited([], links_in_place_of_the_graders_files), POW_RAISES, check=root_only_file_unchanged),
+           edited([], links_in_place_of_the_graders_files), POW_RAISES, weakest="user-namespace", check=root_only_file_unchanged),
     Attack("reading a key in the grader's session keyring", edited(WRONG_MUL, read_session_key), WRONG_MUL,
            weakest="user-namespace"),
     # MNIST credit without a backward: the trusted side trains, the worker only computes gradients
