@@ -56,8 +56,9 @@ def test_the_worker_is_given_the_training_set_only(tmp_path):
 def test_a_correct_step_is_accepted_none_leaves_a_parameter_be():
     grads = [np.ones(shape, dtype=np.float64) for shape in SHAPES]
     grads[1] = None
+    grads[2] = grads[2].astype(">f4")  # big-endian: a real floating-point array all the same
     loss, checked = checked_step({"loss": 2.5, "updates": described(grads)}, initial_parameters(0))
-    assert loss == 2.5 and checked[1] is None and checked[0].dtype == np.float64
+    assert loss == 2.5 and checked[1] is None and checked[0].dtype == np.float64 and checked[2].dtype == np.dtype(">f4")
 
 
 @pytest.mark.parametrize("bad, says", [
@@ -136,7 +137,11 @@ def test_the_worker_sends_sgds_updates_computed_in_the_slot_and_a_refusable_grad
     number = {"kind": "python number", "array": np.asarray(3.0)}
     steps = [(2.5, described(grads), scaled), (float("nan"), described(grads), scaled), (1.5, described(odd), odd_sent),
              (0.5, described(grads), scaled), (1.0, [*described(grads[:5]), number], [*scaled[:5], np.asarray(3.0)]),
-             (0.25, described([grads[0].astype(np.float64), *grads[1:]]), [grads[0].astype(np.float64) * 0.1, *scaled[1:]])]
+             (0.25, described([grads[0].astype(np.float64), *grads[1:]]), [grads[0].astype(np.float64) * 0.1, *scaled[1:]]),
+             # correct but unusual: a Fortran-order gradient (a backward's `(g.T @ x).T`), a read-only broadcast, big-endian
+             (0.75, described([np.asfortranarray(grads[0]), np.broadcast_to(grads[1][:1], SHAPES[1]), grads[2].astype(">f4"),
+                               *grads[3:]]),
+              [scaled[0], np.float32(0.1) * np.broadcast_to(grads[1][:1], SHAPES[1]), scaled[2].astype(">f4"), *scaled[3:]])]
     results = sent_through_the_ring(tmp_path, [(loss, described_grads) for loss, described_grads, _ in steps])
     for (sent, message), (loss, _, expected) in zip(results, steps, strict=True):
         assert message["loss"] == loss or np.isnan(loss) and np.isnan(message["loss"])
