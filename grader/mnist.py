@@ -25,6 +25,7 @@ there are no FIFOs (Windows: a student's own check, process level), the FIFOs' b
 one TCP connection on 127.0.0.1 instead (SocketChannel).
 """
 import io
+import json
 import os
 import select
 import socket
@@ -47,6 +48,7 @@ MAX_HEADER_BYTES = 1 << 16  # a step's header: the loss and six arrays' dtypes a
 RING_SLOTS = 4  # steps in flight: the worker computes ahead while this side checks and applies the last ones
 # A slot holds MLP3's gradients even as float128 (16 bytes a number), in whole pages after the counter's.
 SLOT_BYTES = -(-16 * sum(n_in * n_out + n_out for n_in, n_out in zip(LAYER_SIZES, LAYER_SIZES[1:])) // 4096) * 4096
+LOSS_KEY, UPDATES_KEY = b'{"loss": ', b', "updates": '  # how each step's header starts, and goes on after its loss
 RING = {"exchange": EXCHANGE, "slots": RING_SLOTS, "slot_bytes": SLOT_BYTES, "first_slot": 4096}
 
 
@@ -79,8 +81,10 @@ class StepRefused(Exception):
 
 
 def checked_step(reply, parameters):
-    """The loss and SGD's updates (lr · gradient) of a step's reply: each a finite real floating-point
-    array of its parameter's shape, or None (no gradient reached it: SGD leaves it as it is)."""
+    """The loss and SGD's updates (lr · gradient) of a step's reply: each a real floating-point array
+    of its parameter's shape, or None (no gradient reached it: SGD leaves it as it is). Whether they
+    are finite is told by the weights at the epoch's end (non_finite): a nan or inf never leaves
+    the weight it reached."""
     loss = reply.get("loss")
     updates = reply.get("updates")
     if not isinstance(loss, (int, float)) or isinstance(loss, bool) or not isinstance(updates, list) or len(updates) != len(parameters):
@@ -100,10 +104,24 @@ def checked_step(reply, parameters):
         if update.shape != parameter.shape:
             raise StepRefused(f"the gradient of the {name} has shape {update.shape}, expected {parameter.shape} (the parameter's): "
                               f"a gradient missing its reduction over the batch?")
-        if not np.isfinite(np.vdot(update, update)) and not np.isfinite(update).all():  # ‖update‖² first: one BLAS call
-            raise StepRefused(f"the gradient of the {name} holds nan or inf: check the stability of Softmax, Log and the losses")
         checked.append(update)
     return float(loss), checked
+
+
+def non_finite(parameters):
+    """The name of the first parameter holding nan or inf, else None (‖p‖² first: one BLAS call)."""
+    for name, parameter in zip(PARAMETER_NAMES, parameters):
+        if not np.isfinite(np.vdot(parameter, parameter)) and not np.isfinite(parameter).all():
+            return name
+    return None
+
+
+@np.errstate(all="ignore")  # an update holding nan or inf, or overflowing: non_finite tells it after the epoch
+def sgd_step(parameters, updates):
+    """Each parameter less its update, in place, in its dtype (float32), as the course's SGD.step."""
+    for parameter, update in zip(parameters, updates):
+        if update is not None:
+            parameter -= update
 
 
 @dataclass
@@ -137,6 +155,7 @@ class Channel:
     def _init_ring(self, exchange):
         self.exchange, self.ring, self.taken = exchange, None, 0
         self.body = bytearray(SLOT_BYTES)  # each step's arrays, copied into the same memory: used before the next step
+        self.last = None  # (the last frame's header after its loss, its body's size), the message decoded from it
 
     def send_epoch(self, order, parameters):
         """An epoch: its order of the training set and the current weights (a copy: nothing the
@@ -172,10 +191,27 @@ class Channel:
         body = None if header is None else self._take(body_size)
         if body is None:
             return None
+        return self._decode(bytes(header), body)
+
+    def _decode(self, header, body):
+        """decode_frame's message. Every correct step's header is the last one's but for its loss:
+        then only the loss is read, and the arrays are the last message's, views of the same
+        memory (self.body) holding this step's bytes; anything else is decoded in full."""
+        start, end = len(LOSS_KEY), header.find(UPDATES_KEY)
+        if self.last is not None and end > 0 and header.startswith(LOSS_KEY) and self.last[0] == (header[end:], len(body)):
+            try:
+                loss = json.loads(header[start:end])  # a number alone: the rest of the header is the last one's
+            except ValueError:
+                loss = None
+            if type(loss) in (int, float):
+                return {**self.last[1], "loss": loss}
         try:
-            return protocol.decode_frame(header, body)
+            message = protocol.decode_frame(header, body)
         except protocol.ProtocolError as error:
             raise StepRefused(f"the worker's answer for this step could not be read: {error}") from None
+        loss = message.get("loss")
+        self.last = ((header[end:], len(body)), message) if end > 0 and type(loss) in (int, float) else None
+        return message
 
     def _take(self, size):
         """The arrays of the step just announced, copied from their slot into this side's memory;
@@ -318,9 +354,10 @@ def train(serve, exchange, folder, test_images, test_labels, *, epochs, batch_si
                         return
                     loss, updates = checked_step(reply, parameters)
                     total_loss += loss * min(batch_size, train_examples - start)
-                    for parameter, update in zip(parameters, updates):
-                        if update is not None:
-                            parameter -= update
+                    sgd_step(parameters, updates)
+                if name := non_finite(parameters):
+                    raise StepRefused(f"the {name} became nan or inf (a gradient held nan or inf): check the stability "
+                                      f"of Softmax, Log and the losses")
                 training.losses.append(total_loss / train_examples)
                 evaluations.append(evaluator.submit(accuracy, [parameter.copy() for parameter in parameters]))
             training.accuracy_per_epoch = [evaluation.result() for evaluation in evaluations]

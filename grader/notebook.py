@@ -22,8 +22,6 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-import nbformat
-
 from . import COURSE_PACKAGE, GIVEN_MODULES, GRADED
 
 MAGIC = re.compile(r"^\s*([%!]|\w+\s*=\s*[%!])")
@@ -75,6 +73,8 @@ ENGINE = {node.name for node in ast.parse((COURSE_PACKAGE / "tensor.py").read_te
 
 def read_notebook(text):
     """A Notebook for a notebook's JSON text."""
+    import nbformat  # here, not at the top: grading a folder never needs it (a tenth of a second to import)
+
     try:
         notebook = nbformat.reads(text, as_version=4)
     except Exception as error:  # nbformat raises several types for JSON and schema problems
@@ -242,6 +242,8 @@ def check_cells_run(inputs, out="build/notebook.ipynb"):
     import subprocess
     import sys
     from pathlib import Path
+
+    import nbformat
 
     cells = [nbformat.v4.new_code_cell(source) for source in inputs if source.strip() and "check_cells_run(" not in source]
     Path(out).parent.mkdir(parents=True, exist_ok=True)

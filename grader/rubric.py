@@ -8,7 +8,6 @@ except ImportError:  # Python 3.10 (a student's machine): the same parser, from 
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checks.cases import SCALE_SIDE
 from .sandbox.protocol import CHECK_KINDS, GRADED, WHOLE_MODEL
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
@@ -18,6 +17,7 @@ MNIST_KEYS = {"epochs": int, "batch_size": int, "lr": float, "seed": int, "train
 # [limits]: seconds of worker time, all optional. A group of checks (a graded name) may spend its
 # share, the whole grading the total; MNIST's share adds mnist.time_budget_seconds.
 LIMITS = {"group_seconds": 60, "total_seconds": 900}
+SCALE_SIDE = 1000  # [scale] side unless the rubric says otherwise: the scale checks' inputs have about side² elements
 
 
 class RubricError(Exception):
@@ -34,7 +34,7 @@ class Rubric:
     salt: str = ""    # mixed into every check's input seed: the official inputs differ from the handout's
     limits: dict = None  # [limits] with its defaults filled in
     unshipped_points: float = 0  # the course's points whose checks this rubric leaves out (a handout's)
-    scale_side: int = SCALE_SIDE  # [scale] side: the scale checks' inputs have about side² elements
+    scale_side: int = SCALE_SIDE
 
     @property
     def max_score(self):

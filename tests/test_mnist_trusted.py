@@ -63,8 +63,6 @@ def test_a_correct_step_is_accepted_none_leaves_a_parameter_be():
 
 @pytest.mark.parametrize("bad, says", [
     (lambda g: g[:-1], "shape (783, 256), expected (784, 256)"),
-    (lambda g: g * np.nan, "holds nan or inf"),
-    (lambda g: np.where(g > 0, np.inf, g), "holds nan or inf"),
     (lambda g: g.astype(np.complex64), "dtype complex64; a real floating-point array is expected"),
     (lambda g: g.astype(np.int32), "dtype int32; a real floating-point array is expected"),
     (lambda g: g.view([("x", np.float32)]), "a real floating-point array is expected"),
@@ -248,7 +246,9 @@ def test_the_worker_gets_the_trusted_weights_and_the_update_is_what_it_sent():
 
 @pytest.mark.parametrize("bad, says", [
     (lambda g: g[:, :-1], "has shape (784, 255), expected (784, 256)"),
-    (lambda g: g * np.nan, "nan or inf"),
+    (lambda g: g * np.nan, "the layer 1 weight became nan or inf"),
+    (lambda g: np.where(g == 0, np.inf, g), "the layer 1 weight became nan or inf"),
+    (lambda g: np.full(g.shape, 1e39), "the layer 1 weight became nan or inf"),  # finite, past float32's range
     (lambda g: g.astype(np.complex128), "dtype complex128"),
 ])
 def test_a_bad_gradient_from_the_worker_stops_the_training_with_a_reason(bad, says):
@@ -260,6 +260,75 @@ def test_a_bad_gradient_from_the_worker_stops_the_training_with_a_reason(bad, sa
 
     training = run(step)
     assert says in training.refused and training.accuracy_per_epoch == []
+
+
+def test_a_nan_is_told_at_the_end_of_its_epoch_by_the_parameter_it_reached():
+    """Finiteness is read off the weights once an epoch (a nan or inf stays in the weight it
+    reached), not off every update: the training stops in the epoch where it happened."""
+    def step(step, weights):
+        grads = [np.zeros(shape, np.float32) for shape in SHAPES]
+        if step == 4:  # epoch 2's second step
+            grads[3][5] = np.nan
+        return {"loss": 1.0, "updates": described(grads)}
+
+    training = run(step)
+    assert training.refused.startswith("the layer 2 bias became nan or inf") and training.losses == [1.0]
+
+
+def header_of(message, loss_text):
+    """The header of a step's message (encode_frame's), its loss written as loss_text."""
+    header = bytes(protocol.encode_frame(message)[0][protocol.FRAME_PREFIX.size:])
+    start, end = len(b'{"loss": '), header.index(b', "updates": ')
+    return header[:start] + loss_text + header[end:]
+
+
+ZERO_BYTES = sum(4 * int(np.prod(shape)) for shape in SHAPES)  # a zero step's body: its float32 updates
+
+
+def test_a_header_like_the_last_one_but_for_its_loss_is_read_as_a_full_decoding_reads_it():
+    """Each correct step's header is the last one's but for the loss, and only the loss is read
+    then; the values are each step's own, and another layout is decoded in full."""
+    sent = []
+
+    def updates(value, dtype=np.float32):
+        return described([np.full(shape, value, dtype) for shape in SHAPES])
+
+    def step(step, weights):
+        sent.append(weights.copy())
+        if step in (1, 2):  # the same layout, other values and losses
+            return {"loss": [0.5, 2.5][step - 1], "updates": updates(0.01 * step)}
+        if step == 3:  # another layout (float64): decoded in full, applied in float32 as before
+            return {"loss": 4.0, "updates": updates(0.25, np.float64)}
+        return {"loss": 1.0, "updates": updates(0.0)}
+
+    training = run(step, train_examples=64 * 4)
+    assert training.refused is None and training.losses == [2.0, 1.0]
+    expected = np.concatenate([p.ravel() for p in initial_parameters(0)])
+    for update in (np.float32(0.01), np.float32(0.02), np.float32(0.25)):
+        expected -= update
+    assert np.array_equal(sent[4], expected)
+
+
+@pytest.mark.parametrize("loss_text", [b'"2.0"', b"true", b"[2.0]", b'{"a": 2}', b"null", b"0x10", b"2.0 2", b""])
+def test_a_loss_that_is_no_number_after_a_correct_step_is_refused(loss_text):
+    header = header_of(zero_step(0, None), loss_text)
+    training = run(lambda step, weights: protocol.FRAME_PREFIX.pack(len(header), ZERO_BYTES) + header if step == 1
+                   else zero_step(step, weights))
+    assert "could not be read" in training.refused
+
+
+def test_a_header_with_one_more_field_after_the_loss_is_read_as_a_full_decoding_reads_it():
+    header = header_of(zero_step(0, None), b'3.0, "note": "hi"')
+    training = run(lambda step, weights: protocol.FRAME_PREFIX.pack(len(header), ZERO_BYTES) + header if step == 1
+                   else zero_step(step, weights))
+    assert training.refused is None and training.losses == [(2.0 + 3.0 + 2.0) / 3, 2.0]
+
+
+def test_a_header_like_the_last_one_with_another_body_size_is_refused():
+    header = header_of(zero_step(0, None), b"1.0")
+    training = run(lambda step, weights: protocol.FRAME_PREFIX.pack(len(header), ZERO_BYTES + 8) + header if step == 1
+                   else zero_step(step, weights))
+    assert "bytes of arrays" in training.refused
 
 
 @pytest.mark.parametrize("frame", [
@@ -346,7 +415,7 @@ def test_the_reference_gets_full_mnist_credit(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("edit, says", [
-    ("grad_b = grad_b * np.nan", "holds nan or inf"),
+    ("grad_b = grad_b * np.nan", "the layer 1 weight became nan or inf"),
     ("grad_b = grad_b.astype(np.complex64)", "dtype complex64"),
 ])
 def test_a_bad_matmul_gradient_fails_the_mnist_check_clearly(tmp_path, edit, says):

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
+from ..rubric import SCALE_SIDE
 from .checking import seeded_rng
 from .oracle import FORWARD
 
@@ -90,9 +91,6 @@ CASES = {
                 Case("6x10", [probabilities(6, 10), class_indices(6, 10)], differentiable=(True, False))],
 }
 LOSSES = ("CrossEntropyLoss", "NLLLoss")
-
-SCALE_SIDE = 1000  # the rubric's [scale] side unless it says otherwise
-
 
 def scale_cases(side=SCALE_SIDE):
     """The scale checks' inputs (test_scale.py), about side² elements each: at the default side of

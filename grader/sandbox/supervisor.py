@@ -160,8 +160,12 @@ class Child:
         end = size + header_size + body_size
         if len(self.buffer) < end:
             return None
-        header, body = bytes(self.buffer[size:size + header_size]), self.buffer[size + header_size:end]
-        del self.buffer[:end]
+        header = bytes(self.buffer[size:size + header_size])
+        if len(self.buffer) == end:  # the frame alone, as a reply is: its body taken, not copied (16 MB at scale)
+            body, self.buffer = memoryview(self.buffer)[size + header_size:], bytearray()
+        else:
+            body = self.buffer[size + header_size:end]
+            del self.buffer[:end]
         try:
             reply = json.loads(header)
         except (ValueError, RecursionError) as error:
