@@ -214,3 +214,45 @@ def test_an_op_that_remembers_its_answers_gains_nothing_from_the_second_try(work
     student = worker_of({"ops": [("import numpy as np\n", "import numpy as np\n_remembered = set()\n"), REMEMBERING]})
     with pytest.raises(CheckFailed, match="too slow"):
         scale.judge_scale(student, "Mul", np.random.default_rng(0), scale.SCALE_SIDE)
+
+
+# -- the expected derivatives, computed while MNIST trains -----------------------------------------
+
+SIDE, SALT = 40, "a course's salt"
+
+
+@pytest.mark.parametrize("op", list(scale.SCALE_CASES))
+def test_the_derivatives_computed_ahead_are_those_of_the_checks_own_draws(op):
+    """derivatives_ahead draws what the check draws from its own generator (seeded from its id and
+    the salt), and draw_judged takes them: values equal, bit for bit, to those computed on the spot."""
+    ahead = scale.derivatives_ahead(SIDE, SALT)[op]
+    rng = scale.rng_for(f"test_scale.py::test_scale[{op}]", SALT)
+    *_, (directions, taken) = scale.draw_judged(op, rng, SIDE, ahead)
+    *_, (_, computed) = scale.draw_judged(op, scale.rng_for(f"test_scale.py::test_scale[{op}]", SALT), SIDE)
+    assert taken is ahead[1]
+    assert [None if v is None else v.tolist() for v in computed] == [None if v is None else v.tolist() for v in taken]
+
+
+def test_derivatives_computed_for_other_draws_are_not_used():
+    """An `ahead` whose draws are not the check's (another seed, another side): computed anew."""
+    ahead = scale.derivatives_ahead(SIDE, SALT)["Pow"]
+    for rng, side in ((scale.rng_for("test_scale.py::test_scale[Pow]", "another salt"), SIDE),
+                      (scale.rng_for("test_scale.py::test_scale[Pow]", SALT), SIDE + 2)):
+        *_, (_, values) = scale.draw_judged("Pow", rng, side, ahead)
+        assert values is not ahead[1] and not np.array_equal(values[0], ahead[1][0])
+
+
+def test_the_graded_run_trains_mnist_first_and_the_scale_checks_ids_are_those_computed_ahead():
+    """MNIST's check is collected first (the derivatives are computed while it trains), and each
+    scale check's id is the one derivatives_ahead seeds its draws with."""
+    import subprocess
+    import sys
+
+    from _paths import ROOT
+
+    listed = subprocess.run([sys.executable, "-m", "pytest", "-c", str(ROOT / "grader/checks/grading.ini"), "--rootdir",
+                             str(ROOT), "-p", "grader.checks.plugin", "-q", "--collect-only", str(ROOT / "grader/checks")],
+                            capture_output=True, text=True, cwd=ROOT).stdout.split()
+    ids = [line.partition("::")[2] for line in listed if "::" in line]
+    assert ids[0] == "test_accuracy"
+    assert {f"test_scale[{op}]" for op in scale.SCALE_CASES} <= set(ids)

@@ -33,10 +33,13 @@ SEED_PREFIX = "tests/checks/"
 def seeded_rng(request):
     """Inputs derived from the check's id and the rubric's salt: the same submission gets the same
     inputs on every run, and the official grading (salted) other inputs than the handout's."""
-    check_id = SEED_PREFIX + request.node.path.name + "::" + request.node.nodeid.partition("::")[2]
-    salt = request.getfixturevalue("rubric").salt
-    if salt:
-        check_id = f"{salt}\0{check_id}"
+    return rng_for(request.node.path.name + "::" + request.node.nodeid.partition("::")[2],
+                   request.getfixturevalue("rubric").salt)
+
+
+def rng_for(check, salt):
+    """seeded_rng of the check `file::test[case]`."""
+    check_id = f"{salt}\0{SEED_PREFIX}{check}" if salt else SEED_PREFIX + check
     return np.random.default_rng(int.from_bytes(hashlib.sha256(check_id.encode()).digest()[:8], "little"))
 
 

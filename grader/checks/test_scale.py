@@ -26,7 +26,7 @@ from ..sandbox import protocol
 from ..sandbox.client import StudentException, WorkerFailure
 from ..sandbox.protocol import GRADED
 from .cases import LOSSES, SCALE_CASES, SCALE_SIDE, scale_cases
-from .checking import CheckFailed, array_of, call_op, items_of, mismatch, seeded_rng
+from .checking import CheckFailed, array_of, call_op, items_of, mismatch, rng_for, seeded_rng
 from .oracle import FORWARD, INPUT_NAMES, LINEAR_INPUTS
 
 SCALE_FACTOR = 5          # the budget: this many times the reference time, plus SCALE_FLOOR (results/scale.json)
@@ -93,29 +93,55 @@ SLOW = {"forward": "a Python loop over elements?",
 
 
 @pytest.mark.parametrize("op", list(SCALE_CASES))
-def test_scale(student, rubric, op, request):
-    judge_scale(student, op, seeded_rng(request), rubric.scale_side)
+def test_scale(student, rubric, op, request, scale_ahead):
+    judge_scale(student, op, seeded_rng(request), rubric.scale_side, scale_ahead.result().get(op))
 
 
-def judge_scale(student, op, rng, side):
+def derivatives_ahead(side, salt):
+    """The part of each op's check that no student code can change and that costs the most here:
+    the expected directional derivatives of its first draw (the oracle's forward twice per
+    direction where it is not linear), computed as judge_scale computes them, for computing while
+    MNIST trains (plugin.scale_ahead). op → (the state of the check's generator after those
+    draws, each wanted input's expected derivatives)."""
+    ahead = {}
+    for op in SCALE_CASES:
+        rng = rng_for(f"test_scale.py::test_scale[{op}]", salt)
+        case, inputs, _, upstream = draw_scale(op, rng, side)
+        directions = draw_directions(case, inputs, rng)
+        ahead[op] = rng.bit_generator.state, expected_derivatives(op, case.options, inputs, upstream, directions)
+    return ahead
+
+
+def draw_judged(op, rng, side, ahead=None):
+    """draw_scale's draw, and what its gradients are judged by: (each wanted input's random
+    directions, the expected derivatives along them), these taken from `ahead` when it was
+    computed from the very same draws."""
+    case, inputs, expected, upstream = draw_scale(op, rng, side)
+    directions = draw_directions(case, inputs, rng)
+    if ahead is not None and ahead[0] == rng.bit_generator.state:
+        return case, inputs, expected, upstream, (directions, ahead[1])
+    return case, inputs, expected, upstream, (directions, expected_derivatives(op, case.options, inputs, upstream, directions))
+
+
+def judge_scale(student, op, rng, side, ahead=None):
     """One call, forward and backward, timed against its budget, its values compared; over budget,
     again on fresh inputs of the same shapes, up to ATTEMPTS calls in all (a busy moment of the
     machine is not the student's; a loop is slow every time, and an answer remembered from an
     earlier call is no answer to new inputs), every reply's values compared. Only when it stays
-    slow, a forward alone, to say which is."""
-    case, inputs, expected, upstream = draw_scale(op, rng, side)
+    slow, a forward alone, to say which is. ahead: derivatives_ahead's for this op, if computed."""
+    case, inputs, expected, upstream, derivatives = draw_judged(op, rng, side, ahead)
     budget = budget_of(reference_seconds(op, case.options, inputs, expected, upstream))
     fastest = None
     for attempt in range(ATTEMPTS):
         if attempt:
-            case, inputs, expected, upstream = draw_scale(op, rng, side)
+            case, inputs, expected, upstream, derivatives = draw_judged(op, rng, side)
         try:
             seconds, reply = timed_call(student, op, case, inputs, upstream, budget)
         except CheckFailed as failed:
             if failed.status != "timeout":
                 raise
             break  # stopped at the hard limit: not tried again
-        judge_values(op, case, inputs, expected, upstream, reply, rng)
+        judge_values(op, case, inputs, expected, upstream, reply, rng, derivatives)
         if seconds <= budget:
             return
         fastest = seconds if fastest is None else min(fastest, seconds)
@@ -140,7 +166,9 @@ def slow_part(student, op, case, inputs, expected, budget, seconds):
                        f"{SLOW[slow]}", status="timeout")
 
 
-def judge_values(op, case, inputs, expected, upstream, reply, rng):
+def judge_values(op, case, inputs, expected, upstream, reply, rng, derivatives=None):
+    """The reply's forward against the oracle's, its gradients along random directions (drawn from
+    rng here unless `derivatives` gives them, with their expected derivatives: draw_judged)."""
     got = array_of(f"{op}.forward", reply.get("output"), expected.shape)
     if got.shape != expected.shape:
         raise CheckFailed(f"{op}.forward at scale returned shape {got.shape}, expected {expected.shape}")
@@ -149,28 +177,42 @@ def judge_values(op, case, inputs, expected, upstream, reply, rng):
     if problem:
         raise CheckFailed(f"{op}.forward is wrong at scale ({case.id}): {problem}")
     grads = items_of(f"{op}.backward", reply.get("grads"), len(inputs))
+    if derivatives is None:
+        directions = draw_directions(case, inputs, rng)
+        derivatives = directions, expected_derivatives(op, case.options, inputs, upstream, directions)
+    directions, values = derivatives
     problems = []
     for index, name in enumerate(INPUT_NAMES[op]):
         if case.wants_grad()[index]:
             gradient = array_of(f"{op}.backward (the gradient for {name})", grads[index], inputs[index].shape)
-            problem = directional_mismatch(op, case.options, inputs, upstream, index, gradient, rng)
+            problem = directional_mismatch(inputs[index].shape, gradient, directions[index], values[index])
             if problem:
                 problems.append(f"the gradient for {name} is wrong at scale ({case.id}): {problem}")
     if problems:
         raise CheckFailed("\n".join(problems))
 
 
-def directional_mismatch(op, options, inputs, upstream, index, got, rng):
-    """None if ⟨got, v⟩ matches the directional derivative of L = Σ upstream ⊙ f along v for a few
-    random v; else what is wrong. The tolerance is relative to the gradient's size, estimated from
+def draw_directions(case, inputs, rng):
+    """DIRECTIONS random directions for each input the case wants a gradient for (None for the
+    others). Random signs: E⟨g, v⟩² = ‖g‖² as for normal draws, at a quarter of the cost of drawing them."""
+    return [[rng.integers(0, 2, size=x.shape, dtype=np.int8) * 2.0 - 1.0 for _ in range(DIRECTIONS)] if wanted else None
+            for x, wanted in zip(inputs, case.wants_grad())]
+
+
+def expected_derivatives(op, options, inputs, upstream, directions):
+    """For each input with directions, the derivatives of L = Σ upstream ⊙ f along them."""
+    return [None if along is None else np.array([directional_derivative(op, options, inputs, upstream, index, v) for v in along])
+            for index, along in enumerate(directions)]
+
+
+def directional_mismatch(shape, got, directions, expected):
+    """None if ⟨got, v⟩ matches the expected directional derivative of L = Σ upstream ⊙ f along
+    each random v; else what is wrong. The tolerance is relative to the gradient's size, estimated from
     the directional derivatives themselves (never from `got`, which would let a huge answer pass)."""
-    if got.shape != inputs[index].shape:
-        return f"it has shape {got.shape}, expected {inputs[index].shape}"
+    if got.shape != shape:
+        return f"it has shape {got.shape}, expected {shape}"
     if not np.all(np.isfinite(got)):
         return "it is not finite everywhere"
-    # Random signs: E⟨g, v⟩² = ‖g‖² as for normal draws, at a quarter of the cost of drawing them.
-    directions = [rng.integers(0, 2, size=got.shape, dtype=np.int8) * 2.0 - 1.0 for _ in range(DIRECTIONS)]
-    expected = np.array([directional_derivative(op, options, inputs, upstream, index, v) for v in directions])
     measured = np.array([float(np.vdot(got, v)) for v in directions])
     size = float(np.sqrt(np.mean(expected ** 2)))  # ≈ ‖gradient‖
     worst = int(np.argmax(np.abs(measured - expected)))
