@@ -4,7 +4,8 @@
 
 The `before` revision is checked out in a temporary git worktree; the working tree is `after`.
 Runs alternate (before, after, before, after, ...) so that a machine whose load drifts during
-the measurement weighs on both alike; the figure is the ratio of the medians.
+the measurement weighs on both alike; the figure is the ratio of the medians, and beside it the
+median of the rounds' own ratios (on a machine whose speed drifts, the two can differ).
 """
 import argparse
 import json
@@ -69,7 +70,8 @@ def main():
     same_checks = statistics.median(r["seconds"] - r["parts"]["scale checks"] for r in runs if r["revision"] == "after")
     result = {"command": "python -m grader grade solutions", "revisions": revisions, "runs": runs,
               "median_seconds": medians, "ratio": round(medians["after"] / medians["before"], 3),
-              "ratio_per_round": per_round, "median_seconds_by_part": part_medians,
+              "ratio_per_round": per_round, "median_ratio_of_rounds": statistics.median(per_round),
+              "median_seconds_by_part": part_medians,
               "ratio_without_the_scale_checks": round(same_checks / medians["before"], 3),
               "machine": {"cpus": os.cpu_count(), "load_average_at_end": [round(x, 1) for x in os.getloadavg()]},
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}

@@ -116,6 +116,8 @@ def grading_time():
             f"wall time ({data.get('date', 'date not recorded')}; load average at the end {load}")
     if "ratio_per_round" in data:
         text += "; round by round " + ", ".join(f"×{ratio:.2f}" for ratio in data["ratio_per_round"])
+    if "median_ratio_of_rounds" in data:
+        text += f", their median **×{data['median_ratio_of_rounds']:.2f}**"
     text += ")"
     if "ratio_without_the_scale_checks" in data:
         text += (f"; without the scale checks (checks the earlier grader did not have: the after runs less their "
