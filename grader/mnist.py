@@ -27,9 +27,11 @@ one TCP connection on 127.0.0.1 instead (SocketChannel).
 import io
 import json
 import os
+import re
 import select
 import socket
 import struct
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -49,6 +51,7 @@ RING_SLOTS = 4  # steps in flight: the worker computes ahead while this side che
 # A slot holds MLP3's gradients even as float128 (16 bytes a number), in whole pages after the counter's.
 SLOT_BYTES = -(-16 * sum(n_in * n_out + n_out for n_in, n_out in zip(LAYER_SIZES, LAYER_SIZES[1:])) // 4096) * 4096
 LOSS_KEY, UPDATES_KEY = b'{"loss": ', b', "updates": '  # how each step's header starts, and goes on after its loss
+NUMBER = re.compile(rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?|NaN|-?Infinity")  # a JSON number, as json.dumps writes one
 RING = {"exchange": EXCHANGE, "slots": RING_SLOTS, "slot_bytes": SLOT_BYTES, "first_slot": 4096}
 
 
@@ -87,7 +90,8 @@ def checked_step(reply, parameters):
     the weight it reached."""
     loss = reply.get("loss")
     updates = reply.get("updates")
-    if not isinstance(loss, (int, float)) or isinstance(loss, bool) or not isinstance(updates, list) or len(updates) != len(parameters):
+    if not isinstance(loss, (int, float)) or isinstance(loss, bool) or not isinstance(updates, list) or len(updates) != len(parameters) \
+            or isinstance(loss, int) and abs(loss) > sys.float_info.max:  # an integer no float holds
         raise StepRefused("the worker's answer for this step could not be read as MLP3's loss and gradients")
     checked = []
     for name, parameter, described in zip(PARAMETER_NAMES, parameters, updates):
@@ -194,23 +198,21 @@ class Channel:
         return self._decode(bytes(header), body)
 
     def _decode(self, header, body):
-        """decode_frame's message. Every correct step's header is the last one's but for its loss:
-        then only the loss is read, and the arrays are the last message's, views of the same
-        memory (self.body) holding this step's bytes; anything else is decoded in full."""
-        start, end = len(LOSS_KEY), header.find(UPDATES_KEY)
-        if self.last is not None and end > 0 and header.startswith(LOSS_KEY) and self.last[0] == (header[end:], len(body)):
-            try:
-                loss = json.loads(header[start:end])  # a number alone: the rest of the header is the last one's
-            except ValueError:
-                loss = None
-            if type(loss) in (int, float):
-                return {**self.last[1], "loss": loss}
+        """decode_frame's message. Every correct step's header is the last one's but for its loss,
+        a number: then only that number is read, and the arrays are the last message's, views of
+        the same memory (self.body) holding this step's bytes. Remembered so: a header that starts
+        with its loss, a plain number, then the updates, and reads exactly as encode_frame writes
+        its message (no key given twice); anything else is decoded in full."""
+        end = header.find(UPDATES_KEY)
+        plain = header.startswith(LOSS_KEY) and NUMBER.fullmatch(header, len(LOSS_KEY), end) is not None
+        if plain and self.last is not None and self.last[0] == (header[end:], len(body)):
+            return {**self.last[1], "loss": json.loads(header[len(LOSS_KEY):end])}
         try:
             message = protocol.decode_frame(header, body)
         except protocol.ProtocolError as error:
             raise StepRefused(f"the worker's answer for this step could not be read: {error}") from None
-        loss = message.get("loss")
-        self.last = ((header[end:], len(body)), message) if end > 0 and type(loss) in (int, float) else None
+        remembered = plain and protocol.encode_frame(message)[0][protocol.FRAME_PREFIX.size:] == header  # arrays: views, no copy
+        self.last = ((header[end:], len(body)), message) if remembered else None
         return message
 
     def _take(self, size):

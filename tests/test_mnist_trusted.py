@@ -309,7 +309,8 @@ def test_a_header_like_the_last_one_but_for_its_loss_is_read_as_a_full_decoding_
     assert np.array_equal(sent[4], expected)
 
 
-@pytest.mark.parametrize("loss_text", [b'"2.0"', b"true", b"[2.0]", b'{"a": 2}', b"null", b"0x10", b"2.0 2", b""])
+@pytest.mark.parametrize("loss_text", [b'"2.0"', b"true", b"[2.0]", b'{"a": 2}', b"null", b"0x10", b"2.0 2", b"",
+                                       b"1\x00", b"\xef\xbb\xbf2"])
 def test_a_loss_that_is_no_number_after_a_correct_step_is_refused(loss_text):
     header = header_of(zero_step(0, None), loss_text)
     training = run(lambda step, weights: protocol.FRAME_PREFIX.pack(len(header), ZERO_BYTES) + header if step == 1
@@ -322,6 +323,42 @@ def test_a_header_with_one_more_field_after_the_loss_is_read_as_a_full_decoding_
     training = run(lambda step, weights: protocol.FRAME_PREFIX.pack(len(header), ZERO_BYTES) + header if step == 1
                    else zero_step(step, weights))
     assert training.refused is None and training.losses == [(2.0 + 3.0 + 2.0) / 3, 2.0]
+
+
+def test_a_header_like_the_last_one_with_a_loss_nested_deep_is_refused_not_a_grader_error():
+    header = header_of(zero_step(0, None), b"[" * 30000 + b"]" * 30000)
+    training = run(lambda step, weights: protocol.FRAME_PREFIX.pack(len(header), ZERO_BYTES) + header if step == 1
+                   else zero_step(step, weights))
+    assert "could not be read" in training.refused
+
+
+def test_a_loss_no_float_holds_is_refused_not_a_grader_error():
+    header = header_of(zero_step(0, None), b"1" + b"0" * 400)
+    training = run(lambda step, weights: protocol.FRAME_PREFIX.pack(len(header), ZERO_BYTES) + header if step == 1
+                   else zero_step(step, weights))
+    assert "could not be read" in training.refused
+
+
+def test_a_header_with_a_duplicate_key_is_read_as_a_full_decoding_reads_it_and_so_is_the_next():
+    """A first header a full decoding reads otherwise than its bytes suggest (its loss given twice)
+    is not remembered: the next one, like it but for the first loss, is decoded in full too."""
+    odd = header_of(zero_step(0, None), b"1.0")[:-1] + b', "loss": 7.0}'
+    headers = {0: odd, 1: odd.replace(b"1.0", b"3.5", 1)}
+    training = run(lambda step, weights: protocol.FRAME_PREFIX.pack(len(headers[step]), ZERO_BYTES) + headers[step]
+                   if step in headers else zero_step(step, weights))
+    assert training.refused is None and training.losses[0] == pytest.approx((7.0 + 7.0 + 2.0) / 3)
+
+
+def test_a_header_whose_updates_key_first_appears_inside_another_value_is_not_remembered():
+    """`, "updates": ` first seen inside another value: the next header, the same from there on but
+    for what comes before, is no JSON at all, and is refused as a full decoding refuses it."""
+    canonical = header_of(zero_step(0, None), b"1.0")
+    first = b'{"x": {"a": 1, "updates": 2}, "loss": 1.0' + canonical[len(b'{"loss": 1.0'):]
+    second = b'{"loss": 5.0' + first[first.index(b', "updates": '):]
+    headers = {0: first, 1: second}
+    training = run(lambda step, weights: protocol.FRAME_PREFIX.pack(len(headers[step]), ZERO_BYTES) + headers[step]
+                   if step in headers else zero_step(step, weights))
+    assert "could not be read" in training.refused
 
 
 def test_a_header_like_the_last_one_with_another_body_size_is_refused():
