@@ -75,7 +75,8 @@ bench-grading: $(READY) $(SANDBOX)
 	$(PYTHON) benchmarks/grading_time.py --before $(BEFORE) --out results/grading_time.json
 
 bench-scale: $(READY) $(SANDBOX)
-	$(PYTHON) benchmarks/scale.py --out results/scale.json
+	$(PYTHON) benchmarks/scale.py --busy 0 --out results/scale_quiet.json
+	$(PYTHON) benchmarks/scale.py --busy 2 --out results/scale.json
 
 attacks: $(READY) $(SANDBOX)
 	$(PYTHON) benchmarks/attacks.py --out results/attacks.json

@@ -1,14 +1,16 @@
 """The scale checks, measured: how far the reference keeps inside its budget on a busy machine, and
 how far slow-but-correct submissions go past it.
 
-    make bench-scale    # = .venv/bin/python benchmarks/scale.py --out results/scale.json
+    make bench-scale    # a run with the machine otherwise idle (results/scale_quiet.json),
+                        # and one with two processes spinning (results/scale.json)
 
 Each op's scale case (grader/checks/cases.py SCALE_CASES) is timed as test_scale.py times it: the
 trusted reference time measured just before the call, the budget derived from it, the call timed
 on the trusted side; `--busy` processes spinning on the CPU meanwhile (default 2: the machine's two
 cores taken). For the reference, the margin is budget / seconds (over 1: inside it), the smallest
-of `--repeats`; for each slow variant, seconds / budget (over 1: caught), or `stopped` when the
-call reached the hard limit.
+of `--repeats`; each variant is judged by the check itself (its second and third attempts
+included) on `--repeats` draws: how many lose the point, and every timed call's seconds / budget
+(over 1: over it), or None when the call reached the hard limit.
 """
 import argparse
 import json
@@ -27,7 +29,7 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
 
 from _grading import reference_copy  # noqa: E402
 from grader.checks import test_scale  # noqa: E402
-from grader.checks.cases import SCALE_CASES  # noqa: E402
+from grader.checks.cases import SCALE_CASES, SCALE_SIDE  # noqa: E402
 from grader.checks.checking import CheckFailed  # noqa: E402
 from grader.sandbox.client import WorkerClient  # noqa: E402
 from grader.sandbox.launch import scratch_parent, strongest_level  # noqa: E402
@@ -49,6 +51,9 @@ def _numerical(f, inputs, g, h=1e-6):
         grads.append(grad)
     return grads
 '''
+RELU_FORWARD = "        return np.maximum(x, 0)\n"
+FLAT_LOOP = ("        out = np.empty(x.size)\n        for i, v in enumerate(x.flat):\n            out[i] = v if v > 0 else 0.0\n"
+             "        return out.reshape(x.shape)\n")
 # Correct but slow (or unusual) submissions: op → (edits for reference_copy)
 VARIANTS = {
     "Mul: a loop over elements (np.ndindex) in forward and backward": ("Mul", {"ops": [
@@ -62,10 +67,24 @@ VARIANTS = {
         ("import numpy as np\n", "import numpy as np\n" + NUMERICAL),
         ("        grad_a = grad_output * b\n        grad_b = grad_output * a\n",
          "        grad_a, grad_b = _numerical(lambda x, y: x * y, [a.copy(), b.copy()], grad_output)\n")]}),
-    "ReLU: a loop over elements (x.flat) in forward": ("ReLU", {"activations": [
-        ("        return np.maximum(x, 0)\n",
-         "        out = np.empty(x.size)\n        for i, v in enumerate(x.flat):\n            out[i] = v if v > 0 else 0.0\n"
-         "        return out.reshape(x.shape)\n")]}),
+    "ReLU: a loop over elements (x.flat) in forward": ("ReLU", {"activations": [(RELU_FORWARD, FLAT_LOOP)]}),
+    "ReLU: nested loops over rows and columns (x[i, j]) in forward": ("ReLU", {"activations": [
+        (RELU_FORWARD, "        out = np.zeros_like(x)\n        for i in range(x.shape[0]):\n"
+                       "            for j in range(x.shape[1]):\n                if x[i, j] > 0:\n"
+                       "                    out[i, j] = x[i, j]\n        return out\n")]}),
+    "ReLU: np.vectorize in forward": ("ReLU", {"activations": [
+        (RELU_FORWARD, "        return np.vectorize(lambda v: v if v > 0 else 0.0)(x)\n")]}),
+    "ReLU: a list comprehension over x.tolist() in forward": ("ReLU", {"activations": [
+        (RELU_FORWARD, "        return np.array([v if v > 0 else 0.0 for v in x.ravel().tolist()]).reshape(x.shape)\n")]}),
+    "ReLU: a loop over elements (x.flat) in forward and backward": ("ReLU", {"activations": [
+        (RELU_FORWARD, FLAT_LOOP),
+        ("        return grad_output * positive\n",
+         "        out = np.empty(grad_output.size)\n        for i, (g, p) in enumerate(zip(grad_output.flat, positive.flat)):\n"
+         "            out[i] = g if p else 0.0\n        return out.reshape(grad_output.shape)\n")]}),
+    "Log: a loop over elements (math.log of each) in forward": ("Log", {"activations": [
+        ("        return np.log(clipped)\n",
+         "        import math\n        out = np.empty(clipped.size)\n        for i, v in enumerate(clipped.flat):\n"
+         "            out[i] = math.log(v)\n        return out.reshape(clipped.shape)\n")]}),
     "Matmul: a loop over output elements (a dot product each)": ("Matmul", {"ops": [
         ("        return np.matmul(a, b)\n",
          "        out = np.empty((a.shape[0], b.shape[1]))\n        for i in range(a.shape[0]):\n"
@@ -103,6 +122,33 @@ def timings(client, op, seed):
     return reference, budget, seconds, verdict is None and seconds <= budget, verdict
 
 
+def verdicts(client, op, repeats):
+    """The check's own verdicts (test_scale.judge_scale, its second and third attempts included) on
+    `repeats` draws: (failures, each timed call's time ÷ budget, None when stopped, the first feedback)."""
+    calls, real = [], test_scale.timed_call
+
+    def recorded(student, op, case, inputs, upstream, budget):
+        try:
+            seconds, reply = real(student, op, case, inputs, upstream, budget)
+        except CheckFailed:
+            calls.append(None if upstream is not None else "forward alone")
+            raise
+        calls.append(seconds / budget if upstream is not None else "forward alone")
+        return seconds, reply
+
+    failures, feedback = 0, None
+    test_scale.timed_call = recorded
+    try:
+        for seed in range(repeats):
+            try:
+                test_scale.judge_scale(client, op, np.random.default_rng(seed), SCALE_SIDE)
+            except CheckFailed as failed:
+                failures, feedback = failures + 1, feedback or str(failed)
+    finally:
+        test_scale.timed_call = real
+    return failures, [call for call in calls if call != "forward alone"], feedback
+
+
 def worker(folder, level):
     scratch = tempfile.TemporaryDirectory(dir=scratch_parent())
     prepare_scratch(load_submission(folder), scratch.name)
@@ -119,7 +165,11 @@ def main():
     parser.add_argument("--busy", type=int, default=2, help="processes spinning on the CPU meanwhile")
     parser.add_argument("--isolation", default=strongest_level())
     args = parser.parse_args()
-    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
+    # Each in a session of its own, as other users' processes are: the kernel's autogroup scheduling
+    # shares the CPU between sessions, so spinners in this one would slow the trusted reference
+    # (and widen every budget) but not the sandbox, which has a session of its own.
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
+                for _ in range(args.busy)]
     try:
         with tempfile.TemporaryDirectory() as folder:
             scratch, client = worker(reference_copy(Path(folder) / "reference"), args.isolation)
@@ -136,10 +186,10 @@ def main():
             variants = {}
             for name, (op, edits) in VARIANTS.items():
                 scratch, client = worker(reference_copy(Path(folder) / name.replace(":", "").replace(" ", "-"), edits), args.isolation)
-                reference_seconds, budget, seconds, passed, verdict = timings(client, op, 0)
-                variants[name] = {"op": op, "budget": round(budget, 3), "seconds": round(seconds, 3) if seconds else "stopped",
-                                  "over_budget": round(seconds / budget, 2) if seconds else None, "passed": passed,
-                                  "feedback": verdict}
+                failures, calls, feedback = verdicts(client, op, args.repeats)
+                variants[name] = {"op": op, "runs": args.repeats, "lost": failures,
+                                  "over_budget": [None if call is None else round(call, 2) for call in calls],
+                                  "feedback": feedback}
                 print(name, variants[name], flush=True)
                 client.stop()
                 scratch.cleanup()

@@ -7,8 +7,10 @@ protocol's encoding, copying and decoding of the request and of a reply of the s
 arrays: what crosses the pipes costs about what copying it costs), and the oracle's vectorised
 forward (three times over for a forward and a backward). A slow or busy machine slows both alike,
 so it does not fail honest students, and a call over its budget is timed again (three tries in all); a gradient by
-numerical differences (one forward per element) cannot keep within it, nor a Python loop over
-the elements (a microsecond or so each: a second or more), see docs/grading.md, "Scale checks".
+numerical differences (one forward per element) cannot keep within it, nor loops indexing arrays
+element by element in forward and backward; the cheapest loops (one Python-level pass over an
+element-wise op) land around it, a line drawn on the side of honest students on a busy machine:
+docs/grading.md, "Scale checks".
 
 Values at scale are compared with tolerances a correct float32 submission meets: forward values
 to 1e-4 of the output's largest magnitude; gradients through directional derivatives, ⟨grad, v⟩
@@ -130,7 +132,8 @@ def judge_scale(student, op, rng, side, ahead=None):
     earlier call is no answer to new inputs), every reply's values compared. Only when it stays
     slow, a forward alone, to say which is. ahead: derivatives_ahead's for this op, if computed."""
     case, inputs, expected, upstream, derivatives = draw_judged(op, rng, side, ahead)
-    budget = budget_of(reference_seconds(op, case.options, inputs, expected, upstream))
+    reference = reference_seconds(op, case.options, inputs, expected, upstream)
+    budget = budget_of(reference)
     fastest = None
     for attempt in range(ATTEMPTS):
         if attempt:
@@ -145,18 +148,29 @@ def judge_scale(student, op, rng, side, ahead=None):
         if seconds <= budget:
             return
         fastest = seconds if fastest is None else min(fastest, seconds)
-    raise slow_part(student, op, case, inputs, expected, budget, fastest)
+    raise slow_part(student, op, case, inputs, expected, reference, fastest)
 
 
-def slow_part(student, op, case, inputs, expected, budget, seconds):
-    """The diagnosis of a slow call: the forward alone is timed against its own budget."""
-    size = max(x.size for x in inputs)
-    forward_budget = budget_of(reference_seconds(op, case.options, inputs, expected, None))
+def slow_part(student, op, case, inputs, expected, reference, seconds):
+    """The diagnosis of a slow call (`seconds`, None if stopped; `reference`, the grader's own time
+    for it): the forward alone is timed, and the part named that took the more time beyond the
+    grader's own for it. (Not the forward alone against a budget of its own: the floor makes that
+    budget loose, and a loop in the forward that fits it made the whole call slow all the same.)"""
+    size, budget = max(x.size for x in inputs), budget_of(reference)
+    forward_reference = reference_seconds(op, case.options, inputs, expected, None)
+    forward_budget = budget_of(forward_reference)
     try:
         forward_seconds, _ = timed_call(student, op, case, inputs, None, forward_budget)
     except CheckFailed as failed:
         forward_seconds = None if failed.status == "timeout" else 0.0
-    slow = "forward" if forward_seconds is None or forward_seconds > forward_budget else "backward"
+    if forward_seconds is None:
+        slow = "forward"
+    elif seconds is None:  # stopped, but its forward alone was not
+        slow = "forward" if forward_seconds > forward_budget else "backward"
+    else:
+        forward_over = forward_seconds - forward_reference  # what each part took beyond the grader's own time for it
+        backward_over = (seconds - forward_seconds) - (reference - forward_reference)
+        slow = "forward" if forward_over >= backward_over else "backward"
     if seconds is None:
         return CheckFailed(f"{op}.{slow} did not finish within {HARD_LIMIT_FACTOR * budget:.1f} s on {size:,} elements "
                            f"(the budget is {budget:.2f} s, {SCALE_FACTOR}× the grader's own time for the call plus "

@@ -148,14 +148,15 @@ def call(request):
     output = run_student(f"{request['name']}.forward", function.forward, ctx, *inputs, **options)
     # Described under run_student too: a returned object (a list subclass, say) can run code of its own.
     reply = {"output": run_student(f"{request['name']}.forward", describe, output)}
+    carry_back = request.get("unchanged") is not False
     if request.get("grad_output") is not None:
         grad_output = np.array(request["grad_output"], copy=True)
         grads = run_student(f"{request['name']}.backward", function.backward, ctx, grad_output)
         reply["grads"] = run_student(f"{request['name']}.backward", describe, grads)
-        reply["grad_output_after"] = grad_output
-    reply["inputs_after"] = inputs
-    if request.get("unchanged") is False:
-        del reply["inputs_after"], reply["grad_output_after"]
+        if carry_back:
+            reply["grad_output_after"] = grad_output
+    if carry_back:
+        reply["inputs_after"] = inputs
     return reply
 
 
