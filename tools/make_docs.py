@@ -92,22 +92,21 @@ def attacks():
 
 
 def scale():
-    runs = {"machine otherwise idle": results("scale_quiet"), "2 processes spinning": results("scale")}
-    quiet, busy = runs.values()
-    load = {name: ", ".join(f"{value:.1f}" for value in data["machine"]["load_average_at_end"]) for name, data in runs.items()}
+    quiet, busy = results("scale_quiet"), results("scale")
+    runs = {"machine otherwise idle": quiet, f"{busy['busy_processes']} processes spinning": busy}
+    load = [", ".join(f"{value:.1f}" for value in data["machine"]["load_average_at_end"]) for data in (quiet, busy)]
     lines = [f"Measured by `make bench-scale` ({quiet['date']} and {busy['date']}): {busy['machine']['cpus']} cores, "
              f"`{busy['isolation']}` isolation, budget {busy['budget']}, {busy['repeats']} draws per op and per variant; "
-             f"once with the machine otherwise idle (load average at the end {load['machine otherwise idle']}), once with "
+             f"once with the machine otherwise idle (load average at the end {load[0]}), once with "
              f"{busy['busy_processes']} more processes spinning on the CPU, each in a session of its own, as other users' "
-             f"processes are (load average at the end {load['2 processes spinning']}).", ""]
-    any_run = busy
+             f"processes are (load average at the end {load[1]}).", ""]
     rows = [[op, *(f"{min(data['reference'][op]['seconds']):.2f}–{max(data['reference'][op]['seconds']):.2f} s of "
                    f"{min(data['reference'][op]['budget']):.2f}–{max(data['reference'][op]['budget']):.2f} s, "
                    f"**{data['reference'][op]['margin']:.2f}**" for data in runs.values())]
-            for op in any_run["reference"]]
+            for op in busy["reference"]]
     lines.append(table(["reference: its call of its budget, least margin", *runs], rows))
     rows = [[name, *(f"{over_budget(data['variants'][name]['over_budget'])}: {verdict(data['variants'][name])}"
-                     for data in runs.values())] for name in any_run["variants"]]
+                     for data in runs.values())] for name in busy["variants"]]
     return "\n".join(lines) + "\n" + table(["variant (right values): time ÷ budget of its calls, the check's verdict", *runs], rows)
 
 
