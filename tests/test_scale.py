@@ -275,3 +275,21 @@ def test_the_graded_run_trains_mnist_first_and_the_scale_checks_ids_are_those_co
     ids = [line.partition("::")[2] for line in listed if "::" in line]
     assert ids[0] == "test_accuracy"
     assert {f"test_scale[{op}]" for op in scale.SCALE_CASES} <= set(ids)
+
+
+def test_a_check_takes_the_derivatives_computed_ahead_only_when_they_were():
+    """computed_ahead: the op's entry; None for an op not computed, and None when the thread
+    failed (memory beside MNIST, say) — the check then computes its own, never a grader error."""
+    from concurrent.futures import Future
+
+    done, failed = Future(), Future()
+    done.set_result({"Mul": "Mul's"})
+    failed.set_exception(MemoryError())
+    assert scale.computed_ahead(done, "Mul") == "Mul's"
+    assert scale.computed_ahead(done, "Pow") is None
+    assert scale.computed_ahead(failed, "Mul") is None
+
+
+def test_only_the_ops_asked_for_are_computed_ahead():
+    """A selection of scale checks (`-k`, a rubric's subset): no time spent on the others."""
+    assert set(scale.derivatives_ahead(SIDE, SALT, ["Log", "Sum"])) == {"Log", "Sum"}

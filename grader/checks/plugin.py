@@ -77,15 +77,16 @@ def scale_ahead(request, rubric):
     """The scale checks' expected directional derivatives (test_scale.derivatives_ahead), computed
     in a thread from when first asked for: the MNIST check asks, and runs first, so that they are
     computed while MNIST trains (the worker computing, this process mostly waiting) rather than in
-    the scale checks' own time, of which they took a fifth. None when no scale check is to run (a
-    selection, or a handout whose rubric does not ship them)."""
-    if not any(item.originalname == "test_scale" for item in request.session.items):
+    the scale checks' own time, of which they took a fifth; for the scale checks collected only.
+    None when none is to run (a selection, or a handout whose rubric does not ship them)."""
+    ops = [item.callspec.params["op"] for item in request.session.items if item.originalname == "test_scale"]
+    if not ops:
         yield None
         return
     from .test_scale import derivatives_ahead
 
     with ThreadPoolExecutor(1, thread_name_prefix="scale-ahead") as thread:
-        yield thread.submit(derivatives_ahead, rubric.scale_side, rubric.salt)
+        yield thread.submit(derivatives_ahead, rubric.scale_side, rubric.salt, ops)
 
 
 def pytest_collection_modifyitems(items):

@@ -96,17 +96,26 @@ SLOW = {"forward": "a Python loop over elements?",
 
 @pytest.mark.parametrize("op", list(SCALE_CASES))
 def test_scale(student, rubric, op, request, scale_ahead):
-    judge_scale(student, op, seeded_rng(request), rubric.scale_side, scale_ahead.result().get(op))
+    judge_scale(student, op, seeded_rng(request), rubric.scale_side, computed_ahead(scale_ahead, op))
 
 
-def derivatives_ahead(side, salt):
+def computed_ahead(future, op):
+    """derivatives_ahead's for op from plugin.scale_ahead's thread (waiting for it: nothing runs
+    beside a timed call), or None when it did not compute them — the op not among them, or the
+    thread failed (memory, say, beside MNIST): the check then computes its own, as it always can."""
+    if future is None or future.exception() is not None:
+        return None
+    return future.result().get(op)
+
+
+def derivatives_ahead(side, salt, ops=SCALE_CASES):
     """The part of each op's check that no student code can change and that costs the most here:
     the expected directional derivatives of its first draw (the oracle's forward twice per
     direction where it is not linear), computed as judge_scale computes them, for computing while
     MNIST trains (plugin.scale_ahead). op → (the state of the check's generator after those
     draws, each wanted input's expected derivatives)."""
     ahead = {}
-    for op in SCALE_CASES:
+    for op in ops:
         rng = rng_for(f"test_scale.py::test_scale[{op}]", salt)
         case, inputs, _, upstream = draw_scale(op, rng, side)
         directions = draw_directions(case, inputs, rng)
@@ -158,18 +167,16 @@ def slow_part(student, op, case, inputs, expected, reference, seconds):
     budget loose, and a loop in the forward that fits it made the whole call slow all the same.)"""
     size, budget = max(x.size for x in inputs), budget_of(reference)
     forward_reference = reference_seconds(op, case.options, inputs, expected, None)
-    forward_budget = budget_of(forward_reference)
     try:
-        forward_seconds, _ = timed_call(student, op, case, inputs, None, forward_budget)
+        forward_seconds, _ = timed_call(student, op, case, inputs, None, budget_of(forward_reference))
     except CheckFailed as failed:
         forward_seconds = None if failed.status == "timeout" else 0.0
     if forward_seconds is None:
         slow = "forward"
-    elif seconds is None:  # stopped, but its forward alone was not
-        slow = "forward" if forward_seconds > forward_budget else "backward"
-    else:
-        forward_over = forward_seconds - forward_reference  # what each part took beyond the grader's own time for it
-        backward_over = (seconds - forward_seconds) - (reference - forward_reference)
+    else:  # what each part took beyond the grader's own time for it; a call stopped took the hard limit at least
+        took = HARD_LIMIT_FACTOR * budget if seconds is None else seconds
+        forward_over = forward_seconds - forward_reference
+        backward_over = (took - forward_seconds) - (reference - forward_reference)
         slow = "forward" if forward_over >= backward_over else "backward"
     if seconds is None:
         return CheckFailed(f"{op}.{slow} did not finish within {HARD_LIMIT_FACTOR * budget:.1f} s on {size:,} elements "
