@@ -13,7 +13,6 @@ def test_grader_imports_from_any_folder_with_the_venvs_python(tmp_path):
     assert completed.stdout.strip() == str(ROOT / "grader" / "__init__.py")
 
 
-
 def modules_imported_by(module):
     code = f"import sys, {module}; print(' '.join(sorted({{'pytest', 'nbformat'}} & set(sys.modules))))"
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
