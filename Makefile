@@ -9,7 +9,8 @@ PYTHON := $(VENV)/bin/python
 READY := $(VENV)/.ready
 
 # As root, the sandboxed worker runs as an unprivileged uid, which cannot read a Python under
-# /root: it gets a runtime of its own (numpy only, at the pinned version), readable by everyone.
+# /root: it gets a runtime of its own (numpy, and IPython for notebooks' cells, at the pinned
+# versions), readable by everyone.
 SANDBOX_VENV := /opt/autodiff-grader/venv
 SANDBOX := $(if $(filter 0,$(shell id -u)),$(SANDBOX_VENV)/.ready)
 
@@ -32,7 +33,7 @@ $(READY): requirements.txt pyproject.toml
 
 $(SANDBOX_VENV)/.ready: requirements.txt
 	/usr/bin/python3 -m venv $(SANDBOX_VENV)
-	$(SANDBOX_VENV)/bin/python -m pip install --quiet --disable-pip-version-check $$(grep '^numpy==' requirements.txt)
+	$(SANDBOX_VENV)/bin/python -m pip install --quiet --disable-pip-version-check $$(grep -oE '^(numpy|ipython)==[^ ]+' requirements.txt)
 	chmod -R a+rX $(SANDBOX_VENV)
 	touch $@
 

@@ -72,7 +72,7 @@ def audit(name, submission, select, rubrics, work, jobs):
     """{(group, kind, case): {salt number: status}} of one submission under every salt."""
     def run(number):  # a scratch folder of its own: the worker writes its runtime and log there
         scratch = prepare_scratch(submission, Path(tempfile.mkdtemp(prefix="scratch-", dir=work)))
-        cases, problem = run_checks(scratch, rubrics[number], "process", work / f"results-{name}-{number}.json".replace("/", "-"),
+        cases, problem, _ = run_checks(scratch, rubrics[number], "process", work / f"results-{name}-{number}.json".replace("/", "-"),
                                     select=select)
         if problem:
             raise SystemExit(f"{name}, salt audit-{number}: {problem}")

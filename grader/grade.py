@@ -63,7 +63,9 @@ def grade(path, rubric, isolation="process"):
     with tempfile.TemporaryDirectory(prefix="autodiff-scratch-", dir=scratch_parent()) as scratch, \
             tempfile.TemporaryDirectory(prefix="autodiff-results-") as results:
         prepare_scratch(submission, scratch)
-        cases, problem = run_checks(Path(scratch), rubric, isolation, Path(results) / "checks.json")
+        cases, problem, notebook = run_checks(Path(scratch), rubric, isolation, Path(results) / "checks.json")
+    if notebook:
+        submission.notebook_ran(notebook["cells"], notebook["defined"], notebook["notes"])
     return build_report(submission, rubric, cases, isolation, time.perf_counter() - started,
                         messages=messages + ([problem] if problem else []))
 
@@ -75,8 +77,9 @@ CHECKS_ENVIRONMENT = {"PYTHONDONTWRITEBYTECODE": "1", **ONE_BLAS_THREAD}
 
 def run_checks(scratch, rubric, isolation, results, select=None):
     """Run grader/checks in a fresh pytest process with the grader's own configuration; return
-    (cases, problem), problem being set when the checks could not run at all. select: a pytest -k
-    expression (benchmarks only; grading runs every check)."""
+    (cases, problem, notebook), problem being set when the checks could not run at all, notebook
+    what a notebook's first run did (plugin.NOTEBOOK_RUN; None for other forms). select: a pytest
+    -k expression (benchmarks only; grading runs every check)."""
     timeout = rubric.limits["total_seconds"] + CHECKS_OVERHEAD
     command = [sys.executable, "-m", "pytest", "-c", str(CHECKS / "grading.ini"), "--rootdir", str(ROOT),
                "-p", "grader.checks.plugin", "-q", "--json-report", f"--json-report-file={results}",
@@ -88,11 +91,15 @@ def run_checks(scratch, rubric, isolation, results, select=None):
         completed = subprocess.run(command, cwd=ROOT, env={**environment, **CHECKS_ENVIRONMENT},
                                    capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return [], f"the checks did not finish within {timeout:g} s"
+        return [], f"the checks did not finish within {timeout:g} s", None
     if not results.is_file():
         tail = "\n".join((completed.stdout + completed.stderr).strip().splitlines()[-5:])
-        return [], f"the checks could not run (pytest exited with status {completed.returncode}):\n{tail}"
-    return [case_result(test) for test in json.loads(results.read_text())["tests"]], None
+        return [], f"the checks could not run (pytest exited with status {completed.returncode}):\n{tail}", None
+    checks = json.loads(results.read_text())
+    notebook = checks.get("notebook")
+    if notebook and notebook.get("error"):
+        return [], f"the notebook could not be run: {notebook['error']}", None
+    return [case_result(test) for test in checks["tests"]], None, notebook
 
 
 def case_result(test):

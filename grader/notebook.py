@@ -1,36 +1,33 @@
-"""Notebooks: the graded definitions as they would behave after the notebook ran top to bottom,
-without running what neither defines nor feeds them (training loops, plots, prints).
+"""Notebooks: read here as JSON, run in the sandbox as Jupyter runs them (grader/sandbox/cells.py).
 
-Policy, version 2 (docs/SPEC.md, "Submissions"):
-- imports are kept, inside try/except (a missing optional package costs nothing); an import of a
-  course module that uses the graded names (`from autodiff.nn import MLP3`) is deferred: the worker
-  runs it once the notebook's graded names are installed, so MLP3 is built from them;
-- `def` and `class` are kept when the graded names use them (directly or through other kept
-  statements); so is any other statement that binds such a name (`EPS = np.float64(1e-12)`,
-  an `if` or `try` holding no loop); loops and bare expressions never run;
-- the notebook's own engine classes (Tensor, Function, Context, …) become the course's: the ops
-  always run on the course's engine;
-- a `%%writefile …/<name>.py` cell becomes module <name> of the submission (a graded module or a
-  helper; a course module's name keeps the course's). A graded name defined both there and in the
-  notebook's own cells: the later of the two in the notebook is graded;
-- IPython magics and `!shell` lines are dropped; a cell that does not parse is skipped whole.
-Everything skipped or replaced is listed, by cell.
+Read here, on the trusted side, only what must exist before any cell runs:
+- the code cells, each numbered by its place in the notebook, markdown cells counted (the
+  numbers a student counts scrolling down; Jupyter's `In [n]` depends on the order they ran);
+- a `%%writefile path/<name>.py` cell makes module <name> of the submission (a graded module or
+  a helper; a course module's name keeps the course's), laid out before the sandbox starts,
+  whose copy of the package is read-only: the cell itself then writes nothing when it runs.
+Run in the sandbox, first cell by cell (`run_notebook`, the `notebook` group): each cell under a
+budget of its own, timed here; a cell that raises or overruns is reported and the run goes on.
+That run decides the plan every group of checks then replays in its own worker (ran or raised:
+whole; over budget: up to the statement it was stopped in; stopped the worker: not at all), so a
+cell that overran costs its budget once, not once per group. The graded names are those of the
+notebook's namespace after the plan ran (a module written by a later %%writefile than the
+cell that last bound the name keeps its own). What the worker says about a cell is untrusted data:
+it only words the report and shapes the student's own replay.
 """
-import ast
-import re
-import shlex
-from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
-from . import COURSE_PACKAGE, GIVEN_MODULES, GRADED
+from . import GIVEN_MODULES, GRADED
+from .sandbox.client import BudgetSpent, StudentException, WorkerFailure
+from .sandbox.protocol import NOTEBOOK_GROUP, writefile_module
 
-MAGIC = re.compile(r"^\s*([%!]|\w+\s*=\s*[%!])")
-KEPT_CELL_MAGICS = {"%%time", "%%timeit", "%%capture"}  # these only wrap Python code
-WRITEFILE_MAGICS = {"%%writefile", "%%file"}
-# Course modules that import the graded names: imported only once the notebook's are in place.
-DEFERRED_MODULES = tuple(module for module in GIVEN_MODULES if module != "tensor")
-LOOPS = (ast.For, ast.AsyncFor, ast.While)
-DEFERRED_IMPORTS = "__grader_deferred_imports__"  # the worker runs these, in order, after installing the graded names
+NOTEBOOK_FILE, PLAN_FILE = "notebook.json", "notebook-plan.json"  # in the scratch folder (sandbox/worker.py)
+WRITEFILE_MAGICS = ("%%writefile", "%%file")
+CELL_GRACE = 5      # seconds past a cell's budget before the worker is stopped (the worker stops the cell at its budget)
+MAX_NEUTRALISED = 20
+OUTCOMES = ("ran", "raised", "over budget")  # what a worker may say of a cell
 
 
 class NotebookError(Exception):
@@ -39,199 +36,127 @@ class NotebookError(Exception):
 
 @dataclass
 class Notebook:
-    source: str                                    # the module the worker imports as notebook_submission
-    modules: dict = field(default_factory=dict)    # module name → source, from %%writefile cells
-    skipped: list = field(default_factory=list)    # 'cell N, line M: code (why)'
-    notes: list = field(default_factory=list)      # what was replaced or moved, and which definition is graded
+    cells: list = field(default_factory=list)    # code cells: {"number": place in the notebook, "source": text}
+    modules: dict = field(default_factory=dict)  # module name → source, from %%writefile cells
+    notes: list = field(default_factory=list)
 
 
 @dataclass
-class Statement:
+class CellResult:
+    """What one code cell did in the first run (outcome: ran, raised, over budget, stopped the
+    worker, not run), timed on the trusted side."""
     cell: int
-    node: ast.stmt
-    code: str
-    binds: set
-    kind: str            # import, deferred import, definition, binding, never
-
-
-def top_level_names(tree):
-    """The names a module's top-level statements bind."""
-    names = set()
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            names.update(t.id for t in targets if isinstance(t, ast.Name))
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
-    return names
-
-
-ENGINE = {node.name for node in ast.parse((COURSE_PACKAGE / "tensor.py").read_text()).body if isinstance(node, ast.ClassDef)}
+    outcome: str
+    detail: str = ""
+    seconds: float = 0.0
+    neutralised: list = field(default_factory=list)
 
 
 def read_notebook(text):
-    """A Notebook for a notebook's JSON text."""
+    """A Notebook for a notebook's JSON text (any nbformat version nbformat reads)."""
     import nbformat  # here, not at the top: grading a folder never needs it (a tenth of a second to import)
 
     try:
         notebook = nbformat.reads(text, as_version=4)
     except Exception as error:  # nbformat raises several types for JSON and schema problems
         raise NotebookError(f"{type(error).__name__}: {str(error)[:200]}") from None
-    result = Notebook(source="")
-    statements, written = [], {}  # written: module → cell of its last %%writefile
-    code_cells = [cell for cell in notebook.cells if cell.get("cell_type") == "code"]
-    for number, cell in enumerate(code_cells, 1):
+    result = Notebook()
+    for number, cell in enumerate(notebook.cells, 1):
+        if cell.get("cell_type") != "code":
+            continue
         source = cell.get("source", "")
-        lines = ("".join(source) if isinstance(source, list) else str(source)).splitlines()
-        magic = lines[0].split()[0] if lines and lines[0].startswith("%%") else None
+        source = "".join(source) if isinstance(source, list) else str(source)
+        result.cells.append({"number": number, "source": source})
+        first, _, body = source.partition("\n")
+        magic, _, arguments = first.strip().partition(" ")
         if magic in WRITEFILE_MAGICS:
-            _writefile(number, lines, result, written)
-            continue
-        if magic:
-            if magic not in KEPT_CELL_MAGICS:
-                result.skipped.append(f"cell {number}: the whole cell ({magic} magic)")
-                continue
-            lines = [""] + lines[1:]
-        lines = ["" if MAGIC.match(line) else line for line in lines]
-        try:
-            tree = ast.parse("\n".join(lines))
-        except (SyntaxError, ValueError) as error:
-            result.skipped.append(f"cell {number}: the whole cell (it does not parse: {getattr(error, 'msg', error)})")
-            continue
-        statements += [_statement(number, node, _segment(lines, node)) for node in tree.body]
-    kept = _needed(statements)
-    parts = ['"""Taken from the student\'s notebook by the grader (grader/notebook.py)."""\n']
-    deferred = []
-    graded_in_files = {name: written[GRADED[name]] for module, source in result.modules.items() if module in written
-                       for name in _defined_names(source) if GRADED.get(name) == module}
-    last_own = {name: s.cell for s in statements if s.kind in ("definition", "binding") for name in s.binds if name in graded_in_files}
-    for statement in statements:
-        where, first = f"cell {statement.cell}, line {statement.node.lineno}", statement.code.strip().splitlines()[0][:70]
-        replaced = sorted(name for name in statement.binds & set(graded_in_files) if graded_in_files[name] > statement.cell)
-        engine = sorted(statement.binds & ENGINE) if statement.kind == "definition" else []
-        if statement.kind == "deferred import":
-            deferred.append(_guarded(statement.code))
-            result.notes.append(f"{where}: {first} runs after the graded names are in place (it imports course code that uses them)")
-        elif engine or (replaced and statement.kind == "definition"):
-            home = "tensor" if engine else GRADED[replaced[0]]
-            parts.append(f"# {where}\n" + _guarded(f"from autodiff.{home} import {', '.join(engine or replaced)}"))
-            why = ("the ops always run on the course's engine" if engine
-                   else f"%%writefile autodiff/{home}.py in cell {graded_in_files[replaced[0]]} comes later and is graded")
-            result.notes.append(f"{where}: {first} replaced by the course's autodiff.{home}" if engine else
-                                f"{where}: {first} not used: {why}")
-        elif statement.kind == "import":
-            parts.append(f"# {where}\n" + _guarded(statement.code))
-        elif statement in kept:
-            parts.append(f"# {where}\n{statement.code}\n")
-        else:
-            why = ("a loop: never run" if any(isinstance(n, LOOPS) for n in ast.walk(statement.node))
-                   else "binds nothing the graded definitions use" if statement.kind == "never" else "not used by the graded definitions")
-            result.skipped.append(f"{where}: {first} ({why})")
-    for name, cell in graded_in_files.items():
-        if name in last_own and last_own[name] > cell:
-            result.notes.append(f"{name}: the notebook's own, in cell {last_own[name]}, is graded: it comes after "
-                                f"%%writefile autodiff/{GRADED[name]}.py in cell {cell}")
-    parts.append(f"{DEFERRED_IMPORTS} = {deferred!r}\n")
-    result.source = "\n".join(parts)
+            _writefile(number, arguments, body, result)
     return result
 
 
-def _writefile(number, lines, result, written):
-    """A `%%writefile [-a] path` cell: module <name> of the submission if path names one."""
-    try:
-        words = shlex.split(lines[0])[1:]
-    except ValueError:
-        words = []
-    append = bool(words) and words[0] in ("-a", "--append")
-    path = PurePosixPath((words[1:] if append else words)[0].replace("\\", "/")) if words[append:] else PurePosixPath("")
-    shown = f"%%writefile {path}"
-    if path.suffix != ".py" or not path.stem.isidentifier():
-        result.skipped.append(f"cell {number}: the whole cell ({shown}: not a module of the package)")
+def _writefile(number, arguments, body, notebook):
+    module, appends = writefile_module(arguments)
+    shown = f"{WRITEFILE_MAGICS[0]} {arguments.strip()}"
+    if module is None:
         return
-    if path.stem == "__init__" or path.stem in GIVEN_MODULES:
-        result.skipped.append(f"cell {number}: the whole cell ({shown}: the course's copy is used)")
+    if module == "__init__" or module in GIVEN_MODULES:
+        notebook.notes.append(f"cell {number}: {shown}: the course's {module}.py is used")
         return
-    body = "\n".join(lines[1:]) + "\n"
-    result.modules[path.stem] = result.modules.get(path.stem, "") + body if append else body
-    written[path.stem] = number
-    result.notes.append(f"cell {number}: {shown} is module {path.stem} of the submission")
+    body += "\n"
+    notebook.modules[module] = notebook.modules.get(module, "") + body if appends else body
+    notebook.notes.append(f"cell {number}: {shown} is module {module} of the submission")
 
 
-def _statement(cell, node, code):
-    if isinstance(node, (ast.Import, ast.ImportFrom)):
-        binds = {(alias.asname or alias.name).split(".")[0] for alias in node.names}
-        return Statement(cell, node, code, binds, "deferred import" if _imports_deferred(node) else "import")
-    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-        return Statement(cell, node, code, {node.name}, "definition")
-    if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-        return Statement(cell, node, code, {_root(t) for t in targets} - {None}, "binding")
-    if isinstance(node, (ast.If, ast.Try, getattr(ast, "TryStar", ast.Try))) and not any(isinstance(n, LOOPS) for n in ast.walk(node)):
-        binds = {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
-        binds |= {n.name for n in ast.walk(node) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
-        binds |= {(a.asname or a.name).split(".")[0] for n in ast.walk(node) if isinstance(n, (ast.Import, ast.ImportFrom))
-                  for a in n.names}
-        return Statement(cell, node, code, binds, "binding")
-    return Statement(cell, node, code, set(), "never")
+def write_cells(notebook_cells, scratch):
+    (Path(scratch) / NOTEBOOK_FILE).write_text(json.dumps({"cells": notebook_cells}), encoding="utf-8")
 
 
-def _needed(statements):
-    """The statements the graded names need: those binding a graded name, then, transitively,
-    those binding a name that a needed statement uses."""
-    binders = {}
-    for statement in statements:
-        if statement.kind in ("definition", "binding"):
-            for name in statement.binds:
-                binders.setdefault(name, []).append(statement)
-    needed, names, seen = [], list(GRADED), set(GRADED)
-    while names:
-        for statement in binders.get(names.pop(), []):
-            if statement in needed:
-                continue
-            needed.append(statement)
-            used = {n.id for n in ast.walk(statement.node) if isinstance(n, ast.Name)}
-            names += sorted(used - seen)
-            seen |= used
-    return needed
+def run_notebook(client, scratch, limits):
+    """The notebook's first run, cell by cell, in the sandbox's `notebook` group; writes the plan
+    every other group replays. Returns (a CellResult per code cell, the graded names defined)."""
+    scratch = Path(scratch)
+    cells = json.loads((scratch / NOTEBOOK_FILE).read_text(encoding="utf-8"))["cells"]
+    budget, total = limits["cell_seconds"], limits["notebook_seconds"]
+    results, kept, kept_seconds, spent, defined = [], [], 0.0, 0.0, set()
+    for index, cell in enumerate(cells):
+        if spent >= total:
+            results.append(CellResult(cell["number"], "not run", f"the notebook's {total:g} s were spent by the cells before it"))
+            continue
+        try:
+            reply = client.request("notebook_cell", budget + CELL_GRACE + kept_seconds, group=NOTEBOOK_GROUP,
+                                   cell=index, budget=budget, kept=kept)
+            result, keep, names = _read_reply(reply, cell["number"], budget)
+        except BudgetSpent as spent_out:
+            result, keep, names = CellResult(cell["number"], "not run", str(spent_out)), False, []
+        except WorkerFailure as failure:
+            why = (f"it did not stop at its budget of {budget:g} s (did it catch the interruption?)"
+                   if failure.status == "timeout" else str(failure))
+            result, keep, names = CellResult(cell["number"], "stopped the worker", f"{why}; not run for the checks"), False, []
+        except StudentException as raised:  # the replay before it, or the shell itself, failed
+            result, keep, names = CellResult(cell["number"], "raised", str(raised)[:300]), False, []
+        result.seconds = round(client.last_seconds, 3)
+        spent += client.last_seconds
+        if keep is not False:
+            kept.append([index, keep])
+            kept_seconds += client.last_seconds
+            defined = set(names)
+        results.append(result)
+    (scratch / PLAN_FILE).write_text(json.dumps({"cell_seconds": budget, "cells": kept}), encoding="utf-8")
+    return results, [name for name in GRADED if name in defined]
 
 
-def _root(target):
-    """The name an assignment target binds or changes: x, x.attr, x[i] → x."""
-    while isinstance(target, (ast.Attribute, ast.Subscript, ast.Starred)):
-        target = target.value
-    return target.id if isinstance(target, ast.Name) else None
+def _read_reply(reply, number, budget):
+    """(CellResult, statements to keep in the replay — None for all —, graded names defined)
+    from a worker's reply, read as untrusted data."""
+    outcome = reply.get("outcome") if reply.get("outcome") in OUTCOMES else "raised"
+    neutralised = [str(item)[:80] for item in reply.get("neutralised", [])[:MAX_NEUTRALISED]] \
+        if isinstance(reply.get("neutralised"), list) else []
+    names = [name for name in reply.get("defined", []) if name in GRADED] if isinstance(reply.get("defined"), list) else []
+    keep, detail = None, ""
+    if outcome == "raised":
+        detail = f"{str(reply.get('type', '?'))[:100]}: {str(reply.get('message', ''))[:300]}"
+    elif outcome == "over budget":
+        statement = reply.get("statement")
+        keep = statement if isinstance(statement, int) and not isinstance(statement, bool) and statement >= 0 else 0
+        detail = (f"stopped at its budget of {budget:g} s, in its statement {keep + 1}: the checks use what the "
+                  f"statements before that one define")
+    return CellResult(number, outcome, detail, neutralised=neutralised), keep, names
 
 
-def _imports_deferred(node):
-    """Does this import load a course module that uses the graded names (autodiff.nn, nn, …)?"""
-    if isinstance(node, ast.ImportFrom):
-        if node.level:
-            return False
-        parts = (node.module or "").split(".")
-        inside = (parts[1:2] or [alias.name for alias in node.names]) if parts[0] == "autodiff" else parts[:1]
-        return any(module in DEFERRED_MODULES for module in inside)
-    modules = [alias.name.split(".") for alias in node.names]
-    return any(parts[-1 if parts[0] == "autodiff" else 0] in DEFERRED_MODULES for parts in modules)
+def cell_notes(results):
+    """The report's lines for the cells that did not simply run."""
+    notes = []
+    for result in results:
+        said = [] if result.outcome == "ran" else [f"{result.outcome}" + (f": {result.detail}" if result.detail else "")]
+        if result.neutralised:
+            said.append(f"neutralised: {', '.join(result.neutralised)}")
+        if said:
+            notes.append(f"cell {result.cell}: {'; '.join(said)}")
+    return notes
 
 
-def _defined_names(source):
-    try:
-        return top_level_names(ast.parse(source))
-    except (SyntaxError, ValueError, RecursionError):
-        return set()
-
-
-def _guarded(code):
-    indented = "\n".join("    " + line for line in code.splitlines())
-    return f"try:\n{indented}\nexcept Exception:\n    pass\n"
-
-
-def _segment(lines, node):
-    """The statement's source, decorators included."""
-    start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
-    return "\n".join(lines[start - 1:node.lineno - 1] + [ast.get_source_segment("\n".join(lines), node)])
+def as_data(results):
+    return [asdict(result) for result in results]
 
 
 def check_cells_run(inputs, out="build/notebook.ipynb"):
@@ -241,7 +166,6 @@ def check_cells_run(inputs, out="build/notebook.ipynb"):
     which Colab could not do to a local file anyway."""
     import subprocess
     import sys
-    from pathlib import Path
 
     import nbformat
 

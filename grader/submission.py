@@ -1,42 +1,54 @@
 """What a student handed in: the one place the submission forms are read (SPEC.md, "Submissions").
 
 A folder holding `autodiff/`, a folder holding the graded modules at its top, a `.zip` of
-either, or one `.ipynb` (read by notebook.py). Nothing here runs student code: sources are read
-as text and parsed with `ast` only to list what they define. Anything else gives a Submission
-with an `error`, which the report turns into a score of 0 and a message.
+either, or one `.ipynb` (read by notebook.py). Each is read the way the student's own tool reads
+it: a module's bytes go to the worker as handed in, for Python to decode as it always does (a
+coding line, a BOM); a zip is read as `unzip` and Explorer read one (backslashes, directory
+entries, names in the code page of the machine that wrote it). Nothing here runs student code:
+sources are decoded and parsed with `ast` only to list what they define. Anything else gives a
+Submission with an `error`, which the report turns into a score of 0 and a message.
 """
 import ast
 import hashlib
+import io
 import os
 import shutil
 import stat
 import sys
 import tempfile
+import tokenize
 import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from . import COURSE_PACKAGE, GRADED, GRADED_MODULES
-from .notebook import NotebookError, read_notebook, top_level_names
+from .notebook import NotebookError, read_notebook, write_cells
 
 EXPECTED = ("expected a folder holding autodiff/ (with ops.py, activations.py, losses.py, regularizers.py), "
             "a folder holding those modules at its top, a .zip of either, or one .ipynb notebook")
-MAX_ZIP_MEMBERS = 2000
+MAX_ZIP_MEMBERS = 2000             # of what could be graded: junk and what lies too deep are set aside first
+MAX_ZIP_ENTRIES = 200_000          # of anything, junk included: a bound on reading the archive's directory
 MAX_UNPACKED_BYTES = 64 << 20
 MAX_SOURCE_BYTES = 2 << 20
 MAX_SEARCH_DEPTH = 3
 MAX_HELPER_MODULES = 16            # the student's own further modules (autodiff/utils.py, …)
 MAX_HELPER_BYTES = 4 << 20         # all of them together
-JUNK = {"__MACOSX", "__pycache__", ".ipynb_checkpoints", ".git"}
+# Folders that never hold graded work: tools' caches, version control, virtual environments.
+JUNK = {"__MACOSX", "__pycache__", ".ipynb_checkpoints", ".git", "venv", "env", ".venv", "site-packages", "node_modules"}
+# Code pages a zip written without the UTF-8 flag may use for its names, after UTF-8 itself:
+# Korean Windows' (the course's students), then the zip format's own default.
+NAME_CODE_PAGES = ("utf-8", "cp949", "cp437")
 
 
 @dataclass
 class Submission:
     path: str
     form: str = "unreadable"
-    sources: dict = field(default_factory=dict)   # graded module (or "notebook_submission") → source text
-    helpers: dict = field(default_factory=dict)   # the student's own further module → source text
+    sources: dict = field(default_factory=dict)   # graded module → its bytes, as handed in
+    helpers: dict = field(default_factory=dict)   # the student's own further module → its bytes
+    cells: list = field(default_factory=list)     # a notebook's code cells (notebook.py)
+    cell_results: list = field(default_factory=list)  # what each did when the notebook ran (notebook.CellResult, as data)
     hashes: dict = field(default_factory=dict)    # submitted file → SHA-256 of its bytes
     found: list = field(default_factory=list)     # graded names the sources define
     missing: list = field(default_factory=list)   # graded names they do not
@@ -45,9 +57,18 @@ class Submission:
     error: str = None                             # why it could not be read at all
     sha256: str = None                            # of the whole submission as handed in
 
+    def notebook_ran(self, cell_results, defined, notes):
+        """What the notebook's run found: its cells' outcomes, and the graded names it defines
+        (besides those of its %%writefile modules)."""
+        self.cell_results = cell_results
+        self.found = [name for name in GRADED if name in {*self.found, *defined}]
+        self.missing = [name for name in GRADED if name not in self.found]
+        self.notes += [_printable(note) for note in notes]
+
     def to_dict(self):
         return {"path": self.path, "form": self.form, "sha256": self.sha256, "files": self.hashes, "found": self.found,
-                "helpers": sorted(self.helpers), "missing": self.missing, "ignored": self.ignored, "notes": self.notes, "error": self.error}
+                "helpers": sorted(self.helpers), "missing": self.missing, "cells": self.cell_results, "ignored": self.ignored,
+                "notes": self.notes, "error": self.error}
 
 
 def load_submission(path):
@@ -61,7 +82,8 @@ def load_submission(path):
                 skipped = unpack_zip(path, Path(unpacked))
                 _read_folder(Path(unpacked), submission, "zip")
                 if skipped:
-                    submission.notes.append(f"not extracted (absolute path, '..' or link): {', '.join(skipped[:10])}")
+                    submission.notes.append(f"not extracted (an absolute path, '..', a link, or a name both a file "
+                                            f"and a folder): {', '.join(skipped[:10])}")
         elif path.suffix.lower() == ".ipynb" and path.is_file():
             _read_notebook(path, path.name, submission, "notebook")
         elif not path.exists():
@@ -87,13 +109,40 @@ def _printable(text):
 
 def prepare_scratch(submission, scratch):
     """Lay out what the worker imports: the course's package with the student's graded and helper
-    modules (a helper answers to its bare name too: see the worker)."""
+    modules, their bytes as handed in (a helper answers to its bare name too: see the worker),
+    and a notebook's cells."""
     scratch = Path(scratch)
     shutil.copytree(COURSE_PACKAGE, scratch / "autodiff", ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
-    for module, source in {**submission.helpers, **submission.sources}.items():
-        target = scratch / f"{module}.py" if module == "notebook_submission" else scratch / "autodiff" / f"{module}.py"
-        target.write_text(source, encoding="utf-8")
+    for module, data in {**submission.helpers, **submission.sources}.items():
+        (scratch / "autodiff" / f"{module}.py").write_bytes(data)
+    if submission.cells:
+        write_cells(submission.cells, scratch)
     return scratch
+
+
+def decoded(data):
+    """A module's text as Python decodes it (a BOM, a coding line, else UTF-8): (text, None), or
+    (None, why) where Python could not."""
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError as error:  # an unknown encoding named, or its first lines not UTF-8 with none named
+        return None, error.msg if _is_utf8(data) else NOT_UTF8
+    try:
+        return data.decode(encoding), None
+    except UnicodeDecodeError:
+        return None, NOT_UTF8 if encoding in ("utf-8", "utf-8-sig") else f"its bytes are not {encoding} text, as its coding line says"
+
+
+NOT_UTF8 = ("it is not UTF-8 and names no encoding (save it as UTF-8, or add a line such as "
+            "'# -*- coding: cp949 -*-' at its top)")
+
+
+def _is_utf8(data):
+    try:
+        data.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
 
 
 class SubmissionError(Exception):
@@ -116,11 +165,11 @@ def _read_folder(folder, submission, how):
         submission.notes.append(f"graded modules read from {package}/")
     used = set()
     for module in GRADED_MODULES:
-        source = _read_source(folder, package / f"{module}.py", submission)
-        if source is not None:
+        data = _read_source(folder, package / f"{module}.py", submission)
+        if data is not None:
             used.add(package / f"{module}.py")
-            submission.sources[module] = source
-            submission.found += _defined_graded_names(source, module, str(package / f"{module}.py"), submission.notes)
+            submission.sources[module] = data
+            submission.found += _defined_graded_names(data, module, str(package / f"{module}.py"), submission.notes)
     course_modules = {path.name for path in COURSE_PACKAGE.glob("*.py")}
     helper_bytes = 0
     for relative in files:
@@ -130,29 +179,29 @@ def _read_folder(folder, submission, how):
             submission.ignored.append(f"{relative} (the course's copy is used)")
             continue
         why = _not_a_helper(relative, package, len(submission.helpers), helper_bytes)
-        source = None if why else _read_source(folder, relative, submission)
-        if source is None:
+        data = None if why else _read_source(folder, relative, submission)
+        if data is None:
             submission.ignored.append(f"{relative} ({why or 'not read'})")
             continue
-        submission.helpers[relative.stem] = source
-        helper_bytes += len(source.encode())
+        submission.helpers[relative.stem] = data
+        helper_bytes += len(data)
     if submission.helpers:
         submission.notes.append(f"helper modules of your own, importable beside the graded ones: "
                                 f"{', '.join(f'{name}.py' for name in sorted(submission.helpers))}")
+    if package.name != "autodiff":
+        submission.notes += _shadowed_helpers(submission)
 
 
-# Module names that mean something to Python, pytest or the sandbox before any import of the
-# student's: never a helper, whatever is in it.
-RESERVED_NAMES = {"conftest", "sitecustomize", "usercustomize", "__main__", "autodiff", "protocol", "worker",
-                  "supervisor", "notebook_submission", "numpy"}
+# Names a bare import gets from elsewhere than the student's flat folder, in the sandbox: Python's
+# own modules, what the sandbox runs on, the course's package.
+TAKEN_NAMES = {*sys.stdlib_module_names, "numpy", "IPython", "autodiff", "protocol", "worker", "supervisor", "cells"}
 
 
 def _not_a_helper(relative, package, count, total_bytes):
-    """Why a submitted file cannot be one of the student's helper modules (None if it can)."""
-    if relative.parent != package or relative.suffix != ".py" or relative.stem in RESERVED_NAMES:
+    """Why a submitted file cannot be one of the student's helper modules (None if it can): any
+    name Python can import inside the package is one."""
+    if relative.parent != package or relative.suffix != ".py" or relative.stem == "__init__":
         return "not graded"
-    if relative.stem in sys.stdlib_module_names:
-        return "not graded: it has the name of a module of Python's own"
     if not relative.stem.isidentifier():
         return "not graded: not a module name Python can import"
     if count >= MAX_HELPER_MODULES:
@@ -162,8 +211,22 @@ def _not_a_helper(relative, package, count, total_bytes):
     return None
 
 
+def _shadowed_helpers(submission):
+    """In the flat form, a helper named like a module a bare import finds first (`random.py`),
+    where a submitted module does import it by that name: a note saying which gets imported."""
+    notes = []
+    for module, data in {**submission.sources, **submission.helpers}.items():
+        tree = _parsed(data)
+        imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names} | \
+                   {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and not node.level and node.module}
+        for name in sorted(imported & set(submission.helpers) & TAKEN_NAMES):
+            notes.append(f"{module}.py imports {name}: that is Python's own {name} module, not your {name}.py "
+                         f"(rename the helper, or import it as autodiff.{name})")
+    return notes
+
+
 def _read_source(folder, relative, submission):
-    """A submitted module's text, hashed; None (with a note) if it is a link, too big or not UTF-8."""
+    """A submitted module's bytes, hashed; None (with a note) if it is a link or too big."""
     path = folder / relative
     if not path.is_file():
         return None
@@ -175,11 +238,7 @@ def _read_source(folder, relative, submission):
         submission.notes.append(f"{relative} is over {MAX_SOURCE_BYTES >> 20} MB: not used")
         return None
     submission.hashes[str(relative)] = hashlib.sha256(data).hexdigest()
-    try:
-        return data.decode("utf-8-sig")  # Windows editors may start the file with a BOM
-    except UnicodeDecodeError:
-        submission.notes.append(f"{relative} is not UTF-8 text: not used")
-        return None
+    return data
 
 
 def _read_notebook(path, name, submission, form):
@@ -194,46 +253,64 @@ def _read_notebook(path, name, submission, form):
         raise SubmissionError(f"{name} could not be read as a notebook ({error}); {EXPECTED}") from None
     submission.form = form
     submission.hashes[name] = hashlib.sha256(data).hexdigest()
-    submission.sources["notebook_submission"] = notebook.source
-    found = top_level_names(ast.parse(notebook.source))
+    submission.cells = notebook.cells
     for module, source in notebook.modules.items():
+        data = source.encode("utf-8")
         if module in GRADED_MODULES:
-            submission.sources[module] = source
-            found.update(_defined_graded_names(source, module, f"{name} (%%writefile {module}.py)", submission.notes))
+            submission.sources[module] = data
+            submission.found += _defined_graded_names(data, module, f"{name} (%%writefile {module}.py)", submission.notes)
         elif len(submission.helpers) < MAX_HELPER_MODULES and sum(map(len, submission.helpers.values())) < MAX_HELPER_BYTES:
-            submission.helpers[module] = source
+            submission.helpers[module] = data
         else:
             submission.notes.append(f"%%writefile {module}.py not used: over {MAX_HELPER_MODULES} helper modules or "
                                     f"{MAX_HELPER_BYTES >> 20} MB")
-    submission.found = [n for n in GRADED if n in found]
     submission.notes += notebook.notes
-    skipped = notebook.skipped
-    if skipped:
-        submission.notes.append(f"from the notebook, what neither defines nor feeds a graded name is not run; "
-                                f"{len(skipped)} statements were skipped:")
-        submission.notes += [f"  skipped {line}" for line in skipped[:20]]
-        if len(skipped) > 20:
-            submission.notes.append(f"  … and {len(skipped) - 20} more")
 
 
-def _defined_graded_names(source, module, filename, notes):
+def _parsed(data):
+    """A module's syntax tree (an empty one if it does not parse or decode)."""
+    text, _ = decoded(data)
     try:
-        names = top_level_names(ast.parse(source, filename))
+        return ast.parse(text or "")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return ast.Module(body=[], type_ignores=[])
+
+
+def _defined_graded_names(data, module, filename, notes):
+    text, why = decoded(data)
+    if text is None:
+        notes.append(f"{filename} cannot be read by Python: {why}")
+        return []
+    try:
+        tree = ast.parse(text, filename)
     except SyntaxError as error:
         notes.append(f"{filename} has a syntax error at line {error.lineno}: {error.msg}")
         return []
-    except (ValueError, RecursionError):
+    except (ValueError, RecursionError, MemoryError):
         notes.append(f"{filename} could not be parsed")
         return []
+    names = {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    names |= {target.id for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
+              for target in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(target, ast.Name)}
+    names |= {(alias.asname or alias.name).split(".")[0] for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))
+              for alias in node.names}
     return [name for name, home in GRADED.items() if home == module and name in names]
 
 
+def _set_aside(parts):
+    """Is a file at these path parts never graded: in a junk or hidden folder, or deeper than any
+    graded module can be (root/autodiff/module.py, the root at most MAX_SEARCH_DEPTH down)?"""
+    return (any(part in JUNK or part.startswith(".") for part in parts)
+            or len(parts) > MAX_SEARCH_DEPTH + 2)
+
+
 def _list_files(folder):
-    """Every regular file under folder (relative), skipping junk folders and hidden files."""
+    """Every regular file under folder (relative) that could be graded: junk, hidden files and
+    what lies too deep are set aside before the count is bounded."""
     files = []
     for path in sorted(folder.rglob("*")):
         relative = PurePosixPath(path.relative_to(folder).as_posix())
-        if any(part in JUNK or part.startswith(".") for part in relative.parts):
+        if _set_aside(relative.parts):
             continue
         if path.is_symlink():
             continue  # never followed: it could point anywhere on the grading machine
@@ -272,36 +349,68 @@ def submission_sha256(path):
 
 
 def unpack_zip(path, target, max_members=MAX_ZIP_MEMBERS, max_bytes=MAX_UNPACKED_BYTES):
-    """Extract with care: no absolute paths, no '..', no links, bounded count and size.
+    """Extract as unzip and Explorer would, with care: no absolute paths, no '..', no links;
+    junk and what lies too deep set aside, then the count and size of the rest bounded.
     Returns the names of the entries it refused."""
     try:
         with zipfile.ZipFile(path) as archive:
             return _extract_members(archive, path, target, max_members, max_bytes)
-    except (zipfile.BadZipFile, zlib.error, OSError, ValueError, RuntimeError, EOFError) as error:
-        raise SubmissionError(f"{path.name} is not a readable zip archive ({error}); {EXPECTED}") from None
+    except SubmissionError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, OSError, ValueError, RuntimeError, EOFError, NotImplementedError) as error:
+        why = str(error).replace(str(target), "").replace(str(path), path.name)  # never the grader's own paths
+        raise SubmissionError(f"{path.name} is not a readable zip archive ({why}); {EXPECTED}") from None
+
+
+def member_name(member):
+    """An entry's name as the tool that wrote it meant it: UTF-8 where its flag says so (zipfile
+    has decoded it), else its bytes in the first of NAME_CODE_PAGES that reads them; backslashes
+    (Windows' own tools) as separators."""
+    name = member.filename
+    if not member.flag_bits & 0x800:
+        raw = name.encode("cp437")  # how zipfile decoded it: undone exactly
+        for code_page in NAME_CODE_PAGES:
+            try:
+                name = raw.decode(code_page)
+                break
+            except UnicodeDecodeError:
+                continue
+    return name.replace("\\", "/")
 
 
 def _extract_members(archive, path, target, max_members, max_bytes):
     skipped, written = [], 0
     members = archive.infolist()
-    if len(members) > max_members:
-        raise SubmissionError(f"{path.name} holds {len(members)} entries, more than {max_members}")
-    if sum(m.file_size for m in members) > max_bytes:
-        raise SubmissionError(f"{path.name} unpacks to more than {max_bytes >> 20} MB")
+    if len(members) > MAX_ZIP_ENTRIES:
+        raise SubmissionError(f"{path.name} holds {len(members)} entries, more than {MAX_ZIP_ENTRIES}")
+    graded = []
     for member in members:
-        name = PurePosixPath(member.filename.replace("\\", "/"))
-        if name.is_absolute() or ".." in name.parts or (member.external_attr >> 16) & 0o170000 == stat.S_IFLNK:
-            skipped.append(member.filename)
-            continue
-        destination = target.joinpath(*name.parts)
-        if member.is_dir():
-            destination.mkdir(parents=True, exist_ok=True)
-            continue
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        with archive.open(member) as source, open(destination, "wb") as sink:
-            while chunk := source.read(1 << 16):
-                written += len(chunk)
-                if written > max_bytes:  # the header's sizes can lie
-                    raise SubmissionError(f"{path.name} unpacks to more than {max_bytes >> 20} MB")
-                sink.write(chunk)
+        name = member_name(member)
+        parts = PurePosixPath(name).parts
+        if name.startswith("/") or ".." in parts or (member.external_attr >> 16) & 0o170000 == stat.S_IFLNK:
+            skipped.append(name)
+        elif parts and not _set_aside(parts):
+            graded.append((member, name, parts))
+    if len(graded) > max_members:
+        raise SubmissionError(f"{path.name} holds {len(graded)} files and folders that could be graded, more than {max_members}")
+    if sum(member.file_size for member, _, _ in graded) > max_bytes:
+        raise SubmissionError(f"{path.name} unpacks to more than {max_bytes >> 20} MB")
+    for member, name, parts in graded:
+        destination = target.joinpath(*parts)
+        is_folder = name.endswith("/") or member.is_dir() or member.external_attr & 0x10  # MS-DOS's directory flag
+        try:
+            if is_folder:
+                destination.mkdir(parents=True, exist_ok=True)
+                continue
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            with archive.open(member) as source, open(destination, "wb") as sink:
+                while chunk := source.read(1 << 16):
+                    written += len(chunk)
+                    if written > max_bytes:  # the header's sizes can lie
+                        raise SubmissionError(f"{path.name} unpacks to more than {max_bytes >> 20} MB")
+                    sink.write(chunk)
+        except OSError:  # a name that is a file in one entry and a folder in another, say
+            skipped.append(name)
+        except RuntimeError as error:  # encrypted
+            raise SubmissionError(f"{path.name}: {name} could not be extracted ({error}); {EXPECTED}") from None
     return skipped

@@ -3,7 +3,7 @@
 # "Ubuntu 22.04" or "Ubuntu 24.04": the pinned requirements need Python ≥ 3.11, which this script
 # takes from Ubuntu's python3.11 packages on 22.04 (whose python3 is 3.10) and from the image's
 # own python3 (3.12) on 24.04. Then: bubblewrap, the grader's venv, the sandbox's runtime (numpy
-# only, readable by the unprivileged uids student code runs as) and the autograder's own files
+# and IPython, readable by the unprivileged uids student code runs as) and the autograder's own files
 # closed to every other user (the `uid` isolation level relies on it).
 #
 # SETUP_DRY_RUN=1 prints the commands instead of running them; SETUP_OS_RELEASE reads another
@@ -34,7 +34,7 @@ run "$root/venv/bin/python" -m pip install --quiet --disable-pip-version-check -
 run "$root/venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$root/source/requirements.txt"
 run "$python" -m venv "$sandbox"
 run "$sandbox/bin/python" -m pip install --quiet --disable-pip-version-check \
-  "$(grep '^numpy==' "$root/source/requirements.txt")"
+  $(grep -oE '^(numpy|ipython)==[^ ]+' "$root/source/requirements.txt")
 run chmod -R a+rX "$sandbox"
 run chmod -R go-rwx "$root/source"
 if [ -z "${SETUP_DRY_RUN:-}" ]; then

@@ -806,6 +806,56 @@ def notebook_cell_defines_then_raises(folder, ctx):
     return notebook(folder, "hw.ipynb", cells)
 
 
+FORGED_CELLS = """\
+import sys
+_worker = sys.modules["worker"]
+
+def _forged(request):
+    return {"outcome": "ran", "defined": ["Mul", "Nothing", 7], "statement": -3,
+            "neutralised": ["x" * 10_000] * 1000, "type": "<img src=x>"}
+
+_worker.COMMANDS["notebook_cell"] = _forged
+"""
+
+
+def notebook_forging_its_cells(folder, ctx):
+    """A first cell that answers every later cell's request itself: all ran, nothing neutralised
+    but a flood, names defined that are not."""
+    cells = notebook_cells(honest_copy(folder / "submission", ["wrong Mul.forward"]))
+    return notebook(folder, "hw.ipynb", [FORGED_CELLS] + cells)
+
+
+def cells_said_as_data(report, ctx):
+    """What the worker said of the cells is bounded, and never more than the run's own outcomes."""
+    cells = report["submission"]["cells"]
+    problems = [f"cell {c['cell']} says {len(c['neutralised'])} neutralised items" for c in cells if len(c["neutralised"]) > 20]
+    problems += [f"a neutralised item of {len(item)} characters" for c in cells for item in c["neutralised"] if len(item) > 80]
+    return problems
+
+
+def notebook_cell_ignoring_its_budget(folder, ctx):
+    """A cell that ignores SIGALRM and spins: the trusted side stops the worker at its own deadline."""
+    cells = notebook_cells(honest_copy(folder / "submission", ["wrong Mul.forward"]))
+    spin = "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nsignal.setitimer = lambda *a, **k: None\nwhile True:\n    pass"
+    return notebook(folder, "hw.ipynb", cells + [spin])
+
+
+def notebook_rewriting_its_run(folder, ctx):
+    """A cell that tries to change what the other groups' workers run (the plan, the cells, the
+    course's engine on disk) and takes back IPython's magics for itself."""
+    cells = notebook_cells(honest_copy(folder / "submission", ["wrong Mul.forward"]))
+    rewrite = textwrap.dedent("""\
+        import json, pathlib
+        for name in ("notebook-plan.json", "notebook.json", "autodiff/tensor.py"):
+            try:
+                pathlib.Path(name).write_text("{}")
+            except OSError:
+                pass
+        get_ipython().run_line_magic = lambda *a, **k: None
+        """)
+    return notebook(folder, "hw.ipynb", cells + [rewrite])
+
+
 def answer_table(ctx):
     """A Mul that answers from a table of what the handout's checks ask (their inputs seeded by the
     check's id alone: the handout's rubric has no salt), and zeros otherwise: the honest Mul that
@@ -987,10 +1037,16 @@ ATTACKS = [
     # notebooks
     Attack("notebook that is not JSON", invalid_json_notebook, trusted_side=True,
            unreadable="could not be read as a notebook"),
-    Attack("notebook in nbformat v3", notebook_v3, WRONG_MUL, trusted_side=True),
-    Attack("notebook with 50 MB of cell outputs", notebook_with_huge_outputs, WRONG_MUL, trusted_side=True),
+    Attack("notebook in nbformat v3", notebook_v3, WRONG_MUL),
+    Attack("notebook with 50 MB of cell outputs", notebook_with_huge_outputs, WRONG_MUL),
     Attack("notebook cell that defines a graded name, then raises", notebook_cell_defines_then_raises, WRONG_MUL,
-           trusted_side=True, says=[("notes", ": raise RuntimeError('run the cells above first')")]),
+           says=[("notes", "raised: RuntimeError: run the cells above first")]),
+    Attack("notebook cell that forges what the worker says of its cells", notebook_forging_its_cells, WRONG_MUL,
+           check=cells_said_as_data),
+    Attack("notebook cell that ignores its time budget and never ends", notebook_cell_ignoring_its_budget, WRONG_MUL,
+           says=[("notes", "stopped the worker: it did not stop at its budget")], slow=True),
+    Attack("notebook cell that rewrites the plan and the engine for the other groups", notebook_rewriting_its_run,
+           WRONG_MUL),
 ]
 
 WHY_NOT = {"process": "student code runs as the grader's own user, with the grader's files, processes and network "

@@ -33,6 +33,8 @@ def fast_rubric_text():
     for key, value in FAST_MNIST.items():
         text, found = re.subn(rf"(?m)^{key}\s*=[^#\n]*", f"{key} = {value} ", text)
         assert found == 1, f"grader/rubric.toml has no single mnist key {key}"
+    text, found = re.subn(r"(?m)^\[limits\]$", "[limits]\ncell_seconds = 3  # a notebook's cell that overruns costs less waiting", text)
+    assert found == 1, "grader/rubric.toml has no [limits] table"
     return text + "\n[scale]\nside = 40  # the scale checks on small inputs: their own tests (test_scale.py) use the real side\n"
 
 

@@ -514,5 +514,5 @@ def test_mnist_as_the_first_request_of_a_fresh_sandbox_trains(tmp_path):
 
     with tempfile.TemporaryDirectory(dir=scratch_parent()) as scratch:
         prepare_scratch(load_submission(reference_copy(tmp_path)), scratch)
-        cases, problem = run_checks(Path(scratch), FAST_RUBRIC, strongest_level(), tmp_path / "results.json", select="mnist")
+        cases, problem, _ = run_checks(Path(scratch), FAST_RUBRIC, strongest_level(), tmp_path / "results.json", select="mnist")
     assert problem is None and [(case["group"], case["status"]) for case in cases] == [("MNIST", "passed")], cases

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 
 from .. import DEFAULT_RUBRIC, ROOT
+from ..notebook import NOTEBOOK_FILE, as_data, cell_notes, run_notebook
 from ..rubric import load_rubric
-from ..sandbox.client import TimeBudget, WorkerClient
+from ..sandbox.client import START_TIMEOUT, SandboxError, TimeBudget, WorkerClient
 from ..sandbox.launch import scratch_parent, strongest_level
-from ..sandbox.protocol import WHOLE_MODEL
+from ..sandbox.protocol import NOTEBOOK_GROUP, WHOLE_MODEL
 from ..submission import load_submission, prepare_scratch
 from .checking import CheckFailed
 
@@ -51,16 +52,38 @@ def rubric(request):
 
 @pytest.fixture(scope="session")
 def student(request, scratch):
+    """The sandbox serving the submission; for a notebook, after its first run (notebook.py),
+    whose plan every group then replays."""
     isolation = request.config.getoption("--isolation")
+    rubric = request.getfixturevalue("rubric")
     with WorkerClient(scratch, isolation=strongest_level() if isolation == "auto" else isolation,
-                      budget=time_budget(request.getfixturevalue("rubric"))) as client:
+                      budget=time_budget(rubric)) as client:
+        if (Path(scratch) / NOTEBOOK_FILE).is_file():
+            if not client.request("hello", START_TIMEOUT).get("ipython"):  # the supervisor's word, before any student code
+                NOTEBOOK_RUN["error"] = ("the sandbox's Python has no IPython, which runs a notebook's cells: install "
+                                         "requirements.txt's ipython into it (the Makefile builds it so)")
+                raise SandboxError(NOTEBOOK_RUN["error"])
+            client.import_seconds = max(client.import_seconds, rubric.limits["notebook_seconds"])
+            results, defined = run_notebook(client, scratch, rubric.limits)
+            NOTEBOOK_RUN.update(cells=as_data(results), defined=defined, notes=cell_notes(results))
         yield client
 
 
+NOTEBOOK_RUN = {}  # this grading's notebook run, for the JSON report (grade.py reads it)
+
+
 def time_budget(rubric):
-    """The rubric's [limits]; MNIST's share also holds its training budget."""
+    """The rubric's [limits]; MNIST's share also holds its training budget, a notebook's first
+    run all of its own."""
     limits = rubric.limits
-    return TimeBudget(limits["total_seconds"], limits["group_seconds"], {WHOLE_MODEL: rubric.mnist["time_budget_seconds"]})
+    return TimeBudget(limits["total_seconds"], limits["group_seconds"],
+                      {WHOLE_MODEL: rubric.mnist["time_budget_seconds"], NOTEBOOK_GROUP: limits["notebook_seconds"]})
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_json_modifyreport(json_report):
+    if NOTEBOOK_RUN:
+        json_report["notebook"] = NOTEBOOK_RUN
 
 
 @pytest.fixture(scope="session")

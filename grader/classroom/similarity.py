@@ -29,7 +29,7 @@ from pathlib import Path
 
 from .. import COURSE_PACKAGE, GRADED_MODULES
 from ..report import write_atomically
-from ..submission import load_submission
+from ..submission import decoded, load_submission
 
 K, WINDOW = 25, 4             # copydetect's noise threshold (k-gram length) and guarantee threshold - k + 1
 COMMON_SHARE = 0.5            # fingerprints in more than this share of the class are boilerplate
@@ -40,8 +40,9 @@ PARALLEL_FROM = 40            # submissions: fewer are fingerprinted in this pro
 
 def submission_code(path):
     """The graded modules of one submission as one text, in a fixed module order."""
-    sources = load_submission(path).sources
-    return "\n\n".join(sources[m] for m in (*GRADED_MODULES, "notebook_submission") if m in sources)
+    submission = load_submission(path)
+    texts = [decoded(submission.sources[m])[0] or "" for m in GRADED_MODULES if m in submission.sources]
+    return "\n\n".join(texts + [cell["source"] for cell in submission.cells])
 
 
 def starter_code():

@@ -88,6 +88,7 @@ class WorkerClient:
         self._imported = set()   # graded modules imported by the current worker child
         self._threads = None     # the supervisor's PipeThreads, where its pipes cannot be selected
         self.starts = 0
+        self.import_seconds = 30  # a graded module's import; a notebook's replay of its cells comes with it (notebook.py)
 
     # -- requests ---------------------------------------------------------------------------
     def request(self, command, timeout, key=None, group=None, **fields):
@@ -166,7 +167,7 @@ class WorkerClient:
             raise BudgetSpent(why)
         return (timeout, None) if timeout <= left else (left, why)
 
-    def ensure_imported(self, module, timeout=30, group=None):
+    def ensure_imported(self, module, timeout=None, group=None):
         """Import a graded module in the worker child of `group` before it is used, so that an
         import that kills the worker is told apart from an operation that does; the former fails
         the module's later checks at once instead of killing one worker per check. An import that
@@ -179,7 +180,7 @@ class WorkerClient:
         if module in self._imported and self.process is not None:
             return
         try:
-            self.request("import", timeout, key=("import", module), group=group, module=module)
+            self.request("import", timeout or self.import_seconds, key=("import", module), group=group, module=module)
         except StudentException as raised:
             self.failed_imports[module] = raised.details
             raise

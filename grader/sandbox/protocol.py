@@ -16,7 +16,9 @@ import json
 import math
 import mmap
 import os
+import shlex
 import struct
+from pathlib import PurePosixPath
 
 import numpy as np
 
@@ -36,6 +38,24 @@ COURSE_MODULES = ("tensor", *GRADED_MODULES, "nn", "optim", "data", "train")
 FUNCTION_KINDS = ("forward", "backward", "robustness", "stability", "scale")
 CHECK_KINDS = (*FUNCTION_KINDS, "value", "update", "accuracy")
 WHOLE_MODEL = "MNIST"  # the group of the check that trains MLP3 from the student's ops
+
+NOTEBOOK_GROUP = "notebook"  # the group of a notebook's first run, cell by cell (grader/notebook.py)
+
+
+def writefile_module(line):
+    """The module a `%%writefile [-a] path` cell writes, from the magic's arguments: (name, appends),
+    or (None, False) when the path is no module's (`notes.txt`, `my-utils.py`). Both sides read
+    these cells: the trusted side lays the file out, the sandbox records when it was written."""
+    line = line.replace("\\", "/")  # a Windows path, as Jupyter on Windows reads it
+    try:
+        words = shlex.split(line)
+    except ValueError:
+        words = line.split()
+    appends = bool(words) and words[0] in ("-a", "--append")
+    words = words[1:] if appends else words
+    path = PurePosixPath(words[0]) if words else PurePosixPath("")
+    return (path.stem, appends) if path.suffix == ".py" and path.stem.isidentifier() else (None, False)
+
 
 SUPERVISOR_COMMANDS = ("hello",)  # answered by the sandbox's supervisor itself: no worker child, no group
 

@@ -4,7 +4,7 @@ The sandbox's supervisor (supervisor.py) forks it for a group of checks (after i
 and the course's engine, and nothing of the student's), with a pipe of its own for requests and
 one for replies, and every other descriptor closed. The scratch folder holds the course's package
 (`autodiff/`, given modules from the course, graded modules from the student) and, for a
-notebook, `notebook_submission.py`; the course's modules and the student's helper modules also
+notebook, `notebook.json`, its code cells, which cells.py runs as Jupyter would; the course's modules and the student's helper modules also
 answer to their bare names (`from tensor import Function`, as students who keep the modules side
 by side write). It answers requests one frame each; the student's prints go to fd 1/2, a capped
 log file. It computes and returns plain data only; it never decides a score, and what it writes
@@ -28,25 +28,35 @@ except ImportError:  # Windows: worn_out() returns before it needs it (no /proc)
 SCRATCH = Path.cwd()
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(SCRATCH)]
 
+import cells  # noqa: E402  (sandbox/cells.py: a notebook's cells; IPython is imported only to run some)
 import numpy as np  # noqa: E402
 import protocol  # noqa: E402  (sandbox/protocol.py, next to this file)
 from protocol import COURSE_MODULES, GRADED, GRADED_MODULES  # noqa: E402  (the contract)
 
-NOTEBOOK = SCRATCH / "notebook_submission.py"
+NOTEBOOK = SCRATCH / "notebook.json"            # a notebook's code cells (grader/notebook.py)
+NOTEBOOK_PLAN = SCRATCH / "notebook-plan.json"  # which of them every group runs, decided by the trusted side
 # The student's own helper modules: whatever else the grader put in the package (submission.py).
 HELPERS = tuple(sorted({path.stem for path in (SCRATCH / "autodiff").glob("*.py")} - {*COURSE_MODULES, "__init__"}))
-STUDENT_FILES = {str(SCRATCH / "autodiff" / f"{module}.py") for module in (*GRADED_MODULES, *HELPERS)} | {str(NOTEBOOK)}
+STUDENT_FILES = {str(SCRATCH / "autodiff" / f"{module}.py") for module in (*GRADED_MODULES, *HELPERS)}
 
 
 class StudentError(Exception):
     """Student code raised: carries the phase and a traceback trimmed to the student's frames."""
 
     def __init__(self, phase, error):
-        frames = [frame for frame in traceback.extract_tb(error.__traceback__) if frame.filename in STUDENT_FILES]
-        lines = [f'  File "{Path(f.filename).name}", line {f.lineno}, in {f.name}\n    {f.line}' for f in frames[-5:]]
+        frames = [frame for frame in traceback.extract_tb(error.__traceback__)
+                  if frame.filename in STUDENT_FILES or frame.filename.startswith(cells.CELL_FILENAME)]
+        lines = [f'  File "{shown_file(f.filename)}", line {f.lineno}, in {f.name}\n    {f.line}' for f in frames[-5:]]
         message = str(error)[:500]
         self.details = {"phase": phase, "type": type(error).__name__, "message": message,
                         "traceback": "\n".join(lines)}
+
+
+def shown_file(filename):
+    """A student file's name as the student knows it: ops.py, or a notebook's `cell 7`."""
+    if filename.startswith(cells.CELL_FILENAME):
+        return f"cell {filename[len(cells.CELL_FILENAME):].split('-')[0]}"
+    return Path(filename).name
 
 
 class CourseModuleAliases(importlib.abc.MetaPathFinder, importlib.abc.Loader):
@@ -89,23 +99,45 @@ def load_module(module):
 
 
 def install_notebook():
-    """Run the notebook's definitions, put its graded names into every graded module, and only
-    then run its imports of the course modules that use them (grader/notebook.py defers those):
-    autodiff.nn then builds MLP3 from the notebook's classes."""
-    if "notebook_submission" in _loaded:
+    """Run the notebook's cells as the trusted side planned them (grader/notebook.py; every cell
+    whole where there is no plan), then put the graded names its namespace holds into the graded
+    modules, where the checks, and autodiff.nn's MLP3 once reloaded, find them."""
+    if "notebook" in _loaded:
         return
-    notebook = run_student("running the notebook's definitions", importlib.import_module, "notebook_submission")
+    run = notebook_run()
+    budget, plan = run.plan(NOTEBOOK_PLAN)
+    run_student("running the notebook", run.replay, plan, budget)
+    names = run.graded_names()
     for module in GRADED_MODULES:
         try:
             _loaded.setdefault(module, importlib.import_module(f"autodiff.{module}"))
         except BaseException:  # a %%writefile module that fails: reported when that module is asked for
             continue
         for name, home in GRADED.items():
-            if home == module and hasattr(notebook, name):
-                setattr(_loaded[module], name, getattr(notebook, name))
-    _loaded["notebook_submission"] = notebook
-    for statement in getattr(notebook, "__grader_deferred_imports__", ()):
-        run_student("running the notebook's imports", exec, statement, vars(notebook))
+            if home == module and name in names:
+                setattr(_loaded[module], name, names[name])
+    _loaded["notebook"] = run
+
+
+_notebook = []  # this process's NotebookRun, once made
+
+
+def notebook_run():
+    if not _notebook:
+        _notebook.append(cells.NotebookRun(NOTEBOOK))
+    return _notebook[0]
+
+
+def notebook_cell(request):
+    """One cell of the trusted side's first run of the notebook (grader/notebook.py), in this
+    group's shell; a fresh shell first replays the cells the trusted side has kept so far."""
+    fresh = not _notebook
+    run = notebook_run()
+    if fresh:
+        run_student("running the notebook", run.replay, request["kept"], request["budget"])
+    outcome = run_student(f"cell {request['cell']}", run.run, request["cell"], request["budget"])
+    outcome["defined"] = list(run.graded_names())
+    return outcome
 
 
 def resolve(name):
@@ -310,7 +342,8 @@ def read_exactly(stream, size):
 
 
 def hello(request):
-    return {"python": sys.version.split()[0], "numpy": np.__version__}
+    return {"python": sys.version.split()[0], "numpy": np.__version__,
+            "ipython": importlib.util.find_spec("IPython") is not None}  # what runs a notebook's cells
 
 
 def import_module(request):
@@ -318,7 +351,7 @@ def import_module(request):
     return {}
 
 
-COMMANDS = {"hello": hello, "import": import_module, "call": call, "regularizer": call_regularizer,
+COMMANDS = {"hello": hello, "import": import_module, "call": call, "regularizer": call_regularizer, "notebook_cell": notebook_cell,
             "mnist_gradients": mnist_gradients, "graph": call_graph}
 
 

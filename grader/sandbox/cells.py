@@ -1,0 +1,287 @@
+"""A notebook's cells run as Jupyter runs them, inside the sandbox: the worker's side of
+grader/notebook.py.
+
+Each code cell goes through IPython's own machinery (`InteractiveShell.run_cell`: its input
+transformations turn magics and `!` lines into calls, per cell, `from __future__` included, and
+it runs the cell's statements one by one), in the notebook's order, each under a time budget of
+its own; a cell that raises or overruns leaves what it did before that, and the run goes on, as
+Jupyter's "run all" with "continue on error" would. What a notebook may do beyond its own Python
+is an allow-list:
+- magics: only those that run the cell's own Python (`ALLOWED_MAGICS`); every other magic
+  (`%pip`, `%cd`, `%%bash`, `%run`, `%%writefile`, whose files the grader laid out already…)
+  and every `!` shell line does nothing and is reported as neutralised;
+- a top-level import of a module the sandbox does not have (matplotlib, say) binds nothing and is
+  reported: the student's own Jupyter had it, so the cell goes on;
+- Colab's `google.colab` answers every call (`drive.mount`) by doing nothing, and so does the
+  course's own checker (`grader`, the handout's check cell);
+- the course's heavy entry points answer without training: `autodiff.data.load_mnist` gives a
+  small set of blank images, `autodiff.train.train` returns the model as it is (a cell that
+  reloads those modules gets them so again);
+- a class of the notebook's own named like the course's engine's (`Tensor`, `Function`, …) is
+  the course's: the ops always run on the course's engine.
+Nothing here decides a point: the trusted side times each cell and reads what is said here as
+untrusted data (grader/notebook.py).
+"""
+import ast
+import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import json
+import os
+import signal
+import sys
+import tempfile
+import types
+from pathlib import Path
+
+import numpy as np
+from protocol import GRADED, writefile_module
+
+ALLOWED_MAGICS = {"time", "timeit", "capture"}  # they only run the cell's own Python
+WRITEFILE_MAGICS = {"writefile", "file"}  # laid out by the grader before the run: only when they ran is noted
+DEFAULT_CELL_SECONDS = 10
+RETRY_SECONDS = 0.1  # an over-budget cell that caught the interruption is interrupted again this often
+SMALL_MNIST = 100    # examples in each half of the stand-in for autodiff.data.load_mnist
+CELL_FILENAME = "<ipython-input-"  # how IPython names a cell's code
+
+
+class OverBudget(BaseException):
+    """Raised in a cell at its time budget (a BaseException: `except Exception` does not catch it)."""
+
+
+class Stub(types.ModuleType):
+    """A module every attribute of which is a callable that does nothing (and answers None)."""
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return Stub(f"{self.__name__}.{name}")
+
+    def __call__(self, *args, **kwargs):
+        return None
+
+
+class Stubs(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """First on sys.meta_path while a notebook runs: Colab's `google.colab` (drive.mount…) and
+    the course's own checker (`grader`, the handout's check cell) as Stubs; the course's
+    `autodiff.data` and `autodiff.train` with their heavy entry points answered without data or
+    training (`small_mnist`, `untrained`), again each time a cell reloads them."""
+    STUBBED = ("google", "grader")
+    LIGHTENED = {"autodiff.data": {"load_mnist": "small_mnist"}, "autodiff.train": {"train": "untrained"}}
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in self.STUBBED:
+            return importlib.util.spec_from_loader(name, self, is_package=True)
+        if name in self.LIGHTENED:
+            spec = importlib.machinery.PathFinder.find_spec(name, path)
+            if spec is not None:
+                spec.loader = Lightened(spec.loader, self.LIGHTENED[name])
+            return spec
+        return None
+
+    def create_module(self, spec):
+        return Stub(spec.name)
+
+    def exec_module(self, module):
+        pass
+
+
+class Lightened(importlib.abc.Loader):
+    """A course module's own loader, its heavy functions replaced once it has run."""
+
+    def __init__(self, loader, replaced):
+        self.loader, self.replaced = loader, replaced
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        self.loader.exec_module(module)
+        for name, replacement in self.replaced.items():
+            setattr(module, name, globals()[replacement])
+
+
+class CellTransformer(ast.NodeTransformer):
+    """Applied by IPython to each cell's syntax tree: the course's engine for the notebook's own,
+    missing modules' top-level imports guarded, the cell cut to its first `keep` statements (a
+    replay of a cell that overran its budget there); remembers the cell's statements' lines."""
+
+    def __init__(self, engine, notes):
+        self.engine, self.notes, self.keep, self.lines = engine, notes, None, []
+
+    def visit_Module(self, module):
+        body = [self._statement(node) for node in module.body]
+        module.body = body if self.keep is None else body[:self.keep]
+        self.lines = [(node.lineno, node.end_lineno) for node in module.body]
+        return ast.fix_missing_locations(module)
+
+    def _statement(self, node):
+        node = self._engine(node)
+        if isinstance(node, ast.Import) or isinstance(node, ast.ImportFrom) and not node.level and node.module != "__future__":
+            guard = ast.parse("try:\n    pass\nexcept ModuleNotFoundError as __error:\n    __grader_missing_module__(__error)").body[0]
+            guard.body = [node]
+            return ast.copy_location(guard, node)
+        return node
+
+    def _engine(self, node):
+        """A class named like one of the engine's, here or in an if/try/with at the top level."""
+        if isinstance(node, ast.ClassDef) and node.name in self.engine:
+            self.notes.append(f"class {node.name} (the course's is used)")
+            imported = ast.ImportFrom(module="autodiff.tensor", names=[ast.alias(node.name)], level=0)
+            return ast.copy_location(imported, node)
+        for field in ("body", "orelse", "finalbody"):
+            if isinstance(getattr(node, field, None), list) and not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                setattr(node, field, [self._engine(child) for child in getattr(node, field)])
+        for handler in getattr(node, "handlers", []):
+            handler.body = [self._engine(child) for child in handler.body]
+        return node
+
+
+class NotebookRun:
+    """One IPython shell running a notebook's cells; its namespace holds what they defined."""
+
+    def __init__(self, path):
+        os.environ.setdefault("MPLBACKEND", "Agg")
+        os.environ["IPYTHONDIR"] = tempfile.mkdtemp(prefix="ipython-")  # HOME may be read-only here
+        from IPython.core.interactiveshell import InteractiveShell
+        from IPython.utils.text import SList
+        from traitlets.config import Config
+
+        import autodiff.tensor
+
+        self.cells = json.loads(Path(path).read_text(encoding="utf-8"))["cells"]
+        self.notes = []    # what the current cell tried that was neutralised
+        self.index = None  # the cell running
+        self.bound = {}    # graded name → the last cell that bound it in the namespace
+        self.written = {}  # module → the last cell that %%wrote it
+        config = Config()
+        config.HistoryManager.enabled = False
+        config.InteractiveShell.colors = "nocolor"
+        self.shell = InteractiveShell.instance(config=config)
+        shell, run_line_magic, run_cell_magic = self.shell, self.shell.run_line_magic, self.shell.run_cell_magic
+
+        def line_magic(name, line, _stack_depth=1):
+            if name in ALLOWED_MAGICS:
+                return run_line_magic(name, line, _stack_depth + 1)
+            self.notes.append(f"%{name}")
+            return None
+
+        def cell_magic(name, line, cell):
+            if name in ALLOWED_MAGICS:
+                return run_cell_magic(name, line, cell)
+            module = writefile_module(line)[0] if name in WRITEFILE_MAGICS else None
+            if module is not None:
+                self.written[module] = self.index
+            else:
+                self.notes.append(f"%%{name}")
+            return None
+
+        def shell_line(command, *args, **kwargs):
+            self.notes.append("!" + str(command).strip().split("\n")[0][:60])
+            return SList()
+
+        shell.run_line_magic, shell.run_cell_magic = line_magic, cell_magic
+        shell.system = shell.system_raw = shell.system_piped = shell.getoutput = shell_line
+        engine = {name for name, value in vars(autodiff.tensor).items()
+                  if isinstance(value, type) and value.__module__ == "autodiff.tensor"}
+        self.transformer = CellTransformer(engine, self.notes)
+        shell.ast_transformers.append(self.transformer)
+        shell.user_ns["__grader_missing_module__"] = lambda error: self.notes.append(f"import {error.name} (not installed here)")
+        if not any(isinstance(finder, Stubs) for finder in sys.meta_path):
+            sys.meta_path.insert(0, Stubs())
+        for module in Stubs.LIGHTENED:  # imported already (the supervisor imports the package): lightened anew
+            if module in sys.modules:
+                importlib.reload(sys.modules[module])
+
+    def plan(self, path):
+        """(seconds per cell, [[cell index, statements kept or None for all], …]): the trusted
+        side's plan, or every cell whole under the default budget where it made none."""
+        if not Path(path).is_file():
+            return DEFAULT_CELL_SECONDS, [[index, None] for index in range(len(self.cells))]
+        plan = json.loads(Path(path).read_text(encoding="utf-8"))
+        return plan["cell_seconds"], plan["cells"]
+
+    def replay(self, plan, budget):
+        for index, keep in plan:
+            self.run(index, budget, keep)
+
+    def run(self, index, budget, keep=None):
+        """Run cell `index` (its first `keep` statements if given) with a time budget; what
+        happened, as plain data."""
+        self.notes.clear()
+        self.index, self.transformer.keep, self.transformer.lines = index, keep, []
+        before = {name: self.shell.user_ns.get(name) for name in GRADED}
+        cwd, path = os.getcwd(), list(sys.path)
+
+        def over_budget(signum, frame):
+            signal.setitimer(signal.ITIMER_REAL, RETRY_SECONDS)
+            while frame is not None:  # raised only in the cell's code (what it calls included), never in IPython's own
+                if frame.f_code.co_filename.startswith(CELL_FILENAME):
+                    raise OverBudget
+                frame = frame.f_back
+
+        timed = hasattr(signal, "setitimer")
+        if timed:
+            signal.signal(signal.SIGALRM, over_budget)
+            signal.setitimer(signal.ITIMER_REAL, budget)
+        self.shell.execution_count = self.cells[index]["number"]  # names its code <ipython-input-NUMBER-…>: worker.StudentError
+        try:
+            result = self.shell.run_cell(self.cells[index]["source"], store_history=False)
+            error = result.error_before_exec or result.error_in_exec
+        except OverBudget as stopped:  # in IPython's own code, between two statements
+            error = stopped
+        finally:
+            if timed:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        os.chdir(cwd)  # the worker's paths stay its own (a cell's os.chdir is the cell's)
+        sys.path[:] = path
+        for name in GRADED:
+            if self.shell.user_ns.get(name) is not before[name]:
+                self.bound[name] = index
+        outcome = {"outcome": "ran", "neutralised": self.notes[:20]}
+        if isinstance(error, OverBudget):
+            outcome.update(outcome="over budget", statement=self._statement_at(error))
+        elif error is not None:
+            outcome.update(outcome="raised", type=type(error).__name__, message=str(error)[:300])
+        return outcome
+
+    def _statement_at(self, error):
+        """The index of the cell's statement that was running when the budget ran out."""
+        tb, line = error.__traceback__, None
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename.startswith(CELL_FILENAME):
+                line = tb.tb_lineno
+                break
+            tb = tb.tb_next
+        if line is None:
+            return len(self.transformer.lines)
+        return max([i for i, (first, _) in enumerate(self.transformer.lines) if first <= line], default=0)
+
+    def graded_names(self):
+        """The graded names the notebook defines, as its namespace holds them after the run: but
+        a module %%written after the cell that last bound the name keeps its own (the later of
+        the two in the notebook is graded)."""
+        namespace = self.shell.user_ns
+        return {name: namespace[name] for name, home in GRADED.items()
+                if name in namespace and self.written.get(home, -1) < self.bound.get(name, -1)}
+
+
+def untrained(model, *args, epochs=1, on_epoch=None, **kwargs):
+    """The course's train, answered without training: each epoch reported, its loss not a number."""
+    for epoch in range(1, epochs + 1):
+        if on_epoch:
+            on_epoch(epoch, float("nan"))
+    return model
+
+
+def small_mnist(directory=None):
+    """The course's load_mnist, without the data: blank images of the right shapes and types."""
+    import autodiff.data
+
+    images = np.zeros((SMALL_MNIST, 28, 28), dtype=np.uint8)
+    labels = (np.arange(SMALL_MNIST) % 10).astype(np.uint8)
+    return autodiff.data.MNIST(images, labels, images.copy(), labels.copy())
+
+

@@ -1,0 +1,361 @@
+"""A submission is read the way the student's own tool reads it: Python (a coding line, a BOM,
+any module name the package can import), unzip and Explorer (backslashes, folder entries, names
+in a code page), Jupyter and Colab (cells run in order through IPython, magics and all). Each
+correct fixture here is written the way the tool in question writes it and scores 100 at the
+isolation levels a course grades with; each broken one loses what its broken part costs and
+nothing more. (The forms themselves: test_grader_forms.py; notebooks built to attack the grader:
+test_attacks.py.)"""
+import ast
+import json
+import textwrap
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from test_grader_forms import reference_definitions
+
+from _grading import FAST_RUBRIC, feedback, full_marks_except, group_scores, reference_copy
+from _paths import SOLUTIONS
+from grader import GRADED, GRADED_MODULES
+from grader.grade import grade
+from grader.report import validate
+from grader.sandbox.launch import level_available
+from grader.submission import MAX_ZIP_MEMBERS, load_submission
+
+LEVELS = [pytest.param(level, marks=pytest.mark.skipif(not level_available(level), reason=f"no {level} level here"))
+          for level in ("namespace", "uid")]
+KOREAN_DOC = "# 곱셈 연산: 브로드캐스팅된 축은 reduce_grad_to_shape 로 합친다\n"
+
+
+def graded(path, isolation):
+    report = grade(path, FAST_RUBRIC, isolation)
+    validate(report)
+    return report
+
+
+def definitions():
+    """{graded name: its reference source} (the classes and functions, solution markers removed)."""
+    return {ast.parse(source).body[0].name: source for module in GRADED_MODULES for source in reference_definitions(module)}
+
+
+# -- source files, as Python reads them --------------------------------------------------------
+
+def cp949_package(tmp_path):
+    """Saved by a Korean Windows editor: cp949 with its coding line, Korean comments, CRLF."""
+    folder = reference_copy(tmp_path / "submission")
+    for module in GRADED_MODULES:
+        path = folder / "autodiff" / f"{module}.py"
+        text = "# -*- coding: cp949 -*-\n" + KOREAN_DOC + path.read_text().replace('"""', '"""한글 설명. ', 1)
+        path.write_bytes(text.replace("\n", "\r\n").encode("cp949", "replace"))  # ⊙ and ᵀ are not in cp949
+    return folder
+
+
+def bom_package(tmp_path):
+    """Saved by Notepad as UTF-8: a byte-order mark, then a Korean comment."""
+    folder = reference_copy(tmp_path / "submission")
+    for module in GRADED_MODULES:
+        path = folder / "autodiff" / f"{module}.py"
+        path.write_bytes(b"\xef\xbb\xbf" + (KOREAN_DOC + path.read_text()).encode())
+    return folder
+
+
+def helper_named_like_the_standard_library(tmp_path):
+    """autodiff/types.py and autodiff/random.py, imported relatively: unambiguous inside the package."""
+    utils = "import numpy as np\n\n\ndef unbroadcast(grad, shape):\n    while grad.ndim > len(shape):\n" \
+            "        grad = grad.sum(axis=0)\n    for axis, size in enumerate(shape):\n" \
+            "        if size == 1 and grad.shape[axis] != 1:\n            grad = grad.sum(axis=axis, keepdims=True)\n    return grad\n"
+    return reference_copy(tmp_path / "submission",
+                          {"ops": [("from .tensor import Function, reduce_grad_to_shape",
+                                    "from .tensor import Function\nfrom .types import unbroadcast as reduce_grad_to_shape\n"
+                                    "from .random import SEED  # noqa")]},
+                          files={"autodiff/types.py": utils, "autodiff/random.py": "SEED = 0\n"})
+
+
+# -- zips, as unzip and Explorer read them -------------------------------------------------------
+
+class RawName(zipfile.ZipInfo):
+    """An entry whose name is written as these bytes, without the UTF-8 flag (as Windows' own
+    tools write names in the machine's code page)."""
+
+    def __init__(self, raw, *args, **kwargs):
+        super().__init__(raw.decode("cp437"), *args, **kwargs)
+        self.raw = raw
+
+    def _encodeFilenameFlags(self):
+        return self.raw, self.flag_bits & ~0x800
+
+
+def files_of(folder):
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+
+
+def powershell_zip(tmp_path):
+    """Windows PowerShell 5.1's Compress-Archive: backslashes as separators, no folder entries."""
+    folder = reference_copy(tmp_path / "hw")
+    with zipfile.ZipFile(tmp_path / "hw.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in files_of(folder):
+            archive.writestr(zipfile.ZipInfo(str(path.relative_to(tmp_path)).replace("/", "\\")), path.read_bytes())
+    return tmp_path / "hw.zip"
+
+
+def explorer_zip(tmp_path):
+    """Explorer's "Send to > Compressed folder" on Korean Windows: a folder entry for each folder
+    (the MS-DOS directory attribute), names in cp949 without the UTF-8 flag: the folder 과제1 and
+    a helper module 유틸.py (a name Python imports)."""
+    folder = reference_copy(tmp_path / "과제1", {"ops": [("from .tensor import Function, reduce_grad_to_shape",
+                                                         "from .tensor import Function\nfrom .유틸 import 줄이기 as reduce_grad_to_shape")]},
+                            files={"autodiff/유틸.py": "from .tensor import reduce_grad_to_shape as 줄이기  # noqa\n"})
+    with zipfile.ZipFile(tmp_path / "hw.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        for directory in ("과제1/", "과제1/autodiff/"):
+            entry = RawName(directory.encode("cp949"))
+            entry.external_attr = 0x10
+            archive.writestr(entry, b"")
+        for path in files_of(folder):
+            archive.writestr(RawName(str(path.relative_to(tmp_path)).encode("cp949")), path.read_bytes())
+    return tmp_path / "hw.zip"
+
+
+def zip_with_its_virtual_environment(tmp_path):
+    """The whole project folder zipped: .venv/ and venv/ (thousands of files), caches, checkpoints."""
+    folder = reference_copy(tmp_path / "project")
+    with zipfile.ZipFile(tmp_path / "hw.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in files_of(folder):
+            archive.writestr(str(path.relative_to(tmp_path)), path.read_bytes())
+        for i in range(MAX_ZIP_MEMBERS + 500):
+            archive.writestr(f"project/.venv/lib/python3.11/site-packages/pkg/module{i}.py", "x = 1\n")
+            archive.writestr(f"project/venv/lib/module{i}.py", "x = 1\n")
+        archive.writestr("project/autodiff/__pycache__/ops.cpython-311.pyc", b"\0" * 100)
+        archive.writestr("project/.ipynb_checkpoints/hw-checkpoint.ipynb", "{}")
+    return tmp_path / "hw.zip"
+
+
+# -- notebooks, as Jupyter, Colab and VS Code write them ------------------------------------------------
+
+def colab_notebook(cells):
+    """The JSON Colab saves: nbformat 4.0, ids in each cell's metadata, sources as lists of lines,
+    outputs and execution counts."""
+    def code(number, source):
+        return {"cell_type": "code", "execution_count": number, "metadata": {"id": f"cell{number:04}", "colab": {}},
+                "outputs": [{"output_type": "stream", "name": "stdout", "text": ["done\n"]}],
+                "source": source.splitlines(keepends=True)}
+    return {"nbformat": 4, "nbformat_minor": 0,
+            "metadata": {"colab": {"provenance": []}, "kernelspec": {"name": "python3", "display_name": "Python 3"},
+                         "language_info": {"name": "python"}},
+            "cells": [{"cell_type": "markdown", "metadata": {"id": "title"}, "source": ["# 과제 2: 자동 미분\n"]}] +
+                     [code(number, source) for number, source in enumerate(cells, 1)]}
+
+
+def vscode_notebook(cells):
+    """The JSON VS Code saves: nbformat 4.5 with cell ids, Windows line ends inside the sources."""
+    return {"nbformat": 4, "nbformat_minor": 5,
+            "metadata": {"kernelspec": {"name": "python3", "display_name": ".venv", "language": "python"},
+                         "language_info": {"name": "python", "version": "3.11.4"}, "vscode": {"interpreter": {"hash": "ab12"}}},
+            "cells": [{"cell_type": "code", "execution_count": None, "id": f"c{number}", "metadata": {}, "outputs": [],
+                       "source": source.replace("\n", "\r\n").splitlines(keepends=True)} for number, source in enumerate(cells, 1)]}
+
+
+def written(path, notebook):
+    path.write_text(json.dumps(notebook, ensure_ascii=False, indent=1))
+    return path
+
+
+COURSE_IMPORTS = "import numpy as np\nimport matplotlib.pyplot as plt\nfrom autodiff.tensor import Function, reduce_grad_to_shape, EPS"
+TRAIN_FOR_AN_HOUR = """\
+import importlib
+import autodiff.nn, autodiff.ops, autodiff.activations, autodiff.losses
+from autodiff.data import load_mnist
+from autodiff.train import train, prepare_images
+autodiff.ops.Mul, autodiff.ops.Matmul, autodiff.ops.Pow, autodiff.ops.Sum = Mul, Matmul, Pow, Sum
+autodiff.activations.ReLU, autodiff.activations.Softmax, autodiff.activations.Log = ReLU, Softmax, Log
+autodiff.losses.CrossEntropyLoss, autodiff.losses.NLLLoss = CrossEntropyLoss, NLLLoss
+importlib.reload(autodiff.nn)
+data = load_mnist()
+model = autodiff.nn.MLP3(seed=0)
+train(model, prepare_images(data.train_images), data.train_labels, epochs=3000, batch_size=1, lr=0.01)
+plt.plot([1, 2, 3])
+"""
+
+
+def colab(tmp_path):
+    """Drive mounted, %cd into it, !pip, matplotlib (not in the sandbox), the definitions, then the
+    course's training for an hour and a training loop of the student's own after a definition."""
+    names = definitions()
+    cells = ["from google.colab import drive\ndrive.mount('/content/drive')\n%cd /content/drive/MyDrive/hw\n!pip install -q tqdm",
+             COURSE_IMPORTS]
+    cells += [names[name] for name in GRADED if name != "ReLU"]
+    cells += [names["ReLU"] + "\n\nlosses = []\nfor step in range(10**12):\n    losses.append(step % 7)\n",
+              TRAIN_FOR_AN_HOUR]
+    return written(tmp_path / "hw.ipynb", colab_notebook(cells))
+
+
+def attached_backward(source, name):
+    """The class without its backward, then the backward attached to it by assignment."""
+    tree = ast.parse(source)
+    backward = next(n for n in tree.body[0].body if isinstance(n, ast.FunctionDef) and n.name == "backward")
+    lines = source.splitlines()
+    start = backward.decorator_list[0].lineno if backward.decorator_list else backward.lineno
+    body = textwrap.dedent("\n".join(lines[start:backward.end_lineno])).replace("def backward(", f"def _{name.lower()}_backward(")
+    return "\n".join(lines[:start - 1] + lines[backward.end_lineno:]) + f"\n\n{body}\n\n{name}.backward = staticmethod(_{name.lower()}_backward)\n"
+
+
+def vscode(tmp_path):
+    """`from __future__ import annotations` atop a cell, magics inside `if`, a backward attached
+    by assignment and one by a decorator, a class under an `if` on a flag, the course's engine
+    pasted in, a cell that tries the ops on the course's data."""
+    names = definitions()
+    engine = (SOLUTIONS / "autodiff" / "tensor.py").read_text()
+    matmul = attached_backward(names["Matmul"], "Matmul").replace(
+        "Matmul.backward = staticmethod(_matmul_backward)",
+        "def method_of(cls):\n    def attach(function):\n        setattr(cls, 'backward', staticmethod(function))\n"
+        "        return function\n    return attach\n\n\n@method_of(Matmul)\ndef _attached(ctx, grad_output):\n"
+        "    return _matmul_backward(ctx, grad_output)")
+    sum_annotated = "from __future__ import annotations\n\n" + names["Sum"].replace(
+        "def forward(ctx, a, axis=None, keepdims=False):",
+        "def forward(ctx, a: np.ndarray, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> np.ndarray:")
+    cells = ["import sys\nIN_COLAB = 'google.colab' in sys.modules\nif IN_COLAB:\n    !pip install -q numpy\n    %cd /content\n"
+             "else:\n    %matplotlib inline\n    %load_ext autoreload\n    %autoreload 2",
+             engine,
+             attached_backward(names["Mul"], "Mul"), matmul,
+             "USE_STABLE_POW = True\nif USE_STABLE_POW:\n" + textwrap.indent(names["Pow"], "    ") + "\nelse:\n    Pow = None",
+             sum_annotated]
+    cells += [names[name] for name in GRADED if name not in ("Mul", "Matmul", "Pow", "Sum")]
+    cells += ["%%time\nfrom autodiff.data import load_mnist\nfrom autodiff.train import prepare_images\nfrom autodiff.nn import MLP3\n"
+              "data = load_mnist()\nx = Tensor(prepare_images(data.train_images[:8]))\nprint(Softmax.apply(x).data.sum(axis=1))\n"
+              "print(MLP3(seed=0)(x).data.shape)",
+              "Mul.apply(Tensor(np.ones(3)), Tensor(np.ones(3))).data"]
+    return written(tmp_path / "hw.ipynb", vscode_notebook(cells))
+
+
+CORRECT = {"cp949 modules with a coding line": cp949_package, "UTF-8 modules with a BOM": bom_package,
+           "helpers named like the standard library's": helper_named_like_the_standard_library,
+           "zip from PowerShell's Compress-Archive": powershell_zip, "zip from Explorer, cp949 names": explorer_zip,
+           "zip with its virtual environment": zip_with_its_virtual_environment,
+           "notebook saved by Colab": colab, "notebook saved by VS Code": vscode}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("isolation", LEVELS)
+@pytest.mark.parametrize("make", CORRECT.values(), ids=CORRECT.keys())
+def test_correct_work_written_by_the_students_own_tools_scores_full_marks(tmp_path, make, isolation):
+    report = graded(make(tmp_path), isolation)
+    assert report["submission"]["missing"] == [], report["submission"]
+    assert report["score"] == report["max_score"], (full_marks_except(report), report["submission"]["notes"])
+
+
+# -- what each reader says -------------------------------------------------------------------------------
+
+def test_a_zip_from_windows_tools_is_read_with_its_own_names_and_never_shows_the_graders_paths(tmp_path):
+    explorer = load_submission(explorer_zip(tmp_path / "explorer"))
+    assert explorer.error is None and explorer.form == "zip with autodiff/"
+    assert "graded modules read from 과제1/autodiff/" in explorer.notes
+    assert list(explorer.helpers) == ["유틸"]
+    powershell = load_submission(powershell_zip(tmp_path / "powershell"))
+    assert powershell.error is None and "graded modules read from hw/autodiff/" in powershell.notes
+    clash = tmp_path / "clash.zip"
+    with zipfile.ZipFile(clash, "w") as archive:  # a name that is a file, then a folder
+        archive.writestr("autodiff", "x")
+        for module in GRADED_MODULES:
+            archive.writestr(f"hw/autodiff/{module}.py", (SOLUTIONS / "autodiff" / f"{module}.py").read_text())
+        archive.writestr("autodiff/ops.py", "x")
+    submission = load_submission(clash)
+    assert submission.error is None, submission.error
+    assert "/tmp" not in "\n".join(submission.notes)
+
+
+def test_a_zips_limits_count_what_could_be_graded_not_its_junk(tmp_path):
+    submission = load_submission(zip_with_its_virtual_environment(tmp_path))
+    assert submission.error is None and submission.found == list(GRADED)
+    crowded = tmp_path / "crowded.zip"
+    with zipfile.ZipFile(crowded, "w") as archive:
+        for i in range(MAX_ZIP_MEMBERS + 1):
+            archive.writestr(f"hw/notes/n{i}.txt", "x")
+    assert "more than 2000" in load_submission(crowded).error
+
+
+def test_a_module_python_cannot_decode_is_said_so_never_replaced_by_the_starter(tmp_path):
+    folder = reference_copy(tmp_path / "submission")
+    ops = folder / "autodiff" / "ops.py"
+    ops.write_bytes((KOREAN_DOC + ops.read_text()).encode("cp949", "replace"))  # no coding line: not UTF-8, as Python reads it
+    submission = load_submission(folder)
+    assert submission.sources["ops"] == ops.read_bytes()  # what the worker imports: the bytes handed in
+    assert any("ops.py cannot be read by Python: it is not UTF-8 and names no encoding" in note for note in submission.notes)
+
+
+@pytest.mark.slow
+def test_a_module_python_cannot_decode_costs_its_own_names_with_pythons_own_reason(tmp_path):
+    folder = reference_copy(tmp_path / "submission")
+    ops = folder / "autodiff" / "ops.py"
+    ops.write_bytes((KOREAN_DOC + ops.read_text()).encode("cp949", "replace"))
+    report = graded(folder, "namespace" if level_available("namespace") else "process")
+    lost = [name for name, home in GRADED.items() if home == "ops"]
+    assert full_marks_except(report, *lost, "MNIST") == {}
+    assert all(group_scores(report)[name][0] == 0 for name in lost)
+    assert "'utf-8' codec can't decode" in feedback(report, "Mul") and "not implemented" not in feedback(report, "Mul")
+    assert any("ops.py cannot be read by Python" in note for note in report["submission"]["notes"])
+
+
+def test_helper_names_are_any_module_name_and_the_flat_form_warns_only_where_a_bare_import_finds_another(tmp_path):
+    package = load_submission(helper_named_like_the_standard_library(tmp_path / "package"))
+    assert sorted(package.helpers) == ["random", "types"]
+    assert not any("Python's own" in note for note in package.notes)
+    flat = tmp_path / "flat"
+    for module in GRADED_MODULES:
+        (flat / f"{module}.py").parent.mkdir(parents=True, exist_ok=True)
+        (flat / f"{module}.py").write_text((SOLUTIONS / "autodiff" / f"{module}.py").read_text().replace("from .tensor", "from tensor"))
+    (flat / "ops.py").write_text("import random\n" + (flat / "ops.py").read_text())
+    (flat / "random.py").write_text("SEED = 0\n")
+    (flat / "types.py").write_text("X = 0\n")  # named like Python's own module, but nothing imports it so
+    notes = load_submission(flat).notes
+    assert [note for note in notes if "Python's own" in note] == [
+        "ops.py imports random: that is Python's own random module, not your random.py (rename the helper, or import it as autodiff.random)"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("isolation", LEVELS)
+def test_the_colab_notebook_reports_every_cell_as_jupyter_numbers_them_and_grades_in_the_usual_time(tmp_path, isolation):
+    started = time.monotonic()
+    report = graded(colab(tmp_path), isolation)
+    seconds = time.monotonic() - started
+    cells = {cell["cell"]: cell for cell in report["submission"]["cells"]}
+    relu, training = 2 + 2 + len(GRADED) - 1, 2 + 2 + len(GRADED)  # cell 1 is the markdown title
+    assert sorted(cells) == list(range(2, training + 1))
+    assert cells[2]["outcome"] == "ran" and cells[2]["neutralised"] == ["%cd", "!pip install -q tqdm"]
+    assert cells[3]["neutralised"] == ["import matplotlib (not installed here)"]
+    relu, training = cells[relu], cells[training]
+    assert relu["outcome"] == "over budget" and "statement 3" in relu["detail"]
+    assert training["outcome"] == "raised" and "plt" in training["detail"]  # the course's training itself answered at once
+    assert training["seconds"] < 5
+    assert seconds < 120, seconds  # not an hour: one cell's budget, once
+
+
+# -- what a broken cell costs ----------------------------------------------------------------------------
+
+def broken_notebook(tmp_path, replaced, cell, dropped=()):
+    """The Colab notebook's definitions, `cell` in place of the one defining `replaced`, without
+    those defining `dropped`."""
+    names = definitions()
+    cells = [COURSE_IMPORTS] + [cell if name == replaced else names[name] for name in GRADED if name not in dropped]
+    return written(tmp_path / "hw.ipynb", colab_notebook(cells))
+
+
+BROKEN = {  # (the cell replaced, the new cell, cells dropped, the graded names it should cost, the outcome reported)
+    "raises between two definitions": (
+        "Pow", lambda names: names["Pow"] + "\n\nraise RuntimeError('run the cells above first')\n\n" + names["Sum"], ["Sum"],
+        ["Sum"], "raised"),
+    "catches the interruption and never ends": (
+        "Log", lambda names: names["Log"] + "\nimport time\nwhile True:\n    try:\n        time.sleep(0.05)\n"
+                                            "    except BaseException:\n        pass", [],
+        ["Log"], "stopped the worker"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("replaced, make_cell, dropped, lost, outcome", BROKEN.values(), ids=BROKEN.keys())
+def test_a_broken_cell_costs_only_what_it_defines(tmp_path, replaced, make_cell, dropped, lost, outcome):
+    notebook = broken_notebook(tmp_path, replaced, make_cell(definitions()), dropped)
+    report = graded(notebook, "namespace" if level_available("namespace") else "process")
+    assert full_marks_except(report, *lost, "MNIST") == {}
+    assert all(group_scores(report)[name][0] == 0 for name in lost)
+    outcomes = [cell["outcome"] for cell in report["submission"]["cells"]]
+    assert outcomes.count(outcome) == 1, outcomes
