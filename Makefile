@@ -22,7 +22,7 @@ SUBMISSIONS ?=
 # empty: as many gradings at once as there are cores
 JOBS ?=
 
-.PHONY: test test-fast lint grade batch experiment bench bench-batch bench-grading bench-scale bench-similarity attacks \
+.PHONY: test test-fast lint grade batch experiment bench bench-batch bench-grading bench-notebook bench-scale bench-similarity attacks \
 	flake-audit mnist-seeds mnist-cost docs starter notebook handout gradescope screenshots clean
 
 $(READY): requirements.txt pyproject.toml
@@ -74,6 +74,11 @@ bench-batch: $(READY) $(SANDBOX)
 BEFORE ?= 8fabac7
 bench-grading: $(READY) $(SANDBOX)
 	$(PYTHON) benchmarks/grading_time.py --before $(BEFORE) --out results/grading_time.json
+
+# Notebooks graded at BEFORE_NOTEBOOKS (the last grader that read notebooks statically) and now, alternately.
+BEFORE_NOTEBOOKS ?= 933aa07
+bench-notebook: $(READY) $(SANDBOX)
+	$(PYTHON) benchmarks/notebook_grading.py --before $(BEFORE_NOTEBOOKS) --out results/notebook_grading.json
 
 bench-scale: $(READY) $(SANDBOX)
 	$(PYTHON) benchmarks/scale.py --busy 0 --out results/scale_quiet.json

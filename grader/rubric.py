@@ -17,7 +17,7 @@ MNIST_KEYS = {"epochs": int, "batch_size": int, "lr": float, "seed": int, "train
 # [limits]: seconds of worker time, all optional. A group of checks (a graded name) may spend its
 # share, the whole grading the total; MNIST's share adds mnist.time_budget_seconds. A notebook's
 # first run (grader/notebook.py): each cell its cell_seconds, all of them notebook_seconds.
-LIMITS = {"group_seconds": 60, "total_seconds": 900, "cell_seconds": 10, "notebook_seconds": 60}
+LIMITS = {"group_seconds": 60, "total_seconds": 900, "cell_seconds": 5, "notebook_seconds": 60}
 SCALE_SIDE = 1000  # [scale] side unless the rubric says otherwise: the scale checks' inputs have about side² elements
 
 

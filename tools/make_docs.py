@@ -149,6 +149,22 @@ def grading_time():
     return text
 
 
+def notebook_grading():
+    data = results("notebook_grading")
+    rows = []
+    for name, figure in data["notebooks"].items():
+        for label, revision in data["revisions"].items():
+            runs = [run["seconds"] for run in data["runs"] if run["notebook"] == name and run["revision"] == label]
+            rows.append([name if label == "before" else "", f"{label} ({revision})", ", ".join(f"{s:.1f}" for s in runs),
+                         f"{figure['median_seconds'][label]:.1f}", ", ".join(f"{s:g}" for s in figure["scores"][label]),
+                         f"**×{figure['ratio']:.2f}**" if label == "after" else ""])
+    load = ", ".join(f"{value:g}" for value in data["machine"]["load_average_at_end"])
+    isolation = sorted({run["isolation"] for run in data["runs"]})
+    return (table(["notebook", "grader", "runs (s)", "median (s)", "score", "after ÷ before"], rows)
+            + f"\n({data['date']}, `{', '.join(isolation)}` isolation, {data['machine']['cpus']} cores, load average at the "
+            f"end {load}.)\n")
+
+
 def mnist_cost():
     data = results("mnist_cost")
     rows = [[name, ", ".join(f"{run['check_seconds']:.1f}" for run in runs), f"{data['median_check_seconds'][name]:.1f}",

@@ -40,7 +40,7 @@ from protocol import GRADED, writefile_module
 
 ALLOWED_MAGICS = {"time", "timeit", "capture"}  # they only run the cell's own Python
 WRITEFILE_MAGICS = {"writefile", "file"}  # laid out by the grader before the run: only when they ran is noted
-DEFAULT_CELL_SECONDS = 10
+DEFAULT_CELL_SECONDS = 5
 RETRY_SECONDS = 0.1  # an over-budget cell that caught the interruption is interrupted again this often
 SMALL_MNIST = 100    # examples in each half of the stand-in for autodiff.data.load_mnist
 CELL_FILENAME = "<ipython-input-"  # how IPython names a cell's code
@@ -266,6 +266,13 @@ class NotebookRun:
         namespace = self.shell.user_ns
         return {name: namespace[name] for name, home in GRADED.items()
                 if name in namespace and self.written.get(home, -1) < self.bound.get(name, -1)}
+
+
+def preload():
+    """Import what a NotebookRun needs, before any student code (the supervisor, once for all children)."""
+    import IPython.core.interactiveshell  # noqa: F401
+    import IPython.utils.text  # noqa: F401
+    import traitlets.config  # noqa: F401
 
 
 def untrained(model, *args, epochs=1, on_epoch=None, **kwargs):

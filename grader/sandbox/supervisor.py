@@ -317,6 +317,8 @@ def main():
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # PID 1 gets from inside only the signals it handles: none
     if (worker.SCRATCH / "autodiff").is_dir():  # not when the launcher only probes the sandbox
         import autodiff  # noqa: F401  (the course's package and engine, no student module: ready in every child)
+    if worker.NOTEBOOK.is_file():
+        worker.cells.preload()  # IPython's modules, no shell: ready in every child
     requests, replies = os.dup(0), os.dup(1)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)  # code reading stdin must not eat requests
