@@ -82,8 +82,8 @@ def load_submission(path):
                 skipped = unpack_zip(path, Path(unpacked))
                 _read_folder(Path(unpacked), submission, "zip")
                 if skipped:
-                    submission.notes.append(f"not extracted (an absolute path, '..', a link, or a name both a file "
-                                            f"and a folder): {', '.join(skipped[:10])}")
+                    submission.notes.append(f"not extracted (an absolute path, '..', a name both a file and a folder, "
+                                            f"or a link): {', '.join(skipped[:10])}")
         elif path.suffix.lower() == ".ipynb" and path.is_file():
             _read_notebook(path, path.name, submission, "notebook")
         elif not path.exists():
@@ -197,10 +197,15 @@ def _read_folder(folder, submission, how):
 TAKEN_NAMES = {*sys.stdlib_module_names, "numpy", "IPython", "autodiff", "protocol", "worker", "supervisor", "cells"}
 
 
+# Files Python or pytest read by their names alone, wherever they can: never copied anywhere, though
+# the package is a place neither looks in.
+TOOLS_FILES = {"__init__", "__main__", "conftest", "sitecustomize", "usercustomize"}
+
+
 def _not_a_helper(relative, package, count, total_bytes):
     """Why a submitted file cannot be one of the student's helper modules (None if it can): any
-    name Python can import inside the package is one."""
-    if relative.parent != package or relative.suffix != ".py" or relative.stem == "__init__":
+    name Python can import inside the package is one, but for TOOLS_FILES."""
+    if relative.parent != package or relative.suffix != ".py" or relative.stem in TOOLS_FILES:
         return "not graded"
     if not relative.stem.isidentifier():
         return "not graded: not a module name Python can import"

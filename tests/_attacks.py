@@ -1019,9 +1019,9 @@ ATTACKS = [
            ZERO_MATMUL),
     # archives
     Attack("zip slip (../ entries)", zip_slip, WRONG_MUL, trusted_side=True, check=nothing_written_outside,
-           says=[("notes", "not extracted (absolute path, '..' or link): ../autodiff/ops.py, autodiff/../../ops.py")]),
+           says=[("notes", "or a link): ../autodiff/ops.py, autodiff/../../ops.py")]),
     Attack("zip with absolute paths", absolute_paths, WRONG_MUL, trusted_side=True, check=nothing_written_outside,
-           says=[("notes", "not extracted (absolute path, '..' or link): /tmp/autodiff-attack-")]),
+           says=[("notes", "or a link): /tmp/autodiff-attack-")]),
     Attack("zip with links to solutions/ and /etc/passwd", zip_with_links, ["no ops.py, no regularizers.py"],
            trusted_side=True, says=[("notes", "link): autodiff/ops.py, autodiff/regularizers.py")]),
     Attack("folder with links to solutions/ and /etc/passwd", folder_with_links, ["no ops.py, no regularizers.py"],
@@ -1031,7 +1031,7 @@ ATTACKS = [
     Attack("zip bomb (1 MB unpacking to 1 GB)", zip_bomb, trusted_side=True,
            unreadable=f"bomb.zip unpacks to more than {MAX_UNPACKED_BYTES >> 20} MB"),
     Attack("zip of 10,000 files", ten_thousand_files, trusted_side=True,
-           unreadable=f"entries, more than {MAX_ZIP_MEMBERS}"),
+           unreadable=f"that could be graded, more than {MAX_ZIP_MEMBERS}"),
     Attack("non-UTF-8 names in a zip", non_utf8_names_in_zip, WRONG_MUL, trusted_side=True),
     Attack("non-UTF-8 names in a folder", non_utf8_names_in_folder, WRONG_MUL, trusted_side=True),
     # notebooks

@@ -29,6 +29,7 @@ import importlib.machinery
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -143,7 +144,7 @@ class NotebookRun:
 
     def __init__(self, path):
         os.environ.setdefault("MPLBACKEND", "Agg")
-        os.environ["IPYTHONDIR"] = tempfile.mkdtemp(prefix="ipython-")  # HOME may be read-only here
+        os.environ["IPYTHONDIR"] = ipython_dir = tempfile.mkdtemp(prefix="ipython-")  # HOME may be read-only here
         from IPython.core.interactiveshell import InteractiveShell
         from IPython.utils.text import SList
         from traitlets.config import Config
@@ -159,6 +160,7 @@ class NotebookRun:
         config.HistoryManager.enabled = False
         config.InteractiveShell.colors = "nocolor"
         self.shell = InteractiveShell.instance(config=config)
+        shutil.rmtree(ipython_dir, ignore_errors=True)  # nothing kept there with the history off: nothing left in a shared /tmp
         shell, run_line_magic, run_cell_magic = self.shell, self.shell.run_line_magic, self.shell.run_cell_magic
 
         def line_magic(name, line, _stack_depth=1):
@@ -190,7 +192,7 @@ class NotebookRun:
         shell.user_ns["__grader_missing_module__"] = lambda error: self.notes.append(f"import {error.name} (not installed here)")
         if not any(isinstance(finder, Stubs) for finder in sys.meta_path):
             sys.meta_path.insert(0, Stubs())
-        for module in Stubs.LIGHTENED:  # imported already (the supervisor imports the package): lightened anew
+        for module in Stubs.LIGHTENED:  # imported already (by an earlier group served in this process): lightened anew
             if module in sys.modules:
                 importlib.reload(sys.modules[module])
 
