@@ -27,6 +27,7 @@ NOTEBOOK_FILE, PLAN_FILE = "notebook.json", "notebook-plan.json"  # in the scrat
 WRITEFILE_MAGICS = ("%%writefile", "%%file")
 CELL_GRACE = 5      # seconds past a cell's budget before the worker is stopped (the worker stops the cell at its budget)
 MAX_NEUTRALISED = 20
+MAX_LISTED = 200    # cells in the report, and notes about them
 OUTCOMES = ("ran", "raised", "over budget")  # what a worker may say of a cell
 
 
@@ -103,8 +104,9 @@ def run_notebook(client, scratch, limits):
             results.append(CellResult(cell["number"], "not run", f"the notebook's {total:g} s were spent by the cells before it"))
             continue
         try:
-            reply = client.request("notebook_cell", budget + CELL_GRACE + kept_seconds, group=NOTEBOOK_GROUP,
-                                   cell=index, budget=budget, kept=kept)
+            replay = client.fresh_child or client.process is None  # a child that has run nothing replays the cells kept
+            reply = client.request("notebook_cell", budget + CELL_GRACE + (kept_seconds if replay else 0), group=NOTEBOOK_GROUP,
+                                   cell=index, budget=budget, kept=kept if replay else [])
             result, keep, names = _read_reply(reply, cell["number"], budget)
         except BudgetSpent as spent_out:
             result, keep, names = CellResult(cell["number"], "not run", str(spent_out)), False, []
@@ -144,7 +146,7 @@ def _read_reply(reply, number, budget):
 
 
 def cell_notes(results):
-    """The report's lines for the cells that did not simply run."""
+    """The report's lines for the cells that did not simply run (at most MAX_LISTED, then how many more)."""
     notes = []
     for result in results:
         said = [] if result.outcome == "ran" else [f"{result.outcome}" + (f": {result.detail}" if result.detail else "")]
@@ -152,11 +154,13 @@ def cell_notes(results):
             said.append(f"neutralised: {', '.join(result.neutralised)}")
         if said:
             notes.append(f"cell {result.cell}: {'; '.join(said)}")
-    return notes
+    return notes[:MAX_LISTED] + ([f"… and {len(notes) - MAX_LISTED} more cells that did not simply run"]
+                                 if len(notes) > MAX_LISTED else [])
 
 
 def as_data(results):
-    return [asdict(result) for result in results]
+    """The report's list of the cells (the first MAX_LISTED: a report stays small, whatever the notebook)."""
+    return [asdict(result) for result in results[:MAX_LISTED]]
 
 
 def check_cells_run(inputs, out="build/notebook.ipynb"):

@@ -19,6 +19,7 @@ from _grading import FAST_RUBRIC, feedback, full_marks_except, group_scores, ref
 from _paths import SOLUTIONS
 from grader import GRADED, GRADED_MODULES
 from grader.grade import grade
+from grader.notebook import MAX_LISTED, CellResult, as_data, cell_notes
 from grader.report import validate
 from grader.sandbox.launch import level_available
 from grader.submission import MAX_ZIP_MEMBERS, load_submission
@@ -359,3 +360,10 @@ def test_a_broken_cell_costs_only_what_it_defines(tmp_path, replaced, make_cell,
     assert all(group_scores(report)[name][0] == 0 for name in lost)
     outcomes = [cell["outcome"] for cell in report["submission"]["cells"]]
     assert outcomes.count(outcome) == 1, outcomes
+
+
+def test_the_report_lists_a_bounded_number_of_cells_whatever_the_notebook():
+    results = [CellResult(number, "raised", "NameError: x") for number in range(1, 30_001)]
+    assert len(as_data(results)) == MAX_LISTED
+    notes = cell_notes(results)
+    assert len(notes) == MAX_LISTED + 1 and notes[-1] == f"… and {30_000 - MAX_LISTED} more cells that did not simply run"

@@ -86,6 +86,7 @@ class WorkerClient:
         self._next_id = 0
         self._group = None       # the group of the supervisor's current worker child
         self._imported = set()   # graded modules imported by the current worker child
+        self.fresh_child = True  # will the next request of this group go to a worker child that has run nothing?
         self._threads = None     # the supervisor's PipeThreads, where its pipes cannot be selected
         self.starts = 0
         self.import_seconds = 30  # a graded module's import; a notebook's replay of its cells comes with it (notebook.py)
@@ -131,7 +132,8 @@ class WorkerClient:
         if reply.get("id") != self._next_id:
             self.stop()
             raise WorkerFailure("error", "the worker's reply did not match the request (was the protocol channel written to?)")
-        if reply.get("restart") is not False:  # the supervisor ended the child: the next request gets a fresh one
+        self.fresh_child = reply.get("restart") is not False
+        if self.fresh_child:  # the supervisor ended the child: the next request gets a fresh one
             self._imported = set()
         failure = reply.get("failure")
         if isinstance(failure, dict):
@@ -149,7 +151,7 @@ class WorkerClient:
     def _enter(self, group):
         """A request of another group than the current child's: the supervisor starts a fresh child."""
         if group != self._group:
-            self._group, self._imported = group, set()
+            self._group, self._imported, self.fresh_child = group, set(), True
 
     def _allowance(self, group, timeout):
         """The time this request may take within the budgets: (seconds, the message if the budget
@@ -198,7 +200,7 @@ class WorkerClient:
         except OSError as error:
             raise SandboxError(f"the sandbox could not start a worker: {error}") from None
         self.starts += 1
-        self._imported = set()
+        self._imported, self.fresh_child = set(), True
         if SELECTABLE_PIPES:
             for stream in (self.process.stdin, self.process.stdout):
                 protocol.widen_pipe(stream.fileno())
