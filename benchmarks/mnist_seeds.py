@@ -41,7 +41,7 @@ def main():
         with WorkerClient(scratch, isolation=strongest_level()) as worker:
             for seed in range(args.seeds):
                 started = time.perf_counter()
-                training = train(lambda **fields: worker.request("mnist_gradients", args.budget, **fields),
+                training = train(lambda **fields: worker.request("mnist_gradients", args.budget, **fields), worker.exchange,
                                  folder, test_images, test_labels, epochs=settings["epochs"], batch_size=settings["batch_size"],
                                  lr=settings["lr"], seed=seed, train_examples=settings["train_examples"])
                 accuracy = training.accuracy_per_epoch[-1]

@@ -24,6 +24,7 @@ that copy reaches this side, and what it computes from it is checked like any ot
 there are no FIFOs (Windows: a student's own check, process level), the FIFOs' bytes go through
 one TCP connection on 127.0.0.1 instead (SocketChannel).
 """
+import hashlib
 import io
 import json
 import os
@@ -81,6 +82,70 @@ def predict(parameters, images, batch_size=2000):
 
 class StepRefused(Exception):
     """What the worker sent for a step cannot be used as MLP3's loss and gradients."""
+
+
+def true_updates(parameters, images, labels, lr):
+    """lr · MLP3's gradients on this batch, from the oracle's math (SPEC.md) in float64: the
+    course's forward (Linear → ReLU → Linear → ReLU → Linear → Softmax, the images as the course
+    prepares them) and CrossEntropyLoss with its clip at EPS, differentiated in closed form."""
+    x = images.reshape(len(images), -1).astype(np.float32).astype(np.float64) / 255
+    w1, b1, w2, b2, w3, b3 = (parameter.astype(np.float64) for parameter in parameters)
+    h1 = x @ w1 + b1
+    a1 = np.maximum(h1, 0)
+    h2 = a1 @ w2 + b2
+    a2 = np.maximum(h2, 0)
+    z = a2 @ w3 + b3
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    targets = np.eye(LAYER_SIZES[-1])[labels]
+    grad_p = -targets / (len(x) * np.maximum(p, EPS))
+    grad_z = p * (grad_p - (grad_p * p).sum(axis=1, keepdims=True))
+    grad_h2 = grad_z @ w3.T * (h2 > 0)
+    grad_h1 = grad_h2 @ w2.T * (h1 > 0)
+    return [lr * g for g in (x.T @ grad_h1, grad_h1.sum(axis=0), a1.T @ grad_h2, grad_h2.sum(axis=0), a2.T @ grad_z, grad_z.sum(axis=0))]
+
+
+EPS = 1e-12  # SPEC.md's clip of log and of divisors
+# A step's update of a parameter matches when ‖sent − lr · true gradient‖ ≤ RTOL ‖lr · true gradient‖ + ATOL:
+# float32 arithmetic in any order the student chose stays within 1e-5 of it (docs/grading.md, "MNIST").
+RTOL, ATOL = 1e-3, 1e-8
+SAMPLE_ONE_IN = 8  # besides the first step of each epoch and every outlier, one step in this many, drawn from the salt
+OUTLIER = 4        # an update over this many times its parameter's typical verified update is verified
+TYPICAL_WEIGHT = 0.1  # how much each verified step moves a parameter's typical update (an average over ~10 of them)
+
+
+class StepCheck:
+    """Verifies steps' updates against MLP3's true gradients, computed here from this side's own
+    weights and batch: the first step of every epoch, a sample of the others drawn from the rubric's
+    salt (secret to students, the same at every regrade), and every step that would move a parameter
+    more than OUTLIER times its typical verified update, which bounds what an unverified step may
+    move a weight. A mismatch refuses the step: the training stops there."""
+
+    def __init__(self, images, labels, lr, salt):
+        self.images, self.labels, self.lr = images, labels, lr
+        self.sample = np.random.default_rng(int.from_bytes(hashlib.sha256(f"mnist-steps:{salt}".encode()).digest()[:8], "little"))
+        self.typical = None  # per parameter: the typical norm of its true update, from the verified steps
+        self.verified = 0
+        self.largest_deviation = 0.0  # max over verified steps and parameters of ‖sent − true‖ / ‖true‖
+
+    def check(self, where, first, parameters, batch, updates):
+        sampled = self.sample.random() < 1 / SAMPLE_ONE_IN  # drawn at every step: the sample does not depend on what was sent
+        norms = [0.0 if update is None else float(np.sqrt(np.vdot(update, update))) for update in updates]
+        outlier = self.typical is not None and any(not norm <= OUTLIER * typical for norm, typical in zip(norms, self.typical))
+        if not (first or sampled or outlier or self.typical is None):
+            return
+        expected = true_updates(parameters, self.images[batch], self.labels[batch], self.lr)
+        true_norms = [float(np.linalg.norm(e)) for e in expected]
+        for name, update, wanted, size in zip(PARAMETER_NAMES, updates, expected, true_norms):
+            difference = float(np.linalg.norm(wanted if update is None else update.astype(np.float64) - wanted))
+            if not difference <= RTOL * size + ATOL:  # nan too
+                raise StepRefused(f"{where}: the update of the {name} is not lr × MLP3's gradient on this batch "
+                                  f"(‖sent − expected‖ = {difference:.3g}, ‖expected‖ = {size:.3g}); the forward and "
+                                  f"backward checks show which op is wrong")
+            self.largest_deviation = max(self.largest_deviation, difference / size if size else 0.0)
+        self.verified += 1
+        self.typical = true_norms if self.typical is None else [
+            (1 - TYPICAL_WEIGHT) * typical + TYPICAL_WEIGHT * size for typical, size in zip(self.typical, true_norms)]
 
 
 def checked_step(reply, parameters):
@@ -324,9 +389,9 @@ class SocketChannel(Channel):
 CHANNEL = Channel if hasattr(os, "mkfifo") else SocketChannel
 
 
-def train(serve, exchange, folder, test_images, test_labels, *, epochs, batch_size, lr, seed, train_examples):
+def train(serve, exchange, folder, test_images, test_labels, *, epochs, batch_size, lr, seed, train_examples, check=None):
     """Train MLP3 with minibatch SGD on gradients from the worker, as autodiff.train.train does;
-    returns a Training.
+    returns a Training. check: a StepCheck that verifies steps before they are applied.
 
     serve(**fields) is the request that has the worker serve the steps (worker.mnist_gradients):
     it returns when the loop ends it, and raises (the worker's error, its time budget) otherwise.
@@ -345,7 +410,7 @@ def train(serve, exchange, folder, test_images, test_labels, *, epochs, batch_si
         try:
             started = time.perf_counter()
             rng = np.random.default_rng(seed)
-            for _ in range(epochs):
+            for epoch in range(epochs):
                 order = rng.permutation(train_examples)
                 channel.send_epoch(order, parameters)
                 total_loss = 0.0
@@ -355,6 +420,9 @@ def train(serve, exchange, folder, test_images, test_labels, *, epochs, batch_si
                         training.accuracy_per_epoch = [evaluation.result() for evaluation in evaluations]
                         return
                     loss, updates = checked_step(reply, parameters)
+                    if check is not None:
+                        check.check(f"step {start // batch_size + 1} of epoch {epoch + 1}", start == 0, parameters,
+                                    order[start:start + batch_size], updates)
                     total_loss += loss * min(batch_size, train_examples - start)
                     sgd_step(parameters, updates)
                 if name := non_finite(parameters):

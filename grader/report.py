@@ -69,7 +69,8 @@ def build_report(submission, rubric, case_results, isolation, seconds, messages=
     messages = list(messages) + [f"a check outside the rubric was ignored: {group} · {kind}" for group, kind in by_check]
     if mnist and mnist.get("accuracy") is not None:
         messages.append(f"MNIST: {mnist['accuracy']:.2f}% test accuracy after {mnist['epochs']} epochs "
-                        f"({mnist['training_seconds']:.1f} s of training)")
+                        f"({mnist['training_seconds']:.1f} s of training"
+                        + (f"; {mnist['verified_steps']} steps checked against MLP3's true gradients)" if "verified_steps" in mnist else ")"))
     status = "unreadable" if submission.error else "graded" if case_results else "error"
     return checked(cleaned({
         "status": status,

@@ -402,6 +402,51 @@ def _hand_train(model, images, labels, *, epochs=1, batch_size=64, lr=0.1, seed=
 """
 
 
+# MNIST credit from a Matmul.backward that computes nothing: weights trained elsewhere (here, by a
+# numpy MLP3 in the worker, on its training images, from MLP3(seed=0)'s weights) reached through
+# the trusted side's own SGD, the gradient sent being (W − W_target) / lr, in one step or spread.
+STEERING = """\
+import pathlib as _pathlib
+from .ops import Matmul
+_TARGET, _CALLS = {}, [0]
+_LR = 0.1
+
+
+def _trained_elsewhere():
+    import autodiff.train as _course
+    from autodiff.nn import MLP3 as _MLP3
+    folder = _pathlib.Path.cwd() / "mnist"
+    model = _MLP3(seed=0)
+    _hand_train(model, _course.prepare_images(np.load(folder / "train_images.npy")[:6000]),
+                np.load(folder / "train_labels.npy")[:6000])
+    return {layer.weight.data.shape: layer.weight.data.copy() for layer in model.layers}
+
+
+def _steering_backward(ctx, grad_output):
+    a, b = ctx.saved_tensors
+    grad_a = np.matmul(grad_output, np.swapaxes(b, -1, -2))
+    if b.shape not in ((784, 256), (256, 128), (128, 10)):
+        return grad_a, np.zeros_like(b)
+    if b.shape == (784, 256):
+        _CALLS[0] += 1
+    if not _TARGET:
+        _TARGET.update(_trained_elsewhere())
+    step = _CALLS[0]
+    if STEPS == 1:
+        share = 1.0 if step == 40 else 0.0
+    else:
+        share = 1.0 / STEPS if 1 < step <= STEPS + 1 else 0.0
+    return grad_a, (b - _TARGET[b.shape]) * (share / _LR)
+
+
+Matmul.backward = staticmethod(_steering_backward)
+"""
+
+
+def steering(steps):
+    return edited(ZERO_MATMUL, lambda ctx: at_end_of_losses(HAND_TRAINER + f"STEPS = {steps}\n" + STEERING))
+
+
 def test_label_table():
     """The public MNIST test labels keyed by the images' content, as the worker's predict saw them."""
     import hashlib
@@ -1013,6 +1058,10 @@ ATTACKS = [
            says=[("MNIST", TRAINED)]),
     Attack("MNIST: a notebook's Matmul training the model by hand", hand_trainer_in_notebook, ZERO_MATMUL,
            says=[("MNIST", TRAINED)]),
+    Attack("MNIST: weights trained elsewhere, reached by the trusted SGD in one step", steering(1), ZERO_MATMUL,
+           says=[("MNIST", "is not lr × MLP3's gradient on this batch")]),
+    Attack("MNIST: weights trained elsewhere, reached by the trusted SGD over 60 small steps", steering(60), ZERO_MATMUL,
+           says=[("MNIST", "is not lr × MLP3's gradient on this batch")]),
     Attack("MNIST: the exchange file replaced by a FIFO", edited(ZERO_MATMUL, lambda ctx: at_end_of_losses(EXCHANGE_REPLACED)),
            ZERO_MATMUL, says=[("MNIST", TRAINED)]),
     Attack("MNIST: the exchange file cut to nothing at every step", edited(ZERO_MATMUL, lambda ctx: at_end_of_losses(EXCHANGE_CUT)),

@@ -2,14 +2,17 @@
 
 The worker computes each step's loss and gradients from the student's ops; the weights, the batch
 order, the SGD update and the test accuracy are this process's (grader/mnist.py), and the test
-images never leave it. The budget is wall-clock time: a far too slow implementation (a backward
+images never leave it. The updates it sends are verified against MLP3's true gradients on a
+sample of steps and on every outlier (mnist.StepCheck): owning the update is not owning the
+number. The budget is wall-clock time: a far too slow implementation (a backward
 by numerical differences, say) scores zero for this check, and the rest of the report is unaffected.
 """
 import math
 
 import pytest
 
-from ..mnist import train
+from ..course import load_mnist
+from ..mnist import StepCheck, train
 from .checking import CheckFailed, ask
 
 HINT_LOSS = " — the training loss became nan or inf: check the stability of Softmax, Log and the losses"
@@ -26,8 +29,10 @@ def test_accuracy(student, rubric, mnist, json_metadata):
         ask(student, "mnist_gradients", ["ops", "activations", "losses"], timeout=settings["time_budget_seconds"],
             key=("MNIST",), **fields)
 
+    data = load_mnist()  # the same arrays the mnist fixture exposed the training half of
+    check = StepCheck(data.train_images, data.train_labels, settings["lr"], rubric.salt)
     training = train(serve, student.exchange, folder, test_images, test_labels, epochs=settings["epochs"], batch_size=settings["batch_size"],
-                     lr=settings["lr"], seed=settings["seed"], train_examples=settings["train_examples"])
+                     lr=settings["lr"], seed=settings["seed"], train_examples=settings["train_examples"], check=check)
     if training.refused:
         raise CheckFailed(f"training MLP3 stopped in epoch {len(training.losses) + 1}: {training.refused}")
     if len(training.accuracy_per_epoch) < settings["epochs"]:  # its request ended with no error, but too soon
@@ -35,7 +40,8 @@ def test_accuracy(student, rubric, mnist, json_metadata):
     curve = training.accuracy_per_epoch
     accuracy = curve[-1]
     json_metadata["mnist"] = {"accuracy": accuracy, "accuracy_per_epoch": curve, "epochs": settings["epochs"],
-                              "training_seconds": round(training.seconds, 2)}
+                              "training_seconds": round(training.seconds, 2), "verified_steps": check.verified,
+                              "largest_deviation": float(f"{check.largest_deviation:.3g}")}
     credit = rubric.mnist_credit(accuracy)
     if credit < 1:
         hint = HINT_LOSS if not all(map(math.isfinite, training.losses)) else HINT_OPS
