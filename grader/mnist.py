@@ -27,6 +27,7 @@ one TCP connection on 127.0.0.1 instead (SocketChannel).
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import select
@@ -138,7 +139,10 @@ class StepCheck:
         true_norms = [float(np.linalg.norm(e)) for e in expected]
         for name, update, wanted, size in zip(PARAMETER_NAMES, updates, expected, true_norms):
             difference = float(np.linalg.norm(wanted if update is None else update.astype(np.float64) - wanted))
-            if not difference <= RTOL * size + ATOL:  # nan too
+            if not math.isfinite(difference):
+                raise StepRefused(f"{where}: the update of the {name} holds nan or inf, where MLP3's true gradient on "
+                                  f"this batch is finite: check the stability of Softmax, Log and the losses")
+            if not difference <= RTOL * size + ATOL:
                 raise StepRefused(f"{where}: the update of the {name} is not lr × MLP3's gradient on this batch "
                                   f"(‖sent − expected‖ = {difference:.3g}, ‖expected‖ = {size:.3g}); the forward and "
                                   f"backward checks show which op is wrong")

@@ -61,6 +61,9 @@ def read_notebook(text):
         notebook = nbformat.reads(text, as_version=4)
     except Exception as error:  # nbformat raises several types for JSON and schema problems
         raise NotebookError(f"{type(error).__name__}: {str(error)[:200]}") from None
+    from IPython.core.inputtransformer2 import TransformerManager  # IPython's own reading of a cell's first lines
+
+    cleanup = TransformerManager().cleanup_transforms  # leading blank lines, a common indent, prompts: linear
     result = Notebook()
     for number, cell in enumerate(notebook.cells, 1):
         if cell.get("cell_type") != "code":
@@ -68,10 +71,13 @@ def read_notebook(text):
         source = cell.get("source", "")
         source = "".join(source) if isinstance(source, list) else str(source)
         result.cells.append({"number": number, "source": source})
-        first, _, body = source.partition("\n")
-        magic, _, arguments = first.strip().partition(" ")
-        if magic in WRITEFILE_MAGICS:
-            _writefile(number, arguments, body, result)
+        lines = source.splitlines(keepends=True)
+        for transform in cleanup:
+            lines = transform(lines)
+        if lines and lines[0].startswith("%%"):
+            magic, _, arguments = lines[0].rstrip().partition(" ")
+            if magic in WRITEFILE_MAGICS:
+                _writefile(number, arguments, "".join(lines[1:]), result)
     return result
 
 
@@ -83,7 +89,6 @@ def _writefile(number, arguments, body, notebook):
     if module == "__init__" or module in GIVEN_MODULES:
         notebook.notes.append(f"cell {number}: {shown}: the course's {module}.py is used")
         return
-    body += "\n"
     notebook.modules[module] = notebook.modules.get(module, "") + body if appends else body
     notebook.notes.append(f"cell {number}: {shown} is module {module} of the submission")
 

@@ -14,6 +14,7 @@ import io
 import os
 import shutil
 import stat
+import struct
 import sys
 import tempfile
 import tokenize
@@ -34,8 +35,9 @@ MAX_SOURCE_BYTES = 2 << 20
 MAX_SEARCH_DEPTH = 3
 MAX_HELPER_MODULES = 16            # the student's own further modules (autodiff/utils.py, …)
 MAX_HELPER_BYTES = 4 << 20         # all of them together
-# Folders that never hold graded work: tools' caches, version control, virtual environments.
-JUNK = {"__MACOSX", "__pycache__", ".ipynb_checkpoints", ".git", "venv", "env", ".venv", "site-packages", "node_modules"}
+# Folders that never hold graded work: tools' caches and output, version control, virtual environments.
+JUNK = {"__MACOSX", "__pycache__", ".ipynb_checkpoints", ".git", "venv", "env", ".venv", "site-packages", "node_modules",
+        "build", "dist"}  # the last two: what tools generate (the handout's check writes build/notebook.ipynb)
 # Code pages a zip written without the UTF-8 flag may use for its names, after UTF-8 itself:
 # Korean Windows' (the course's students), then the zip format's own default.
 NAME_CODE_PAGES = ("utf-8", "cp949", "cp437")
@@ -114,6 +116,7 @@ def prepare_scratch(submission, scratch):
     scratch = Path(scratch)
     shutil.copytree(COURSE_PACKAGE, scratch / "autodiff", ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
     for module, data in {**submission.helpers, **submission.sources}.items():
+        (scratch / "autodiff" / f"{module}.py").parent.mkdir(parents=True, exist_ok=True)
         (scratch / "autodiff" / f"{module}.py").write_bytes(data)
     if submission.cells:
         write_cells(submission.cells, scratch)
@@ -123,8 +126,8 @@ def prepare_scratch(submission, scratch):
 def decoded(data):
     """A module's text as Python decodes it (a BOM, a coding line, else UTF-8): (text, None), or
     (None, why) where Python could not."""
-    try:
-        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    try:  # the lines as Python's tokenizer splits them: a Mac's lone CR ends one too
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")).readline)
     except SyntaxError as error:  # an unknown encoding named, or its first lines not UTF-8 with none named
         return None, error.msg if _is_utf8(data) else NOT_UTF8
     try:
@@ -152,14 +155,17 @@ class SubmissionError(Exception):
 def _read_folder(folder, submission, how):
     files = _list_files(folder)
     root = _graded_root(folder, files)
+    notebooks = [f for f in files if f.suffix.lower() == ".ipynb"]
+    if root is not None and len(notebooks) == 1 and _untouched(folder, root, files):
+        submission.notes.append(f"{_package(folder, root)}/ holds the course's blank modules: the notebook is graded")
+        root = None
     if root is None:
-        notebooks = [f for f in files if f.suffix.lower() == ".ipynb"]
         if len(notebooks) == 1:
             submission.ignored = [f"{f} (not used: the notebook is the submission)" for f in files if f != notebooks[0]]
             return _read_notebook(folder / notebooks[0], str(notebooks[0]), submission, f"{how} with a notebook")
         found = ", ".join(str(f) for f in files[:10]) or "nothing"
         raise SubmissionError(f"no graded module found (the submission holds {found}); {EXPECTED}")
-    package = root / "autodiff" if (folder / root / "autodiff").is_dir() else root
+    package = _package(folder, root)
     submission.form = f"{how} with autodiff/" if package.name == "autodiff" else f"{how} with the modules at its top"
     if root != PurePosixPath("."):
         submission.notes.append(f"graded modules read from {package}/")
@@ -183,7 +189,7 @@ def _read_folder(folder, submission, how):
         if data is None:
             submission.ignored.append(f"{relative} ({why or 'not read'})")
             continue
-        submission.helpers[relative.stem] = data
+        submission.helpers[relative.relative_to(package).with_suffix("").as_posix()] = data
         helper_bytes += len(data)
     if submission.helpers:
         submission.notes.append(f"helper modules of your own, importable beside the graded ones: "
@@ -204,10 +210,14 @@ TOOLS_FILES = {"__init__", "__main__", "conftest", "sitecustomize", "usercustomi
 
 def _not_a_helper(relative, package, count, total_bytes):
     """Why a submitted file cannot be one of the student's helper modules (None if it can): any
-    name Python can import inside the package is one, but for TOOLS_FILES."""
-    if relative.parent != package or relative.suffix != ".py" or relative.stem in TOOLS_FILES:
+    module Python can import inside the package is one (in a subpackage too: utils/__init__.py),
+    but for TOOLS_FILES."""
+    if not relative.is_relative_to(package) or relative.suffix != ".py" or relative.stem in TOOLS_FILES - {"__init__"}:
         return "not graded"
-    if not relative.stem.isidentifier():
+    inside = relative.relative_to(package).with_suffix("").parts
+    if inside == ("__init__",):
+        return "not graded"
+    if len(inside) > 3 or not all(part.isidentifier() for part in inside):
         return "not graded: not a module name Python can import"
     if count >= MAX_HELPER_MODULES:
         return f"not used: more than {MAX_HELPER_MODULES} helper modules"
@@ -224,7 +234,7 @@ def _shadowed_helpers(submission):
         tree = _parsed(data)
         imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names} | \
                    {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and not node.level and node.module}
-        for name in sorted(imported & set(submission.helpers) & TAKEN_NAMES):
+        for name in sorted(imported & {helper.split("/")[0] for helper in submission.helpers} & TAKEN_NAMES):
             notes.append(f"{module}.py imports {name}: that is Python's own {name} module, not your {name}.py "
                          f"(rename the helper, or import it as autodiff.{name})")
     return notes
@@ -326,6 +336,19 @@ def _list_files(folder):
     return files
 
 
+def _package(folder, root):
+    return root / "autodiff" if (folder / root / "autodiff").is_dir() else root
+
+
+def _untouched(folder, root, files):
+    """Are the graded modules there the course's blank ones, byte for byte (the handout zipped
+    whole, the work done in its notebook)?"""
+    package = _package(folder, root)
+    present = [module for module in GRADED_MODULES if package / f"{module}.py" in files]
+    return bool(present) and all((folder / package / f"{module}.py").read_bytes() == (COURSE_PACKAGE / f"{module}.py").read_bytes()
+                                 for module in present)
+
+
 def _graded_root(folder, files):
     """The shallowest folder holding autodiff/<graded>.py, or <graded>.py at its top."""
     graded_files = {f"{module}.py" for module in GRADED_MODULES}
@@ -408,8 +431,8 @@ def _extract_members(archive, path, target, max_members, max_bytes):
                 destination.mkdir(parents=True, exist_ok=True)
                 continue
             destination.parent.mkdir(parents=True, exist_ok=True)
-            with archive.open(member) as source, open(destination, "wb") as sink:
-                while chunk := source.read(1 << 16):
+            with open(destination, "wb") as sink:
+                for chunk in _member_bytes(archive, member):
                     written += len(chunk)
                     if written > max_bytes:  # the header's sizes can lie
                         raise SubmissionError(f"{path.name} unpacks to more than {max_bytes >> 20} MB")
@@ -419,3 +442,39 @@ def _extract_members(archive, path, target, max_members, max_bytes):
         except RuntimeError as error:  # encrypted
             raise SubmissionError(f"{path.name}: {name} could not be extracted ({error}); {EXPECTED}") from None
     return skipped
+
+
+DEFLATE64 = 9  # a zip compression method zipfile cannot read: 7-Zip's option, and Windows' own for some files
+
+
+def _member_bytes(archive, member):
+    """An entry's bytes, a chunk at a time; a Deflate64 entry inflated here, as unzip and
+    Explorer inflate it (its local header skipped, its CRC checked)."""
+    if member.compress_type != DEFLATE64:
+        with archive.open(member) as source:
+            while chunk := source.read(1 << 16):
+                yield chunk
+        return
+    try:
+        import inflate64
+    except ImportError:
+        raise NotImplementedError("Deflate64, which needs the inflate64 package") from None
+    if member.flag_bits & 0x1:
+        raise RuntimeError("it is encrypted")
+    archive.fp.seek(member.header_offset)
+    header = archive.fp.read(30)
+    if len(header) < 30 or header[:4] != b"PK\x03\x04":
+        raise zipfile.BadZipFile("an entry's header is missing")
+    name_length, extra_length = struct.unpack("<HH", header[26:30])
+    archive.fp.seek(member.header_offset + 30 + name_length + extra_length)
+    inflater, remaining, crc = inflate64.Inflater(), member.compress_size, 0
+    while remaining:
+        compressed = archive.fp.read(min(1 << 12, remaining))  # 4 KB in: at most a few MB out, the bound checked by the caller
+        if not compressed:
+            raise EOFError("the archive ends inside an entry")
+        remaining -= len(compressed)
+        chunk = inflater.inflate(compressed)
+        crc = zlib.crc32(chunk, crc)
+        yield chunk
+    if crc != member.CRC:
+        raise zipfile.BadZipFile(f"{member.filename}: its bytes do not match its CRC")

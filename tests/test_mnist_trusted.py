@@ -452,7 +452,7 @@ def test_the_reference_gets_full_mnist_credit(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("edit, says", [
-    ("grad_b = grad_b * np.nan", "the layer 1 weight became nan or inf"),
+    ("grad_b = grad_b * np.nan", "the update of the layer 1 weight holds nan or inf"),
     ("grad_b = grad_b.astype(np.complex64)", "dtype complex64"),
 ])
 def test_a_bad_matmul_gradient_fails_the_mnist_check_clearly(tmp_path, edit, says):

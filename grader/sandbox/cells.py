@@ -37,10 +37,10 @@ import types
 from pathlib import Path
 
 import numpy as np
-from protocol import GRADED, writefile_module
+from protocol import GIVEN_MODULES, GRADED, writefile_module
 
-ALLOWED_MAGICS = {"time", "timeit", "capture"}  # they only run the cell's own Python
-WRITEFILE_MAGICS = {"writefile", "file"}  # laid out by the grader before the run: only when they ran is noted
+ALLOWED_MAGICS = {"time", "timeit", "capture", "run"}  # they run the cell's own Python, or a file the notebook wrote
+WRITEFILE_MAGICS = {"writefile", "file"}  # they write into the notebook's own folder (work_folder)
 DEFAULT_CELL_SECONDS = 5
 RETRY_SECONDS = 0.1  # an over-budget cell that caught the interruption is interrupted again this often
 SMALL_MNIST = 100    # examples in each half of the stand-in for autodiff.data.load_mnist
@@ -52,7 +52,8 @@ class OverBudget(BaseException):
 
 
 class Stub(types.ModuleType):
-    """A module every attribute of which is a callable that does nothing (and answers None)."""
+    """A stand-in that does nothing, whatever is asked of it: every attribute, call and item is
+    another Stub, it iterates over nothing (`for x in tqdm(data)` runs no step), it is a context."""
 
     def __getattr__(self, name):
         if name.startswith("__"):
@@ -60,7 +61,25 @@ class Stub(types.ModuleType):
         return Stub(f"{self.__name__}.{name}")
 
     def __call__(self, *args, **kwargs):
-        return None
+        return Stub(f"{self.__name__}()")
+
+    def __getitem__(self, key):
+        return Stub(f"{self.__name__}[]")
+
+    def __setitem__(self, key, value):
+        pass
+
+    def __iter__(self):
+        return iter(())
+
+    def __len__(self):
+        return 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
 
 
 class Stubs(importlib.abc.MetaPathFinder, importlib.abc.Loader):
@@ -86,6 +105,22 @@ class Stubs(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def exec_module(self, module):
         pass
+
+
+class WrittenModules(importlib.abc.MetaPathFinder):
+    """`autodiff.<name>` from a file the notebook wrote into its folder's autodiff/ (%%writefile,
+    open().write), as Jupyter imports it from the folder it runs in; never one of the course's
+    given modules, which stay the course's."""
+
+    def __init__(self, folder):
+        self.folder = folder
+
+    def find_spec(self, name, path=None, target=None):
+        package, _, module = name.partition(".")
+        if package != "autodiff" or not module.isidentifier() or module in (*GIVEN_MODULES, "__init__"):
+            return None
+        file = self.folder / f"{module}.py"
+        return importlib.util.spec_from_file_location(name, file) if file.is_file() else None
 
 
 class Lightened(importlib.abc.Loader):
@@ -118,9 +153,12 @@ class CellTransformer(ast.NodeTransformer):
         return ast.fix_missing_locations(module)
 
     def _statement(self, node):
+        """A top-level import of a module the sandbox lacks binds stand-ins (Stub) to its names."""
         node = self._engine(node)
         if isinstance(node, ast.Import) or isinstance(node, ast.ImportFrom) and not node.level and node.module != "__future__":
-            guard = ast.parse("try:\n    pass\nexcept ModuleNotFoundError as __error:\n    __grader_missing_module__(__error)").body[0]
+            names = [alias.asname or alias.name.split(".")[0] for alias in node.names if alias.name != "*"]
+            guard = ast.parse("try:\n    pass\nexcept ModuleNotFoundError as __error:\n"
+                              f"    {' = '.join(names + ['__grader_stand_in__(__error)'])}").body[0]
             guard.body = [node]
             return ast.copy_location(guard, node)
         return node
@@ -152,6 +190,7 @@ class NotebookRun:
         import autodiff.tensor
 
         self.cells = json.loads(Path(path).read_text(encoding="utf-8"))["cells"]
+        self.folder = work_folder()
         self.notes = []    # what the current cell tried that was neutralised
         self.index = None  # the cell running
         self.bound = {}    # graded name → the last cell that bound it in the namespace
@@ -170,13 +209,14 @@ class NotebookRun:
             return None
 
         def cell_magic(name, line, cell):
+            if name in WRITEFILE_MAGICS:  # written, as Jupyter writes it, into the notebook's own folder
+                module = writefile_module(shell.var_expand(line))[0]
+                if module is not None:
+                    self.written[module] = self.index
+                return run_cell_magic(name, line, cell)
             if name in ALLOWED_MAGICS:
                 return run_cell_magic(name, line, cell)
-            module = writefile_module(line)[0] if name in WRITEFILE_MAGICS else None
-            if module is not None:
-                self.written[module] = self.index
-            else:
-                self.notes.append(f"%%{name}")
+            self.notes.append(f"%%{name}")
             return None
 
         def shell_line(command, *args, **kwargs):
@@ -189,7 +229,11 @@ class NotebookRun:
                   if isinstance(value, type) and value.__module__ == "autodiff.tensor"}
         self.transformer = CellTransformer(engine, self.notes)
         shell.ast_transformers.append(self.transformer)
-        shell.user_ns["__grader_missing_module__"] = lambda error: self.notes.append(f"import {error.name} (not installed here)")
+        shell.user_ns["__grader_stand_in__"] = self._stand_in
+        self._os_chdir = os.chdir
+        os.chdir = self._chdir
+        sys.meta_path.insert(0, WrittenModules(self.folder / "autodiff"))
+        sys.path.insert(0, str(self.folder))  # as a kernel's '' on sys.path: a flat module the notebook wrote imports
         if not any(isinstance(finder, Stubs) for finder in sys.meta_path):
             sys.meta_path.insert(0, Stubs())
         for module in Stubs.LIGHTENED:  # imported already (by an earlier group served in this process): lightened anew
@@ -215,6 +259,7 @@ class NotebookRun:
         self.index, self.transformer.keep, self.transformer.lines = index, keep, []
         before = {name: self.shell.user_ns.get(name) for name in GRADED}
         cwd, path = os.getcwd(), list(sys.path)
+        self._os_chdir(self.folder)  # each cell starts in the notebook's folder; the worker's own is back after it
 
         def over_budget(signum, frame):
             signal.setitimer(signal.ITIMER_REAL, RETRY_SECONDS)
@@ -237,8 +282,9 @@ class NotebookRun:
             if timed:
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 signal.signal(signal.SIGALRM, signal.SIG_DFL)
-        os.chdir(cwd)  # the worker's paths stay its own (a cell's os.chdir is the cell's)
+        self._os_chdir(cwd)
         sys.path[:] = path
+        importlib.invalidate_caches()  # a module the cell wrote is found by the next import
         for name in GRADED:
             if self.shell.user_ns.get(name) is not before[name]:
                 self.bound[name] = index
@@ -261,13 +307,54 @@ class NotebookRun:
             return len(self.transformer.lines)
         return max([i for i, (first, _) in enumerate(self.transformer.lines) if first <= line], default=0)
 
+    def defined(self):
+        """The graded names the notebook's namespace holds."""
+        return [name for name in GRADED if name in self.shell.user_ns]
+
     def graded_names(self):
-        """The graded names the notebook defines, as its namespace holds them after the run: but
-        a module %%written after the cell that last bound the name keeps its own (the later of
-        the two in the notebook is graded)."""
-        namespace = self.shell.user_ns
-        return {name: namespace[name] for name, home in GRADED.items()
-                if name in namespace and self.written.get(home, -1) < self.bound.get(name, -1)}
+        """The graded names as the notebook left them: its namespace's, but where a graded module
+        was %%written after the cell that last bound the name, the module's own if it defines
+        one (the later of the two in the notebook is graded). Each such module is imported as its
+        last %%writefile left it, not as a cell may have imported it before."""
+        names = {name: self.shell.user_ns[name] for name in GRADED if name in self.shell.user_ns}
+        for home, cell in self.written.items():
+            if home not in GRADED.values():
+                continue
+            try:
+                module = importlib.import_module(f"autodiff.{home}")
+                module = importlib.reload(module)
+            except BaseException:  # said when the checks import the module (worker.load_module)
+                sys.modules.pop(f"autodiff.{home}", None)
+                continue
+            for name in [name for name in names if GRADED[name] == home and hasattr(module, name)]:
+                if cell > self.bound.get(name, -1):
+                    del names[name]
+        return names
+
+    def _stand_in(self, error):
+        self.notes.append(f"import {error.name} (not installed here: a stand-in that does nothing)")
+        return Stub(error.name or "module")
+
+    def _chdir(self, path):
+        """os.chdir, but a folder that is not here (Colab's Drive, the student's own disk) is
+        neutralised like %cd: the cell goes on in the notebook's folder, which holds the course's package."""
+        try:
+            self._os_chdir(path)
+        except (FileNotFoundError, NotADirectoryError):
+            self.notes.append(f"os.chdir({str(path)[:60]!r}) (no such folder here)")
+
+
+def work_folder(pid=None):
+    """The notebook's own folder, writable, of this process (or of process pid): its working
+    directory, where %%writefile writes; made empty, never taken over from anyone."""
+    folder = Path(tempfile.gettempdir()) / f"autodiff-notebook-{pid or os.getpid()}"
+    if pid is None:
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:  # left by an earlier process of that pid, or put there: one of its own
+            folder = Path(tempfile.mkdtemp(prefix="autodiff-notebook-"))
+        (folder / "autodiff").mkdir()
+    return folder
 
 
 def preload():

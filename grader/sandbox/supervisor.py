@@ -24,6 +24,7 @@ import ctypes
 import json
 import os
 import select
+import shutil
 import signal
 import sys
 import time
@@ -205,9 +206,14 @@ class Child:
 
     def end(self):
         """Kill the child and every process it left (orphans come to the supervisor: it is the
-        namespace's PID 1, or a subreaper), and reap them all, so none holds a pipe or a process slot."""
+        namespace's PID 1, or a subreaper), and reap them all, so none holds a pipe or a process
+        slot; remove its notebook's folder."""
         for descriptor in (self.requests, self.replies, self.pidfd):
             os.close(descriptor)
+        self._kill_all()
+        shutil.rmtree(worker.cells.work_folder(self.pid), ignore_errors=True)  # never a link's target: rmtree does not follow
+
+    def _kill_all(self):
         for _ in range(1000):
             if os.getpid() == 1 or OWN_UID:  # every process of the sandbox but itself, at once: a fork bomb cannot outrun it
                 try:

@@ -35,9 +35,11 @@ from protocol import COURSE_MODULES, GRADED, GRADED_MODULES  # noqa: E402  (the 
 
 NOTEBOOK = SCRATCH / "notebook.json"            # a notebook's code cells (grader/notebook.py)
 NOTEBOOK_PLAN = SCRATCH / "notebook-plan.json"  # which of them every group runs, decided by the trusted side
-# The student's own helper modules: whatever else the grader put in the package (submission.py).
-HELPERS = tuple(sorted({path.stem for path in (SCRATCH / "autodiff").glob("*.py")} - {*COURSE_MODULES, "__init__"}))
-STUDENT_FILES = {str(SCRATCH / "autodiff" / f"{module}.py") for module in (*GRADED_MODULES, *HELPERS)}
+# The student's own helper modules and packages: whatever else the grader put in the package (submission.py).
+_OWN_FILES = [path for path in (SCRATCH / "autodiff").rglob("*.py") if path.relative_to(SCRATCH / "autodiff").parts[0].removesuffix(".py")
+              not in (*COURSE_MODULES, "__init__")]
+HELPERS = tuple(sorted({path.relative_to(SCRATCH / "autodiff").parts[0].removesuffix(".py") for path in _OWN_FILES}))
+STUDENT_FILES = {str(SCRATCH / "autodiff" / f"{module}.py") for module in GRADED_MODULES} | {str(path) for path in _OWN_FILES}
 
 
 class StudentError(Exception):
@@ -136,7 +138,7 @@ def notebook_cell(request):
     if fresh:
         run_student("running the notebook", run.replay, request["kept"], request["budget"])
     outcome = run_student(f"cell {request['cell']}", run.run, request["cell"], request["budget"])
-    outcome["defined"] = list(run.graded_names())
+    outcome["defined"] = run.defined()
     return outcome
 
 
