@@ -157,7 +157,8 @@ def to_gradescope(report):
         f"; {format_points(later)} more points are checked after the due date." if later else ".")
     mnist = report.get("mnist") or {}
     return {"score": report["score"], "execution_time": report["duration_seconds"],
-            "output": "\n\n".join([summary] + [_markdown_text(line) for line in report["messages"] + report["submission"]["notes"]]),
+            "output": "\n\n".join([summary] + [_markdown_text("\n".join(report["messages"] + report["submission"]["notes"]))]
+                                    * bool(report["messages"] + report["submission"]["notes"])),
             "output_format": "md", "test_output_format": "md", "tests": tests,
             "visibility": "visible", "stdout_visibility": "hidden",
             "extra_data": {"isolation": report["grader"]["isolation"], "rubric_sha256": report["grader"]["rubric_sha256"],
@@ -166,16 +167,17 @@ def to_gradescope(report):
 
 
 def _markdown_text(text):
-    """Plain text as Markdown that shows it as it is: code blocks for multi-line text."""
-    text = text.replace("```", "` ` `")
-    return f"```\n{text}\n```" if "\n" in text else text.replace("*", "\\*").replace("_", "\\_")
+    """Text that may hold what student code said, as Markdown that shows it as it is and nothing
+    else: a fenced code block (no link, image or HTML is live in one), fenced with more backticks
+    than the text holds in a row, so the text cannot close it."""
+    fence = "`" * max(3, 1 + max(map(len, re.findall("`+", text)), default=0))
+    return f"{fence}text\n{text}\n{fence}"
 
 
 def _markdown_output(test):
     if test["status"] == "passed":
-        return test["output"]
-    first, _, rest = test["output"].partition("\n")
-    return f"**{test['status']}**: {_markdown_text(first)}" + (f"\n\n{_markdown_text(rest)}" if rest else "")
+        return test["output"]  # the grader's own words ("all 8 cases passed")
+    return f"**{test['status']}**\n\n{_markdown_text(test['output'])}"
 
 
 def visible_points(tests):

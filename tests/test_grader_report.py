@@ -3,8 +3,10 @@ determinism, and a rubric that changes points without code changes."""
 import copy
 import hashlib
 import json
+import re
 import subprocess
 import sys
+from html import unescape
 
 import jsonschema
 import pytest
@@ -217,3 +219,23 @@ def test_text_from_student_code_is_cleaned(raw, shown):
 
     assert clean_text(raw) == shown
     assert clean_text("x" * 30, limit=10) == "x" * 10 + "… (20 more characters cut)"
+
+
+HOSTILE = ["[a link](http://evil.example/x)", "![an image](http://evil.example/i.png)", "<img src=x onerror=alert(1)>",
+           "http://evil.example/bare", "<http://evil.example/auto>", "```\n</code></pre><script>alert(1)</script>\n```",
+           "**bold** _under_ `code` ```` four", "line one\n[second](http://evil.example/2)"]
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_gradescope_markdown_shows_what_student_code_said_and_nothing_live(text):
+    """Rendered as GitHub-flavoured Markdown (links, images, raw HTML, bare URLs linkified): no
+    anchor, image or HTML from the student's string, which reads back as it was written."""
+    from markdown_it import MarkdownIt
+
+    from grader.report import _markdown_output
+
+    test = {"status": "failed", "output": f"Mul.forward raised RuntimeError: {text}"}
+    html = MarkdownIt("gfm-like").render(_markdown_output(test))
+    assert "<a " not in html and "<img" not in html and "<script" not in html, html
+    shown = re.sub(r"<[^>]+>", "", html)
+    assert all(unescape(line) in unescape(shown) for line in text.splitlines())
