@@ -337,6 +337,24 @@ def fork_bomb(ctx):
     """)
 
 
+def files_for_the_next_group(ctx):
+    """At each import of ops.py (once per group): leave a file in every folder a worker can write
+    outside its scratch copy; finding one an earlier group's worker left, break this group's Mul."""
+    return at_import(f"""\
+    import os as _os
+    _places = ["/tmp", "/var/tmp", "/dev/shm", _os.environ.get("HOME", "/tmp")]
+    _left = [_os.path.join(folder, name) for folder in _places if _os.path.isdir(folder)
+             for name in _os.listdir(folder) if name.startswith({ctx.token!r})]
+    for _folder in _places:
+        try:
+            open(_os.path.join(_folder, f"{ctx.token}-{{_os.getpid()}}"), "w").close()
+        except OSError:
+            pass
+    if _left:
+        raise RuntimeError(f"an earlier group's worker left {{_left[:3]}}")
+    """)
+
+
 def big_file_in_tmp(ctx):
     path = Path(f"/tmp/autodiff-attack-{ctx.token}")
     ctx.cleanup.append(path)
@@ -1023,6 +1041,8 @@ ATTACKS = [
     Attack("100 MB to stdout and stderr", edited([], lambda ctx: in_pow_backward(FLOOD_OUTPUT)), POW_RAISES,
            says=[("Pow", "File too large")]),
     Attack("a 1 GB file written to /tmp", edited([], big_file_in_tmp), POW_RAISES, says=[("Pow", "File too large")]),
+    Attack("files left in /tmp, /dev/shm and $HOME for the next group's worker", edited(WRONG_MUL, files_for_the_next_group),
+           WRONG_MUL, weakest="uid"),
     # reading what the grader keeps
     Attack("reading the MNIST test labels", edited(WRONG_MUL, read_mnist_test_labels), WRONG_MUL, weakest="user-namespace"),
     Attack("copying the solutions", edited(WRONG_MUL, copy_the_solutions), WRONG_MUL, weakest="user-namespace"),

@@ -19,11 +19,13 @@ from pathlib import Path
 import pytest
 
 from _grading import feedback, full_marks_except, grade_and_validate, group_scores, reference_copy
-from _paths import ROOT
+from _paths import ROOT, SOLUTIONS
 from grader import GRADED
 from grader.sandbox import client as client_module
 from grader.sandbox import launch, protocol
 from grader.sandbox.client import WorkerClient, WorkerFailure
+from grader.sandbox.launch import scratch_parent
+from grader.submission import load_submission, prepare_scratch
 
 OPS_GROUPS = [name for name, module in GRADED.items() if module == "ops"]
 
@@ -294,3 +296,19 @@ def test_a_supervisor_that_overstays_is_replaced_and_the_student_told_of_their_o
         assert failure.value.status == "timeout"
         assert str(failure.value) == "no answer within the time limit of 2 s"
         assert client.process is None
+
+
+def test_the_process_level_leaves_the_graders_own_temporary_files_alone():
+    """The supervisor clears what its uid owns in /tmp between groups only where that uid is the
+    sandbox's own (a namespace, the uid level): at the process level it is the grader's user."""
+    marker = Path(tempfile.gettempdir()) / f"the-graders-own-{os.getpid()}"
+    marker.write_text("kept")
+    try:
+        with tempfile.TemporaryDirectory(dir=scratch_parent()) as folder:
+            scratch = prepare_scratch(load_submission(SOLUTIONS), folder)
+            with WorkerClient(scratch, isolation="process") as client:
+                for group in ("Mul", "Pow"):
+                    client.ensure_imported("ops", group=group)
+        assert marker.read_text() == "kept"
+    finally:
+        marker.unlink(missing_ok=True)

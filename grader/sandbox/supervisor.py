@@ -311,6 +311,34 @@ class Supervisor:
         if self.child is not None:
             self.child.end()
             self.child = None
+            clear_shared_folders()
+
+
+# Where a worker can write outside its scratch copy: nothing it leaves there may reach the next
+# group's worker (or, at the uid level, where /tmp is the machine's, the next grading with this uid).
+SHARED_FOLDERS = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+def clear_shared_folders():
+    """Remove what this uid owns in SHARED_FOLDERS (in a namespace, everything there is this
+    sandbox's): no process of the sandbox but the supervisor runs now. Links are removed, never followed."""
+    if os.name != "posix" or not (os.getpid() == 1 or OWN_UID):  # the process level: the grader's own user, its own files
+        return
+    for folder in SHARED_FOLDERS:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.stat(follow_symlinks=False).st_uid != os.getuid():
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
+            except OSError:
+                pass
 
 
 def main():
@@ -335,6 +363,7 @@ def main():
     sys.stdin = open(os.devnull)
     for descriptor in (requests, replies):
         protocol.widen_pipe(descriptor)
+    clear_shared_folders()  # what an earlier sandbox of this uid left, before any student code runs
     protocol.write_frame(replies, protocol.encode_frame({"ready": True, **worker.hello({})}))
     supervisor = Supervisor()
     while (frame := protocol.read_frame(requests)) is not None:
