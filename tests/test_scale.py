@@ -11,8 +11,9 @@ from _grading import reference_copy
 from grader.checks import test_scale as scale
 from grader.checks.cases import scale_cases
 from grader.checks.checking import CheckFailed
+from grader.sandbox import launch
 from grader.sandbox.client import WorkerClient
-from grader.sandbox.launch import scratch_parent
+from grader.sandbox.launch import level_available, scratch_parent
 from grader.submission import load_submission, prepare_scratch
 
 
@@ -293,3 +294,23 @@ def test_a_check_takes_the_derivatives_computed_ahead_only_when_they_were():
 def test_only_the_ops_asked_for_are_computed_ahead():
     """A selection of scale checks (`-k`, a rubric's subset): no time spent on the others."""
     assert set(scale.derivatives_ahead(SIDE, SALT, ["Log", "Sum"])) == {"Log", "Sum"}
+
+
+# ops.py's import leaves four processes spinning, each in a session of its own.
+SPINNERS = ("import numpy as np\n", "import numpy as np\nimport os as _os\nfor _ in range(4):\n    if _os.fork() == 0:\n"
+            "        _os.setsid()\n        while True:\n            pass\n")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("level", [pytest.param(level, marks=pytest.mark.skipif(not level_available(level), reason=f"no {level} level"))
+                                   for level in ("namespace", "uid")])
+def test_the_grader_times_itself_with_every_process_of_the_sandbox_stopped(tmp_path, level):
+    """What the worker left spinning cannot make the grader's own time, and so the budget, longer."""
+    with tempfile.TemporaryDirectory(dir=scratch_parent()) as scratch:
+        prepare_scratch(load_submission(reference_copy(tmp_path / "s", {"ops": [SPINNERS]})), scratch)
+        with WorkerClient(Path(scratch), level) as client:
+            client.ensure_imported("ops", group="Mul")
+            with client.paused():
+                states = {pid: launch._state(pid) for pid in launch._processes_of(client.process.uid)}
+                assert len(states) >= 5 and set(states.values()) == {"T"}, states
+            assert all(launch._state(pid) != "T" for pid in states if Path(f"/proc/{pid}").exists())

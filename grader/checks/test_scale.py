@@ -141,7 +141,8 @@ def judge_scale(student, op, rng, side, ahead=None):
     earlier call is no answer to new inputs), every reply's values compared. Only when it stays
     slow, a forward alone, to say which is. ahead: derivatives_ahead's for this op, if computed."""
     case, inputs, expected, upstream, derivatives = draw_judged(op, rng, side, ahead)
-    reference = reference_seconds(op, case.options, inputs, expected, upstream)
+    with student.paused():  # nothing the student's processes do competes with the grader's own time
+        reference = reference_seconds(op, case.options, inputs, expected, upstream)
     budget = budget_of(reference)
     fastest = None
     for attempt in range(ATTEMPTS):
@@ -166,7 +167,8 @@ def slow_part(student, op, case, inputs, expected, reference, seconds):
     grader's own for it. (Not the forward alone against a budget of its own: the floor makes that
     budget loose, and a loop in the forward that fits it made the whole call slow all the same.)"""
     size, budget = max(x.size for x in inputs), budget_of(reference)
-    forward_reference = reference_seconds(op, case.options, inputs, expected, None)
+    with student.paused():
+        forward_reference = reference_seconds(op, case.options, inputs, expected, None)
     try:
         forward_seconds, _ = timed_call(student, op, case, inputs, None, budget_of(forward_reference))
     except CheckFailed as failed:

@@ -17,6 +17,7 @@ only: there a thread per pipe reads and writes them (PipeThreads) and the client
 threads with the same deadlines, and says the same things when they pass.
 """
 import concurrent.futures
+import contextlib
 import os
 import queue
 import selectors
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import protocol
-from .launch import Limits, start_worker, stop_worker
+from .launch import Limits, paused, start_worker, stop_worker
 
 SUPERVISOR_GRACE = 15  # seconds the supervisor may take, beyond a request's limit, to end a child and answer
 START_TIMEOUT = 60     # seconds for a fresh sandbox to say it is ready (numpy imported)
@@ -192,6 +193,10 @@ class WorkerClient:
             self.fatal_imports[module] = (failure.status, f"importing {module}.py stopped the worker: {failure}")
             raise WorkerFailure(*self.fatal_imports[module]) from None
         self._imported.add(module)
+
+    def paused(self):
+        """The sandbox's processes stopped while the grader times itself (launch.paused)."""
+        return paused(self.process) if self.process is not None else contextlib.nullcontext()
 
     # -- process ----------------------------------------------------------------------------
     def _start(self):
