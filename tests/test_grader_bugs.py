@@ -76,6 +76,16 @@ BUGS = [
         "returned None as the gradient for B", hurts_mnist=True),
     bug("Pow computed as exp(b log a): nan for a negative base", "Pow", "ops",
         [("y = np.power(a, b)\n        ctx", "y = np.exp(b * np.log(a))\n        ctx")], "3x4 with negatives ** 0-d 2 (x ** 2)", "nan"),
+    # A derivative nobody wrote: the forward evaluated on x + ih, exact to rounding where the math is
+    # analytic; where SPEC's formula is not (the clip, the kink), not SPEC's (docs/security.md).
+    bug("Log backward by the complex step", "Log", "activations",
+        [("clipped = np.maximum(x, EPS)\n        ctx.save_for_backward(clipped)", "clipped = np.maximum(x, EPS)\n        ctx.save_for_backward(x)"),
+         ("return grad_output / clipped", "return grad_output * np.imag(np.log(np.maximum(clipped + 1e-30j, EPS))) / 1e-30")],
+        "not SPEC's formula", "divides by EPS"),
+    bug("ReLU backward by the complex step", "ReLU", "activations",
+        [("ctx.save_for_backward(x > 0)", "ctx.save_for_backward(x)"),
+         ("return grad_output * positive", "return grad_output * np.imag(np.maximum(positive + 1e-30j, 0)) / 1e-30")],
+        "exactly 0", hurts_mnist=False),
 ]
 
 

@@ -1,7 +1,8 @@
-"""The math of SPEC.md, forward only, in float64: what the checks compare against.
+"""The math of SPEC.md in float64: what the checks compare against.
 
-Gradients are never written here: the checks take them from central differences of these
-functions, so the expected values do not depend on anyone's backward.
+Gradients are taken from central differences of the forwards, so the expected values do not
+depend on anyone's backward; but at the clips at EPS, where SPEC.md's backward is not the
+derivative of its forward, from SPEC.md's own formulas (SPEC_BACKWARD).
 """
 import numpy as np
 
@@ -31,6 +32,29 @@ FORWARD = {
     "Log": lambda x: np.log(np.maximum(x, EPS)),
     "CrossEntropyLoss": cross_entropy,
     "NLLLoss": nll,
+}
+
+
+def _nll_gradient(g, p, target):
+    rows = np.arange(p.shape[0])
+    grad = np.zeros_like(p, dtype=np.float64)
+    grad[rows, target] = -g / (p.shape[0] * np.maximum(p[rows, target], EPS))
+    return grad
+
+
+def _softmax_gradient(g, x, axis=-1):
+    y = softmax(x, axis)
+    return y * (g - np.sum(g * y, axis=axis, keepdims=True))
+
+
+# SPEC.md's backward formulas (the gradient of the first input) of the ops with a clip at EPS: at
+# the clip they are not the derivative of the forward, which is flat there (a central difference,
+# or a complex step, gives 0 where SPEC says g / EPS), so the stability checks compare with these.
+SPEC_BACKWARD = {
+    "Softmax": _softmax_gradient,
+    "Log": lambda g, x: g / np.maximum(x, EPS),
+    "CrossEntropyLoss": lambda g, p, t: -g * t / (p.shape[0] * np.maximum(p, EPS)),
+    "NLLLoss": _nll_gradient,
 }
 # The inputs (by position) each forward is linear in, the others held: L = Σ upstream ⊙ f is then
 # linear in that input, and its derivative along v is exactly L with v in its place (one forward).

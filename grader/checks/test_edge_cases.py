@@ -10,7 +10,7 @@ import pytest
 
 from .cases import LOSSES, cases, draw, robustness_case
 from .checking import ATOL, FORWARD_ATOL, FORWARD_RTOL, RTOL, CheckFailed, array_of, call_op, items_of, mismatch, seeded_rng
-from .oracle import FORWARD, INPUT_NAMES, numerical_gradients
+from .oracle import FORWARD, INPUT_NAMES, SPEC_BACKWARD, numerical_gradients
 
 
 @pytest.mark.parametrize("op, case", cases(robustness_case))
@@ -89,6 +89,11 @@ def test_stability(student, op, request):
     gradient = array_of(f"{op}.backward", items_of(f"{op}.backward", reply.get("grads"), len(inputs))[0], inputs[0].shape)
     if not np.all(np.isfinite(gradient)):
         raise CheckFailed(f"{op}.backward is not finite on extreme inputs: divide by max(x, EPS), not x")
+    # SPEC's formula, not the forward's derivative: at the clip they differ (g / EPS against 0).
+    problem = mismatch(gradient, SPEC_BACKWARD[op](upstream, *inputs, **options), RTOL, ATOL)
+    if problem:
+        raise CheckFailed(f"{op}.backward on extreme inputs is not SPEC's formula: {problem}"
+                          + ("" if op == "Softmax" else "; where the input is clipped at EPS, SPEC's gradient divides by EPS"))
 
 
 def unchanged(after, before):
