@@ -68,9 +68,17 @@ class Submission:
         self.notes += [_printable(note) for note in notes]
 
     def to_dict(self):
+        """As the report holds it: its lists bounded (MAX_LISTED each, then how many more), whatever was handed in."""
         return {"path": self.path, "form": self.form, "sha256": self.sha256, "files": self.hashes, "found": self.found,
-                "helpers": sorted(self.helpers), "missing": self.missing, "cells": self.cell_results, "ignored": self.ignored,
-                "notes": self.notes, "error": self.error}
+                "helpers": sorted(self.helpers), "missing": self.missing, "cells": self.cell_results,
+                "ignored": _bounded(self.ignored, "files"), "notes": _bounded(self.notes, "notes"), "error": self.error}
+
+
+MAX_LISTED = 200
+
+
+def _bounded(items, what):
+    return items if len(items) <= MAX_LISTED else items[:MAX_LISTED] + [f"… and {len(items) - MAX_LISTED} more {what}"]
 
 
 def load_submission(path):

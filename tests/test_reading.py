@@ -26,7 +26,8 @@ from grader.grade import grade
 from grader.notebook import MAX_LISTED, CellResult, as_data, cell_notes
 from grader.report import validate
 from grader.sandbox.launch import level_available
-from grader.submission import MAX_ZIP_MEMBERS, load_submission
+from grader.submission import MAX_LISTED as SUBMISSION_LISTED
+from grader.submission import MAX_ZIP_MEMBERS, Submission, load_submission
 
 sys.path.insert(0, str(ROOT / "tools"))
 LEVELS = [pytest.param(level, marks=pytest.mark.skipif(not level_available(level), reason=f"no {level} level here"))
@@ -436,3 +437,19 @@ def test_the_report_lists_a_bounded_number_of_cells_whatever_the_notebook():
     assert len(as_data(results)) == MAX_LISTED
     notes = cell_notes(results)
     assert len(notes) == MAX_LISTED + 1 and notes[-1] == f"… and {30_000 - MAX_LISTED} more cells that did not simply run"
+
+
+def test_a_module_the_parser_cannot_build_is_noted_never_a_crash(tmp_path):
+    folder = reference_copy(tmp_path / "submission")
+    ops = folder / "autodiff" / "ops.py"
+    ops.write_text(ops.read_text() + "\nDEEP = " + "-" * 200_000 + "1\nLONG = " + "+".join(["1"] * 200_000) + "\n")
+    submission = load_submission(folder)
+    assert submission.error is None and "ops" in submission.sources
+    assert any("autodiff/ops.py" in note and ("could not be parsed" in note or "syntax error" in note) for note in submission.notes)
+
+
+def test_the_reports_lists_are_bounded_whatever_was_handed_in():
+    submission = Submission(path="hw", notes=[f"note {i}" for i in range(30_000)], ignored=[f"f{i}.txt" for i in range(3_000)])
+    listed = submission.to_dict()
+    assert len(listed["notes"]) == len(listed["ignored"]) == SUBMISSION_LISTED + 1
+    assert listed["notes"][-1] == f"… and {30_000 - SUBMISSION_LISTED} more notes"
