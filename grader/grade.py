@@ -41,11 +41,13 @@ UID_LEVEL_NOTE = ("isolation 'uid': student code ran as an unprivileged user, ke
                   "permissions; its network access was not blocked (this level makes no namespaces)")
 
 
-def protect_grader_files(rubric):
-    """At the `uid` level: make what the worker must not read unreadable to others (the checks,
-    the rubrics, the solutions, the MNIST test labels); messages naming what still is."""
-    secrets = [CHECKS, *sorted(CHECKS.rglob("*")), DEFAULT_RUBRIC, Path(rubric.path), ROOT / "solutions",
-               mnist_directory() / "t10k-labels-idx1-ubyte.gz"]
+def protect_grader_files(rubric, inputs=()):
+    """At the `uid` level: make what the worker must not read unreadable to others: the grader's
+    checkout as a whole (its solutions, its .git history, the MNIST test labels), and each of
+    `inputs` (a submission, a class's folder of them, the reports of the others); the checks and the
+    rubrics one by one too, wherever they are. Messages naming what still is."""
+    secrets = [ROOT, CHECKS, *sorted(CHECKS.rglob("*")), DEFAULT_RUBRIC, Path(rubric.path), ROOT / "solutions",
+               mnist_directory() / "t10k-labels-idx1-ubyte.gz", *map(Path, inputs)]
     protect_from_workers(secrets)
     exposed = [str(path) for path in secrets if readable_by_workers(path)]
     return [UID_LEVEL_NOTE] + ([f"grader: still readable by student code at the uid level: {', '.join(exposed[:5])}"]
@@ -54,7 +56,7 @@ def protect_grader_files(rubric):
 
 def grade(path, rubric, isolation="process"):
     started = time.perf_counter()
-    messages = protect_grader_files(rubric) if isolation == "uid" else []
+    messages = protect_grader_files(rubric, [path]) if isolation == "uid" else []
     submission = load_submission(path)
     if submission.error:
         return build_report(submission, rubric, [], isolation, time.perf_counter() - started,

@@ -3,7 +3,9 @@ Gradescope's): the worker runs as a pooled unprivileged uid with the rlimits and
 in a scratch folder that stays the grader's (open to its group, read-only), and the grader's own
 files are closed to it by their permissions.
 The attack suite (test_attacks.py) runs at this level too."""
+import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -13,8 +15,9 @@ import pytest
 
 from _attacks import ATTACKS, skip_reason
 from _grading import FAST_RUBRIC
-from _paths import SOLUTIONS
+from _paths import ROOT, SOLUTIONS
 from grader import CHECKS
+from grader.classroom.batch import run_batch
 from grader.grade import UID_LEVEL_NOTE, grade
 from grader.sandbox import launch, protocol
 from grader.sandbox.launch import UID_POOL, Limits, protect_from_workers, readable_by_workers, start_worker, stop_worker
@@ -124,3 +127,51 @@ def test_a_batch_at_the_uid_level_closes_its_output_folder_to_student_code(open_
                            canvas_export=None, moodle_worksheet=None, missing_as_zero=False)
     assert cli.batch(args, FAST_RUBRIC) == 1
     assert not out.stat().st_mode & 0o007
+
+
+# What a pooled uid may read and the grader does not control: the system, the sandbox's runtime.
+SYSTEM = ("/usr/", "/etc/", "/lib/", "/lib64/", "/lib32/", "/bin/", "/sbin/", "/var/lib/", "/var/cache/", "/var/log/",
+          str(launch.SANDBOX_PYTHON.parent.parent) + "/")
+WALK_SCRIPT = """\
+import json, os, sys
+skip, system = tuple(sys.argv[1].split(":")), tuple(sys.argv[2].split(":"))
+readable = []
+for top, folders, files in os.walk("/", onerror=lambda error: None):
+    if top.startswith(skip) or (top + "/").startswith(system):
+        folders[:] = []
+        continue
+    for name in files:
+        path = os.path.join(top, name)
+        try:
+            with open(path, "rb"):
+                readable.append(path)
+        except OSError:
+            pass
+print(json.dumps(readable))
+"""
+
+
+def readable_as(uid):
+    """Every file a process of this uid can open, outside /proc, /sys, /dev and SYSTEM."""
+    def drop():
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+    completed = subprocess.run([str(launch.SANDBOX_PYTHON), "-I", "-c", WALK_SCRIPT, "/proc:/sys:/dev", ":".join(SYSTEM)],
+                               capture_output=True, text=True, preexec_fn=drop, timeout=600, cwd="/")
+    return json.loads(completed.stdout)
+
+
+@pytest.mark.slow
+def test_after_a_class_is_graded_at_the_uid_level_a_pooled_uid_reads_nothing_of_the_graders_or_the_class(open_folder):
+    """The whole filesystem walked as a pooled uid: nothing under the grader's checkout (its
+    .git and solutions included), the class's submissions or the reports is readable."""
+    source, out = open_folder / "class", open_folder / "out"
+    for student in ("alice", "bob"):
+        shutil.copytree(SOLUTIONS / "autodiff", source / student / "autodiff")
+    for path in [source, *source.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    run_batch(source, out, FAST_RUBRIC, jobs=1, isolation="uid", progress=False)
+    readable = readable_as(UID_POOL[-1])
+    exposed = [path for path in readable if path.startswith((str(ROOT) + "/", str(source) + "/", str(out) + "/"))]
+    assert exposed == [], exposed[:10]

@@ -25,6 +25,7 @@ from .. import VERSION
 from ..grade import grade
 from ..report import build_report, write_atomically, write_report
 from ..rubric import load_rubric
+from ..sandbox.launch import protect_from_workers
 from ..submission import Submission, submission_sha256, unpack_zip
 from .diff import compare, load_reports, write_diff
 from .gradebook import row_problems, write_class_files
@@ -74,6 +75,9 @@ def run_batch(source, out, rubric, jobs=None, force=False, only=(), formats=("na
     {student id: why their report could not be written}). lms: an LMSExport to fill.
     roster.written names the other files written (the LMS file, diff.md)."""
     out = Path(out)
+    if isolation == "uid":  # the classmates' submissions and reports, out of every worker's reach
+        out.mkdir(parents=True, exist_ok=True)
+        protect_from_workers([source, out])
     roster = discover(source, out / "staging", pattern)
     known = {student.id for student in roster.students}
     unknown = sorted(set(only) - known)

@@ -357,6 +357,8 @@ def protect_from_workers(paths):
     for path in map(Path, paths):
         try:
             mode = path.stat().st_mode
+            if mode & stat.S_ISVTX or len(path.resolve().parts) <= 2:  # never a shared folder (/tmp) or a top one (/home)
+                continue
             if mode & 0o007:
                 path.chmod(stat.S_IMODE(mode) & ~0o007)
                 changed.append(path)
