@@ -64,7 +64,7 @@ def read_notebook(text):
     from IPython.core.inputtransformer2 import TransformerManager  # IPython's own reading of a cell's first lines
 
     cleanup = TransformerManager().cleanup_transforms  # leading blank lines, a common indent, prompts: linear
-    result = Notebook()
+    result, parts = Notebook(), {}  # parts: module → the bodies its %%writefile cells leave it as, joined once
     for number, cell in enumerate(notebook.cells, 1):
         if cell.get("cell_type") != "code":
             continue
@@ -77,11 +77,12 @@ def read_notebook(text):
         if lines and lines[0].startswith("%%"):
             magic, _, arguments = lines[0].rstrip().partition(" ")
             if magic in WRITEFILE_MAGICS:
-                _writefile(number, arguments, "".join(lines[1:]), result)
+                _writefile(number, arguments, "".join(lines[1:]), result, parts)
+    result.modules = {module: "".join(bodies) for module, bodies in parts.items()}
     return result
 
 
-def _writefile(number, arguments, body, notebook):
+def _writefile(number, arguments, body, notebook, parts):
     module, appends = writefile_module(arguments)
     shown = f"{WRITEFILE_MAGICS[0]} {arguments.strip()}"
     if module is None:
@@ -89,7 +90,10 @@ def _writefile(number, arguments, body, notebook):
     if module == "__init__" or module in GIVEN_MODULES:
         notebook.notes.append(f"cell {number}: {shown}: the course's {module}.py is used")
         return
-    notebook.modules[module] = notebook.modules.get(module, "") + body if appends else body
+    if appends:
+        parts.setdefault(module, []).append(body)
+    else:
+        parts[module] = [body]
     notebook.notes.append(f"cell {number}: {shown} is module {module} of the submission")
 
 
@@ -138,7 +142,8 @@ def _read_reply(reply, number, budget):
     outcome = reply.get("outcome") if reply.get("outcome") in OUTCOMES else "raised"
     neutralised = [str(item)[:80] for item in reply.get("neutralised", [])[:MAX_NEUTRALISED]] \
         if isinstance(reply.get("neutralised"), list) else []
-    names = [name for name in reply.get("defined", []) if name in GRADED] if isinstance(reply.get("defined"), list) else []
+    names = [name for name in reply.get("defined", []) if isinstance(name, str) and name in GRADED] \
+        if isinstance(reply.get("defined"), list) else []
     keep, detail = None, ""
     if outcome == "raised":
         detail = f"{str(reply.get('type', '?'))[:100]}: {str(reply.get('message', ''))[:300]}"

@@ -12,6 +12,7 @@ import ast
 import hashlib
 import io
 import os
+import re
 import shutil
 import stat
 import struct
@@ -119,15 +120,16 @@ def _printable(text):
 
 def prepare_scratch(submission, scratch):
     """Lay out what the worker imports: the course's package with the student's graded and helper
-    modules, their bytes as handed in (a helper answers to its bare name too: see the worker),
-    and a notebook's cells."""
+    modules, their bytes as handed in (a helper answers to its bare name too: see the worker);
+    for a notebook, the course's package and the notebook's cells."""
     scratch = Path(scratch)
     shutil.copytree(COURSE_PACKAGE, scratch / "autodiff", ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
+    if submission.cells:  # a notebook writes its own files when it runs (sandbox/cells.py), as in Jupyter
+        write_cells(submission.cells, scratch)
+        return scratch
     for module, data in {**submission.helpers, **submission.sources}.items():
         (scratch / "autodiff" / f"{module}.py").parent.mkdir(parents=True, exist_ok=True)
         (scratch / "autodiff" / f"{module}.py").write_bytes(data)
-    if submission.cells:
-        write_cells(submission.cells, scratch)
     return scratch
 
 
@@ -278,7 +280,14 @@ def _read_notebook(path, name, submission, form):
     submission.hashes[name] = hashlib.sha256(data).hexdigest()
     submission.cells = notebook.cells
     for module, source in notebook.modules.items():
-        data = source.encode("utf-8")
+        try:
+            data = source.encode("utf-8")  # as IPython's %%writefile writes it
+        except UnicodeEncodeError:
+            submission.notes.append(f"%%writefile {module}.py: its text cannot be written as UTF-8 (Jupyter could not write it either)")
+            continue
+        if len(data) > MAX_SOURCE_BYTES:
+            submission.notes.append(f"%%writefile {module}.py is over {MAX_SOURCE_BYTES >> 20} MB: not used")
+            continue
         if module in GRADED_MODULES:
             submission.sources[module] = data
             submission.found += _defined_graded_names(data, module, f"{name} (%%writefile {module}.py)", submission.notes)
@@ -290,11 +299,16 @@ def _read_notebook(path, name, submission, form):
     submission.notes += notebook.notes
 
 
+MAX_PARSED_BYTES = 256 << 10  # a module parsed here, at most: ast's nodes take hundreds of times the source's bytes
+
+
 def _parsed(data):
-    """A module's syntax tree (an empty one if it does not parse or decode)."""
+    """A module's syntax tree (an empty one if it does not parse or decode, or is too big to parse here)."""
     text, _ = decoded(data)
+    if text is None or len(data) > MAX_PARSED_BYTES:
+        return ast.Module(body=[], type_ignores=[])
     try:
-        return ast.parse(text or "")
+        return ast.parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return ast.Module(body=[], type_ignores=[])
 
@@ -304,6 +318,9 @@ def _defined_graded_names(data, module, filename, notes):
     if text is None:
         notes.append(f"{filename} cannot be read by Python: {why}")
         return []
+    if len(data) > MAX_PARSED_BYTES:  # its top-level definitions by their lines: the names, without the tree
+        names = set(re.findall(r"(?m)^(?:class|def)\s+(\w+)|^(\w+)\s*=", text))
+        return [name for name, home in GRADED.items() if home == module and any(name in found for found in names)]
     try:
         tree = ast.parse(text, filename)
     except SyntaxError as error:

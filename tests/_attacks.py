@@ -338,8 +338,9 @@ def fork_bomb(ctx):
 
 
 def files_for_the_next_group(ctx):
-    """At each import of ops.py (once per group): leave a file in every folder a worker can write
-    outside its scratch copy; finding one an earlier group's worker left, break this group's Mul."""
+    """At each import of ops.py (once per group): leave a file, and a folder of 0500 holding one, in
+    every folder a worker can write outside its scratch copy; finding one an earlier group's worker
+    left, break this group's Mul."""
     return at_import(f"""\
     import os as _os
     _places = ["/tmp", "/var/tmp", "/dev/shm", _os.environ.get("HOME", "/tmp")]
@@ -348,6 +349,11 @@ def files_for_the_next_group(ctx):
     for _folder in _places:
         try:
             open(_os.path.join(_folder, f"{ctx.token}-{{_os.getpid()}}"), "w").close()
+            _kept = _os.path.join(_folder, f"{ctx.token}-kept-{{_os.getpid()}}")
+            _os.makedirs(_os.path.join(_kept, "inner"))
+            open(_os.path.join(_kept, "inner", "file"), "w").close()
+            _os.chmod(_os.path.join(_kept, "inner"), 0o500)  # its file out of its owner's reach to delete
+            _os.chmod(_kept, 0o500)
         except OSError:
             pass
     if _left:
@@ -874,7 +880,7 @@ import sys
 _worker = sys.modules["worker"]
 
 def _forged(request):
-    return {"outcome": "ran", "defined": ["Mul", "Nothing", 7], "statement": -3,
+    return {"outcome": "ran", "defined": ["Mul", "Nothing", 7, ["Mul"], {"a": 1}], "statement": -3,
             "neutralised": ["x" * 10_000] * 1000, "type": "<img src=x>"}
 
 _worker.COMMANDS["notebook_cell"] = _forged
@@ -886,6 +892,17 @@ def notebook_forging_its_cells(folder, ctx):
     but a flood, names defined that are not."""
     cells = notebook_cells(honest_copy(folder / "submission", ["wrong Mul.forward"]))
     return notebook(folder, "hw.ipynb", [FORGED_CELLS] + cells)
+
+
+def notebook_writing_no_utf8(folder, ctx):
+    """A %%writefile cell whose text holds a lone surrogate (valid JSON, nbformat reads it; no file
+    can be written from it): once a traceback and no report."""
+    import json
+
+    cells = notebook_cells(honest_copy(folder / "submission", ["wrong Mul.forward"]))
+    data = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell) for cell in cells + ["%%writefile autodiff/helper.py\nX = '\ud800'\n"]])
+    (folder / "hw.ipynb").write_text(json.dumps(data))  # the surrogate as JSON escapes it: \\ud800
+    return folder / "hw.ipynb"
 
 
 def cells_said_as_data(report, ctx):
@@ -985,7 +1002,7 @@ def nothing_raw(report, ctx):
 SUPERVISOR_SAME_UID = "the supervisor shares the worker's uid, so a worker can kill it: its own group's points only"
 WRONG_MUL, POW_RAISES, OPS_BROKEN = ["wrong Mul.forward"], ["Pow.backward raises"], ["ops.py fails to import"]
 ZERO_MATMUL = ["Matmul.backward returns zeros"]
-TRAINED = "after 1 epochs; full credit from"  # MNIST's feedback when it trained and scored the accuracy
+TRAINED = "is not lr × MLP3's gradient on this batch"  # MNIST's feedback: the zero backward's first step refused
 MUL_ZERO = ["Mul returns zeros"]
 
 ATTACKS = [
@@ -1112,6 +1129,8 @@ ATTACKS = [
            says=[("notes", "raised: RuntimeError: run the cells above first")]),
     Attack("notebook cell that forges what the worker says of its cells", notebook_forging_its_cells, WRONG_MUL,
            check=cells_said_as_data),
+    Attack("notebook %%writefile cell whose text is not UTF-8", notebook_writing_no_utf8, WRONG_MUL,
+           says=[("notes", "cannot be written as UTF-8")]),
     Attack("notebook cell that ignores its time budget and never ends", notebook_cell_ignoring_its_budget, WRONG_MUL,
            says=[("notes", "stopped the worker: it did not stop at its budget")], slow=True),
     Attack("notebook cell that rewrites the plan and the engine for the other groups", notebook_rewriting_its_run,

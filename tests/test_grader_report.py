@@ -148,7 +148,7 @@ def test_exit_status_is_2_for_bad_arguments(arguments):
 @pytest.mark.slow
 def test_same_submission_graded_twice_gives_the_same_report(tmp_path):
     pow_bug = {"ops": [("grad_a = grad_output * b * np.power(a, b - 1)", "grad_a = grad_output * np.power(a, b - 1)")],
-               "activations": [("ctx.save_for_backward(x > 0)", "ctx.save_for_backward(x >= -0.01)")]}
+               "activations": [("return grad_output / clipped", "return grad_output / (clipped + 1e-3)")]}
     folder = reference_copy(tmp_path, pow_bug)
     first, second = grade_and_validate(folder), grade_and_validate(folder)
 

@@ -295,13 +295,21 @@ def notebook_writing_its_own_files(tmp_path):
     return written(tmp_path / "hw.ipynb", vscode_notebook(cells))
 
 
+def notebook_after_a_broken_draft(tmp_path):
+    """A %%writefile draft of ops.py that does not parse, then every graded name defined in cells:
+    Jupyter never imports the draft, and neither may the grader."""
+    cells = ["%%writefile autodiff/ops.py\nclass Mul(Function:\n    pass\n", COURSE_IMPORTS, *definitions().values()]
+    return written(tmp_path / "hw.ipynb", colab_notebook(cells))
+
+
 CORRECT = {"cp949 modules with a coding line": cp949_package, "UTF-8 modules with a BOM": bom_package,
            "helpers named like the standard library's": helper_named_like_the_standard_library,
            "zip from PowerShell's Compress-Archive": powershell_zip, "zip from Explorer, cp949 names": explorer_zip,
            "zip with its virtual environment": zip_with_its_virtual_environment,
            "notebook saved by Colab": colab, "notebook saved by VS Code": vscode,
            "zip in Deflate64": deflate64_zip, "the handout zipped whole, the work in its notebook": handout_zipped_whole,
-           "notebook writing its own files": notebook_writing_its_own_files}
+           "notebook writing its own files": notebook_writing_its_own_files,
+           "notebook after a broken %%writefile draft": notebook_after_a_broken_draft}
 
 
 @pytest.mark.slow
@@ -453,3 +461,9 @@ def test_the_reports_lists_are_bounded_whatever_was_handed_in():
     listed = submission.to_dict()
     assert len(listed["notes"]) == len(listed["ignored"]) == SUBMISSION_LISTED + 1
     assert listed["notes"][-1] == f"… and {30_000 - SUBMISSION_LISTED} more notes"
+
+
+def test_a_writefile_module_is_bounded_like_a_submitted_one(tmp_path):
+    notebook = written(tmp_path / "hw.ipynb", colab_notebook(["%%writefile autodiff/big.py\n" + "x = 1\n" * 500_000]))
+    submission = load_submission(notebook)
+    assert "big" not in submission.helpers and "%%writefile big.py is over 2 MB: not used" in submission.notes

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -52,7 +51,7 @@ def read_as(uid, path):
         os.setgroups([])
         os.setgid(uid)
         os.setuid(uid)
-    completed = subprocess.run([sys.executable, "-I", "-c", f"print(open({str(path)!r}).read())"], capture_output=True,
+    completed = subprocess.run([str(launch.SANDBOX_PYTHON), "-I", "-c", f"print(open({str(path)!r}).read())"], capture_output=True,
                                text=True, preexec_fn=drop, timeout=30)
     return completed.stdout if completed.returncode == 0 else completed.stderr
 

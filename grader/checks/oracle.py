@@ -36,9 +36,9 @@ FORWARD = {
 
 
 def _nll_gradient(g, p, target):
-    rows = np.arange(p.shape[0])
+    picked = np.arange(len(p)), target
     grad = np.zeros_like(p, dtype=np.float64)
-    grad[rows, target] = -g / (p.shape[0] * np.maximum(p[rows, target], EPS))
+    grad[picked] = -g / (len(p) * np.maximum(p[picked], EPS))
     return grad
 
 

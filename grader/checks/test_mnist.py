@@ -29,7 +29,7 @@ def test_accuracy(student, rubric, mnist, json_metadata):
         ask(student, "mnist_gradients", ["ops", "activations", "losses"], timeout=settings["time_budget_seconds"],
             key=("MNIST",), **fields)
 
-    data = load_mnist()  # the same arrays the mnist fixture exposed the training half of
+    data = load_mnist()  # from the user's cache (course.load_mnist): the arrays the mnist fixture exposed the training half of
     check = StepCheck(data.train_images, data.train_labels, settings["lr"], rubric.salt)
     training = train(serve, student.exchange, folder, test_images, test_labels, epochs=settings["epochs"], batch_size=settings["batch_size"],
                      lr=settings["lr"], seed=settings["seed"], train_examples=settings["train_examples"], check=check)

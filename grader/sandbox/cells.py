@@ -113,11 +113,11 @@ class WrittenModules(importlib.abc.MetaPathFinder):
     given modules, which stay the course's."""
 
     def __init__(self, folder):
-        self.folder = folder
+        self.folder, self.ignored = folder, set()
 
     def find_spec(self, name, path=None, target=None):
         package, _, module = name.partition(".")
-        if package != "autodiff" or not module.isidentifier() or module in (*GIVEN_MODULES, "__init__"):
+        if package != "autodiff" or not module.isidentifier() or module in (*GIVEN_MODULES, "__init__", *self.ignored):
             return None
         file = self.folder / f"{module}.py"
         return importlib.util.spec_from_file_location(name, file) if file.is_file() else None
@@ -232,7 +232,8 @@ class NotebookRun:
         shell.user_ns["__grader_stand_in__"] = self._stand_in
         self._os_chdir = os.chdir
         os.chdir = self._chdir
-        sys.meta_path.insert(0, WrittenModules(self.folder / "autodiff"))
+        self.written_modules = WrittenModules(self.folder / "autodiff")
+        sys.meta_path.insert(0, self.written_modules)
         sys.path.insert(0, str(self.folder))  # as a kernel's '' on sys.path: a flat module the notebook wrote imports
         if not any(isinstance(finder, Stubs) for finder in sys.meta_path):
             sys.meta_path.insert(0, Stubs())
@@ -319,6 +320,9 @@ class NotebookRun:
         names = {name: self.shell.user_ns[name] for name in GRADED if name in self.shell.user_ns}
         for home, cell in self.written.items():
             if home not in GRADED.values():
+                continue
+            if all(name in names and self.bound.get(name, -1) > cell for name, module in GRADED.items() if module == home):
+                self.written_modules.ignored.add(home)  # every name of it defined later: the written draft is never run
                 continue
             try:
                 module = importlib.import_module(f"autodiff.{home}")

@@ -20,6 +20,7 @@ student's own check on their own machine, `process` level only), the requests ar
 supervisor itself (InProcess): the grader's client still times every request and replaces a supervisor that
 overstays or dies.
 """
+import contextlib
 import ctypes
 import json
 import os
@@ -319,6 +320,19 @@ class Supervisor:
 SHARED_FOLDERS = ("/tmp", "/var/tmp", "/dev/shm")
 
 
+def _remove_folder(path):
+    """rmtree, after giving back to the owner (this uid) the write and search permissions a worker
+    took from its own folders (a folder of 0500 would keep what it holds)."""
+    with contextlib.suppress(OSError):
+        os.chmod(path, 0o700)
+    for top, folders, _ in os.walk(path):  # top-down: each folder opened before it is walked
+        for folder in (os.path.join(top, name) for name in folders):
+            if not os.path.islink(folder):  # a link is removed, never followed
+                with contextlib.suppress(OSError):
+                    os.chmod(folder, 0o700)
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def clear_shared_folders():
     """Remove what this uid owns in SHARED_FOLDERS (in a namespace, everything there is this
     sandbox's): no process of the sandbox but the supervisor runs now. Links are removed, never followed."""
@@ -334,7 +348,7 @@ def clear_shared_folders():
                 if entry.stat(follow_symlinks=False).st_uid != os.getuid():
                     continue
                 if entry.is_dir(follow_symlinks=False):
-                    shutil.rmtree(entry.path, ignore_errors=True)
+                    _remove_folder(entry.path)
                 else:
                     os.unlink(entry.path)
             except OSError:
