@@ -7,8 +7,10 @@
 
 This process never imports student code; the pytest process only talks to the worker.
 """
+import contextlib
 import json
 import os
+import stat
 import subprocess
 import sys
 import tempfile
@@ -22,6 +24,7 @@ from .sandbox.launch import ONE_BLAS_THREAD, protect_from_workers, readable_by_w
 from .submission import load_submission, prepare_scratch
 
 GRADER = Path(__file__).resolve().parent
+RUNTIME = ".venv"  # the checkout's Python runtime (the Makefile's): the only part of it left open
 CHECKS_OVERHEAD = 10 * 60  # seconds for the checks' own work, beyond the worker time the rubric's [limits] allow
 
 
@@ -43,12 +46,15 @@ UID_LEVEL_NOTE = ("isolation 'uid': student code ran as an unprivileged user, ke
 
 def protect_grader_files(rubric, inputs=()):
     """At the `uid` level: make what the worker must not read unreadable to others: the grader's
-    checkout as a whole (its solutions, its .git history, the MNIST test labels), and each of
+    checkout but its Python runtime (the solutions, the .git history, the MNIST test labels), and each of
     `inputs` (a submission, a class's folder of them, the reports of the others); the checks and the
     rubrics one by one too, wherever they are. Messages naming what still is."""
-    secrets = [ROOT, CHECKS, *sorted(CHECKS.rglob("*")), DEFAULT_RUBRIC, Path(rubric.path), ROOT / "solutions",
+    checkout = [path for path in ROOT.iterdir() if path.name != RUNTIME]  # all but a Python runtime: nothing a worker may read
+    secrets = [*checkout, CHECKS, *sorted(CHECKS.rglob("*")), DEFAULT_RUBRIC, Path(rubric.path), ROOT / "solutions",
                mnist_directory() / "t10k-labels-idx1-ubyte.gz", *map(Path, inputs)]
     protect_from_workers(secrets)
+    with contextlib.suppress(OSError):  # the checkout itself: others may pass through to its runtime, not list it
+        ROOT.chmod(stat.S_IMODE(ROOT.stat().st_mode) & ~0o006)
     exposed = [str(path) for path in secrets if readable_by_workers(path)]
     return [UID_LEVEL_NOTE] + ([f"grader: still readable by student code at the uid level: {', '.join(exposed[:5])}"]
                                if exposed else [])

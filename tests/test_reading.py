@@ -450,7 +450,7 @@ def test_the_report_lists_a_bounded_number_of_cells_whatever_the_notebook():
 def test_a_module_the_parser_cannot_build_is_noted_never_a_crash(tmp_path):
     folder = reference_copy(tmp_path / "submission")
     ops = folder / "autodiff" / "ops.py"
-    ops.write_text(ops.read_text() + "\nDEEP = " + "-" * 200_000 + "1\nLONG = " + "+".join(["1"] * 200_000) + "\n")
+    ops.write_text(ops.read_text() + "\nDEEP = " + "-" * 100_000 + "1\nLONG = " + "+".join(["1"] * 50_000) + "\n")
     submission = load_submission(folder)
     assert submission.error is None and "ops" in submission.sources
     assert any("autodiff/ops.py" in note and ("could not be parsed" in note or "syntax error" in note) for note in submission.notes)

@@ -164,7 +164,8 @@ def readable_as(uid):
 @pytest.mark.slow
 def test_after_a_class_is_graded_at_the_uid_level_a_pooled_uid_reads_nothing_of_the_graders_or_the_class(open_folder):
     """The whole filesystem walked as a pooled uid: nothing under the grader's checkout (its
-    .git and solutions included), the class's submissions or the reports is readable."""
+    .git and solutions included) but its Python runtime, the class's submissions or the reports
+    is readable."""
     source, out = open_folder / "class", open_folder / "out"
     for student in ("alice", "bob"):
         shutil.copytree(SOLUTIONS / "autodiff", source / student / "autodiff")
@@ -172,5 +173,7 @@ def test_after_a_class_is_graded_at_the_uid_level_a_pooled_uid_reads_nothing_of_
         path.chmod(0o755 if path.is_dir() else 0o644)
     run_batch(source, out, FAST_RUBRIC, jobs=1, isolation="uid", progress=False)
     readable = readable_as(UID_POOL[-1])
-    exposed = [path for path in readable if path.startswith((str(ROOT) + "/", str(source) + "/", str(out) + "/"))]
+    exposed = [path for path in readable if path.startswith((str(ROOT) + "/", str(source) + "/", str(out) + "/"))
+               and not path.startswith(str(ROOT / ".venv") + "/")]  # the checkout's Python runtime, as /usr's
+    assert not any(path.startswith(str(ROOT / name)) for path in readable for name in (".git", "solutions", "datasets", "grader"))
     assert exposed == [], exposed[:10]
