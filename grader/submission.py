@@ -165,7 +165,7 @@ class SubmissionError(Exception):
 def _read_folder(folder, submission, how):
     files = _list_files(folder)
     root = _graded_root(folder, files)
-    notebooks = [f for f in files if f.suffix.lower() == ".ipynb"]
+    notebooks = _worked_on([f for f in files if f.suffix.lower() == ".ipynb"], folder)
     if root is not None and len(notebooks) == 1 and _untouched(folder, root, files):
         submission.notes.append(f"{_package(folder, root)}/ holds the course's blank modules: the notebook is graded")
         root = None
@@ -370,8 +370,27 @@ def _untouched(folder, root, files):
     whole, the work done in its notebook)?"""
     package = _package(folder, root)
     present = [module for module in GRADED_MODULES if package / f"{module}.py" in files]
-    return bool(present) and all((folder / package / f"{module}.py").read_bytes() == (COURSE_PACKAGE / f"{module}.py").read_bytes()
+    return bool(present) and all(_lines(folder / package / f"{module}.py") == _lines(COURSE_PACKAGE / f"{module}.py")
                                  for module in present)
+
+
+def _lines(path):
+    """A file's bytes as its lines (a Windows checkout's CRLF copy is the same file)."""
+    return path.read_bytes().replace(b"\r\n", b"\n")
+
+
+def _worked_on(notebooks, folder):
+    """The notebooks the most worked on, by the NotImplementedError raises they have left (the
+    handout's blank notebook beside Colab's "Copy of …": the copy)."""
+    left = {notebook: _raises_left(folder / notebook) for notebook in notebooks}
+    return [notebook for notebook in notebooks if left[notebook] == min(left.values())]
+
+
+def _raises_left(path):
+    try:
+        return path.read_bytes().count(b"raise NotImplementedError(")
+    except OSError:
+        return 0
 
 
 def _graded_root(folder, files):
@@ -403,7 +422,7 @@ def submission_sha256(path):
 
 def unpack_zip(path, target, max_members=MAX_ZIP_MEMBERS, max_bytes=MAX_UNPACKED_BYTES):
     """Extract as unzip and Explorer would, with care: no absolute paths, no '..', no links;
-    junk and what lies too deep set aside, then the count and size of the rest bounded.
+    junk, what lies too deep and what is not code set aside, then the count and size of the rest bounded.
     Returns the names of the entries it refused."""
     try:
         with zipfile.ZipFile(path) as archive:
@@ -442,7 +461,8 @@ def _extract_members(archive, path, target, max_members, max_bytes):
         parts = PurePosixPath(name).parts
         if name.startswith("/") or ".." in parts or (member.external_attr >> 16) & 0o170000 == stat.S_IFLNK:
             skipped.append(name)
-        elif parts and not _set_aside(parts):
+        elif parts and not _set_aside(parts) and (name.endswith("/") or member.is_dir() or member.external_attr & 0x10
+                                                   or PurePosixPath(name).suffix.lower() in CODE_SUFFIXES):
             graded.append((member, name, parts))
     if len(graded) > max_members:
         raise SubmissionError(f"{path.name} holds {len(graded)} files and folders that could be graded, more than {max_members}")
@@ -469,6 +489,7 @@ def _extract_members(archive, path, target, max_members, max_bytes):
     return skipped
 
 
+CODE_SUFFIXES = (".py", ".ipynb")  # what a zip's entries are extracted for: nothing else is ever graded (data, images, PDFs)
 DEFLATE64 = 9  # a zip compression method zipfile cannot read: 7-Zip's option, and Windows' own for some files
 
 

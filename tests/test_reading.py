@@ -302,6 +302,55 @@ def notebook_after_a_broken_draft(tmp_path):
     return written(tmp_path / "hw.ipynb", colab_notebook(cells))
 
 
+def colab_setup_that_needs_the_students_world(tmp_path):
+    """A setup cell that asks for the student's id and unpacks the handout from their Drive, then
+    imports the course's engine: in Colab all of it runs; here the first two raise, and the cell
+    goes on."""
+    setup = ("import zipfile\nSTUDENT_ID = input('student id: ')\n"
+             "zipfile.ZipFile('/content/drive/MyDrive/autodiff-handout.zip').extractall('.')\n" + COURSE_IMPORTS)
+    return written(tmp_path / "hw.ipynb", colab_notebook([setup, *definitions().values()]))
+
+
+def notebook_writing_where_jupyter_stood(tmp_path):
+    """Files written as the student's Jupyter wrote them: a Windows path, a %cd into autodiff/ and
+    back, a notebook kept in a subfolder writing ../autodiff/, a folder of its own put on sys.path."""
+    source = {module: (SOLUTIONS / "autodiff" / f"{module}.py").read_text().replace("from .tensor", "from autodiff.tensor")
+              for module in GRADED_MODULES}
+    cells = [COURSE_IMPORTS + "\nimport os, sys",
+             "%%writefile autodiff\\ops.py\n" + source["ops"],
+             "%cd autodiff", "%%writefile activations.py\n" + source["activations"], "%cd ..",
+             "%%writefile ../autodiff/losses.py\n" + source["losses"],
+             "os.makedirs('src', exist_ok=True)\nsys.path.append('src')", "%%writefile src/l2.py\n" + source["regularizers"],
+             "from autodiff.ops import Mul, Matmul, Pow, Sum\nfrom autodiff.activations import ReLU, Softmax, Log\n"
+             "from autodiff.losses import CrossEntropyLoss, NLLLoss\nfrom l2 import l2_penalty, l2_grad"]
+    return written(tmp_path / "hw.ipynb", vscode_notebook(cells))
+
+
+def printing_everything(tmp_path):
+    """A loss that prints what it computes, far past the worker log's 32 MB: in the student's own
+    Jupyter a print never fails."""
+    return reference_copy(tmp_path / "submission", {"losses": [("    def forward(ctx, p, t):\n",
+                                                                "    def forward(ctx, p, t):\n        print('p =', p, '.' * 500_000)\n")]})
+
+
+def handout_zipped_from_windows_with_data(tmp_path):
+    """The handout's folder from a Windows checkout (CRLF), its blank notebook beside Colab's
+    "Copy of autodiff.ipynb", and 70 MB of data the student downloaded: only the copy is graded."""
+    from make_notebook import build_notebook
+
+    folder = tmp_path / "autodiff-handout"
+    for path in COURSE_PACKAGE.glob("*.py"):
+        (folder / "autodiff").mkdir(parents=True, exist_ok=True)
+        (folder / "autodiff" / path.name).write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+    (folder / "autodiff.ipynb").write_text(build_notebook())
+    (folder / "Copy of autodiff.ipynb").write_text(build_notebook(filled=True))
+    with zipfile.ZipFile(tmp_path / "hw.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in files_of(folder):
+            archive.write(path, str(path.relative_to(tmp_path)))
+        archive.writestr("autodiff-handout/data/MNIST/raw/train-images-idx3-ubyte", bytes(70 << 20))
+    return tmp_path / "hw.zip"
+
+
 CORRECT = {"cp949 modules with a coding line": cp949_package, "UTF-8 modules with a BOM": bom_package,
            "helpers named like the standard library's": helper_named_like_the_standard_library,
            "zip from PowerShell's Compress-Archive": powershell_zip, "zip from Explorer, cp949 names": explorer_zip,
@@ -309,7 +358,11 @@ CORRECT = {"cp949 modules with a coding line": cp949_package, "UTF-8 modules wit
            "notebook saved by Colab": colab, "notebook saved by VS Code": vscode,
            "zip in Deflate64": deflate64_zip, "the handout zipped whole, the work in its notebook": handout_zipped_whole,
            "notebook writing its own files": notebook_writing_its_own_files,
-           "notebook after a broken %%writefile draft": notebook_after_a_broken_draft}
+           "notebook after a broken %%writefile draft": notebook_after_a_broken_draft,
+           "Colab setup that needs the student's world": colab_setup_that_needs_the_students_world,
+           "notebook writing where Jupyter stood": notebook_writing_where_jupyter_stood,
+           "printing everything": printing_everything,
+           "the handout from Windows, a Colab copy, 70 MB of data": handout_zipped_from_windows_with_data}
 
 
 @pytest.mark.slow
@@ -347,7 +400,7 @@ def test_a_zips_limits_count_what_could_be_graded_not_its_junk(tmp_path):
     crowded = tmp_path / "crowded.zip"
     with zipfile.ZipFile(crowded, "w") as archive:
         for i in range(MAX_ZIP_MEMBERS + 1):
-            archive.writestr(f"hw/notes/n{i}.txt", "x")
+            archive.writestr(f"hw/notes/n{i}.py", "x = 1\n")
     assert "more than 2000" in load_submission(crowded).error
 
 
@@ -419,9 +472,10 @@ def broken_notebook(tmp_path, replaced, cell, dropped=()):
 
 
 BROKEN = {  # (the cell replaced, the new cell, cells dropped, the graded names it should cost, the outcome reported)
-    "raises between two definitions": (
-        "Pow", lambda names: names["Pow"] + "\n\nraise RuntimeError('run the cells above first')\n\n" + names["Sum"], ["Sum"],
-        ["Sum"], "raised"),
+    "raises between two definitions": (  # the cell goes on after a statement that raises: the class that raised is lost
+        "Pow", lambda names: names["Pow"] + "\n\n" + names["Sum"].replace("class Sum(Function):\n",
+                                                                          "class Sum(Function):\n    raise RuntimeError('not yet')\n"),
+        ["Sum"], ["Sum"], "raised"),
     "catches the interruption and never ends": (
         "Log", lambda names: names["Log"] + "\nimport time\nwhile True:\n    try:\n        time.sleep(0.05)\n"
                                             "    except BaseException:\n        pass", [],

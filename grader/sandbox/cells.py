@@ -29,6 +29,7 @@ import importlib.machinery
 import importlib.util
 import json
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -153,15 +154,22 @@ class CellTransformer(ast.NodeTransformer):
         return ast.fix_missing_locations(module)
 
     def _statement(self, node):
-        """A top-level import of a module the sandbox lacks binds stand-ins (Stub) to its names."""
+        """A top-level statement that raises an Exception is reported and the cell goes on: what
+        fails here for want of the student's world (their Drive, a file, a keyboard) costs that
+        statement only. A top-level import of a module the sandbox lacks binds stand-ins (Stub)
+        to its names."""
         node = self._engine(node)
-        if isinstance(node, ast.Import) or isinstance(node, ast.ImportFrom) and not node.level and node.module != "__future__":
+        if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+            return node
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and not getattr(node, "level", 0):
             names = [alias.asname or alias.name.split(".")[0] for alias in node.names if alias.name != "*"]
-            guard = ast.parse("try:\n    pass\nexcept ModuleNotFoundError as __error:\n"
-                              f"    {' = '.join(names + ['__grader_stand_in__(__error)'])}").body[0]
+            guard = ast.parse("try:\n    pass\nexcept ModuleNotFoundError as __grader_error:\n"
+                              f"    {' = '.join(names + ['__grader_stand_in__(__grader_error)'])}").body[0]
             guard.body = [node]
-            return ast.copy_location(guard, node)
-        return node
+            node = ast.copy_location(guard, node)
+        carried_on = ast.parse("try:\n    pass\nexcept Exception as __grader_error:\n    __grader_failed__(__grader_error)").body[0]
+        carried_on.body = [node]
+        return ast.copy_location(carried_on, node)
 
     def _engine(self, node):
         """A class named like one of the engine's, here or in an if/try/with at the top level."""
@@ -191,7 +199,9 @@ class NotebookRun:
 
         self.cells = json.loads(Path(path).read_text(encoding="utf-8"))["cells"]
         self.folder = work_folder()
+        self.cwd = str(self.folder)  # the notebook's working directory, kept from cell to cell
         self.notes = []    # what the current cell tried that was neutralised
+        self.failures = []  # the exceptions of the current cell's statements, each of which the cell went on after
         self.index = None  # the cell running
         self.bound = {}    # graded name → the last cell that bound it in the namespace
         self.written = {}  # module → the last cell that %%wrote it
@@ -203,14 +213,15 @@ class NotebookRun:
         shell, run_line_magic, run_cell_magic = self.shell, self.shell.run_line_magic, self.shell.run_cell_magic
 
         def line_magic(name, line, _stack_depth=1):
-            if name in ALLOWED_MAGICS:
-                return run_line_magic(name, line, _stack_depth + 1)
+            if name in ALLOWED_MAGICS or name == "cd" and os.path.isdir(os.path.expanduser(shell.var_expand(line).strip() or "~")):
+                return run_line_magic(name, line, _stack_depth + 1)  # %cd into a folder that is here: as in Jupyter
             self.notes.append(f"%{name}")
             return None
 
         def cell_magic(name, line, cell):
             if name in WRITEFILE_MAGICS:  # written, as Jupyter writes it, into the notebook's own folder
-                module = writefile_module(shell.var_expand(line))[0]
+                line = self._writefile_target(shell.var_expand(line))
+                module = writefile_module(line)[0]
                 if module is not None:
                     self.written[module] = self.index
                 return run_cell_magic(name, line, cell)
@@ -230,6 +241,7 @@ class NotebookRun:
         self.transformer = CellTransformer(engine, self.notes)
         shell.ast_transformers.append(self.transformer)
         shell.user_ns["__grader_stand_in__"] = self._stand_in
+        shell.user_ns["__grader_failed__"] = self.failures.append
         self._os_chdir = os.chdir
         os.chdir = self._chdir
         self.written_modules = WrittenModules(self.folder / "autodiff")
@@ -257,10 +269,14 @@ class NotebookRun:
         """Run cell `index` (its first `keep` statements if given) with a time budget; what
         happened, as plain data."""
         self.notes.clear()
+        self.failures.clear()
         self.index, self.transformer.keep, self.transformer.lines = index, keep, []
         before = {name: self.shell.user_ns.get(name) for name in GRADED}
-        cwd, path = os.getcwd(), list(sys.path)
-        self._os_chdir(self.folder)  # each cell starts in the notebook's folder; the worker's own is back after it
+        cwd, essential = os.getcwd(), list(sys.path)
+        try:  # the notebook's working directory as its last cell left it (%cd, os.chdir), as in Jupyter
+            self._os_chdir(self.cwd)
+        except OSError:
+            self._os_chdir(self.folder)
 
         def over_budget(signum, frame):
             signal.setitimer(signal.ITIMER_REAL, RETRY_SECONDS)
@@ -283,17 +299,20 @@ class NotebookRun:
             if timed:
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 signal.signal(signal.SIGALRM, signal.SIG_DFL)
-        self._os_chdir(cwd)
-        sys.path[:] = path
+        self.cwd = os.getcwd()
+        self._os_chdir(cwd)  # the worker's own, between cells
+        sys.path += [entry for entry in essential if entry not in sys.path]  # the notebook's additions stay, as in Jupyter
         importlib.invalidate_caches()  # a module the cell wrote is found by the next import
         for name in GRADED:
             if self.shell.user_ns.get(name) is not before[name]:
                 self.bound[name] = index
         outcome = {"outcome": "ran", "neutralised": self.notes[:20]}
+        error = error if error is not None or not self.failures else self.failures[0]
         if isinstance(error, OverBudget):
             outcome.update(outcome="over budget", statement=self._statement_at(error))
         elif error is not None:
-            outcome.update(outcome="raised", type=type(error).__name__, message=str(error)[:300])
+            went_on = " (the cell's later statements ran)" if self.failures and error is self.failures[0] else ""
+            outcome.update(outcome="raised", type=type(error).__name__, message=str(error)[:300] + went_on)
         return outcome
 
     def _statement_at(self, error):
@@ -334,6 +353,22 @@ class NotebookRun:
                 if cell > self.bound.get(name, -1):
                     del names[name]
         return names
+
+    def _writefile_target(self, line):
+        """%%writefile's arguments as the student's Jupyter took them: a Windows path's backslashes
+        as separators; a path into a folder that is not here (their Drive, `../autodiff/ops.py`
+        beside a notebook kept in a subfolder) written in the notebook's folder instead, which
+        stands in for theirs: `autodiff/<name>.py` there, or `<name>.py`."""
+        words = shlex.split(line.replace("\\", "/"), posix=True) if line.strip() else []
+        appends = bool(words) and words[0] in ("-a", "--append")
+        if not words[appends:]:
+            return line
+        path = Path(os.path.expanduser(words[-1]))
+        if not path.parent.is_dir():
+            stand_in = Path("autodiff", path.name) if path.parent.name == "autodiff" else Path(path.name)
+            self.notes.append(f"%%writefile {str(path)[:60]} (no such folder here: written as {stand_in})")
+            path = stand_in
+        return ("-a " if appends else "") + shlex.quote(str(path))
 
     def _stand_in(self, error):
         self.notes.append(f"import {error.name} (not installed here: a stand-in that does nothing)")

@@ -22,6 +22,7 @@ overstays or dies.
 """
 import contextlib
 import ctypes
+import io
 import json
 import os
 import select
@@ -355,6 +356,28 @@ def clear_shared_folders():
                 pass
 
 
+class LogOutput(io.TextIOBase):
+    """The student's prints: into the capped log while it has room, then dropped. In the student's
+    own Jupyter a print never fails; here, past the log's file-size limit, a write would raise
+    (EFBIG) in whatever op printed, a training step included."""
+
+    encoding, errors = "utf-8", "backslashreplace"
+
+    def __init__(self, descriptor):
+        self.descriptor, self.full = descriptor, False
+
+    def writable(self):
+        return True
+
+    def write(self, text):
+        if not self.full:
+            try:
+                os.write(self.descriptor, str(text).encode("utf-8", "backslashreplace"))
+            except OSError:
+                self.full = True
+        return len(text)
+
+
 def main():
     log = sys.argv[1]  # the student's output: a capped log file, opened by the launcher (Windows: its path)
     log = int(log) if log.isdigit() else os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0))
@@ -375,6 +398,7 @@ def main():
     os.close(null)
     os.close(log)
     sys.stdin = open(os.devnull)
+    sys.stdout, sys.stderr = LogOutput(1), LogOutput(2)
     for descriptor in (requests, replies):
         protocol.widen_pipe(descriptor)
     clear_shared_folders()  # what an earlier sandbox of this uid left, before any student code runs
