@@ -810,7 +810,7 @@ def zip_bomb(folder, ctx):
 
 def ten_thousand_files(folder, ctx):
     submission = honest_copy(folder / "submission", [])
-    return zip_of(submission, folder / "many.zip", [(f"junk/{i}.txt", "") for i in range(10_000)])
+    return zip_of(submission, folder / "many.zip", [(f"junk/{i}.py", "") for i in range(10_000)])  # code: counted
 
 
 def non_utf8_names_in_zip(folder, ctx):

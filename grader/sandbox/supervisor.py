@@ -365,14 +365,18 @@ class LogOutput(io.TextIOBase):
 
     def __init__(self, descriptor):
         self.descriptor, self.full = descriptor, False
+        self.buffer = self  # sys.stdout.buffer.write(b"…") too
 
     def writable(self):
         return True
 
+    def fileno(self):
+        return self.descriptor
+
     def write(self, text):
         if not self.full:
             try:
-                os.write(self.descriptor, str(text).encode("utf-8", "backslashreplace"))
+                os.write(self.descriptor, text if isinstance(text, (bytes, bytearray)) else str(text).encode("utf-8", "backslashreplace"))
             except OSError:
                 self.full = True
         return len(text)
