@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import CHECKS, DEFAULT_RUBRIC, ROOT
+from . import CHECKS, ROOT
 from .course import DatasetError, load_mnist, mnist_directory
 from .report import build_report
 from .sandbox.launch import ONE_BLAS_THREAD, protect_from_workers, readable_by_workers, scratch_parent
@@ -46,12 +46,12 @@ UID_LEVEL_NOTE = ("isolation 'uid': student code ran as an unprivileged user, ke
 
 def protect_grader_files(rubric, inputs=()):
     """At the `uid` level: make what the worker must not read unreadable to others: the grader's
-    checkout but its Python runtime (the solutions, the .git history, the MNIST test labels), and each of
-    `inputs` (a submission, a class's folder of them, the reports of the others); the checks and the
-    rubrics one by one too, wherever they are. Messages naming what still is."""
+    checkout but its Python runtime (the checks, the solutions, the .git history, the MNIST test
+    labels), the rubric and the test labels wherever they are, and each of `inputs` (a submission,
+    a class's folder of them, the reports of the others). Messages naming what still is."""
     checkout = [path for path in ROOT.iterdir() if path.name != RUNTIME]  # all but a Python runtime: nothing a worker may read
-    secrets = [*checkout, CHECKS, *sorted(CHECKS.rglob("*")), DEFAULT_RUBRIC, Path(rubric.path), ROOT / "solutions",
-               mnist_directory() / "t10k-labels-idx1-ubyte.gz", *map(Path, inputs)]
+    # Besides the checkout (its checks, rubric and solutions among it), what may lie outside it.
+    secrets = [*checkout, Path(rubric.path), mnist_directory() / "t10k-labels-idx1-ubyte.gz", *map(Path, inputs)]
     protect_from_workers(secrets)
     with contextlib.suppress(OSError):  # the checkout itself: others may pass through to its runtime, not list it
         ROOT.chmod(stat.S_IMODE(ROOT.stat().st_mode) & ~0o006)

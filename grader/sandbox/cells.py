@@ -2,16 +2,18 @@
 grader/notebook.py.
 
 Each code cell goes through IPython's own machinery (`InteractiveShell.run_cell`: its input
-transformations turn magics and `!` lines into calls, per cell, `from __future__` included, and
-it runs the cell's statements one by one), in the notebook's order, each under a time budget of
-its own; a cell that raises or overruns leaves what it did before that, and the run goes on, as
-Jupyter's "run all" with "continue on error" would. What a notebook may do beyond its own Python
-is an allow-list:
-- magics: only those that run the cell's own Python (`ALLOWED_MAGICS`); every other magic
-  (`%pip`, `%cd`, `%%bash`, `%run`, `%%writefile`, whose files the grader laid out already…)
-  and every `!` shell line does nothing and is reported as neutralised;
-- a top-level import of a module the sandbox does not have (matplotlib, say) binds nothing and is
-  reported: the student's own Jupyter had it, so the cell goes on;
+transformations turn magics and `!` lines into calls, per cell, `from __future__` included), in
+the notebook's order, each under a time budget of its own. A top-level statement that raises is
+reported and the cell goes on (what fails for want of the student's world costs that statement
+only); a cell that overruns keeps what its statements before that did; the run goes on. The
+working directory and `sys.path` carry from cell to cell, as in a kernel. What a notebook may do
+beyond its own Python is an allow-list:
+- magics: those that run Python (`ALLOWED_MAGICS`), `%cd` into a folder that is here, and
+  `%%writefile`, which writes into the notebook's own folder (`work_folder`); every other magic
+  and every `!` shell line does nothing and is reported as neutralised, and so does `os.chdir`
+  to a folder that is not here;
+- a top-level import of a module the sandbox does not have (matplotlib, say) binds stand-ins that
+  do nothing (`Stub`), reported: the student's own Jupyter had it, so the cell goes on;
 - Colab's `google.colab` answers every call (`drive.mount`) by doing nothing, and so does the
   course's own checker (`grader`, the handout's check cell);
 - the course's heavy entry points answer without training: `autodiff.data.load_mnist` gives a

@@ -473,16 +473,12 @@ def _kill_everything_of(uid, timeout=10):
     uid could not start the next worker."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        remaining = []
-        for entry in Path("/proc").iterdir():
-            try:
-                if entry.name.isdigit() and entry.stat().st_uid == uid:
-                    os.kill(int(entry.name), signal.SIGKILL)
-                    remaining.append(entry)
-            except OSError:  # gone meanwhile
-                pass
+        remaining = _processes_of(uid)
         if not remaining:
             return
+        for pid in remaining:
+            with contextlib.suppress(OSError):  # gone meanwhile
+                os.kill(pid, signal.SIGKILL)
         time.sleep(0.01)
 
 
