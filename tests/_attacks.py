@@ -356,6 +356,14 @@ def files_for_the_next_group(ctx):
             _os.chmod(_kept, 0o500)
         except OSError:
             pass
+    try:  # the exchange file, the one file of the scratch copy a worker may write
+        with open(".exchange", "r+b") as _exchange:
+            if _exchange.read(len({ctx.token!r})) == {ctx.token!r}.encode():
+                _left.append(".exchange")
+            _exchange.seek(0)
+            _exchange.write({ctx.token!r}.encode())
+    except OSError:
+        pass
     if _left:
         raise RuntimeError(f"an earlier group's worker left {{_left[:3]}}")
     """)
@@ -1058,7 +1066,7 @@ ATTACKS = [
     Attack("100 MB to stdout and stderr", edited([], lambda ctx: in_pow_backward(FLOOD_OUTPUT)), POW_RAISES,
            says=[("Pow", "File too large")]),
     Attack("a 1 GB file written to /tmp", edited([], big_file_in_tmp), POW_RAISES, says=[("Pow", "File too large")]),
-    Attack("files left in /tmp, /dev/shm and $HOME for the next group's worker", edited(WRONG_MUL, files_for_the_next_group),
+    Attack("files left in /tmp, /dev/shm, $HOME and the exchange file for the next group's worker", edited(WRONG_MUL, files_for_the_next_group),
            WRONG_MUL, weakest="uid"),
     # reading what the grader keeps
     Attack("reading the MNIST test labels", edited(WRONG_MUL, read_mnist_test_labels), WRONG_MUL, weakest="user-namespace"),

@@ -39,6 +39,10 @@ FUNCTION_KINDS = ("forward", "backward", "robustness", "stability", "scale")
 CHECK_KINDS = (*FUNCTION_KINDS, "value", "update", "accuracy")
 WHOLE_MODEL = "MNIST"  # the group of the check that trains MLP3 from the student's ops
 
+# MNIST's gradients come through this file of the scratch folder (grader/mnist.py): the one file
+# there the worker may write, bound writable into the bubblewrap levels' read-only view; emptied
+# by the supervisor after each group, so that it carries nothing from one group's worker to the next.
+EXCHANGE = ".exchange"
 NOTEBOOK_GROUP = "notebook"  # the group of a notebook's first run, cell by cell (grader/notebook.py)
 
 

@@ -314,6 +314,19 @@ class Supervisor:
             self.child.end()
             self.child = None
             clear_shared_folders()
+            empty_exchange()
+
+
+def empty_exchange():
+    """The exchange file emptied (MNIST's ring sizes it anew): the one file of the scratch copy a
+    worker may write must not carry what one group's worker wrote to the next. Never followed: a
+    link put in its place at the process level is not truncated through."""
+    with contextlib.suppress(OSError):
+        descriptor = os.open(worker.SCRATCH / protocol.EXCHANGE, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0))
+        try:
+            os.ftruncate(descriptor, 0)
+        finally:
+            os.close(descriptor)
 
 
 # Where a worker can write outside its scratch copy: nothing it leaves there may reach the next
