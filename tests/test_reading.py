@@ -532,3 +532,13 @@ def test_a_writefile_module_is_bounded_like_a_submitted_one(tmp_path):
     notebook = written(tmp_path / "hw.ipynb", colab_notebook(["%%writefile autodiff/big.py\n" + "x = 1\n" * 500_000]))
     submission = load_submission(notebook)
     assert "big" not in submission.helpers and "%%writefile big.py is over 2 MB: not used" in submission.notes
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("autodiff/ops.py", ("autodiff/ops.py", False)), ("-a autodiff\\ops.py", ("autodiff/ops.py", True)),
+    ('"/content/drive/My Drive/hw/autodiff/ops.py"', ("/content/drive/My Drive/hw/autodiff/ops.py", False)),
+    ("--append l2.py", ("l2.py", True)), ("", ("", False)), ("'unbalanced.py", ("'unbalanced.py", False))])
+def test_writefile_arguments_are_read_as_jupyter_reads_them(line, expected):
+    from grader.sandbox.protocol import writefile_arguments
+
+    assert writefile_arguments(line) == expected

@@ -40,7 +40,7 @@ import types
 from pathlib import Path
 
 import numpy as np
-from protocol import GIVEN_MODULES, GRADED, writefile_module
+from protocol import GIVEN_MODULES, GRADED, writefile_arguments, writefile_module
 
 ALLOWED_MAGICS = {"time", "timeit", "capture", "run"}  # they run the cell's own Python, or a file the notebook wrote
 WRITEFILE_MAGICS = {"writefile", "file"}  # they write into the notebook's own folder (work_folder)
@@ -357,15 +357,14 @@ class NotebookRun:
         return names
 
     def _writefile_target(self, line):
-        """%%writefile's arguments as the student's Jupyter took them: a Windows path's backslashes
-        as separators; a path into a folder that is not here (their Drive, `../autodiff/ops.py`
-        beside a notebook kept in a subfolder) written in the notebook's folder instead, which
-        stands in for theirs: `autodiff/<name>.py` there, or `<name>.py`."""
-        words = shlex.split(line.replace("\\", "/"), posix=True) if line.strip() else []
-        appends = bool(words) and words[0] in ("-a", "--append")
-        if not words[appends:]:
+        """%%writefile's arguments as the student's Jupyter took them (protocol.writefile_arguments),
+        but a path into a folder that is not here (their Drive, `../autodiff/ops.py` beside a
+        notebook kept in a subfolder) written in the notebook's folder instead, which stands in for
+        theirs: `autodiff/<name>.py` there, or `<name>.py`."""
+        path, appends = writefile_arguments(line)
+        if not path:
             return line
-        path = Path(os.path.expanduser(words[-1]))
+        path = Path(os.path.expanduser(path))
         if not path.parent.is_dir():
             stand_in = Path("autodiff", path.name) if path.parent.name == "autodiff" else Path(path.name)
             self.notes.append(f"%%writefile {str(path)[:60]} (no such folder here: written as {stand_in})")

@@ -46,18 +46,25 @@ EXCHANGE = ".exchange"
 NOTEBOOK_GROUP = "notebook"  # the group of a notebook's first run, cell by cell (grader/notebook.py)
 
 
-def writefile_module(line):
-    """The module a `%%writefile [-a] path` cell writes, from the magic's arguments: (name, appends),
-    or (None, False) when the path is no module's (`notes.txt`, `my-utils.py`). Both sides read
-    these cells: the trusted side lays the file out, the sandbox records when it was written."""
-    line = line.replace("\\", "/")  # a Windows path, as Jupyter on Windows reads it
+def writefile_arguments(line):
+    """The path and whether it appends, of a `%%writefile [-a] path` line, as Jupyter reads it (a
+    Windows path's backslashes as separators): (path, appends), path "" when none is given."""
+    line = line.replace("\\", "/")
     try:
         words = shlex.split(line)
     except ValueError:
         words = line.split()
     appends = bool(words) and words[0] in ("-a", "--append")
     words = words[1:] if appends else words
-    path = PurePosixPath(words[0]) if words else PurePosixPath("")
+    return (words[-1] if words else ""), appends
+
+
+def writefile_module(line):
+    """The module a `%%writefile [-a] path` cell writes: (name, appends), or (None, False) when the
+    path is no module's (`notes.txt`, `my-utils.py`). Both sides read these cells: the trusted side
+    for the report, the sandbox to record when it was written."""
+    path, appends = writefile_arguments(line)
+    path = PurePosixPath(path)
     return (path.stem, appends) if path.suffix == ".py" and path.stem.isidentifier() else (None, False)
 
 
