@@ -23,7 +23,7 @@ SUBMISSIONS ?=
 JOBS ?=
 
 .PHONY: test test-fast lint grade batch experiment bench bench-batch bench-grading bench-notebook bench-scale bench-similarity attacks \
-	flake-audit mnist-seeds mnist-cost docs starter notebook handout gradescope screenshots clean
+	flake-audit tolerances mnist-seeds mnist-cost docs starter notebook handout gradescope screenshots clean
 
 $(READY): requirements.txt pyproject.toml
 	$(BASE_PYTHON) -m venv $(VENV)
@@ -94,6 +94,10 @@ bench-similarity: $(READY)
 # The reference and every correct fixture of the tests under 20 salts of the inputs: no check may flip.
 flake-audit: $(READY) $(SANDBOX)
 	$(PYTHON) benchmarks/flake_audit.py --out results/flake_audit.json
+
+# How far correct code and central differences land from the exact oracle: the tolerance's footing.
+tolerances: $(READY)
+	$(PYTHON) benchmarks/tolerances.py --out results/tolerances.json
 
 mnist-seeds: $(READY) $(SANDBOX)
 	$(PYTHON) benchmarks/mnist_seeds.py --out results/mnist_seeds.json

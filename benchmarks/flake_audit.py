@@ -22,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
 
+from _corpus import CORRECT  # noqa: E402
 from test_grader_bugs import UNUSUAL_BUT_CORRECT  # noqa: E402
 from test_grader_forms import CORRECT_FORMS  # noqa: E402
 
@@ -34,13 +35,15 @@ from grader.submission import load_submission, prepare_scratch  # noqa: E402
 
 
 def correct_submissions(folder):
-    """name → path of every correct submission the tests hold: the reference, the forms and the unusual ones."""
+    """name → path of every correct submission the tests hold: the reference, the forms, the unusual ones and the corpus's."""
     made = {"reference": ROOT / "solutions"}  # first: the others are run on what differs from it
     for name, make in CORRECT_FORMS.items():
         (folder / name.replace("/", "-")).mkdir(parents=True)
         made[name] = make(folder / name.replace("/", "-"))
     for param in UNUSUAL_BUT_CORRECT:
         made[param.id] = reference_copy(folder / param.id.replace("/", "-"), param.values[0])
+    for id, module, edits, _ in CORRECT:
+        made[id] = reference_copy(folder / id, {module: edits})
     return made
 
 

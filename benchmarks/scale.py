@@ -4,7 +4,7 @@ how far slow-but-correct submissions go past it.
     make bench-scale    # a run with the machine otherwise idle (results/scale_quiet.json),
                         # and one with two processes spinning (results/scale.json)
 
-Each op's scale case (grader/checks/cases.py SCALE_CASES) is timed as test_scale.py times it: the
+Each op's scale case (grader/checks/opspec.py SCALE_CASES) is timed as test_scale.py times it: the
 trusted reference time measured just before the call, the budget derived from it, the call timed
 on the trusted side; `--busy` processes spinning on the CPU meanwhile (default 2: the machine's two
 cores taken). For the reference, the margin is budget / seconds (over 1: inside it), the smallest
@@ -29,8 +29,9 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
 
 from _grading import reference_copy  # noqa: E402
 from grader.checks import test_scale  # noqa: E402
-from grader.checks.cases import SCALE_CASES, SCALE_SIDE  # noqa: E402
 from grader.checks.checking import CheckFailed  # noqa: E402
+from grader.checks.opspec import SCALE_CASES  # noqa: E402
+from grader.rubric import SCALE_SIDE  # noqa: E402
 from grader.sandbox.client import WorkerClient  # noqa: E402
 from grader.sandbox.launch import scratch_parent, strongest_level  # noqa: E402
 from grader.submission import load_submission, prepare_scratch  # noqa: E402

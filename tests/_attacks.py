@@ -37,8 +37,8 @@ import numpy as np
 from _grading import FAST_RUBRIC, feedback, graded_once, group_scores, reference_copy
 from _paths import ROOT
 from grader import GRADED, GRADED_MODULES
-from grader.checks.cases import CASES, draw
 from grader.checks.checking import sum_to_shape
+from grader.checks.opspec import SPECS, draw
 from grader.grade import grade
 from grader.report import validate, write_report
 from grader.sandbox.launch import ISOLATION_LEVELS, level_available, strongest_level
@@ -951,7 +951,7 @@ def answer_table(ctx):
     build them, and the right answers stored, keyed by the bytes of the inputs."""
     handout = SimpleNamespace(salt="")
     outputs, gradients = {}, {}
-    for case in CASES["Mul"]:
+    for case in SPECS["Mul"].cases:
         for test in ("test_forward", "test_backward"):
             node = SimpleNamespace(path=Path("test_functions.py"), nodeid=f"grader/checks/test_functions.py::{test}[Mul-{case.id}]")
             rng, (a, b), output = draw("Mul", case, SimpleNamespace(node=node, getfixturevalue=lambda name: handout))

@@ -1,6 +1,7 @@
 """The graded contract is declared once (grader/sandbox/protocol.py); the rubric, the cases, the
 oracle and the worker agree with it, and adding a graded op takes exactly the places that
 docs/grading.md ("Adding a graded op") names."""
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -11,43 +12,48 @@ import pytest
 from _grading import fast_rubric_text
 from _paths import ROOT
 from grader import DEFAULT_RUBRIC, GRADED
-from grader.checks import oracle
-from grader.checks.cases import CASES, SCALE_CASES
+from grader.checks.opspec import SPECS
 from grader.rubric import load_rubric
 from grader.sandbox.protocol import CHECK_KINDS, FUNCTION_KINDS, WHOLE_MODEL
 
 pytestmark = pytest.mark.xdist_group("project-copy")  # one test process builds the module's fixture
 
 
-def contract_problems(graded, rubric, cases, forward, input_names):
-    """Every way the rubric, the cases and the oracle can disagree with the contract."""
+def contract_problems(graded, rubric, specs):
+    """Every way the rubric and the ops' declarations (opspec.SPECS) can disagree with the contract."""
     problems = []
     groups = {group for group, _ in rubric.points}
     problems += [f"the rubric grades {g}, which the contract does not declare" for g in groups - {*graded, WHOLE_MODEL}]
     problems += [f"the contract declares {name}, which the rubric does not grade" for name in set(graded) - groups]
     problems += [f"the rubric has a kind of check no test defines: {g} · {k}" for g, k in rubric.points if k not in CHECK_KINDS]
     functions = {g for g, k in rubric.points if k in FUNCTION_KINDS}
-    problems += [f"{g} is graded at scale but has no scale case" for g, k in rubric.points if k == "scale" and g not in SCALE_CASES]
-    for table, what in ((cases, "cases"), (forward, "an oracle formula"), (input_names, "input names")):
-        problems += [f"{name} is graded as a Function but has no {what}" for name in functions - set(table)]
-        problems += [f"{name} has {what} but is not graded as a Function" for name in set(table) - functions]
+    problems += [f"{name} is graded as a Function but has no OpSpec" for name in functions - set(specs)]
+    problems += [f"{name} has an OpSpec but is not graded as a Function" for name in set(specs) - functions]
+    needed = {"scale": ("scale", "a scale case"), "search": ("domain", "a domain"), "stability": ("stability", "stability cases")}
+    for group, kind in rubric.points:
+        field, what = needed.get(kind, (None, None))
+        if field and group in specs and not getattr(specs[group], field):
+            problems.append(f"{group} is graded by {kind} but its OpSpec has no {what}")
+    problems += [f"{name}'s OpSpec has no cases" for name, spec in specs.items() if not spec.cases]
     return problems
 
 
 def test_the_rubric_cases_and_oracle_agree_with_the_contract():
-    assert contract_problems(GRADED, load_rubric(DEFAULT_RUBRIC), CASES, oracle.FORWARD, oracle.INPUT_NAMES) == []
+    assert contract_problems(GRADED, load_rubric(DEFAULT_RUBRIC), SPECS) == []
 
 
 @pytest.mark.parametrize("break_it, expected", [
-    (lambda g, c, f, n: g.pop("Log"), "the rubric grades Log, which the contract does not declare"),
-    (lambda g, c, f, n: c.pop("Softmax"), "Softmax is graded as a Function but has no cases"),
-    (lambda g, c, f, n: f.update(Exp=None), "Exp has an oracle formula but is not graded as a Function"),
-    (lambda g, c, f, n: g.update(Exp="activations"), "the contract declares Exp, which the rubric does not grade"),
+    (lambda g, s: g.pop("Log"), "the rubric grades Log, which the contract does not declare"),
+    (lambda g, s: s.pop("Softmax"), "Softmax is graded as a Function but has no OpSpec"),
+    (lambda g, s: s.update(Exp=s["Log"]), "Exp has an OpSpec but is not graded as a Function"),
+    (lambda g, s: g.update(Exp="activations"), "the contract declares Exp, which the rubric does not grade"),
+    (lambda g, s: s.update(Log=dataclasses.replace(s["Log"], stability=[])), "Log is graded by stability but its OpSpec has no stability cases"),
+    (lambda g, s: s.update(Mul=dataclasses.replace(s["Mul"], domain=None)), "Mul is graded by search but its OpSpec has no a domain"),
 ])
 def test_a_disagreement_is_named(break_it, expected):
-    graded, cases, forward, names = dict(GRADED), dict(CASES), dict(oracle.FORWARD), dict(oracle.INPUT_NAMES)
-    break_it(graded, cases, forward, names)
-    assert expected in contract_problems(graded, load_rubric(DEFAULT_RUBRIC), cases, forward, names)
+    graded, specs = dict(GRADED), dict(SPECS)
+    break_it(graded, specs)
+    assert expected in contract_problems(graded, load_rubric(DEFAULT_RUBRIC), specs)
 
 
 def test_the_worker_takes_the_contract_from_the_protocol_module():
@@ -76,13 +82,15 @@ class Exp(Function):
         return grad_output * y
         # END SOLUTION
 '''
-EXP_RUBRIC_LINE = "Exp              = { forward = 1, backward = 2 }\n"
+EXP_RUBRIC_LINE = "Exp              = { forward = 1, backward = 2, search = 1 }\n"
+EXP_SPEC = """    OpSpec(
+        "Exp", ("x",), np.exp, lambda g, x: (g * np.exp(x),), size=lambda g, x: (np.exp(x), (np.abs(g) * np.exp(x),)),
+        domain=lambda: unary_domain(-3.0, 3.0, (0.0, 1.0, -1.0)), cases=[Case("3x4", [normal(3, 4)]), Case("2x3x4", [normal(2, 3, 4)])]),
+"""
 ADDING_AN_OP = [  # the places, in the order the docs give them: (file, anchor, text put after it)
     ("grader/sandbox/protocol.py", '"ReLU": "activations", ', '"Exp": "activations", '),
     ("solutions/autodiff/activations.py", None, EXP_REFERENCE),
-    ("grader/checks/oracle.py", '"Log": lambda x: np.log(np.maximum(x, EPS)),\n', '    "Exp": np.exp,\n'),
-    ("grader/checks/oracle.py", '"Log": ("x",), ', '"Exp": ("x",), '),
-    ("grader/checks/cases.py", '\nCASES = {\n', '    "Exp": [Case("3x4", [normal(3, 4)]), Case("2x3x4", [normal(2, 3, 4)])],\n'),
+    ("grader/checks/opspec.py", "\nSPECS = {spec.name: spec for spec in [\n", EXP_SPEC),
     ("grader/rubric.toml", "[checks]\n", EXP_RUBRIC_LINE),
 ]
 
@@ -124,8 +132,8 @@ def grade_in(project, submission, out):
 def test_an_op_added_through_the_documented_places_is_graded(project_with_exp):
     report = grade_in(project_with_exp, "solutions", "reference.json")
     exp = {t["kind"]: t for t in report["tests"] if t["group"] == "Exp"}
-    assert set(exp) == {"forward", "backward"} and all(t["status"] == "passed" for t in exp.values())
-    assert report["score"] == report["max_score"] == 103
+    assert set(exp) == {"forward", "backward", "search"} and all(t["status"] == "passed" for t in exp.values())
+    assert report["score"] == report["max_score"] == 104
     assert "Exp" not in report["submission"]["missing"]
     assert "class Exp(Function)" in (project_with_exp / "starter" / "autodiff" / "activations.py").read_text()
 
@@ -138,7 +146,7 @@ def test_a_wrong_added_op_loses_only_its_own_points(project_with_exp):
     path.write_text(path.read_text().replace("return grad_output * y\n", "return y\n"))
     report = grade_in(project_with_exp, "wrong", "wrong.json")
     lost = {t["name"] for t in report["tests"] if t["score"] < t["max_score"]}
-    assert lost == {"Exp · backward"}
+    assert lost == {"Exp · backward", "Exp · search"}
     assert "does not use grad_output" in next(t["output"] for t in report["tests"] if t["name"] == "Exp · backward")
 
 

@@ -9,8 +9,8 @@ import pytest
 
 from _grading import reference_copy
 from grader.checks import test_scale as scale
-from grader.checks.cases import scale_cases
 from grader.checks.checking import CheckFailed
+from grader.checks.opspec import SPECS, scale_cases
 from grader.sandbox import launch
 from grader.sandbox.client import WorkerClient
 from grader.sandbox.launch import level_available, scratch_parent
@@ -33,7 +33,7 @@ def exact_gradients(op, inputs, upstream):
         a, b = inputs
         return [upstream @ b.T, a.T @ upstream]
     if op == "Softmax":
-        y = scale.FORWARD[op](*inputs, axis=-1)
+        y = SPECS[op].forward(*inputs, axis=-1)
         return [y * (upstream - (upstream * y).sum(axis=-1, keepdims=True))]
     raise KeyError(op)
 
@@ -59,17 +59,17 @@ def test_the_exact_derivative_is_used_for_exactly_the_inputs_a_forward_is_linear
     case = scale_cases(12)[op]
     rng = np.random.default_rng(0)
     inputs = case.sample(rng)
-    upstream = rng.normal(size=np.shape(scale.FORWARD[op](*inputs, **case.options)))
-    for index, differentiable in enumerate(case.wants_grad()):
+    upstream = rng.normal(size=np.shape(SPECS[op].forward(*inputs, **case.options)))
+    for index, differentiable in enumerate(SPECS[op].gradient_inputs()):
         if not differentiable:
             continue
         v = rng.normal(size=inputs[index].shape)
         shifted = [[*inputs[:index], inputs[index] + sign * 1e-6 * v, *inputs[index + 1:]] for sign in (1, -1)]
-        plus, minus = (np.vdot(upstream, scale.FORWARD[op](*x, **case.options)) for x in shifted)
+        plus, minus = (np.vdot(upstream, SPECS[op].forward(*x, **case.options)) for x in shifted)
         central = (plus - minus) / 2e-6
         with np.errstate(all="ignore"):  # Pow of a negative base: nan, as far from the difference as any wrong value
-            exact = float(np.vdot(upstream, scale.FORWARD[op](*inputs[:index], v, *inputs[index + 1:], **case.options)))
-        assert np.isclose(exact, central, rtol=1e-5) == (index in scale.LINEAR_INPUTS.get(op, ()))
+            exact = float(np.vdot(upstream, SPECS[op].forward(*inputs[:index], v, *inputs[index + 1:], **case.options)))
+        assert np.isclose(exact, central, rtol=1e-5) == (index in SPECS[op].linear_inputs)
         assert np.isclose(scale.directional_derivative(op, case.options, inputs, upstream, index, v), central, rtol=1e-5)
 
 

@@ -12,9 +12,14 @@ import numpy as np
 from ..sandbox.client import StudentException, WorkerFailure
 from ..sandbox.protocol import GRADED
 
-RTOL, ATOL = 1e-4, 1e-6            # gradients: correct ops are at ~1e-9 of a central difference
+RTOL, ATOL = 1e-4, 1e-6            # the graph check's gradients: against central differences of a whole graph
 FORWARD_RTOL, FORWARD_ATOL = 1e-7, 1e-9
 OP_TIMEOUT = 10                    # seconds for one forward/backward call
+# A value is right within this many roundings of the size of the terms it is made of (oracle.py's
+# magnitudes), in the least precise float of its inputs and its result (float32 at the least):
+# correct code written every way the tests hold stays within about one (results/tolerances.json,
+# `make tolerances`), a gradient by central differences lands around 10⁵ (float64).
+ROUNDINGS = 1000
 
 
 class CheckFailed(AssertionError):
@@ -61,13 +66,14 @@ def ask(student, command, modules, timeout=OP_TIMEOUT, key=None, group=None, **f
 
 def call_op(student, name, inputs, options=None, grad_output=None, needs_input_grad=None, timeout=OP_TIMEOUT, check="",
             unchanged=True):
-    """forward (and backward, given grad_output) of graded Function `name` in the worker; with
+    """forward (and backward, given grad_output) of graded Function `name` in the worker, its ctx
+    made with needs_input_grad (None: a Context() made by hand, every input needing a gradient); with
     `unchanged`, the inputs and grad_output as the op left them come back too. A call that times
     out is not run again by the same `check` (the scale check's calls have their own)."""
     phase = "forward" if grad_output is None else "backward"
     return ask(student, "call", [GRADED[name]], timeout, key=(name, phase, check), group=name, name=name,
                inputs=list(inputs), options=options or {}, grad_output=grad_output,
-               needs_input_grad=list(needs_input_grad or [True] * len(inputs)), unchanged=unchanged)
+               needs_input_grad=None if needs_input_grad is None else list(needs_input_grad), unchanged=unchanged)
 
 
 def explain_exception(details):
@@ -132,6 +138,23 @@ def items_of(what, described, count):
     raise CheckFailed(f"{what} returned a single value; expected a tuple of {count} gradients, one per input")
 
 
+def precision(inputs, described):
+    """The float type a value is judged in: the least precise among the float inputs and the result
+    (a result in less than float32 is judged as float32: half precision loses the answer)."""
+    types = [np.finfo(x.dtype) for x in inputs if x.dtype.kind == "f"]
+    array = described.get("array") if isinstance(described, dict) else None
+    if isinstance(array, np.ndarray) and array.dtype.kind == "f":
+        types.append(np.finfo(np.float32) if array.dtype.itemsize < 4 else np.finfo(array.dtype))
+    return max(types, key=lambda info: info.eps, default=np.finfo(np.float64))
+
+
+def tolerance(size, inputs, described):
+    """The absolute tolerance of each element of a value whose terms have magnitude `size`: ROUNDINGS
+    roundings of them, and what underflow can lose (the float type's smallest normal number)."""
+    info = precision(inputs, described)
+    return ROUNDINGS * float(info.eps) * np.asarray(size, dtype=np.float64) + float(info.smallest_normal)
+
+
 def mismatch(got, expected, rtol, atol, alternatives=(), batch=None):
     """None if got matches expected; else what is wrong, as specifically as can be told.
 
@@ -167,10 +190,19 @@ def mismatch(got, expected, rtol, atol, alternatives=(), batch=None):
 
 def worst_element(got, expected):
     if got.ndim == 0:
-        return f"; expected {expected:.6g}, got {got:.6g}"
+        return "; expected {}, got {}".format(*digits(float(expected), float(got)))
     error = np.abs(got - expected) - RTOL * np.abs(expected)
     index = np.unravel_index(int(np.argmax(error)), got.shape)
-    return f"; worst element at index {tuple(int(i) for i in index)}: expected {expected[index]:.6g}, got {got[index]:.6g}"
+    return "; worst element at index {}: expected {}, got {}".format(tuple(int(i) for i in index), *digits(expected[index], got[index]))
+
+
+def digits(expected, got):
+    """The two numbers with as many digits as it takes to tell them apart (6 at least, 17 at most)."""
+    for places in range(6, 18):
+        shown = f"{expected:.{places}g}", f"{got:.{places}g}"
+        if shown[0] != shown[1]:
+            return shown
+    return shown
 
 
 def sum_to_shape(grad, shape):
@@ -185,3 +217,93 @@ def sum_to_shape(grad, shape):
         return grad if grad.shape == tuple(shape) else None
     except (ValueError, IndexError):
         return None
+
+
+def as_float64(inputs):
+    """The inputs as the oracle computes with them: float64, exactly the values sent (integers stay)."""
+    return [x if x.dtype.kind in "iu" else x.astype(np.float64) for x in inputs]
+
+
+def judge_forward(spec, inputs, options, described, what=None):
+    """None if the forward's output (as the worker described it) is SPEC's, within its tolerance; else the diagnosis."""
+    exact = as_float64(inputs)
+    expected = np.asarray(spec.forward(*exact, **options), dtype=np.float64)
+    size = spec.magnitudes(np.ones(expected.shape), exact, options)[0]
+    got = array_of(f"{spec.name}.forward", described, expected.shape)
+    what = what or f"{spec.name}.forward"
+    if got.shape != expected.shape:
+        return f"{what} returned shape {got.shape}, expected {expected.shape}"
+    problem = mismatch(got, expected, 0, tolerance(size, inputs, described), spec.forward_mistakes(exact),
+                       batch=inputs[0].shape[0] if spec.is_loss else None)
+    return f"{what} is wrong: {problem}" if problem else None
+
+
+def judge_backward(spec, inputs, options, upstream, wanted, described, alternatives=True):
+    """The problems of a backward's gradients (as the worker described them), input by input:
+    each input the engine wants a gradient for and SPEC defines one, against the exact oracle;
+    the others, None or an array of the input's shape (all zeros where SPEC defines none)."""
+    exact = as_float64(inputs)
+    expected = spec.backward(upstream, *exact, **options)
+    sizes = spec.magnitudes(upstream, exact, options)[1]
+    grads = items_of(f"{spec.name}.backward", described, len(inputs))
+    compared = [want and has and grad is not None for want, has, grad in zip(wanted, spec.gradient_inputs(), expected)]
+    with_ones = spec.backward(np.ones_like(upstream), *exact, **options) if alternatives else [None] * len(inputs)
+    mistakes = (spec.gradient_mistakes(exact, upstream) if spec.gradient_mistakes and alternatives else [[] for _ in inputs])
+    problems = []
+    for index, name in enumerate(spec.input_names):
+        if not compared[index]:
+            problem = judge_no_gradient(f"{spec.name}.backward", name, grads[index], inputs[index].shape,
+                                        spec.gradient_inputs()[index])
+        else:
+            others = [expected[i] for i in range(len(inputs)) if i != index and compared[i]]
+            known = [("it does not use grad_output (it is the gradient for an all-ones grad_output): multiply by grad_output",
+                      with_ones[index]),
+                     *[("it is the gradient of the other input", other) for other in others],
+                     ("it is transposed", np.swapaxes(expected[index], -1, -2) if expected[index].ndim >= 2 else None),
+                     *mistakes[index]] if alternatives else []
+            problem = judge_gradient(f"{spec.name}.backward", name, grads[index], inputs[index].shape, expected[index],
+                                     tolerance(sizes[index], inputs, grads[index]), known,
+                                     batch=inputs[0].shape[0] if spec.is_loss else None)
+        problems += [problem] if problem else []
+    return problems
+
+
+def judge_no_gradient(what, name, described, shape, differentiable):
+    """An input that gets no gradient compared: SPEC defines none (NLLLoss's target: None or all
+    zeros), or the engine said it needs none, or SPEC leaves it undefined there (None, or any array
+    of its shape: the engine checks the shape)."""
+    if described.get("kind") == "none":
+        return None
+    try:
+        got = array_of(f"{what} (the gradient for {name})", described, shape)
+    except CheckFailed as failed:
+        return str(failed)
+    if got.shape != shape:
+        return f"the gradient for {name} has shape {got.shape}, but {name} has shape {shape} (or return None: it needs none)"
+    if not differentiable and np.any(got != 0):
+        return f"the gradient for {name} should be None (or all zeros): {name} has no gradient"
+    return None
+
+
+def judge_gradient(what, name, described, shape, expected, atol, alternatives, batch=None):
+    """None if the gradient for input `name` is right within atol; else the diagnosis. Shape first:
+    an unreduced broadcast would otherwise slip through numpy's own broadcasting."""
+    if described.get("kind") == "none":
+        return f"{what} returned None as the gradient for {name}; it needs one of shape {shape}"
+    try:
+        got = array_of(f"{what} (the gradient for {name})", described, shape)
+    except CheckFailed as failed:
+        return str(failed)
+    if got.shape != shape:
+        reduced = sum_to_shape(got, shape)
+        if reduced is not None:
+            verdict = ("summed over those axes it would be right" if np.allclose(reduced, expected, rtol=RTOL, atol=ATOL)
+                       else "summed over those axes its values would still be off")
+            return (f"the gradient for {name} has shape {got.shape}, but {name} has shape {shape}: you forgot to reduce "
+                    f"the broadcast (the forward broadcast {name}, so its gradient must be summed back to its shape "
+                    f"with reduce_grad_to_shape); {verdict}")
+        if got.shape == tuple(reversed(shape)) and got.ndim > 1:
+            return f"the gradient for {name} has shape {got.shape}, the transpose of {name}'s shape {shape}"
+        return f"the gradient for {name} has shape {got.shape}, but {name} has shape {shape}"
+    problem = mismatch(got, expected, 0, atol, alternatives, batch=batch)
+    return f"the gradient for {name} is wrong: {problem}" if problem else None

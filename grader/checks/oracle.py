@@ -1,20 +1,79 @@
-"""The math of SPEC.md in float64: what the checks compare against.
+"""The math of SPEC.md in float64, in closed form: what the checks compare against.
 
-Gradients are taken from central differences of the forwards, so the expected values do not
-depend on anyone's backward; but at the clips at EPS, where SPEC.md's backward is not the
-derivative of its forward, from SPEC.md's own formulas (SPEC_BACKWARD).
+For each graded op: its forward, its backward (SPEC.md's formulas, exact: the derivative of the
+forward wherever the forward is smooth, and SPEC's own value at its kinks and clips), and the
+magnitude of the terms each output element is computed from (`*_size`), which scales the
+tolerance: a correct implementation differs from these by a few roundings of its terms, in any
+order it adds them (checking.tolerance). The project's tests check the closed forms against
+central differences (tests/test_reference_ops.py).
+
+A backward returns one gradient per input; None where SPEC defines none (NLLLoss's target) or
+where it is undefined (Pow's dB unless every base is positive): those are not compared.
 """
 import numpy as np
 
 EPS = 1e-12
 
 
-def cross_entropy(p, t):
-    return -np.sum(t * np.log(np.maximum(p, EPS))) / p.shape[0]
+def reduce_to(grad, shape):
+    """grad summed over the axes broadcasting added or stretched, to `shape`."""
+    grad = np.asarray(grad, dtype=np.float64)
+    extra = grad.ndim - len(shape)
+    grad = grad.sum(axis=tuple(range(extra))) if extra > 0 else grad
+    stretched = tuple(axis for axis, size in enumerate(shape) if size == 1 and grad.shape[axis] != 1)
+    return grad.sum(axis=stretched, keepdims=True) if stretched else grad
 
 
-def nll(p, target):
-    return -np.sum(np.log(np.maximum(p[np.arange(p.shape[0]), target], EPS))) / p.shape[0]
+def _log_abs(x):
+    """log|x|, 0 where x is 0: the size of a log's argument in the magnitudes, never infinite."""
+    with np.errstate(divide="ignore"):
+        return np.where(x != 0, np.log(np.abs(np.where(x != 0, x, 1.0))), 0.0)
+
+
+# Mul, Matmul: multilinear, so each output's terms are the same products of absolute values.
+def mul_backward(g, a, b):
+    return reduce_to(g * b, a.shape), reduce_to(g * a, b.shape)
+
+
+def matmul_backward(g, a, b):
+    return reduce_to(np.matmul(g, np.swapaxes(b, -1, -2)), a.shape), reduce_to(np.matmul(np.swapaxes(a, -1, -2), g), b.shape)
+
+
+def pow_forward(a, b):
+    with np.errstate(all="ignore"):
+        return np.power(a, b)
+
+
+def pow_backward(g, a, b):
+    with np.errstate(all="ignore"):
+        grad_a = reduce_to(g * b * np.power(a, b - 1.0), a.shape)
+        grad_b = reduce_to(g * np.power(a, b) * np.log(a), b.shape) if np.all(a > 0) else None  # SPEC: defined where a > 0
+    return grad_a, grad_b
+
+
+def pow_size(g, a, b):
+    """An exponential's relative error grows with its exponent: |b log a| roundings for exp(b log a)."""
+    b = np.asarray(b, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        y = np.abs(np.power(a, b))
+        grad_a = reduce_to(np.abs(g * b) * np.abs(np.power(a, b - 1.0)) * (1 + np.abs((b - 1) * _log_abs(a))), a.shape)
+        grad_b = reduce_to(np.abs(g) * y * (1 + np.abs(_log_abs(a))) * (1 + np.abs(b * _log_abs(a))), b.shape)
+    return y * (1 + np.abs(b * _log_abs(a))), (grad_a, grad_b)
+
+
+def sum_forward(a, axis=None, keepdims=False):
+    return np.sum(a, axis=axis, keepdims=keepdims)
+
+
+def sum_backward(g, a, axis=None, keepdims=False):
+    g = np.asarray(g, dtype=np.float64)
+    if axis is not None and not keepdims:
+        g = np.expand_dims(g, axis)
+    return (np.broadcast_to(g, a.shape).copy(),)
+
+
+def relu_backward(g, x):
+    return (g * (x > 0),)
 
 
 def softmax(x, axis=-1):
@@ -22,63 +81,63 @@ def softmax(x, axis=-1):
     return exp / np.sum(exp, axis=axis, keepdims=True)
 
 
-FORWARD = {
-    "Mul": lambda a, b: a * b,
-    "Matmul": np.matmul,
-    "Pow": np.power,
-    "Sum": lambda a, axis=None, keepdims=False: np.sum(a, axis=axis, keepdims=keepdims),
-    "ReLU": lambda x: np.maximum(x, 0.0),
-    "Softmax": softmax,
-    "Log": lambda x: np.log(np.maximum(x, EPS)),
-    "CrossEntropyLoss": cross_entropy,
-    "NLLLoss": nll,
-}
-
-
-def _nll_gradient(g, p, target):
-    picked = np.arange(len(p)), target
-    grad = np.zeros_like(p, dtype=np.float64)
-    grad[picked] = -g / (len(p) * np.maximum(p[picked], EPS))
-    return grad
-
-
-def _softmax_gradient(g, x, axis=-1):
+def softmax_backward(g, x, axis=-1):
     y = softmax(x, axis)
-    return y * (g - np.sum(g * y, axis=axis, keepdims=True))
+    return (y * (g - np.sum(g * y, axis=axis, keepdims=True)),)
 
 
-# SPEC.md's backward formulas (the gradient of the first input) of the ops with a clip at EPS: at
-# the clip they are not the derivative of the forward, which is flat there (a central difference,
-# or a complex step, gives 0 where SPEC says g / EPS), so the stability checks compare with these.
-SPEC_BACKWARD = {
-    "Softmax": _softmax_gradient,
-    "Log": lambda g, x: g / np.maximum(x, EPS),
-    "CrossEntropyLoss": lambda g, p, t: -g * t / (p.shape[0] * np.maximum(p, EPS)),
-    "NLLLoss": _nll_gradient,
-}
-# The inputs (by position) each forward is linear in, the others held: L = Σ upstream ⊙ f is then
-# linear in that input, and its derivative along v is exactly L with v in its place (one forward).
-LINEAR_INPUTS = {"Mul": (0, 1), "Matmul": (0, 1), "Sum": (0,), "CrossEntropyLoss": (1,)}
-INPUT_NAMES = {
-    "Mul": ("a", "b"), "Matmul": ("A", "B"), "Pow": ("a (the base)", "b (the exponent)"), "Sum": ("a",),
-    "ReLU": ("x",), "Softmax": ("x",), "Log": ("x",), "CrossEntropyLoss": ("p", "t"), "NLLLoss": ("p", "target"),
-}
+def softmax_size(g, x, axis=-1):
+    """exp(x − m) is off by |x − m| roundings of its argument (so is exp(x − logsumexp))."""
+    y = softmax(x, axis)
+    spread = 2 + np.abs(x - np.max(x, axis=axis, keepdims=True)) + np.log(x.shape[axis])
+    return y * spread, (y * spread * (np.abs(g) + np.sum(np.abs(g) * y, axis=axis, keepdims=True)),)
+
+
+def log_forward(x):
+    return np.log(np.maximum(x, EPS))
+
+
+def log_backward(g, x):
+    return (g / np.maximum(x, EPS),)
+
+
+def cross_entropy(p, t):
+    return np.asarray(-np.sum(t * np.log(np.maximum(p, EPS))) / p.shape[0])
+
+
+def cross_entropy_backward(g, p, t):
+    n = p.shape[0]
+    return -g * t / (n * np.maximum(p, EPS)), -g * np.log(np.maximum(p, EPS)) / n
+
+
+def cross_entropy_size(g, p, t):
+    n, log = p.shape[0], np.abs(np.log(np.maximum(p, EPS))) + 1
+    return np.asarray(np.sum(np.abs(t) * log) / n), (np.abs(g * t) / (n * np.maximum(p, EPS)), np.abs(g) * log / n)
+
+
+def nll(p, target):
+    return np.asarray(-np.sum(np.log(np.maximum(p[np.arange(p.shape[0]), target], EPS))) / p.shape[0])
+
+
+def nll_backward(g, p, target):
+    picked = np.arange(len(p)), target
+    grad = np.zeros(p.shape, dtype=np.float64)
+    np.add.at(grad, picked, -g / (len(p) * np.maximum(p[picked], EPS)))
+    return grad, None
+
+
+def nll_size(g, p, target):
+    picked = np.arange(len(p)), target
+    return np.asarray(np.sum(np.abs(np.log(np.maximum(p[picked], EPS))) + 1) / len(p)), (np.abs(nll_backward(g, p, target)[0]), None)
 
 
 def l2_penalty(weights, lam):
     return lam * sum(np.sum(np.square(w)) for w in weights)
 
 
-def numerical_gradients(name, inputs, options, upstream, differentiable, h=1e-6):
-    """dL/d(input) for L = Σ upstream ⊙ f(inputs), by central differences, for each differentiable input."""
-    grads = central_differences(lambda *arrays: FORWARD[name](*arrays, **options), inputs, upstream, differentiable, h)
-    if name == "ReLU":
-        grads[0][inputs[0] == 0] = 0.0  # SPEC fixes ReLU's gradient at exactly 0 as 0; a central difference there gives ½
-    return grads
-
-
 def central_differences(f, inputs, upstream, differentiable, h=1e-6):
-    """dL/d(input) for L = Σ upstream ⊙ f(*inputs), for each differentiable input (None for the others)."""
+    """dL/d(input) for L = Σ upstream ⊙ f(*inputs), for each differentiable input (None for the
+    others): the project's tests check the closed forms with it, away from kinks and clips."""
     grads = []
     for index, x in enumerate(inputs):
         if not differentiable[index]:

@@ -12,73 +12,72 @@ import numpy as np
 import pytest
 
 from ..sandbox.protocol import GRADED
-from .cases import away_from_zero, normal, one_hot, positive, probabilities
 from .checking import ATOL, RTOL, CheckFailed, array_of, ask, call_op, items_of, mismatch, seeded_rng
-from .oracle import FORWARD, central_differences
+from .opspec import BINARY, SPECS
+from .oracle import reduce_to
 
-# Steps refer to values by index: the leaves first, then each step's result.
-BINARY = [{"op": "f", "args": [0, 0]}, {"op": "f", "args": [0, 1]}, {"op": "Add", "args": [2, 3]}]
-UNARY = [{"op": "f", "args": [0]}, {"op": "Add", "args": [0, 1]}, {"op": "f", "args": [3]}, {"op": "Add", "args": [2, 4]}]
-LOSS = [{"op": "f", "args": [0, 1]}, {"op": "Add", "args": [0, 2]}, {"op": "f", "args": [4, 1]}, {"op": "Add", "args": [3, 5]}]
-
-
-def shifted(sample, shift):
-    """Leaves x and c, with x + c keeping x's sign and size (away from kinks and clips)."""
-    def leaves(rng):
-        x = sample(rng)
-        return [x, shift * x]
-    return leaves
-
-
-GRAPHS = {  # op → (leaves from an rng, which leaves need a gradient, steps, options of f)
-    "Mul": (lambda rng: [normal(3, 4)(rng), normal(3, 4)(rng)], (True, True), BINARY, {}),
-    "Matmul": (lambda rng: [normal(3, 3)(rng), normal(3, 3)(rng)], (True, True), BINARY, {}),
-    "Pow": (lambda rng: [positive(3, 4)(rng), normal(3, 4)(rng)], (True, True), BINARY, {}),
-    "Sum": (lambda rng: [normal(3, 4)(rng), normal(3, 4)(rng)], (True, False), UNARY, {"axis": 0}),
-    "ReLU": (shifted(away_from_zero(3, 4), 0.5), (True, False), UNARY, {}),
-    "Softmax": (lambda rng: [normal(3, 4)(rng), normal(3, 4)(rng)], (True, False), UNARY, {"axis": -1}),
-    "Log": (shifted(positive(3, 4), 0.5), (True, False), UNARY, {}),
-    "CrossEntropyLoss": (lambda rng: [probabilities(4, 3)(rng), one_hot(4, 3)(rng), probabilities(4, 3)(rng) / 10],
-                         (True, False, False), LOSS, {}),
-    "NLLLoss": (lambda rng: [probabilities(4, 3)(rng), rng.integers(3, size=4), probabilities(4, 3)(rng) / 10],
-                (True, False, False), LOSS, {}),
-}
+GRAPHS = {name: spec.graph for name, spec in SPECS.items() if spec.graph}
 LEAF_NAMES = ("x", "w", "c")
 
 
-def evaluate(op, leaves, steps, options):
-    """The graph's output in float64, from the oracle."""
+def with_options(steps, options):
+    """The steps, each call of f with its options: `options` for all of them, or a list, one per call
+    (two calls with different options find options kept on the class instead of on ctx)."""
+    per_call = iter(options if isinstance(options, list) else [options] * sum(step["op"] == "f" for step in steps))
+    return [{**step, "options": next(per_call) if step["op"] == "f" else {}} for step in steps]
+
+
+def evaluate(op, leaves, steps):
+    """Every value of the graph in float64, from the oracle: the leaves, then each step's result."""
     values = list(leaves)
     for step in steps:
         args = [values[i] for i in step["args"]]
-        values.append(np.add(*args) if step["op"] == "Add" else np.asarray(FORWARD[op](*args, **options)))
-    return values[-1]
+        values.append(np.add(*args) if step["op"] == "Add" else np.asarray(SPECS[op].forward(*args, **step["options"]), dtype=np.float64))
+    return values
+
+
+def exact_gradients(op, leaves, steps, seed, wanted):
+    """Each wanted leaf's gradient of Σ seed ⊙ out, by the chain rule over the oracle's exact backward."""
+    values = evaluate(op, leaves, steps)
+    grads = [np.zeros(np.shape(value)) for value in values]
+    grads[-1] = np.asarray(seed, dtype=np.float64)
+    for position in reversed(range(len(steps))):
+        step, upstream = steps[position], grads[len(leaves) + position]
+        args = [values[i] for i in step["args"]]
+        parts = ([reduce_to(upstream, np.shape(arg)) for arg in args] if step["op"] == "Add"
+                 else SPECS[op].backward(upstream, *args, **step["options"]))
+        for index, part in zip(step["args"], parts):
+            if part is not None and values[index].dtype.kind == "f":
+                grads[index] = grads[index] + part
+    return [grads[i] if wanted[i] else None for i in range(len(leaves))]
 
 
 @pytest.mark.parametrize("op", list(GRAPHS), ids=[f"{op}-graph: a tensor feeding two ops" for op in GRAPHS])
 def test_robustness(student, op, request):
-    sample, wanted, steps, options = GRAPHS[op]
+    sample, wanted, recipe_steps, options = GRAPHS[op]
     rng = seeded_rng(request)
     leaves = [np.asarray(leaf) if np.asarray(leaf).dtype.kind in "iu" else np.asarray(leaf, dtype=np.float64) for leaf in sample(rng)]
-    expected = evaluate(op, leaves, steps, options)
+    steps = with_options(recipe_steps, options)
+    expected = evaluate(op, leaves, steps)[-1]
     seed = rng.normal(size=expected.shape)
-    steps_sent = [{**step, "op": step["op"] if step["op"] == "Add" else op, "options": options if step["op"] == "f" else {}}
-                  for step in steps]
+    steps_sent = [{**step, "op": step["op"] if step["op"] == "Add" else op} for step in steps]
     reply = ask(student, "graph", [GRADED[op]], key=(op, "graph"), name=op, leaves=leaves, requires_grad=list(wanted),
                 steps=steps_sent, seed=seed)
-    shape = "f(x, x) + f(x, w)" if steps is BINARY else "f(x) + f(x + c)"
+    shape = "f(x, x) + f(x, w)" if recipe_steps is BINARY else "f(x) + f(x + c)"
+    if isinstance(options, list):
+        shape += f" (the two calls with {' and '.join(', '.join(f'{k}={v!r}' for k, v in o.items()) for o in options)})"
     if not (isinstance(reply.get("seed_after"), np.ndarray) and np.array_equal(reply["seed_after"], seed)):
         raise CheckFailed(f"{op}.backward changed grad_output in place: in out = {shape}, run by the course's engine, "
                           f"Add hands the same grad_output array to both branches, so the other branch got a wrong "
                           f"gradient; compute a new array instead of writing into grad_output")
-    expected_grads = central_differences(lambda *moved: evaluate(op, moved, steps, options), leaves, seed, wanted)
+    expected_grads = exact_gradients(op, leaves, steps, seed, wanted)
     got = [reply.get("output"), *[(reply.get("grads") or [None] * len(leaves))[i] for i in range(len(leaves)) if wanted[i]]]
     names = ["out", *[f"the gradient for {LEAF_NAMES[i]}" for i in range(len(leaves)) if wanted[i]]]
     problems = differences(names, got, [expected, *[grad for grad in expected_grads if grad is not None]])
     if not problems:
         return
     try:
-        alone = isolated_calls(student, op, steps, leaves, seed, options)
+        alone = isolated_calls(student, op, recipe_steps is BINARY, steps, leaves, seed)
     except CheckFailed:
         return  # the op fails on its own: the forward and backward checks say how
     if not differences(names, got, alone):
@@ -103,18 +102,23 @@ def differences(names, described, expected):
     return problems
 
 
-def isolated_calls(student, op, steps, leaves, seed, options):
+def isolated_calls(student, op, binary, steps, leaves, seed):
     """The graph's output and gradients put together from the op's calls made one by one (each
-    forward straight before its backward, on a fresh ctx), as the backward check makes them."""
-    def alone(inputs, needs):
-        reply = call_op(student, op, inputs, options, grad_output=seed, needs_input_grad=needs)
+    forward straight before its backward, on a fresh ctx, given its share of the seed), as the
+    backward check makes them."""
+    first_options, second_options = (step["options"] for step in steps if step["op"] == "f")
+
+    def alone(inputs, needs, options):
+        shape = np.shape(SPECS[op].forward(*inputs, **options))
+        reply = call_op(student, op, inputs, options, grad_output=reduce_to(seed, shape), needs_input_grad=needs)
         grads = items_of(f"{op}.backward", reply.get("grads"), len(inputs))
-        return (array_of(f"{op}.forward", reply.get("output"), seed.shape),
+        return (array_of(f"{op}.forward", reply.get("output"), shape),
                 [array_of(f"{op}.backward", grad, x.shape) if needed else None for grad, x, needed in zip(grads, inputs, needs)])
-    if steps is BINARY:
+    if binary:
         x, w = leaves
-        (first, (a1, b1)), (second, (a2, b2)) = alone([x, x], (True, True)), alone([x, w], (True, True))
+        (first, (a1, b1)), (second, (a2, b2)) = alone([x, x], (True, True), first_options), alone([x, w], (True, True), second_options)
         return [first + second, a1 + b1 + a2, b2]
     x, rest = leaves[0], leaves[1:-1]  # the loss's target, or nothing
-    (first, (g1, *_)), (second, (g2, *_)) = (alone([value, *rest], (True, *[False] * len(rest))) for value in (x, x + leaves[-1]))
+    needs = (True, *[False] * len(rest))
+    (first, (g1, *_)), (second, (g2, *_)) = alone([x, *rest], needs, first_options), alone([x + leaves[-1], *rest], needs, second_options)
     return [first + second, g1 + g2]

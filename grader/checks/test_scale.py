@@ -24,12 +24,12 @@ import time
 import numpy as np
 import pytest
 
+from ..rubric import SCALE_SIDE
 from ..sandbox import protocol
 from ..sandbox.client import StudentException, WorkerFailure
 from ..sandbox.protocol import GRADED
-from .cases import LOSSES, SCALE_CASES, SCALE_SIDE, scale_cases
 from .checking import CheckFailed, array_of, call_op, items_of, mismatch, rng_for, seeded_rng
-from .oracle import FORWARD, INPUT_NAMES, LINEAR_INPUTS
+from .opspec import LOSSES, SCALE_CASES, SPECS, scale_cases
 
 SCALE_FACTOR = 5          # the budget: this many times the reference time, plus SCALE_FLOOR (results/scale.json)
 SCALE_FLOOR = 0.25        # seconds: a fixed cost per request (the pipes' copies, a busy scheduler)
@@ -44,9 +44,7 @@ def draw_scale(op, rng, side=SCALE_SIDE):
     """(case, inputs, oracle output, upstream gradient) of the op's scale case, about side² elements."""
     case = scale_cases(side)[op]
     inputs = case.sample(rng)
-    if op == "NLLLoss":
-        inputs[1] = inputs[1].astype(np.int64)
-    output = np.asarray(FORWARD[op](*inputs, **case.options))
+    output = np.asarray(SPECS[op].forward(*inputs, **case.options))
     return case, inputs, output, rng.normal(size=output.shape)
 
 
@@ -61,7 +59,7 @@ def reference_seconds(op, options, inputs, output, upstream):
         started = time.perf_counter()
         round_trip({"inputs": inputs, "grad_output": upstream})
         for _ in range(1 if upstream is None else 3):
-            FORWARD[op](*inputs, **options)
+            SPECS[op].forward(*inputs, **options)
         round_trip({"output": {"kind": "ndarray", "array": output}, **grads})
         fastest = min(fastest, time.perf_counter() - started)
     return fastest
@@ -85,7 +83,7 @@ def timed_call(student, op, case, inputs, upstream, budget):
     with contextlib.suppress(StudentException, WorkerFailure):
         student.ensure_imported(GRADED[op], group=op)  # in the child the timed call will run in
     started = time.perf_counter()
-    reply = call_op(student, op, inputs, case.options, grad_output=upstream, needs_input_grad=case.wants_grad(),
+    reply = call_op(student, op, inputs, case.options, grad_output=upstream, needs_input_grad=SPECS[op].gradient_inputs(),
                     timeout=HARD_LIMIT_FACTOR * budget, check="scale", unchanged=False)
     return time.perf_counter() - started, reply
 
@@ -118,7 +116,7 @@ def derivatives_ahead(side, salt, ops=SCALE_CASES):
     for op in ops:
         rng = rng_for(f"test_scale.py::test_scale[{op}]", salt)
         case, inputs, _, upstream = draw_scale(op, rng, side)
-        directions = draw_directions(case, inputs, rng)
+        directions = draw_directions(op, inputs, rng)
         ahead[op] = rng.bit_generator.state, expected_derivatives(op, case.options, inputs, upstream, directions)
     return ahead
 
@@ -128,7 +126,7 @@ def draw_judged(op, rng, side, ahead=None):
     directions, the expected derivatives along them), these taken from `ahead` when it was
     computed from the very same draws."""
     case, inputs, expected, upstream = draw_scale(op, rng, side)
-    directions = draw_directions(case, inputs, rng)
+    directions = draw_directions(op, inputs, rng)
     if ahead is not None and ahead[0] == rng.bit_generator.state:
         return case, inputs, expected, upstream, (directions, ahead[1])
     return case, inputs, expected, upstream, (directions, expected_derivatives(op, case.options, inputs, upstream, directions))
@@ -201,12 +199,12 @@ def judge_values(op, case, inputs, expected, upstream, reply, rng, derivatives=N
         raise CheckFailed(f"{op}.forward is wrong at scale ({case.id}): {problem}")
     grads = items_of(f"{op}.backward", reply.get("grads"), len(inputs))
     if derivatives is None:
-        directions = draw_directions(case, inputs, rng)
+        directions = draw_directions(op, inputs, rng)
         derivatives = directions, expected_derivatives(op, case.options, inputs, upstream, directions)
     directions, values = derivatives
     problems = []
-    for index, name in enumerate(INPUT_NAMES[op]):
-        if case.wants_grad()[index]:
+    for index, name in enumerate(SPECS[op].input_names):
+        if SPECS[op].gradient_inputs()[index]:
             gradient = array_of(f"{op}.backward (the gradient for {name})", grads[index], inputs[index].shape)
             problem = directional_mismatch(inputs[index].shape, gradient, directions[index], values[index])
             if problem:
@@ -215,11 +213,11 @@ def judge_values(op, case, inputs, expected, upstream, reply, rng, derivatives=N
         raise CheckFailed("\n".join(problems))
 
 
-def draw_directions(case, inputs, rng):
+def draw_directions(op, inputs, rng):
     """DIRECTIONS random directions for each input the case wants a gradient for (None for the
     others). Random signs: E⟨g, v⟩² = ‖g‖² as for normal draws, at a quarter of the cost of drawing them."""
     return [[rng.integers(0, 2, size=x.shape, dtype=np.int8) * 2.0 - 1.0 for _ in range(DIRECTIONS)] if wanted else None
-            for x, wanted in zip(inputs, case.wants_grad())]
+            for x, wanted in zip(inputs, SPECS[op].gradient_inputs())]
 
 
 def expected_derivatives(op, options, inputs, upstream, directions):
@@ -251,9 +249,9 @@ def directional_derivative(op, options, inputs, upstream, index, v):
     """The derivative of L = Σ upstream ⊙ f along v for input `index`: (L(x + hv) − L(x − hv)) / 2h,
     or exactly L with v in x's place where f is linear in that input."""
     def loss(shifted):
-        return np.vdot(upstream, FORWARD[op](*inputs[:index], shifted, *inputs[index + 1:], **options))
+        return np.vdot(upstream, SPECS[op].forward(*inputs[:index], shifted, *inputs[index + 1:], **options))
 
-    if index in LINEAR_INPUTS.get(op, ()):
+    if index in SPECS[op].linear_inputs:
         return float(loss(v))
     step = STEP * v
     return float(loss(inputs[index] + step) - loss(inputs[index] - step)) / (2 * STEP)

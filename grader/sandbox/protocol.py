@@ -35,7 +35,7 @@ GIVEN_MODULES = ("tensor", "nn", "optim", "data", "train")
 COURSE_MODULES = ("tensor", *GRADED_MODULES, "nn", "optim", "data", "train")
 # The checks a graded name can have, by kind (grader/checks/test_*.py defines one test per kind):
 # Functions (forward/backward ops) and the regularizers' own kinds, and the whole-model check.
-FUNCTION_KINDS = ("forward", "backward", "robustness", "stability", "scale")
+FUNCTION_KINDS = ("forward", "backward", "robustness", "stability", "scale", "search")
 CHECK_KINDS = (*FUNCTION_KINDS, "value", "update", "accuracy")
 WHOLE_MODEL = "MNIST"  # the group of the check that trains MLP3 from the student's ops
 

@@ -1,0 +1,69 @@
+"""Graded check of every Function over its whole domain: a bounded search for a counterexample.
+
+The named cases (test_functions.py) try each corner of the domain SPEC.md allows; this check draws
+inputs from all of it at once — every shape and broadcasting pair, every axis form, values at and
+around every kink and clip, float32 and float64, every needs_input_grad pattern the engine or a
+hand-made Context() produces — from the op's OpSpec.domain, with Hypothesis: SEARCH_EXAMPLES
+draws, derandomized from the check's id and the rubric's salt (the same draws for every student
+of a course). An input the op gets wrong is shrunk to the smallest Hypothesis can find, and the
+feedback shows it whole, with what SPEC expects there.
+"""
+import random
+
+import pytest
+from hypothesis import HealthCheck, Phase, find, settings
+from hypothesis.errors import NoSuchExample
+
+from .checking import CheckFailed, call_op, judge_backward, judge_forward, seeded_rng
+from .opspec import HAND_MADE, SPECS
+
+SEARCH_EXAMPLES = 30   # draws per op: about 20 ms of the grading each (docs/grading.md, "The search")
+SEARCH = settings(max_examples=SEARCH_EXAMPLES, phases=[Phase.generate, Phase.shrink], database=None, deadline=None,
+                  suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
+
+
+def problems_on(student, spec, drawn, diagnose=False):
+    """What is wrong with the op's answer on one drawn input ([] when right)."""
+    sent, wanted = spec.needs(drawn.needs)
+    try:
+        reply = call_op(student, spec.name, list(drawn.inputs), drawn.options, grad_output=drawn.upstream,
+                        needs_input_grad=sent, check="search")
+    except CheckFailed as failed:
+        if failed.status != "failed":
+            raise  # the worker stopped or timed out: the search ends there
+        return [str(failed)]
+    problems = [problem for problem in [judge_forward(spec, drawn.inputs, drawn.options, reply.get("output"))] if problem]
+    try:
+        return problems + judge_backward(spec, drawn.inputs, drawn.options, drawn.upstream, wanted, reply.get("grads"),
+                                         alternatives=diagnose)
+    except CheckFailed as failed:  # the gradients could not be read at all
+        return problems + [str(failed)]
+
+
+@pytest.mark.parametrize("op", [name for name, spec in SPECS.items() if spec.domain])
+def test_search(student, op, request):
+    spec = SPECS[op]
+    stopped = []
+
+    def fails(drawn):
+        if stopped:
+            return False
+        try:
+            return bool(problems_on(student, spec, drawn))
+        except CheckFailed as failed:
+            stopped.append(failed)
+            return False
+
+    seed = int(seeded_rng(request).integers(1 << 62))
+    try:
+        smallest = find(spec.domain(), fails, settings=SEARCH, random=random.Random(seed))
+    except NoSuchExample:
+        smallest = None
+    if stopped:
+        raise stopped[0]
+    if smallest is None:
+        return
+    problems = problems_on(student, spec, smallest, diagnose=True)
+    how = "a Context() made by hand" if smallest.needs == HAND_MADE else f"needs_input_grad = {tuple(smallest.needs)}"
+    raise CheckFailed(f"{op} is wrong somewhere in SPEC's domain; the smallest failing input found ({how}):\n"
+                      f"{smallest.describe(spec.input_names)}\n" + "\n".join(problems or ["(it passed when called again: does it keep state?)"]))
