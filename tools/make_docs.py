@@ -175,6 +175,26 @@ def mnist_cost():
             f"round by round {', '.join(f'×{r:.2f}' for r in data['ratio_per_round'])}; before = {data['before']}).\n")
 
 
+def tolerances():
+    data = results("tolerances")
+    rows = []
+    for op, figures in data["ops"].items():
+        central = figures["central_differences"]
+        rows.append([op, f"{figures['correct_worst']['float64']:.2f}", f"{figures['correct_worst']['float32']:.2f}",
+                     f"{central['median']:.3g} (smallest {central['smallest']:.3g})" if central else "—"])
+    return (f"Allowed: **{data['roundings_allowed']}** roundings. Worst error of correct code, and of central differences, "
+            f"in roundings, over {next(iter(data['ops'].values()))['draws']} draws of each op's domain:\n\n"
+            + table(["op", "correct, float64", "correct, float32", "central differences (median)"], rows))
+
+
+def mutation():
+    data = results("mutation")
+    counts = data["counts"]
+    return (f"{counts['generated']} first-order mutants of the reference's graded bodies: {counts['equivalent']} equivalent "
+            f"(no input of the domain tells them apart), {counts['graded']} graded, **{counts['killed']} killed**, "
+            f"**{counts['survived']} survived**, **{counts['collateral']} with collateral** (a point lost in another group).\n")
+
+
 def render(text):
     """The text with every figures block whose results exist rendered anew."""
     def replace(match):

@@ -166,56 +166,93 @@ class Draw:
 
 
 # -- the domain, as Hypothesis strategies ----------------------------------------------------------
+# Hypothesis draws the structure of an input — shapes, options, dtype, needs_input_grad, and for
+# each array a region of values and a seed — and numpy fills the array from the seed: a draw costs
+# a dozen choices rather than one per element, and shrinking still goes to the smallest shapes,
+# the simplest region (each list's first: small integers) and seed 0.
 DTYPES = st.sampled_from([np.float64, np.float32])
 
 
-def values(dtype, low, high, edges):
-    """Elements of an array of dtype: the edge points (as dtype rounds them) or any float in [low, high]."""
-    width = 32 if dtype == np.float32 else 64
-    return st.one_of(st.sampled_from([float(dtype(e)) for e in edges]), st.floats(float(dtype(low)), float(dtype(high)), width=width))
+def region(low, high, edges, simple=(-2, 3)):
+    """Ways to fill an array, simplest first: small integers, any float in [low, high], the op's
+    edge points (its kinks and clips), and floats with a third of them at edge points."""
+    edges = np.asarray(edges, dtype=np.float64)
+
+    def mixed(rng, shape):
+        x = rng.uniform(low, high, size=shape)
+        at = rng.random(size=shape) < 1 / 3
+        return np.where(at, rng.choice(edges, size=shape), x)
+    return st.sampled_from([lambda rng, shape: rng.integers(*simple, size=shape).astype(np.float64),
+                            lambda rng, shape: rng.uniform(low, high, size=shape),
+                            lambda rng, shape: rng.choice(edges, size=shape), mixed])
 
 
-def arrays(draw, dtype, shape, low=-3.0, high=3.0, edges=(1.0, -1.0, 0.5, 0.0)):
-    return draw(hnp.arrays(dtype, shape, elements=values(dtype, low, high, edges)))
+def fills(*ways):
+    return st.sampled_from(ways)
+
+
+SEEDS = st.integers(0, 2 ** 32 - 1)
+
+
+REALS = region(-3.0, 3.0, (0.0, 1.0, -1.0, 0.5))
+UPSTREAM = region(-2.0, 2.0, (1.0, -1.0, 0.5), simple=(1, 3))
+
+
+def arrays(draw, dtype, shape, fills=REALS):
+    fill = draw(fills)
+    rng = np.random.default_rng(draw(SEEDS))
+    return np.asarray(fill(rng, tuple(shape))).astype(dtype)
 
 
 def upstream_for(draw, shape):
-    return draw(hnp.arrays(np.float64, shape, elements=values(np.float64, -2.0, 2.0, (1.0, -1.0, 0.5))))
+    return arrays(draw, np.float64, shape, UPSTREAM)
 
 
-def needs_of(draw, count, allowed=None):
-    patterns = allowed or [p for p in ([(True,)] if count == 1 else [(True, True), (True, False), (False, True)])]
-    return draw(st.sampled_from([*patterns, HAND_MADE]))
+NEEDS = {1: st.sampled_from([(True,), HAND_MADE]), 2: st.sampled_from([(True, True), (True, False), (False, True), HAND_MADE]),
+         "first only": st.sampled_from([(True, False), HAND_MADE])}
 
 
-BROADCASTING = dict(num_shapes=2, min_dims=0, max_dims=4, max_side=3)
+def needs_of(draw, which):
+    return draw(NEEDS[which])
+
+
+BROADCASTING = hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=4, max_side=3)
+BATCHES = hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=2, max_side=3)
+SHAPES = hnp.array_shapes(min_dims=0, max_dims=4, min_side=1, max_side=3)
+NONEMPTY_SHAPES = hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=3)
+SIDES = st.integers(1, 4)
+POSITIVE_BASES = region(0.05, 3.0, (1.0, 2.0, 0.5, 0.05), simple=(1, 4))
+EXPONENTS = region(-3.0, 3.0, (0.0, 1.0, 2.0, -1.0, 0.5))
+NONZERO_BASES = fills(lambda rng, shape: rng.choice([1.0, -1.0, 2.0, -2.0], size=shape),
+                      lambda rng, shape: rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.05, 3.0, size=shape))
+ZERO_BASES = fills(lambda rng, shape: rng.integers(-2, 3, size=shape).astype(np.float64),
+                   lambda rng, shape: np.where(rng.random(size=shape) < 0.4, 0.0, rng.uniform(-3.0, 3.0, size=shape)))
+INTEGER_EXPONENTS = {low: fills(lambda rng, shape, low=low: rng.integers(low, 4, size=shape)) for low in (-3, 1)}
+BASE_KINDS = st.sampled_from(["positive", "any sign, integer exponents", "zeros, exponents from 1"])
 
 
 @st.composite
-def elementwise_binary(draw, positive_base=False):
+def elementwise_binary(draw, pow_domain=False):
     """Mul's domain, or Pow's: any broadcasting pair of shapes, 0-d operands included."""
-    shapes = draw(hnp.mutually_broadcastable_shapes(**BROADCASTING))
+    shapes = draw(BROADCASTING)
     dtype = draw(DTYPES)
     (shape_a, shape_b), out = shapes.input_shapes, shapes.result_shape
-    if not positive_base:
+    if not pow_domain:
         return Draw((arrays(draw, dtype, shape_a), arrays(draw, dtype, shape_b)), {}, upstream_for(draw, out), needs_of(draw, 2))
-    base = draw(st.sampled_from(["positive", "any sign, integer exponents", "zeros, exponents from 1"]))
+    base = draw(BASE_KINDS)
     if base == "positive":  # every pattern; dB is compared
-        a = arrays(draw, dtype, shape_a, 0.05, 3.0, (1.0, 2.0, 0.5))
-        b = arrays(draw, dtype, shape_b, -3.0, 3.0, (0.0, 1.0, 2.0, -1.0, 0.5))
+        a, b = arrays(draw, dtype, shape_a, POSITIVE_BASES), arrays(draw, dtype, shape_b, EXPONENTS)
         return Draw((a, b), {}, upstream_for(draw, out), needs_of(draw, 2))
     low = 1 if base.startswith("zeros") else -3
-    b = draw(hnp.arrays(draw(st.sampled_from([dtype, np.int64])), shape_b, elements=st.integers(low, 3)))
-    a = arrays(draw, dtype, shape_a, -3.0, 3.0, (0.0, 1.0, -1.0, 2.0, -2.0) if low == 1 else (1.0, -1.0, 2.0, -2.0, 0.5, -0.5))
-    if low < 1:
-        a = np.where(np.abs(a) < 0.05, a.dtype.type(0.5), a)  # a negative power of 0 is infinite: off the domain
-    return Draw((a, b), {}, upstream_for(draw, out), needs_of(draw, 2, [(True, False)]))  # dB: where a > 0 only
+    b = arrays(draw, draw(st.sampled_from([dtype, np.int64])), shape_b, INTEGER_EXPONENTS[low])
+    a = arrays(draw, dtype, shape_a, ZERO_BASES if low == 1 else NONZERO_BASES)
+    return Draw((a, b), {}, upstream_for(draw, out), needs_of(draw, "first only"))  # dB: where a > 0 only
 
 
 @st.composite
 def matmul_domain(draw):
-    batch = draw(hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=2, max_side=3))
-    n, k, m = (draw(st.integers(1, 4)) for _ in range(3))
+    batch = draw(BATCHES)
+    n, k, m = (draw(SIDES) for _ in range(3))
     dtype = draw(DTYPES)
     (batch_a, batch_b) = batch.input_shapes
     a, b = arrays(draw, dtype, (*batch_a, n, k)), arrays(draw, dtype, (*batch_b, k, m))
@@ -224,7 +261,7 @@ def matmul_domain(draw):
 
 @st.composite
 def sum_domain(draw):
-    shape = draw(hnp.array_shapes(min_dims=0, max_dims=4, min_side=1, max_side=3))
+    shape = draw(SHAPES)
     x = arrays(draw, draw(DTYPES), shape)
     ndim = len(shape)
     form = draw(st.sampled_from(["None", "int", "tuple"] if ndim else ["None"]))
@@ -240,29 +277,37 @@ def sum_domain(draw):
 
 
 @st.composite
-def unary_domain(draw, low, high, edges, min_dims=0, axis=False, offsets=(0.0,)):
-    shape = draw(hnp.array_shapes(min_dims=min_dims, max_dims=4, min_side=1, max_side=4))
-    x = arrays(draw, draw(DTYPES), shape, low, high, edges)
+def unary_domain(draw, values, min_dims=0, axis=False, offsets=st.just(0.0)):
+    shape = draw(SHAPES if min_dims == 0 else NONEMPTY_SHAPES)
+    dtype = draw(DTYPES)
+    x = arrays(draw, np.float64, shape, values) + draw(offsets)
     options = {}
     if axis and draw(st.booleans()):
         options["axis"] = draw(st.integers(-len(shape), len(shape) - 1))
-    x = x + x.dtype.type(draw(st.sampled_from(offsets)))
-    return Draw((x,), options, upstream_for(draw, shape), needs_of(draw, 1))
+    return Draw((x.astype(dtype),), options, upstream_for(draw, shape), needs_of(draw, 1))
 
 
-PROBABILITY_EDGES = (0.5, 0.0, EPS, EPS / 2, 2 * EPS, 1.0, 1e-300)
+PROBABILITIES = region(0.0, 1.0, (0.5, 0.0, EPS, EPS / 2, 2 * EPS, 1.0, 1e-300), simple=(0, 2))
+TARGETS = fills(lambda rng, shape: np.eye(shape[1])[rng.integers(shape[1], size=shape[0])],
+                lambda rng, shape: rng.dirichlet(np.ones(shape[1]), size=shape[0]), lambda rng, shape: rng.uniform(0, 1, size=shape))
+INDEX_TYPES = st.sampled_from([np.int64, np.int32])
 
 
 @st.composite
 def loss_domain(draw, indices):
-    n, c = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    n, c = draw(SIDES), draw(SIDES)
     dtype = draw(DTYPES)
-    p = arrays(draw, dtype, (n, c), 0.0, 1.0, PROBABILITY_EDGES)
+    p = arrays(draw, dtype, (n, c), PROBABILITIES)
     if indices:
-        target = draw(hnp.arrays(draw(st.sampled_from([np.int64, np.int32])), (n,), elements=st.integers(0, c - 1)))
-        return Draw((p, target), {}, upstream_for(draw, ()), needs_of(draw, 2, [(True, False)]))
-    t = arrays(draw, dtype, (n, c), 0.0, 1.0, (1.0, 0.0, 0.5))
-    return Draw((p, t), {}, upstream_for(draw, ()), needs_of(draw, 2))
+        target = arrays(draw, draw(INDEX_TYPES), (n,), CLASS_INDICES)
+        return Draw((p, target % c), {}, upstream_for(draw, ()), needs_of(draw, "first only"))
+    return Draw((p, arrays(draw, dtype, (n, c), TARGETS)), {}, upstream_for(draw, ()), needs_of(draw, 2))
+
+
+RELU_VALUES = region(-3.0, 3.0, (1.0, 0.0, -0.0, -1.0, 5e-324, -5e-324, 1e-300))
+LOG_VALUES = region(-1.0, 3.0, (1.0, 0.0, -0.0, EPS, EPS / 2, 2 * EPS, 10 * EPS, 1e-300, -1.0), simple=(0, 3))
+LOGIT_OFFSETS = st.sampled_from([0.0, 100.0, -100.0, 1000.0, -1000.0])
+CLASS_INDICES = fills(lambda rng, shape: rng.integers(0, 1 << 30, size=shape))
 
 
 # -- the known mistakes the feedback names -------------------------------------------------------
@@ -375,7 +420,7 @@ SPECS = {spec.name: spec for spec in [
         graph=(pair(normal(3, 3), normal(3, 3)), (True, True), BINARY, {}), gradient_mistakes=matmul_mistakes),
     OpSpec(
         "Pow", ("a (the base)", "b (the exponent)"), oracle.pow_forward, oracle.pow_backward, size=oracle.pow_size,
-        domain=lambda: elementwise_binary(positive_base=True),
+        domain=lambda: elementwise_binary(pow_domain=True),
         cases=[Case("3x4 ** 3x4", [positive(3, 4), normal(3, 4)]), Case("4x4 ** 4x4", [positive(4, 4), normal(4, 4)])]
         + [Case(name.replace("with", "**"), [positive(*a), normal(*b)], robustness=index == 0) for index, (name, a, b) in enumerate(BROADCASTS)]
         + [Case(name.replace("with", "**"), [positive(*a), normal(*b)]) for name, a, b in EDGE_BROADCASTS[:3]]
@@ -405,7 +450,7 @@ SPECS = {spec.name: spec for spec in [
     OpSpec(
         "ReLU", ("x",), lambda x: np.maximum(x, 0.0), oracle.relu_backward,
         size=lambda g, x: (np.abs(x), (np.abs(g),)),
-        domain=lambda: unary_domain(-3.0, 3.0, (1.0, 0.0, -0.0, -1.0, 5e-324, -5e-324, 1e-300)),
+        domain=lambda: unary_domain(RELU_VALUES),
         cases=[Case("3x4", [away_from_zero(3, 4)]), Case("2x3x4", [away_from_zero(2, 3, 4)]), Case("5", [away_from_zero(5)]),
                Case("3x4 with exact zeros", [with_values(away_from_zero(3, 4), [0.0])]),
                Case("2x3x4 with exact zeros", [with_values(away_from_zero(2, 3, 4), [0.0])]),
@@ -416,7 +461,7 @@ SPECS = {spec.name: spec for spec in [
         graph=(shifted(away_from_zero(3, 4), 0.5), (True, False), UNARY, {}), gradient_mistakes=relu_mistakes),
     OpSpec(
         "Softmax", ("x",), oracle.softmax, oracle.softmax_backward, size=oracle.softmax_size,
-        domain=lambda: unary_domain(-3.0, 3.0, (0.0, 1.0, -1.0), min_dims=1, axis=True, offsets=(0.0, 100.0, -100.0, 1000.0, -1000.0)),
+        domain=lambda: unary_domain(REALS, min_dims=1, axis=True, offsets=LOGIT_OFFSETS),
         cases=[Case("3x4 axis=-1", [normal(3, 4)], {"axis": -1}), Case("3x4 axis=0", [normal(3, 4)], {"axis": 0}, robustness=True),
                Case("2x3x4 axis=-1", [normal(2, 3, 4)], {"axis": -1}), Case("4x5 default axis", [normal(4, 5)])]
         + [Case(f"2x3x4 axis={axis}", [normal(2, 3, 4)], {"axis": axis}) for axis in (0, 1, -2, -3)]
@@ -436,7 +481,7 @@ SPECS = {spec.name: spec for spec in [
     OpSpec(
         "Log", ("x",), oracle.log_forward, oracle.log_backward,
         size=lambda g, x: (1 + np.abs(oracle.log_forward(x)), (np.abs(g) / np.maximum(x, EPS),)),
-        domain=lambda: unary_domain(-1.0, 3.0, (1.0, 0.0, -0.0, EPS, EPS / 2, 2 * EPS, 10 * EPS, 1e-300, -1.0)),
+        domain=lambda: unary_domain(LOG_VALUES),
         cases=[Case("3x4", [positive(3, 4)]), Case("2x3x4", [positive(2, 3, 4)]), Case("5", [positive(5)]), Case("0-d", [positive()]),
                Case("3x4 up to 1000", [lambda rng: rng.uniform(0.3, 1000.0, size=(3, 4))]),
                Case("3x4, Context() made by hand", [positive(3, 4)], needs_input_grad=HAND_MADE),

@@ -112,6 +112,21 @@ def scale_ahead(request, rubric):
         yield thread.submit(derivatives_ahead, rubric.scale_side, rubric.salt, ops)
 
 
+@pytest.fixture(scope="session")
+def search_ahead(request, rubric):
+    """The search checks' draws (test_search.draws_ahead), generated in a thread from when first
+    asked for, as scale_ahead's derivatives are: while MNIST trains. Drawing them is most of what
+    the search costs a correct submission. None when no search is to run."""
+    ops = [item.callspec.params["op"] for item in request.session.items if item.originalname == "test_search"]
+    if not ops:
+        yield None
+        return
+    from .test_search import draws_ahead
+
+    with ThreadPoolExecutor(1, thread_name_prefix="search-ahead") as thread:
+        yield thread.submit(draws_ahead, rubric.salt, ops)
+
+
 def pytest_collection_modifyitems(items):
     """The checks of one group run one after another: the sandbox keeps a worker child per group,
     and every change of group forks a fresh one that imports the student's modules again (a

@@ -20,7 +20,7 @@ HINT_OPS = " — the forward and backward checks above show which op is the like
 
 
 @pytest.mark.group("MNIST")
-@pytest.mark.usefixtures("scale_ahead")  # started now, computed while MNIST trains (plugin.scale_ahead)
+@pytest.mark.usefixtures("scale_ahead", "search_ahead")  # started now, computed while MNIST trains (plugin.py)
 def test_accuracy(student, rubric, mnist, json_metadata):
     settings = rubric.mnist
     folder, test_images, test_labels = mnist
