@@ -84,6 +84,15 @@ BUGS = [
         [("clipped = np.maximum(x, EPS)\n        ctx.save_for_backward(clipped)", "clipped = np.maximum(x, EPS)\n        ctx.save_for_backward(x)"),
          ("return grad_output / clipped", "return grad_output * np.imag(np.log(np.maximum(clipped + 1e-30j, EPS))) / 1e-30")],
         "not SPEC's formula", "divides by EPS"),
+    bug("Softmax returns float16: half precision loses the answer", "Softmax", "activations",
+        [("        ctx.axis = axis\n        return y", "        ctx.axis = axis\n        return y.astype(np.float16)")],
+        "Softmax.forward is wrong"),
+    # A backward by central differences of SPEC's own forward: within 1e-9 of the answer, 10⁵ roundings from it.
+    bug("Mul backward by central differences", "Mul", "ops",
+        [("grad_a = grad_output * b\n        grad_b = grad_output * a\n",
+          "h = 1e-6\n        grad_a = grad_output * ((a + h) * b - (a - h) * b) / (2 * h)\n"
+          "        grad_b = grad_output * (a * (b + h) - a * (b - h)) / (2 * h)\n")],
+        "the gradient for a is wrong"),
     bug("ReLU backward by the complex step", "ReLU", "activations",
         [("ctx.save_for_backward(x > 0)", "ctx.save_for_backward(x)"),
          ("return grad_output * positive", "return grad_output * np.imag(np.maximum(positive + 1e-30j, 0)) / 1e-30")],
@@ -123,6 +132,20 @@ UNUSUAL_BUT_CORRECT = [
             [("np.log(np.where(a > 0, a, 1))", "np.log(a)")]),
     correct("Log backward by the reciprocal, in the input's dtype", "activations",
             [("return grad_output / clipped", "return (grad_output * np.reciprocal(clipped)).astype(clipped.dtype)")]),
+    # The edges SPEC.md's domain section draws (docs/SPEC.md, "The domain"): outside it, anything goes;
+    # a float32 result is judged in float32.
+    correct("Sum refuses axis=(), which the domain leaves out", "ops",
+            [("ctx.a_shape, ctx.axis, ctx.keepdims = a.shape, axis, keepdims",
+              "if axis == ():\n            raise ValueError('axis=() sums nothing')\n"
+              "        ctx.a_shape, ctx.axis, ctx.keepdims = a.shape, axis, keepdims")]),
+    correct("Matmul refuses 1-D operands, which the domain leaves out", "ops",
+            [("ctx.save_for_backward(a, b)\n        return np.matmul(a, b)",
+              "if a.ndim < 2 or b.ndim < 2:\n            raise ValueError('Matmul takes matrices')\n"
+              "        ctx.save_for_backward(a, b)\n        return np.matmul(a, b)")]),
+    correct("Mul computes and returns float32", "ops",
+            [("ctx.save_for_backward(a, b)\n        return a * b", "ctx.save_for_backward(a, b)\n        return (a * b).astype(np.float32)"),
+             ("return reduce_grad_to_shape(grad_a, a.shape), reduce_grad_to_shape(grad_b, b.shape)",
+              "return (reduce_grad_to_shape(grad_a, a.shape).astype(np.float32), reduce_grad_to_shape(grad_b, b.shape).astype(np.float32))")]),
 ]
 
 

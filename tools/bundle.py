@@ -45,13 +45,16 @@ class Zip:
         return self.names
 
 
-def add_grading_engine(archive, prefix, rubric_text=None, check_files=None, requirements=None):
+def add_grading_engine(archive, prefix, rubric_text=None, check_files=None, requirements=None, for_students=False):
     """What grading needs wherever it runs: requirements.txt (the pinned core requirements unless
     given), the grader (its rubric replaced by rubric_text when given; of its check files, only
-    check_files when given), the course's given modules and MNIST."""
+    check_files when given; for students, without the core ops' closed forms: their oracle takes
+    central differences), the course's given modules and MNIST."""
     archive.add_bytes(f"{prefix}requirements.txt", requirements or core_requirements())
 
     def keep(path):
+        if for_students and path == ROOT / "grader" / "checks" / "closed_forms.py":
+            return False
         if rubric_text is not None and path == ROOT / "grader" / "rubric.toml":
             return False
         is_check_file = path.parent == ROOT / "grader" / "checks" and path.name.startswith("test_")

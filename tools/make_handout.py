@@ -42,7 +42,7 @@ def build(out):
     archive.add_tree(f"{TOP}/autodiff", ROOT / "starter" / "autodiff")
     archive.add_file(f"{TOP}/autodiff.ipynb", NOTEBOOK)
     add_grading_engine(archive, f"{TOP}/", rubric.visible_toml(), check_files=visible_check_files(rubric),
-                       requirements=(ROOT / "handout" / "requirements.txt").read_text())
+                       requirements=(ROOT / "handout" / "requirements.txt").read_text(), for_students=True)
     return archive.close()
 
 

@@ -284,7 +284,7 @@ def unary_domain(draw, values, min_dims=0, axis=False, offsets=st.just(0.0)):
     options = {}
     if axis and draw(st.booleans()):
         options["axis"] = draw(st.integers(-len(shape), len(shape) - 1))
-    return Draw((x.astype(dtype),), options, upstream_for(draw, shape), needs_of(draw, 1))
+    return Draw((np.asarray(x).astype(dtype),), options, upstream_for(draw, shape), needs_of(draw, 1))
 
 
 PROBABILITIES = region(0.0, 1.0, (0.5, 0.0, EPS, EPS / 2, 2 * EPS, 1.0, 1e-300), simple=(0, 2))
