@@ -23,7 +23,7 @@ SUBMISSIONS ?=
 JOBS ?=
 
 .PHONY: test test-fast lint grade batch experiment bench bench-batch bench-grading bench-notebook bench-scale bench-similarity attacks \
-	flake-audit tolerances mnist-seeds mnist-cost docs starter notebook handout gradescope screenshots clean
+	flake-audit tolerances mutation-audit mnist-seeds mnist-cost docs starter notebook handout gradescope screenshots clean
 
 $(READY): requirements.txt pyproject.toml
 	$(BASE_PYTHON) -m venv $(VENV)
@@ -98,6 +98,11 @@ flake-audit: $(READY) $(SANDBOX)
 # How far correct code and central differences land from the exact oracle: the tolerance's footing.
 tolerances: $(READY)
 	$(PYTHON) benchmarks/tolerances.py --out results/tolerances.json
+
+# First-order mutants of the reference's graded bodies, each graded (MNIST aside): the survivors are what the checks
+# miss, each with the smallest input that tells it from the reference. Our own mutants: graded at the process level.
+mutation-audit: $(READY)
+	$(PYTHON) benchmarks/mutation_audit.py --out results/mutation.json
 
 mnist-seeds: $(READY) $(SANDBOX)
 	$(PYTHON) benchmarks/mnist_seeds.py --out results/mnist_seeds.json
