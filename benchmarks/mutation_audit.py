@@ -9,11 +9,10 @@
    test in this process (our own mutants: no sandbox) on a deterministic set of inputs, smallest first, so
    the first difference is on the smallest exposing input. Where SPEC.md defines no gradient (Pow's dB where
    a ≤ 0, an input that needs none, NLLLoss's target) nothing is compared beyond the shape.
-3. Every other mutant is graded by the real grader, grader.grade.grade (a copy of solutions/ with the one module
-   replaced), with the course's rubric less its MNIST line (the audit measures the op checks) and [scale] side = 40:
-   killed when its own group lost points, survived when not (a blind spot of the checks), collateral when some
-   other group lost points. grade() has no selection of checks: MNIST still trains in each grading, its result
-   dropped from the report as outside the rubric.
+3. Every other mutant is graded by the real checks (grader.grade.run_checks on a copy of solutions/ with the one
+   module replaced), every check but MNIST's (the audit measures the op checks), with the course's rubric and
+   [scale] side = 40: killed when a case of its own group fails, survived when none does (a blind spot of the
+   checks), collateral when a case of some other group fails.
 """
 import argparse
 import ast
@@ -41,8 +40,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's grader, whatever the venv's editable install points at
 
 from grader import DEFAULT_RUBRIC, GRADED  # noqa: E402
-from grader.grade import grade  # noqa: E402
+from grader.grade import run_checks  # noqa: E402
 from grader.rubric import load_rubric  # noqa: E402
+from grader.submission import load_submission, prepare_scratch  # noqa: E402
 
 SOLUTIONS = ROOT / "solutions" / "autodiff"
 WORK = ROOT / "build" / "mutation-audit"  # mutants, scratch folders, the rubric: never /tmp
@@ -504,16 +504,21 @@ def rubric_without_mnist(folder):
 
 
 def grade_mutant(mutant, folder, rubric):
+    """Every check but MNIST's run on the mutant (grade.run_checks, as the flake audit runs them):
+    killed when a case of its own group fails, collateral when one of another group does."""
     started = time.perf_counter()
-    report = grade(folder, rubric)
+    scratch = prepare_scratch(load_submission(folder), folder.with_name(folder.name + "-scratch"))
+    cases, problem, _ = run_checks(scratch, rubric, "process", folder.with_name(folder.name + "-results.json"), select="not test_accuracy")
     lost = {}
-    for test in report["tests"]:
-        if test["score"] < test["max_score"] - 1e-9:
-            lost.setdefault(test["group"], {})[test["kind"]] = f"{test['score']:g}/{test['max_score']:g}"
-    shutil.rmtree(folder)
-    verdict = "error" if report["status"] != "graded" else "killed" if mutant.group in lost else "survived"
-    return {"verdict": verdict, "lost": lost, "collateral": sorted(set(lost) - {mutant.group}),
-            "messages": report["messages"], "seconds": round(time.perf_counter() - started, 2)}
+    for case in cases:
+        if case["status"] != "passed":
+            lost.setdefault(case["group"], {}).setdefault(case["kind"], []).append(case["id"])
+    for leftover in (folder, scratch):
+        shutil.rmtree(leftover, ignore_errors=True)
+    verdict = "error" if problem else "killed" if mutant.group in lost else "survived"
+    return {"verdict": verdict, "lost": {group: {kind: len(ids) for kind, ids in kinds.items()} for group, kinds in lost.items()},
+            "collateral": sorted(set(lost) - {mutant.group}), "messages": [problem] if problem else [],
+            "seconds": round(time.perf_counter() - started, 2)}
 
 
 def main():
@@ -585,8 +590,7 @@ def main():
         "options": {"ops": groups, "limit": arguments.limit, "jobs": arguments.jobs},
         "rubric": {"derived from": "grader/rubric.toml, its MNIST line removed from [checks], [scale] side = 40", "sha256": rubric.sha256,
                    "text": Path(rubric.path).read_text()},
-        "MNIST": "not scored: its line is removed from the rubric, as the audit measures the op checks and scoring MNIST as the course does "
-                 "would cost a minute per mutant; grade() still trains it in each grading (most of a grading's time) and drops its result",
+        "MNIST": "not run: the audit measures the op checks (run_checks selects every check but test_accuracy)",
         "counts": counts(mutants), "per_op": {g: counts([m for m in mutants if m.group == g]) for g in groups},
         "inputs_per_op": {g: len(r) for g, r in references.items()}, "inputs_outside_the_domain": dropped,
         "survivors": [{"id": m.id, "description": m.description, "smallest_exposing_input": exposing[m.id]}
