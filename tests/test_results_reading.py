@@ -1,6 +1,7 @@
 """Reading what student code returns (the trusted side, checking.array_of): real numbers only.
-Complex, object, structured, date, time-interval, string and byte arrays, and ndarray subclasses,
-are refused with a message that says what came; never cast (a cast would drop an imaginary part)."""
+Complex, object, structured, date, time-interval, string and byte arrays are refused with a message
+that says what came; never cast (a cast would drop an imaginary part). An ndarray subclass (np.matrix,
+a masked array) is read as the course's engine reads it, np.asarray: its base array."""
 import tempfile
 from pathlib import Path
 
@@ -22,13 +23,14 @@ RETURNS = {  # what Mul.forward returns instead of a * b → what the feedback m
     "strings": ("(a * b).astype(str)", "returned strings"),
     "bytes": ("(a * b).astype('S8')", "returned bytes"),
     "objects": ("(a * b).astype(object)", "returned an array of dtype object and shape [3, 4] the grader cannot read"),
-    "np.matrix": ("np.asmatrix(a * b)", "returned matrix (a subclass of numpy.ndarray)"),
-    "an ndarray subclass": ("(a * b).view(type('Tricky', (np.ndarray,), {}))", "returned Tricky (a subclass of numpy.ndarray)"),
     "a complex scalar": ("complex(1, 1)", "returned complex, expected"),
 }
 ACCEPTED = {  # returned real numbers, read exactly as float64
     "float32": "(a * b).astype(np.float32)", "int64 (exact values)": "np.rint(a * b).astype(np.int64)",
     "bool": "(a * b) > 0", "uint8": "np.rint(np.abs(a * b)).astype(np.uint8)",
+    # ndarray subclasses, read as the engine's np.asarray reads them: their base array
+    "np.matrix": "np.asmatrix(a * b)", "an ndarray subclass": "(a * b).view(type('Tricky', (np.ndarray,), {}))",
+    "a masked array": "np.ma.masked_less(a * b, 0)",
 }
 
 

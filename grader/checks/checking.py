@@ -173,7 +173,7 @@ def mismatch(got, expected, rtol, atol, alternatives=(), batch=None):
     for explanation, alternative in alternatives:  # a known wrong answer may hold nan (log of a negative) too
         if alternative is not None and np.shape(alternative) == got.shape and \
                 np.allclose(got, alternative, rtol=rtol, atol=atol, equal_nan=True):
-            return explanation + worst_element(got, expected)
+            return explanation + worst_element(got, expected, atol)
     if not np.all(np.isfinite(got)):
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(got))[0])
         return (f"it contains {got[bad]} at index {bad} (expected {expected[bad]:.6g}): look for an overflow, "
@@ -182,24 +182,27 @@ def mismatch(got, expected, rtol, atol, alternatives=(), batch=None):
     if scale > 0:
         factor = float(np.vdot(got, expected)) / scale
         if abs(factor - 1) > 1e-3 and np.allclose(got, factor * expected, rtol=rtol, atol=atol):
-            if factor == 0 or np.allclose(got, 0):
-                return "it is all zeros" + worst_element(got, expected)
+            if not np.any(got):
+                return "it is all zeros" + worst_element(got, expected, atol)
             if abs(factor + 1) < 1e-3:
-                return "it has the wrong sign (every value is negated)" + worst_element(got, expected)
+                return "it has the wrong sign (every value is negated)" + worst_element(got, expected, atol)
             hint = ""
             if batch and abs(factor - batch) < 1e-3 * batch:
                 hint = f" ({factor:.4g} is N, the batch size: is the 1/N of the mean missing?)"
             elif batch and abs(factor * batch - 1) < 1e-3:
                 hint = f" (1/N, N = {batch} the batch size: divided by N once too often?)"
             if hint or got.size > 1:  # any single wrong value is some multiple of the right one
-                return f"every value is {factor:.4g} times the right one{hint}" + worst_element(got, expected)
-    return "values differ" + worst_element(got, expected)
+                return f"every value is {factor:.4g} times the right one{hint}" + worst_element(got, expected, atol)
+    return "values differ" + worst_element(got, expected, atol)
 
 
-def worst_element(got, expected):
+def worst_element(got, expected, atol=None):
+    """The element furthest beyond its tolerance (atol), or relatively furthest off without one."""
     if got.ndim == 0:
         return "; expected {}, got {}".format(*digits(float(expected), float(got)))
-    error = np.abs(got - expected) - RTOL * np.abs(expected)
+    with np.errstate(all="ignore"):
+        error = np.abs(got - expected) - (RTOL * np.abs(expected) if atol is None else np.broadcast_to(atol, got.shape))
+        error = np.where(np.isnan(error), np.inf, error)
     index = np.unravel_index(int(np.argmax(error)), got.shape)
     return "; worst element at index {}: expected {}, got {}".format(tuple(int(i) for i in index), *digits(expected[index], got[index]))
 
@@ -270,6 +273,32 @@ def judge_backward(spec, inputs, options, upstream, wanted, described, alternati
                                      batch=inputs[0].shape[0] if spec.is_loss else None)
         problems += [problem] if problem else []
     return problems
+
+
+def judge_unchanged(spec, inputs, reply, upstream=None):
+    """What the call changed in place that it must not: an input, grad_output, or (in backward) the
+    forward's output, which the engine's output tensor holds. Each array as the worker carried it
+    back, compared to the bit; nothing is said of what the worker did not carry back."""
+    problems = []
+    for name, before, after in zip(spec.input_names, inputs, reply.get("inputs_after") or []):
+        if not unchanged(after, before):
+            problems.append(f"{spec.name} modified its input {name} in place; leave inputs unchanged (the engine's "
+                            f"tensor holds that array: every later use of it sees the change)")
+    if upstream is not None and "grad_output_after" in reply and not unchanged(reply["grad_output_after"], upstream):
+        problems.append(f"{spec.name}.backward changed grad_output in place; leave it unchanged: the course's Add hands the "
+                        f"same grad_output array to both of its inputs, so the other branch would get a wrong gradient")
+    output = reply.get("output")
+    if "output_after" in reply and isinstance(output, dict) and output.get("kind") == "ndarray" \
+            and not unchanged(reply["output_after"], output.get("array")):
+        problems.append(f"{spec.name}.backward changed the forward's output in place (an array it saved for backward, say); "
+                        f"the engine's output tensor holds that array: compute new arrays instead")
+    return problems
+
+
+def unchanged(after, before):
+    """Is the array the worker sent back the one it was given, to the bit?"""
+    return isinstance(after, np.ndarray) and isinstance(before, np.ndarray) and after.shape == before.shape and \
+        after.dtype == before.dtype and np.array_equal(after, before, equal_nan=before.dtype.kind in "fc")
 
 
 def judge_no_gradient(what, name, described, shape, differentiable):

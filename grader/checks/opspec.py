@@ -73,11 +73,11 @@ def with_values(sample, values):
     return draw
 
 
-def right_class_at_zero(n, classes, indices):
-    """Probabilities with each row's target class at exactly 0, and the targets (indices or one-hot)."""
+def right_class_at(value, n, classes, indices):
+    """Probabilities with each row's target class at exactly `value`, and the targets (indices or one-hot)."""
     def draw(rng):
         p, target = probabilities(n, classes)(rng), rng.integers(classes, size=n)
-        p[np.arange(n), target] = 0.0
+        p[np.arange(n), target] = value
         return [p, target if indices else np.eye(classes)[target]]
     return draw
 
@@ -221,7 +221,7 @@ BATCHES = hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=2
 SHAPES = hnp.array_shapes(min_dims=0, max_dims=4, min_side=1, max_side=3)
 NONEMPTY_SHAPES = hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=3)
 SIDES = st.integers(1, 4)
-POSITIVE_BASES = region(0.05, 3.0, (1.0, 2.0, 0.5, 0.05), simple=(1, 4))
+POSITIVE_BASES = region(0.05, 3.0, (1.0, 2.0, 0.5, 0.05, 1e-20, 1e-8, 50.0), simple=(1, 4))
 EXPONENTS = region(-3.0, 3.0, (0.0, 1.0, 2.0, -1.0, 0.5))
 NONZERO_BASES = fills(lambda rng, shape: rng.choice([1.0, -1.0, 2.0, -2.0], size=shape),
                       lambda rng, shape: rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.05, 3.0, size=shape))
@@ -361,7 +361,8 @@ def log_mistakes(inputs, upstream):
 # Steps refer to values by index: the leaves first, then each step's result.
 BINARY = [{"op": "f", "args": [0, 0]}, {"op": "f", "args": [0, 1]}, {"op": "Add", "args": [2, 3]}]
 UNARY = [{"op": "f", "args": [0]}, {"op": "Add", "args": [0, 1]}, {"op": "f", "args": [3]}, {"op": "Add", "args": [2, 4]}]
-LOSS = [{"op": "f", "args": [0, 1]}, {"op": "Add", "args": [0, 2]}, {"op": "f", "args": [4, 1]}, {"op": "Add", "args": [3, 5]}]
+# Losses: leaves p, t, c and a second target t2: out = f(p, t) + f(p + c, t2).
+LOSS = [{"op": "f", "args": [0, 1]}, {"op": "Add", "args": [0, 2]}, {"op": "f", "args": [5, 3]}, {"op": "Add", "args": [4, 6]}]
 
 
 def shifted(sample, shift):
@@ -431,6 +432,7 @@ SPECS = {spec.name: spec for spec in [
            Case("3x4 with zeros ** integer 1 to 3", [with_values(normal(3, 4), [0.0]), integers(1, 4, 3, 4)], needs_input_grad=(True, False)),
            Case("0-d 2 ** 3x4 (2 ** x)", [constant(2.0), normal(3, 4)], needs_input_grad=(False, True)),
            Case("3x4 with negatives ** 0-d 3, Context() made by hand", [normal(3, 4), constant(3.0)], needs_input_grad=HAND_MADE),
+           Case("tiny and large positive bases ** 3x4", [with_values(positive(3, 4), [1e-20, 1e-8, 50.0]), normal(3, 4)]),
            *engine_cases(positive, normal)],
         scale=lambda s: Case(f"{s}x{s} ** 1x{s}", [positive(s, s), normal(1, s)]),
         graph=(pair(positive(3, 4), normal(3, 4)), (True, True), BINARY, {}), gradient_mistakes=pow_mistakes),
@@ -444,6 +446,8 @@ SPECS = {spec.name: spec for spec in [
            Case("2x3x4x2 axis=(3, 1) keepdims=True", [normal(2, 3, 4, 2)], {"axis": (3, 1), "keepdims": True}),
            Case("2x3x4x2 axis=(-4, -2)", [normal(2, 3, 4, 2)], {"axis": (-4, -2)}),
            Case("3x4 axis=1, Context() made by hand", [normal(3, 4)], {"axis": 1}, needs_input_grad=HAND_MADE),
+           Case("3x3x3 axis=1 (equal sizes)", [normal(3, 3, 3)], {"axis": 1}), Case("2x2 axis=0 (equal sizes)", [normal(2, 2)], {"axis": 0}),
+           Case("2x2x2 axis=(0, 2) keepdims=True (equal sizes)", [normal(2, 2, 2)], {"axis": (0, 2), "keepdims": True}),
            Case("3x4 axis=0 in float32", [normal(3, 4)], {"axis": 0}, dtype=np.float32)],
         scale=lambda s: Case(f"{s}x{s} axis=0", [normal(s, s)], {"axis": 0}),
         graph=(pair(normal(3, 3), normal(3, 3)), (True, False), UNARY, [{"axis": 0}, {"axis": 1}])),
@@ -499,28 +503,34 @@ SPECS = {spec.name: spec for spec in [
                Case("4x3 soft targets", [probabilities(4, 3), soft_targets(4, 3)], robustness=True),
                Case("4x3 one-hot, t needs no gradient (as MLP3 trains)", [probabilities(4, 3), one_hot(4, 3)], needs_input_grad=(True, False)),
                Case("1x3 (one example)", [probabilities(1, 3), soft_targets(1, 3)]), Case("4x1 (one class)", [probabilities(4, 1), one_hot(4, 1)]),
+               Case("3x100 (many classes)", [probabilities(3, 100), one_hot(3, 100)]),
                Case("4x3, p needs no gradient", [probabilities(4, 3), soft_targets(4, 3)], needs_input_grad=(False, True)),
                Case("4x3, Context() made by hand", [probabilities(4, 3), soft_targets(4, 3)], needs_input_grad=HAND_MADE),
                Case("8x10 in float32 (as MLP3 trains)", [probabilities(8, 10), one_hot(8, 10)], dtype=np.float32,
                     needs_input_grad=(True, False))],
-        stability=[Case("the right class at p = 0", right_class_at_zero(4, 3, indices=False)),
+        stability=[Case("the right class at p = 0", right_class_at(0.0, 4, 3, indices=False)),
                    Case("p = 0 where t = 0", [with_values(probabilities(4, 3), [0.0]), lambda rng: np.eye(3)[[0, 1, 2, 0]]]),
+                   Case("p = 1 at the right class", right_class_at(1.0, 4, 3, indices=False)),
                    Case("p around EPS, soft targets", [lambda rng: EPS * rng.choice([0.0, 0.5, 1.0, 2.0, 1e3], size=(4, 3)), soft_targets(4, 3)])],
         scale=lambda s: Case(f"{s}x{s // 2} soft targets", [probabilities(s, s // 2), soft_targets(s, s // 2)]),
-        graph=(lambda rng: [probabilities(4, 3)(rng), one_hot(4, 3)(rng), probabilities(4, 3)(rng) / 10], (True, False, False), LOSS, {})),
+        graph=(lambda rng: [probabilities(4, 3)(rng), one_hot(4, 3)(rng), probabilities(4, 3)(rng) / 10, one_hot(4, 3)(rng)],
+               (True, False, False, False), LOSS, {})),
     OpSpec(
         "NLLLoss", ("p", "target"), oracle.nll, oracle.nll_backward, size=oracle.nll_size, differentiable=(True, False),
         is_loss=True, domain=lambda: loss_domain(indices=True),
         cases=[Case("4x3", [probabilities(4, 3), class_indices(4, 3)]), Case("6x10", [probabilities(6, 10), class_indices(6, 10)]),
                Case("1x3 (one example)", [probabilities(1, 3), class_indices(1, 3)]),
                Case("4x1 (one class)", [probabilities(4, 1), class_indices(4, 1)]),
+               Case("3x300 (many classes)", [probabilities(3, 300), class_indices(3, 300)]),
                Case("5x4 int32 targets", [probabilities(5, 4), class_indices(5, 4, np.int32)]),
                Case("4x3, Context() made by hand", [probabilities(4, 3), class_indices(4, 3)], needs_input_grad=HAND_MADE),
                Case("4x3 in float32", [probabilities(4, 3), class_indices(4, 3)], dtype=np.float32)],
-        stability=[Case("the right class at p = 0", right_class_at_zero(4, 3, indices=True)),
+        stability=[Case("the right class at p = 0", right_class_at(0.0, 4, 3, indices=True)),
+                   Case("p = 1 at the right class", right_class_at(1.0, 4, 3, indices=True)),
                    Case("p around EPS at the targets", [lambda rng: EPS * rng.choice([0.0, 0.5, 1.0, 2.0, 1e3], size=(5, 3)), class_indices(5, 3)])],
         scale=lambda s: Case(f"{s}x{s}", [probabilities(s, s), class_indices(s, s)]),
-        graph=(lambda rng: [probabilities(4, 3)(rng), rng.integers(3, size=4), probabilities(4, 3)(rng) / 10], (True, False, False), LOSS, {}),
+        graph=(lambda rng: [probabilities(4, 3)(rng), rng.integers(3, size=4), probabilities(4, 3)(rng) / 10, rng.integers(3, size=4)],
+               (True, False, False, False), LOSS, {}),
         forward_mistakes=nll_forward_mistakes),
 ]}
 

@@ -9,7 +9,7 @@ date: the student handout ships only files whose checks are all visible.
 import numpy as np
 import pytest
 
-from .checking import CheckFailed, array_of, call_op, items_of, judge_backward, judge_forward
+from .checking import CheckFailed, array_of, call_op, items_of, judge_backward, judge_forward, judge_unchanged
 from .opspec import SPECS, cases, draw, robustness_case
 
 
@@ -25,13 +25,7 @@ def test_robustness(student, op, case, request):
     sent, wanted = spec.needs(case.needs_input_grad)
     first, second, zero = (call_op(student, op, inputs, case.options, grad_output=g, needs_input_grad=sent)
                            for g in (upstream, upstream, np.zeros_like(upstream)))
-    problems = []
-    for index, after in enumerate(first.get("inputs_after") or []):
-        if not unchanged(after, inputs[index]):
-            problems.append(f"{op} modified its input {spec.input_names[index]} in place; leave inputs unchanged")
-    if not unchanged(first.get("grad_output_after"), upstream):
-        problems.append(f"{op}.backward changed grad_output in place; leave it unchanged: the course's Add hands the same "
-                        f"grad_output array to both of its inputs, so the other branch would get a wrong gradient")
+    problems = judge_unchanged(spec, inputs, first, upstream)
     outputs = [array_of(f"{op}.forward", reply.get("output"), np.shape(output)) for reply in (first, second)]
     if outputs[0].shape != outputs[1].shape or not np.allclose(*outputs, rtol=1e-12, atol=0):
         problems.append(f"{op}.forward gave different answers for the same inputs: does it keep state between calls?")
@@ -71,10 +65,7 @@ def test_stability(student, op, case, request):
     reply = call_op(student, op, inputs, case.options, grad_output=upstream, needs_input_grad=sent)
     problems = [problem for problem in [judge_forward(spec, inputs, case.options, reply.get("output"))] if problem]
     problems += judge_backward(spec, inputs, case.options, upstream, wanted, reply.get("grads"), alternatives=False)
+    problems += judge_unchanged(spec, inputs, reply, upstream)
     if problems:
         raise CheckFailed(f"{op} on extreme inputs ({case.id}): " + "\n".join(problems) + f"\n({ADVICE[op]})")
 
-
-def unchanged(after, before):
-    """Is the array the worker sent back the one it was given, to the bit?"""
-    return isinstance(after, np.ndarray) and after.shape == np.shape(before) and np.array_equal(after, before)

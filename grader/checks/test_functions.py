@@ -6,7 +6,7 @@ Run by the grader against a submission; run directly (pytest grader/checks) they
 import numpy as np
 import pytest
 
-from .checking import CheckFailed, call_op, judge_backward, judge_forward
+from .checking import CheckFailed, call_op, judge_backward, judge_forward, judge_unchanged
 from .opspec import SPECS, cases, draw
 
 
@@ -15,9 +15,10 @@ def test_forward(student, op, case, request):
     spec = SPECS[op]
     _, inputs, _ = draw(op, case, request)
     reply = call_op(student, op, inputs, case.options, needs_input_grad=spec.needs(case.needs_input_grad)[0])
-    problem = judge_forward(spec, inputs, case.options, reply.get("output"))
-    if problem:
-        raise CheckFailed(problem)
+    problems = [problem for problem in [judge_forward(spec, inputs, case.options, reply.get("output"))] if problem]
+    problems += judge_unchanged(spec, inputs, reply)
+    if problems:
+        raise CheckFailed("\n".join(problems))
 
 
 @pytest.mark.parametrize("op, case", cases())
@@ -28,5 +29,6 @@ def test_backward(student, op, case, request):
     sent, wanted = spec.needs(case.needs_input_grad)
     reply = call_op(student, op, inputs, case.options, grad_output=upstream, needs_input_grad=sent)
     problems = judge_backward(spec, inputs, case.options, upstream, wanted, reply.get("grads"))
+    problems += judge_unchanged(spec, inputs, reply, upstream)
     if problems:
         raise CheckFailed("\n".join(problems))

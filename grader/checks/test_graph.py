@@ -1,7 +1,7 @@
 """Graded check of every Function inside a small graph run by the course's engine, where one
 tensor feeds two ops and the op is called twice before either backward runs:
 
-    binary ops:  out = f(x, x) + f(x, w)              unary ops and losses:  out = f(x) + f(x + c)
+    binary ops:  out = f(x, x) + f(x, w)      unary ops:  out = f(x) + f(x + c)      losses:  out = f(p, t) + f(p + c, t2)
 
 It finds what a call on its own cannot: a backward that changes grad_output in place (the
 course's Add hands one array to both branches), state kept between calls (on the class instead
@@ -17,7 +17,7 @@ from .opspec import BINARY, SPECS
 from .oracle import reduce_to
 
 GRAPHS = {name: spec.graph for name, spec in SPECS.items() if spec.graph}
-LEAF_NAMES = ("x", "w", "c")
+LEAF_NAMES = ("x", "w", "c", "t2")
 
 
 def with_options(steps, options):
@@ -63,7 +63,7 @@ def test_robustness(student, op, request):
     steps_sent = [{**step, "op": step["op"] if step["op"] == "Add" else op} for step in steps]
     reply = ask(student, "graph", [GRADED[op]], key=(op, "graph"), name=op, leaves=leaves, requires_grad=list(wanted),
                 steps=steps_sent, seed=seed)
-    shape = "f(x, x) + f(x, w)" if recipe_steps is BINARY else "f(x) + f(x + c)"
+    shape = "f(x, x) + f(x, w)" if recipe_steps is BINARY else "f(p, t) + f(p + c, t2)" if len(leaves) == 4 else "f(x) + f(x + c)"
     if isinstance(options, list):
         shape += f" (the two calls with {' and '.join(', '.join(f'{k}={v!r}' for k, v in o.items()) for o in options)})"
     if not (isinstance(reply.get("seed_after"), np.ndarray) and np.array_equal(reply["seed_after"], seed)):
@@ -118,7 +118,11 @@ def isolated_calls(student, op, binary, steps, leaves, seed):
         x, w = leaves
         (first, (a1, b1)), (second, (a2, b2)) = alone([x, x], (True, True), first_options), alone([x, w], (True, True), second_options)
         return [first + second, a1 + b1 + a2, b2]
-    x, rest = leaves[0], leaves[1:-1]  # the loss's target, or nothing
-    needs = (True, *[False] * len(rest))
-    (first, (g1, *_)), (second, (g2, *_)) = alone([x, *rest], needs, first_options), alone([x + leaves[-1], *rest], needs, second_options)
+    if len(leaves) == 4:  # a loss: x, its target, c, the second call's target
+        x, target, shift, second_target = leaves
+        needs = (True, False)
+        (first, (g1, _)), (second, (g2, _)) = alone([x, target], needs, first_options), alone([x + shift, second_target], needs, second_options)
+        return [first + second, g1 + g2]
+    x, shift = leaves
+    (first, (g1,)), (second, (g2,)) = alone([x], (True,), first_options), alone([x + shift], (True,), second_options)
     return [first + second, g1 + g2]

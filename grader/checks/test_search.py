@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis.errors import NoSuchExample
 
-from .checking import CheckFailed, call_op, judge_backward, judge_forward, rng_for
+from .checking import CheckFailed, call_op, judge_backward, judge_forward, judge_unchanged, rng_for
 from .opspec import HAND_MADE, SPECS
 
 SEARCH_EXAMPLES = 30   # draws per op: about 20 ms of the grading each (docs/grading.md, "The search")
@@ -33,6 +33,7 @@ def problems_on(student, spec, drawn, diagnose=False):
             raise  # the worker stopped or timed out: the search ends there
         return [str(failed)]
     problems = [problem for problem in [judge_forward(spec, drawn.inputs, drawn.options, reply.get("output"))] if problem]
+    problems += judge_unchanged(spec, drawn.inputs, reply, drawn.upstream)
     try:
         return problems + judge_backward(spec, drawn.inputs, drawn.options, drawn.upstream, wanted, reply.get("grads"),
                                          alternatives=diagnose)
