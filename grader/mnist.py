@@ -88,7 +88,10 @@ class StepRefused(Exception):
 def true_updates(parameters, images, labels, lr):
     """lr · MLP3's gradients on this batch, from the oracle's math (SPEC.md) in float64: the
     course's forward (Linear → ReLU → Linear → ReLU → Linear → Softmax, the images as the course
-    prepares them) and CrossEntropyLoss with its clip at EPS, differentiated in closed form."""
+    prepares them) and CrossEntropyLoss with its clip at EPS, differentiated in closed form; and for
+    each parameter how far an honest float32 run may be from it at ReLU's kink: a hidden unit whose
+    pre-activation is within float32's rounding of 0 may be on or off there (its mask, any
+    summation order), and the norm of what its gradient would carry is allowed on top (kink_norms)."""
     x = images.reshape(len(images), -1).astype(np.float32).astype(np.float64) / 255
     w1, b1, w2, b2, w3, b3 = (parameter.astype(np.float64) for parameter in parameters)
     h1 = x @ w1 + b1
@@ -103,11 +106,21 @@ def true_updates(parameters, images, labels, lr):
     grad_z = p * (grad_p - (grad_p * p).sum(axis=1, keepdims=True))
     grad_h2 = grad_z @ w3.T * (h2 > 0)
     grad_h1 = grad_h2 @ w2.T * (h1 > 0)
-    return [lr * g for g in (x.T @ grad_h1, grad_h1.sum(axis=0), a1.T @ grad_h2, grad_h2.sum(axis=0), a2.T @ grad_z, grad_z.sum(axis=0))]
+    updates = [lr * g for g in (x.T @ grad_h1, grad_h1.sum(axis=0), a1.T @ grad_h2, grad_h2.sum(axis=0), a2.T @ grad_z, grad_z.sum(axis=0))]
+    on_kink1 = np.abs(h1) <= FLOAT32_DOT * len(w1) * (x @ np.abs(w1) + np.abs(b1))
+    on_kink2 = np.abs(h2) <= FLOAT32_DOT * len(w2) * (a1 @ np.abs(w2) + np.abs(b2))
+    flipped2 = np.abs(grad_z @ w3.T) * on_kink2  # what a unit of layer 2 on its kink may carry, or not
+    flipped1 = np.abs(grad_h2 @ w2.T) * on_kink1 + (flipped2 @ np.abs(w2).T) * (h1 > 0)
+    kink_norms = [lr * float(np.linalg.norm(g)) for g in (x.T @ flipped1, flipped1.sum(axis=0), a1.T @ flipped2, flipped2.sum(axis=0))]
+    return updates, kink_norms + [0.0, 0.0]
+
+
+FLOAT32_DOT = 2.0 ** -24  # a float32 dot product of n terms is within n × this of the sum of their magnitudes
 
 
 EPS = 1e-12  # SPEC.md's clip of log and of divisors
-# A step's update of a parameter matches when ‖sent − lr · true gradient‖ ≤ RTOL ‖lr · true gradient‖ + ATOL:
+# A step's update of a parameter matches when ‖sent − lr · true gradient‖ ≤ RTOL ‖lr · true gradient‖ + ATOL,
+# plus what the hidden units on ReLU's kink may carry (true_updates):
 # float32 arithmetic in any order the student chose stays within 1e-5 of it (docs/grading.md, "MNIST").
 RTOL, ATOL = 1e-3, 1e-8
 SAMPLE_ONE_IN = 8  # besides the first step of each epoch and every outlier, one step in this many, drawn from the salt
@@ -135,14 +148,14 @@ class StepCheck:
         outlier = self.typical is not None and any(not norm <= OUTLIER * typical for norm, typical in zip(norms, self.typical))
         if not (first or sampled or outlier or self.typical is None):
             return
-        expected = true_updates(parameters, self.images[batch], self.labels[batch], self.lr)
+        expected, on_kinks = true_updates(parameters, self.images[batch], self.labels[batch], self.lr)
         true_norms = [float(np.linalg.norm(e)) for e in expected]
-        for name, update, wanted, size in zip(PARAMETER_NAMES, updates, expected, true_norms):
+        for name, update, wanted, size, on_kink in zip(PARAMETER_NAMES, updates, expected, true_norms, on_kinks):
             difference = float(np.linalg.norm(wanted if update is None else update.astype(np.float64) - wanted))
             if not math.isfinite(difference):
                 raise StepRefused(f"{where}: the update of the {name} holds nan or inf, where MLP3's true gradient on "
                                   f"this batch is finite: check the stability of Softmax, Log and the losses")
-            if not difference <= RTOL * size + ATOL:
+            if not difference <= RTOL * size + ATOL + on_kink:
                 raise StepRefused(f"{where}: the update of the {name} is not lr × MLP3's gradient on this batch "
                                   f"(‖sent − expected‖ = {difference:.3g}, ‖expected‖ = {size:.3g}); the forward and "
                                   f"backward checks show which op is wrong")

@@ -85,7 +85,7 @@ class Exp(Function):
 EXP_RUBRIC_LINE = "Exp              = { forward = 1, backward = 2, search = 1 }\n"
 EXP_SPEC = """    OpSpec(
         "Exp", ("x",), np.exp, lambda g, x: (g * np.exp(x),), size=lambda g, x: (np.exp(x), (np.abs(g) * np.exp(x),)),
-        domain=lambda: unary_domain(-3.0, 3.0, (0.0, 1.0, -1.0)), cases=[Case("3x4", [normal(3, 4)]), Case("2x3x4", [normal(2, 3, 4)])]),
+        domain=lambda: unary_domain(region(-3.0, 3.0, (0.0, 1.0, -1.0))), cases=[Case("3x4", [normal(3, 4)]), Case("2x3x4", [normal(2, 3, 4)])]),
 """
 ADDING_AN_OP = [  # the places, in the order the docs give them: (file, anchor, text put after it)
     ("grader/sandbox/protocol.py", '"ReLU": "activations", ', '"Exp": "activations", '),

@@ -79,5 +79,6 @@ def test_pages_render_in_headless_chromium_without_console_messages(reports, tmp
 
 def test_student_page_says_each_diagnosis_once_with_the_cases_it_applies_to(reports):
     page = student_page(reports["bob"])
-    assert page.count("you forgot to reduce the broadcast") == 1
+    # once for the named cases it applies to, once beside the search's smallest failing input
+    assert page.count("you forgot to reduce the broadcast") == 2 and "smallest failing input" in page
     assert re.search(r"\d of \d+ cases \(3x4 \* 4, 3x1 \* 1x4, scalar \* 3x4, 2x3x4 \* 3x1, 1x3x1 \* 2x1x4", page)

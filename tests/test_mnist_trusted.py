@@ -7,6 +7,7 @@ FIFOs, the exchange file's ring),
 so that each reply can be forged; the graded runs of real submissions are the slow tests at the end
 (the MNIST attacks themselves are in _attacks.py, run by test_attacks.py)."""
 import os
+import re
 import select
 import tempfile
 import threading
@@ -516,3 +517,44 @@ def test_mnist_as_the_first_request_of_a_fresh_sandbox_trains(tmp_path):
         prepare_scratch(load_submission(reference_copy(tmp_path)), scratch)
         cases, problem, _ = run_checks(Path(scratch), FAST_RUBRIC, strongest_level(), tmp_path / "results.json", select="mnist")
     assert problem is None and [(case["group"], case["status"]) for case in cases] == [("MNIST", "passed")], cases
+
+
+def test_a_hidden_unit_on_relus_kink_may_be_on_or_off_in_an_honest_float32_run():
+    """A unit whose pre-activation is within float32's rounding of 0 is on in float64 and may be off
+    in the student's float32 (any summation order): the step is accepted either way, and a
+    gradient off by more than that unit carries is still refused."""
+    from grader.mnist import StepCheck, true_updates
+
+    rng = np.random.default_rng(3)
+    parameters = initial_parameters(0)
+    images, labels = rng.integers(0, 256, size=(8, 28, 28), dtype=np.uint8), rng.integers(10, size=8)
+    x = images.reshape(8, -1).astype(np.float32) / 255
+    parameters[1][0] = -float((x[0] @ parameters[0])[0]) + 1e-7  # unit 0 of layer 1 sits on its kink for image 0
+    updates, on_kink = true_updates(parameters, images, labels, 0.1)
+    assert on_kink[0] > 0 and on_kink[4:] == [0.0, 0.0]
+    w1, b1 = (p.astype(np.float64) for p in parameters[:2])
+    h1 = x.astype(np.float64) @ w1 + b1
+    assert h1[0, 0] > 0
+    parameters_off = [p.copy() for p in parameters]
+    parameters_off[1][0] -= 2e-7  # the same unit just off: the update an honest run may send
+    off, _ = true_updates(parameters_off, images, labels, 0.1)
+    check = StepCheck(images, labels, 0.1, salt="")
+    check.check("step 1", True, parameters, np.arange(8), [u.astype(np.float32) for u in off])
+    with pytest.raises(StepRefused, match="layer 1 weight"):
+        wrong = [u.astype(np.float32) for u in off]
+        wrong[0] = wrong[0] + 0.01 * np.abs(updates[0]).max()
+        StepCheck(images, labels, 0.1, salt="").check("step 1", True, parameters, np.arange(8), wrong)
+
+
+@pytest.mark.slow
+def test_the_reference_keeps_its_mnist_points_under_a_salt_whose_sample_meets_a_kink():
+    """Under this salt the step sample verified a step where the reference's float32 update was 7e-3
+    from float64's in the first layer: a unit on ReLU's kink (it lost the 20 points before)."""
+    text, found = re.subn(r"(?m)^salt\s*=.*$", 'salt = "the test suite\'s salt"', Path(FAST_RUBRIC.path).read_text())
+    assert found == 1
+    rubric_file = Path(tempfile.mkdtemp(prefix="rubric-kink-")) / "rubric.toml"
+    rubric_file.write_text(text)
+    from grader.rubric import load_rubric
+
+    report = grade_and_validate(SOLUTIONS, load_rubric(rubric_file))
+    assert [t["score"] for t in report["tests"] if t["group"] == "MNIST"] == [20.0], report["tests"][-1]["output"]

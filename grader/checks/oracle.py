@@ -158,9 +158,9 @@ def central_differences(f, inputs, upstream, differentiable, h=1e-6):
             step = h * abs(float(x[position])) or h
             shifted = [np.array(v, copy=True) for v in inputs]
             shifted[index][position] = x[position] + step
-            plus = np.sum(upstream * f(*shifted))
+            plus = np.asarray(f(*shifted))
             shifted[index][position] = x[position] - step
-            minus = np.sum(upstream * f(*shifted))
-            grad[position] = (plus - minus) / (2 * step)
+            # the outputs this element does not reach cancel exactly: no rounding of the rest of L
+            grad[position] = np.sum(upstream * (plus - np.asarray(f(*shifted)))) / (2 * step)
         grads.append(grad)
     return grads
