@@ -51,7 +51,7 @@ def main(argv=None):
     own.add_argument("--out", type=Path, default=Path("build/report.json"), help="report file (default: %(default)s)")
     own.add_argument("--html", type=Path, default=Path("build/feedback.html"), metavar="FILE",
                      help="feedback page (default: %(default)s)")
-    own.set_defaults(rubric=DEFAULT_RUBRIC, format="native", reveal="visible", isolation="auto", require_isolation=None)
+    own.set_defaults(rubric=DEFAULT_RUBRIC, format="native", reveal="visible", isolation="own", require_isolation=None)
     many = commands.add_parser("batch", help="grade a class: a folder (or .zip) of submissions, or an LMS download")
     many.add_argument("submissions", type=Path, help="folder or .zip: one entry per student, or LMS files")
     many.add_argument("--out", type=Path, required=True, help="folder for reports/, gradebook.csv and summary files")
@@ -136,8 +136,17 @@ def add_isolation_options(parser):
                         help="refuse to grade below this level (for official grading runs)")
 
 
+# A student's own check (`make check`, the notebook's check cell): the strongest level that leaves
+# the student's files as they are. Not `uid`, which a root gets without bubblewrap (a TA's server):
+# it closes the grader's files, here the student's handout, to other users, and says so in the report.
+OWN_CHECK_LEVELS = tuple(level for level in ISOLATION_LEVELS if level != "uid")
+
+
 def choose_isolation(requested, required):
-    level = strongest_level() if requested == "auto" else requested
+    if requested == "own":
+        level = next(level for level in OWN_CHECK_LEVELS if level_available(level))
+    else:
+        level = strongest_level() if requested == "auto" else requested
     if not level_available(level):
         raise GraderError(f"isolation level {level!r} is not available on this machine (namespace needs root and "
                           f"bubblewrap; uid needs root and the sandbox runtime; user-namespace needs bubblewrap and a "

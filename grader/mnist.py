@@ -119,6 +119,11 @@ FLOAT32_DOT = 2.0 ** -24  # a float32 dot product of n terms is within n × this
 
 
 EPS = 1e-12  # SPEC.md's clip of log and of divisors
+# Why MLP3's gradients hold nan or inf, the likelier cause first: a wrong backward (a wrong Softmax.backward
+# gives nan as surely as an unstable one) before a missing maximum or clip; the report then names the ops
+# whose own checks failed (report.mnist_lead).
+NON_FINITE_CAUSE = ("a wrong backward of Matmul, ReLU, Softmax or CrossEntropyLoss, or an unstable one (no maximum "
+                    "subtracted in Softmax, no clip at EPS in the loss)")
 # A step's update of a parameter matches when ‖sent − lr · true gradient‖ ≤ RTOL ‖lr · true gradient‖ + ATOL,
 # plus what the hidden units on ReLU's kink may carry (true_updates):
 # float32 arithmetic in any order the student chose stays within 1e-5 of it (docs/grading.md, "MNIST").
@@ -154,7 +159,7 @@ class StepCheck:
             difference = float(np.linalg.norm(wanted if update is None else update.astype(np.float64) - wanted))
             if not math.isfinite(difference):
                 raise StepRefused(f"{where}: the update of the {name} holds nan or inf, where MLP3's true gradient on "
-                                  f"this batch is finite: check the stability of Softmax, Log and the losses")
+                                  f"this batch is finite: {NON_FINITE_CAUSE}")
             if not difference <= RTOL * size + ATOL + on_kink:
                 raise StepRefused(f"{where}: the update of the {name} is not lr × MLP3's gradient on this batch "
                                   f"(‖sent − expected‖ = {difference:.3g}, ‖expected‖ = {size:.3g}); the forward and "
@@ -443,8 +448,7 @@ def train(serve, exchange, folder, test_images, test_labels, *, epochs, batch_si
                     total_loss += loss * min(batch_size, train_examples - start)
                     sgd_step(parameters, updates)
                 if name := non_finite(parameters):
-                    raise StepRefused(f"the {name} became nan or inf (a gradient held nan or inf): check the stability "
-                                      f"of Softmax, Log and the losses")
+                    raise StepRefused(f"the {name} became nan or inf (a gradient held nan or inf): {NON_FINITE_CAUSE}")
                 training.losses.append(total_loss / train_examples)
                 evaluations.append(evaluator.submit(accuracy, [parameter.copy() for parameter in parameters]))
             training.accuracy_per_epoch = [evaluation.result() for evaluation in evaluations]

@@ -29,6 +29,16 @@ CELL_GRACE = 5      # seconds past a cell's budget before the worker is stopped 
 MAX_NEUTRALISED = 20
 MAX_LISTED = 200    # cells in the report, and notes about them
 OUTCOMES = ("ran", "raised", "over budget")  # what a worker may say of a cell
+# The first line of the handout notebook's setup cell, as tools/make_notebook.py writes it: the
+# course's cell, which finds the handout's files and installs what the notebook needs. It runs as
+# any cell does (the others use its imports); what the sandbox neutralises in it (its %pip) is the
+# course's doing, not the student's, and is never reported.
+SETUP_MARKER = "# autodiff handout: the setup cell (run it first)"
+
+
+def is_setup_cell(source):
+    """Is this the handout's setup cell? Its first line is the marker, exactly."""
+    return source.partition("\n")[0].rstrip() == SETUP_MARKER
 
 
 class NotebookError(Exception):
@@ -126,6 +136,8 @@ def run_notebook(client, scratch, limits):
         except StudentException as raised:  # the replay before it, or the shell itself, failed
             result, keep, names = CellResult(cell["number"], "raised", str(raised)[:300]), False, []
         result.seconds = round(client.last_seconds, 3)
+        if is_setup_cell(cell["source"]):
+            result.neutralised = []
         spent += client.last_seconds
         if keep is not False:
             kept.append([index, keep])
@@ -177,13 +189,16 @@ def check_cells_run(inputs, out="build/notebook.ipynb"):
     """The handout notebook's check cell: the cells run so far (IPython's `In`, oldest first, so a
     cell run again overrides its earlier run; this cell left out) become a notebook, checked like
     a submission by `python -m grader check` in a separate process. Nothing needs saving first,
-    which Colab could not do to a local file anyway."""
+    which Colab could not do to a local file anyway. Cell n of the report is In[n], the cell
+    Jupyter marks [n]: what is not run (In[0], empty inputs, this cell) keeps its place as an
+    empty markdown cell, which the numbering counts."""
     import subprocess
     import sys
 
     import nbformat
 
-    cells = [nbformat.v4.new_code_cell(source) for source in inputs if source.strip() and "check_cells_run(" not in source]
+    cells = [nbformat.v4.new_code_cell(source) if source.strip() and "check_cells_run(" not in source
+             else nbformat.v4.new_markdown_cell("") for source in inputs[1:]]
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(nbformat.writes(nbformat.v4.new_notebook(cells=cells)), encoding="utf-8")
     completed = subprocess.run([sys.executable, "-m", "grader", "check", out], capture_output=True, text=True)

@@ -10,12 +10,15 @@ import platform
 import re
 import tempfile
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import jsonschema
 import numpy as np
 
 from . import VERSION
+from .sandbox.protocol import MLP3_OPS, WHOLE_MODEL
 
 SCHEMA = json.loads((Path(__file__).resolve().parent / "report.schema.json").read_text())
 STATUS_ORDER = ("timeout", "error", "failed", "passed")  # a check takes its worst case's status
@@ -24,6 +27,55 @@ CASE_LIMIT = 4_000    # characters of one case's feedback, before a check's case
 # Control characters (terminal escape codes start with one), Unicode's line separators, and the
 # bidirectional overrides that reorder what a reader sees; newline and tab stay: feedback has lines.
 CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+
+
+# How the checks word what stops a case before any value is compared: an op that still raises the
+# starter's NotImplementedError (checking.explain_exception), a graded module that could not be
+# imported (client.ensure_imported, worker.run_student).
+NOT_STARTED = "is not implemented yet (NotImplementedError: "
+IMPORT_FAILURE = re.compile(r"importing (\S+\.py) (.*)")
+
+
+@dataclass(frozen=True)
+class State:
+    """One word of the vocabulary for where a student stands on a group of checks (a graded name)
+    or on one check: when it holds, given the cases that did not pass and the checks; its color on
+    a page; what a page shows of a group in it (`checks`: a box per failing check; `once`: one box
+    for the groups that fail the same way; `line`: one quiet line; '': nothing)."""
+    holds: Callable
+    color: str
+    shown: str
+
+
+# A student's state, the one vocabulary of the terminal table, the report's `groups`, the pages,
+# the gradebook's "needs a human look" and Gradescope: the first state, in this order, that holds.
+STATES = {
+    "passed": State(lambda failing, checks: not failing, "#2e7d32", ""),
+    "could not be imported": State(lambda failing, checks: all(IMPORT_FAILURE.match(c["output"]) for c in failing),
+                                   "#ef6c00", "once"),
+    "not started": State(lambda failing, checks: all(t["status"] != "passed" for t in checks)
+                         and all(NOT_STARTED in c["output"] for c in failing), "#6e6e73", "line"),
+    "failed": State(lambda failing, checks: True, "#c62828", "checks"),
+}
+
+
+def state_of(checks):
+    """The state of a group's checks (or of one check, as a list of one)."""
+    failing = [case for check in checks for case in check["cases"] if case["status"] != "passed"]
+    return next(name for name, state in STATES.items() if state.holds(failing, checks))
+
+
+def state_line(checks, state):
+    """The group's feedback in one line: the starter's hint while it is not started (what to do
+    next), else the first failing check's kind, case and first line."""
+    failing = [(check, case) for check in checks for case in check["cases"] if case["status"] != "passed"]
+    if not failing:
+        return ""
+    if state == "not started":  # every failing case holds the hint, the search's below its input
+        line = next(line for line in failing[0][1]["output"].splitlines() if NOT_STARTED in line)
+        return line.partition(NOT_STARTED)[2].removesuffix(")")
+    check, case = failing[0]
+    return f"{check['kind']} [{case['id']}]: {case['output'].splitlines()[0] if case['output'] else ''}"
 
 
 def clean_text(text, limit=TEXT_LIMIT):
@@ -45,7 +97,6 @@ def cleaned(value):
     if isinstance(value, (list, tuple)):
         return [cleaned(item) for item in value]
     return value
-NOT_STARTED = "is not implemented yet"  # in the feedback of a check that met NotImplementedError (checks/checking.py)
 
 
 def build_report(submission, rubric, case_results, isolation, seconds, messages=()):
@@ -66,6 +117,7 @@ def build_report(submission, rubric, case_results, isolation, seconds, messages=
                       "max_score": points, "status": status, "output": output, "visibility": rubric.visibility_of(kind),
                       "duration": round(sum(c["seconds"] for c in cases), 3),
                       "cases": [{"id": c["id"], "status": c["status"], "output": c["feedback"]} for c in cases]})
+    mnist_lead(tests)
     messages = list(messages) + [f"a check outside the rubric was ignored: {group} · {kind}" for group, kind in by_check]
     if mnist and mnist.get("accuracy") is not None:
         messages.append(f"MNIST: {mnist['accuracy']:.2f}% test accuracy after {mnist['epochs']} epochs "
@@ -76,6 +128,8 @@ def build_report(submission, rubric, case_results, isolation, seconds, messages=
         "status": status,
         "score": round(sum(t["score"] for t in tests), 2),
         "max_score": rubric.max_score,
+        "groups": [{"group": group, "state": summary.state, "score": summary.score, "max_score": summary.max_score,
+                    "feedback": summary.feedback} for group, summary in group_summaries(tests).items()],
         "tests": tests,
         "submission": submission.to_dict(),
         "mnist": mnist,
@@ -84,6 +138,23 @@ def build_report(submission, rubric, case_results, isolation, seconds, messages=
                    "python": platform.python_version(), "numpy": np.__version__},
         "duration_seconds": round(seconds, 2),
     }))
+
+
+VISIBILITY_ORDER = ("visible", "after_due_date", "after_published", "hidden")  # when a check is shown, soonest first
+
+
+def mnist_lead(tests):
+    """A failed MNIST check names the ops MLP3 trains through whose own checks failed, shown no
+    later than it is (a hidden check's verdict is not told): the training only says that some
+    gradient is wrong (or nan, or inf), their checks say which."""
+    for test in tests:
+        if test["group"] != WHOLE_MODEL or state_of([test]) != "failed":  # not started, not imported: nothing to add
+            continue
+        shown_by = VISIBILITY_ORDER.index(test["visibility"])
+        failed = [group for group in MLP3_OPS if any(t["group"] == group and t["status"] != "passed"
+                                                      and VISIBILITY_ORDER.index(t["visibility"]) <= shown_by for t in tests)]
+        if failed:
+            test["output"] += f"\nthe checks of {', '.join(failed)} (which MLP3 trains through) failed too: start there"
 
 
 # What changes from one case of a check to the next without changing the diagnosis: numbers,
@@ -155,6 +226,11 @@ def to_gradescope(report):
     visible, later = visible_points(report["tests"])
     summary = f"**{format_points(visible[0])} / {format_points(visible[1])} visible points**" + (
         f"; {format_points(later)} more points are checked after the due date." if later else ".")
+    states = {}
+    for group, group_summary in group_summaries(report["tests"]).items():
+        states.setdefault(group_summary.state, []).append(group)
+    # the groups a page shows in one line or one box (STATES' `shown`), named here, where their checks are not
+    summary += "".join(f"\n\n{state}: {', '.join(groups)}" for state, groups in states.items() if STATES[state].shown in ("line", "once"))
     mnist = report.get("mnist") or {}
     return {"score": report["score"], "execution_time": report["duration_seconds"],
             "output": "\n\n".join([summary] + [_markdown_text("\n".join(report["messages"] + report["submission"]["notes"]))]
@@ -175,9 +251,12 @@ def _markdown_text(text):
 
 
 def _markdown_output(test):
-    if test["status"] == "passed":
+    """A check's output under its state (STATES); not started, only the starter's hint."""
+    state = state_of([test])
+    if state == "passed":
         return test["output"]  # the grader's own words ("all 8 cases passed")
-    return f"**{test['status']}**\n\n{_markdown_text(test['output'])}"
+    shown = state_line([test], state) if state == "not started" else test["output"]
+    return f"**{state}**\n\n{_markdown_text(shown)}"
 
 
 def visible_points(tests):
@@ -209,15 +288,27 @@ def write_atomically(path, text):
         raise
 
 
+@dataclass
+class GroupSummary:
+    score: float
+    max_score: float
+    state: str      # one of STATES
+    feedback: str   # state_line: what the terminal's table and the report's `groups` say of it
+    checks: list
+
+
 def group_summaries(tests):
-    """{group: (score, max_score, status, its checks)}, in the tests' order; a group takes the
-    worst status of its checks. The one place the terminal, the gradebook and the pages sum groups."""
+    """{group: GroupSummary}, in the tests' order: the one place the report's `groups`, the
+    terminal, the gradebook, the pages and Gradescope sum a group and name its state."""
     groups = {}
     for test in tests:
         groups.setdefault(test["group"], []).append(test)
-    return {group: (round(sum(t["score"] for t in checks), 2), sum(t["max_score"] for t in checks),
-                    min((t["status"] for t in checks), key=STATUS_ORDER.index), checks)
-            for group, checks in groups.items()}
+    summaries = {}
+    for group, checks in groups.items():
+        state = state_of(checks)
+        summaries[group] = GroupSummary(round(sum(t["score"] for t in checks), 2), sum(t["max_score"] for t in checks),
+                                        state, state_line(checks, state), checks)
+    return summaries
 
 
 TABLE_WIDTH = 100
@@ -225,21 +316,17 @@ TABLE_WIDTH = 100
 
 def format_table(report, unshipped_points=0):
     """The terminal summary, in lines of at most TABLE_WIDTH columns: one line per group with its
-    points, status ("not started" while all its checks meet a NotImplementedError) and the first
-    line of its first failing feedback, wrapped; then the total and the visible points.
+    points, its state (STATES) and its feedback line (the starter's hint while not started),
+    wrapped; then the total and the visible points.
     unshipped_points: the points of checks this rubric does not carry (a handout's hidden ones)."""
-    head = f"{'group':<16} {'points':>13}  {'status':<11} "
+    groups = group_summaries(report["tests"])
+    width = max([len("status"), *(len(summary.state) for summary in groups.values())])  # as wide as its states
+    head = f"{'group':<16} {'points':>13}  {'status':<{width}} "
     lines = [head + "feedback"]
-    for group, (score, most, status, tests) in group_summaries(report["tests"]).items():
-        first = next((t for t in tests if t["status"] != "passed"), None)
-        feedback = ""
-        if first:
-            failing = next(c for c in first["cases"] if c["status"] != "passed")
-            feedback = f"{first['kind']} [{failing['id']}]: {failing['output'].splitlines()[0] if failing['output'] else ''}"
-        if all(NOT_STARTED in t["output"] for t in tests):  # then the hint the starter raises says what to do
-            status, feedback = "not started", feedback.partition("(NotImplementedError: ")[2].removesuffix(")") or feedback
-        wrapped = textwrap.wrap(feedback, TABLE_WIDTH - len(head), break_on_hyphens=False) or [""]
-        lines.append(f"{group:<16} {format_points(score):>6} / {format_points(most):<4}  {status:<11} {wrapped[0]}".rstrip())
+    for group, summary in groups.items():
+        wrapped = textwrap.wrap(summary.feedback, TABLE_WIDTH - len(head), break_on_hyphens=False) or [""]
+        lines.append(f"{group:<16} {format_points(summary.score):>6} / {format_points(summary.max_score):<4}  "
+                     f"{summary.state:<{width}} {wrapped[0]}".rstrip())
         lines += [" " * len(head) + more for more in wrapped[1:]]
     lines.append(f"{'total':<16} {format_points(report['score']):>6} / {format_points(report['max_score'])}")
     (score, most), later = visible_points(report["tests"])

@@ -103,6 +103,24 @@ def test_gradescope_results_follow_gradescopes_specification(gradescope_run):
 
 
 @pytest.mark.slow
+def test_the_untouched_starter_is_not_started_in_the_report_and_on_gradescope():
+    """The terminal said "not started", the JSON only "not implemented yet" in each check's output,
+    Gradescope a fenced "**failed**" per check."""
+    from grader.report import to_gradescope
+
+    report = graded_once(STARTER)
+    assert [group["group"] for group in report["groups"]] == list(dict.fromkeys(group for group, _ in FAST_RUBRIC.points))
+    assert {group["state"] for group in report["groups"]} == {"not started"}
+    assert next(g for g in report["groups"] if g["group"] == "Mul")["feedback"] == \
+        "Mul.forward: compute y = a * b and save a and b for backward"
+    results = to_gradescope(report)
+    jsonschema.validate(results, GRADESCOPE_SCHEMA)
+    assert f"not started: {', '.join(group['group'] for group in report['groups'])}" in results["output"]
+    assert all(test["output"].startswith("**not started**") and "not implemented yet" not in test["output"]
+               for test in results["tests"])
+
+
+@pytest.mark.slow
 def test_terminal_output_shows_the_table_of_groups(gradescope_run):
     completed, out = gradescope_run
     lines = completed.stdout.splitlines()
@@ -234,7 +252,8 @@ def test_gradescope_markdown_shows_what_student_code_said_and_nothing_live(text)
 
     from grader.report import _markdown_output
 
-    test = {"status": "failed", "output": f"Mul.forward raised RuntimeError: {text}"}
+    output = f"Mul.forward raised RuntimeError: {text}"
+    test = {"status": "failed", "output": output, "cases": [{"id": "-", "status": "failed", "output": output}]}
     html = MarkdownIt("gfm-like").render(_markdown_output(test))
     assert "<a " not in html and "<img" not in html and "<script" not in html, html
     shown = re.sub(r"<[^>]+>", "", html)

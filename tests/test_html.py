@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from _grading import FAST_RUBRIC, grade_and_validate, graded_once, reference_copy
-from _paths import ROOT
+from _paths import ROOT, STARTER
 from grader.classroom.gradebook import summarize
 from grader.classroom.pages import class_index, student_page
 from grader.classroom.roster import Roster
@@ -75,6 +75,17 @@ def test_pages_render_in_headless_chromium_without_console_messages(reports, tmp
     for page in ("bob.html", "index.html"):
         assert screenshot(tmp_path / page, tmp_path / f"{page}.png") == []
         assert (tmp_path / f"{page}.png").stat().st_size > 10_000
+
+
+@pytest.mark.xdist_group("starter")
+def test_the_untouched_starters_page_is_a_quiet_line_per_group_not_a_red_box_per_check():
+    """It was 30 red "failed" boxes, each saying "not implemented yet"."""
+    page = student_page(graded_once(STARTER))
+    fix = page[page.index("What to fix"):page.index("Your submission")]
+    assert "<div class='check'" not in fix and "not implemented yet" not in fix
+    assert fix.count("· not started: ") == len({t["group"] for t in graded_once(STARTER)["tests"] if t["visibility"] == "visible"})
+    assert "<li><b>Mul</b> · not started: Mul.forward: compute y = a * b and save a and b for backward</li>" in fix
+    assert ">not started</td>" in page and "#c62828" not in page  # the groups' status in grey, no red anywhere
 
 
 def test_student_page_says_each_diagnosis_once_with_the_cases_it_applies_to(reports):

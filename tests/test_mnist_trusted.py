@@ -463,6 +463,31 @@ def test_a_bad_matmul_gradient_fails_the_mnist_check_clearly(tmp_path, edit, say
     assert mnist["score"] == 0 and says in mnist["output"] and "the grader failed" not in mnist["output"]
 
 
+def test_mlp3_ops_are_the_graded_names_mlp3_trains_through():
+    """protocol.MLP3_OPS, which the MNIST check's feedback names: the course's layers and the worker's loss."""
+    import re
+
+    from grader import GRADED
+    from grader.sandbox.protocol import MLP3_OPS
+
+    source = (SOLUTIONS / "autodiff" / "nn.py").read_text() + (SOLUTIONS.parent / "grader" / "sandbox" / "worker.py").read_text()
+    used = {name for name in GRADED if re.search(rf"\b{name}\.apply\(", source)}
+    assert set(MLP3_OPS) == used
+
+
+@pytest.mark.slow
+def test_nan_from_a_wrong_softmax_backward_blames_a_gradient_and_names_softmax_not_stability(tmp_path):
+    """The Jacobian's terms confused, dividing by 1 − Σy (0, or nearly): nan or inf from the first
+    step. It said "check the stability of Softmax, Log and the losses", naming no op's checks."""
+    old = "        return y * (grad_output - (grad_output * y).sum(axis=ctx.axis, keepdims=True))\n"
+    wrong = old.replace("))\n", ")) / (1 - y.sum(axis=ctx.axis, keepdims=True))\n")
+    report = grade_and_validate(reference_copy(tmp_path, {"activations": [(old, wrong)]}))
+    (mnist,) = [test for test in report["tests"] if test["name"].startswith("MNIST")]
+    assert mnist["score"] == 0 and "holds nan or inf" in mnist["output"] and "stability" not in mnist["output"]
+    assert "a wrong backward of Matmul, ReLU, Softmax or CrossEntropyLoss, or an unstable one" in mnist["output"]
+    assert mnist["output"].endswith("the checks of Softmax (which MLP3 trains through) failed too: start there")
+
+
 NUMERICAL_BACKWARD = """\
         a, b = (np.array(x, dtype=np.float64) for x in ctx.saved_tensors)
 

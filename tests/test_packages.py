@@ -16,6 +16,7 @@ import pytest
 
 from _paths import ROOT, SOLUTIONS
 from grader import GRADED_MODULES
+from grader.sandbox import launch
 from grader.sandbox.launch import ISOLATION_LEVELS
 
 sys.path.insert(0, str(ROOT / "tools"))
@@ -193,6 +194,25 @@ def test_handout_check_as_a_student_who_is_not_root_gives_no_warning(handout, tm
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "warning" not in (completed.stdout + completed.stderr).lower()
     assert "not started" in completed.stdout
+
+
+@HANDOUT
+@pytest.mark.skipif(not launch.level_available("uid"), reason="the uid level needs root and the sandbox runtime")
+def test_handout_check_as_root_without_bubblewrap_leaves_the_files_alone_and_prints_no_isolation_note(handout, tmp_path):
+    """A TA's server: root, the course's sandbox runtime, no bubblewrap. `make check` chose the
+    `uid` level there, printed the grader's isolation note and closed the handout's files to others."""
+    _, folder = handout
+    copy = tmp_path / "student"
+    shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("build"))
+    modes = {path: path.stat().st_mode for path in copy.rglob("*")}
+    no_bubblewrap = tmp_path / "bin"  # the whole PATH: make is called by its path, its recipe by /bin/sh and $(PYTHON)
+    no_bubblewrap.mkdir()
+    completed = subprocess.run([shutil.which("make"), "check", f"PYTHON={sys.executable}"], cwd=copy, capture_output=True,
+                               text=True, timeout=600, env={**clean_environment(), "PATH": str(no_bubblewrap)})
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "isolation 'uid'" not in completed.stdout + completed.stderr and "warning" not in completed.stderr.lower()
+    assert {path: mode for path, mode in modes.items() if path.stat().st_mode != mode} == {}
+    assert "0/86 visible points" in completed.stdout
 
 
 def gradescope_run(tmp_path, python=sys.executable, break_it=lambda source: None):

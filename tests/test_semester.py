@@ -4,6 +4,7 @@ Whole classes graded through these are in test_semester_batch.py."""
 import csv
 import io
 import json
+import re
 import sys
 
 import pytest
@@ -101,6 +102,72 @@ def test_the_class_index_names_the_one_cause_too():
     reports = {"exits": graded_report("importing ops.py stopped the worker: the worker exited with status 0")}
     page = class_index(reports, summarize(reports, Roster(), FAST_RUBRIC), {"exits": "exits.html"})
     assert "<td>ops.py could not be imported: stopped the worker: the worker exited with status 0</td>" in page
+
+
+# -- one vocabulary for a student's state ------------------------------------------------------------
+
+STATES_SEEN = {  # group → its checks' feedback, and the state every rendering must name it by
+    "Mul": ("importing ops.py raised SyntaxError: invalid syntax (ops.py, line 3)", "could not be imported"),
+    "Matmul": ("importing ops.py raised SyntaxError: invalid syntax (ops.py, line 3)", "could not be imported"),
+    "Softmax": ("Softmax.forward is not implemented yet (NotImplementedError: Softmax.forward: compute the softmax)",
+                "not started"),
+    "Log": ("the gradient for x is wrong: it has the wrong sign (every value is negated)", "failed"),
+}
+
+
+def report_in_every_state():
+    results = [{"group": g, "kind": k, "id": "c", "seconds": 0.0, "status": "failed" if g in STATES_SEEN else "passed",
+                "fraction": 0.0 if g in STATES_SEEN else 1.0, "feedback": STATES_SEEN.get(g, ("",))[0]} for g, k in FAST_RUBRIC.points]
+    return build_report(Submission(path="x", form="folder", sha256="0" * 64), FAST_RUBRIC, results, "process", 1.0)
+
+
+def test_a_students_state_is_named_alike_by_the_report_the_terminal_the_page_and_gradescope():
+    from grader.classroom.pages import student_page
+    from grader.report import STATES, format_table, to_gradescope
+
+    report = report_in_every_state()
+    expected = {group: STATES_SEEN.get(group, ("", "passed"))[1] for group, _ in FAST_RUBRIC.points}
+    assert set(expected.values()) == set(STATES)
+    assert {group["group"]: group["state"] for group in report["groups"]} == expected
+    assert report["groups"][[g["group"] for g in report["groups"]].index("Softmax")]["feedback"] == \
+        "Softmax.forward: compute the softmax"  # the starter's hint: what to do next
+    rows = {line.split()[0]: line for line in format_table(report).splitlines()[1:] if line[:1].strip()}
+    assert all(re.search(rf" {re.escape(state)}( |$)", rows[group]) for group, state in expected.items()), rows
+    page = student_page(report, reveal="all")
+    assert all(re.search(rf"<td>{group}</td>(?:(?!</tr>).)*>{state}</td></tr>", page) for group, state in expected.items())
+    for test in to_gradescope(report)["tests"]:
+        state = expected[test["tags"][0]]
+        assert test["output"].startswith(f"**{state}**") if state != "passed" else "**" not in test["output"]
+
+
+def test_a_group_not_started_is_one_quiet_line_and_a_module_not_imported_one_box():
+    """The untouched starter's page was 30 red boxes, one per failing check, each saying "not implemented yet"."""
+    from grader.classroom.pages import student_page
+
+    page = student_page(report_in_every_state(), reveal="all")
+    fix = page[page.index("What to fix"):page.index("Your submission")]
+    assert "<li><b>Softmax</b> · not started: Softmax.forward: compute the softmax</li>" in fix
+    assert "Softmax ·" not in fix.replace("<b>Softmax</b> · not started", "")  # no box of its checks
+    assert fix.count("could not be imported · ") == 1 and "Mul, Matmul · could not be imported" in fix
+    assert fix.count("<div class='check'") == 1 + sum(1 for g, _ in FAST_RUBRIC.points if g == "Log")
+
+
+def test_needs_a_human_look_lists_a_zero_an_import_failure_and_a_grader_error():
+    """It said "Nobody." while a student scored 0 with the untouched starter."""
+    from grader.classroom.gradebook import summary_markdown
+
+    starter = build_report(Submission(path="x", form="folder", sha256="0" * 64), FAST_RUBRIC, [
+        {"group": g, "kind": k, "id": "c", "seconds": 0.0, "status": "failed", "fraction": 0.0,
+         "feedback": f"{g}.forward is not implemented yet (NotImplementedError: {g}.forward: compute it)"} for g, k in FAST_RUBRIC.points],
+        "process", 1.0)
+    not_run = build_report(Submission(path="y", form="folder", sha256="0" * 64), FAST_RUBRIC, [], "process", 1.0,
+                           messages=["the grader failed on this submission: OSError: disk full"])
+    reports = {"starter": starter, "broken": report_in_every_state(), "crashed": not_run}
+    summary = summarize(reports, Roster(), FAST_RUBRIC)
+    assert {item["student"]: item["why"] for item in summary["needs_a_human_look"]} == {
+        "starter": "scored 0: not started", "broken": "ops.py could not be imported: raised SyntaxError: invalid syntax (ops.py, line 3)",
+        "crashed": "the grader failed on this submission: OSError: disk full"}
+    assert "Nobody." not in summary_markdown(summary) and "- **starter**: scored 0: not started" in summary_markdown(summary)
 
 
 # -- LMS layouts ----------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Generate handout/autodiff.ipynb from solutions/autodiff/ and the handout README: the notebook
 form of the assignment, for Jupyter and Colab. Never edit it by hand.
 
-The README's text as Markdown cells; a setup cell (finds or unpacks the handout next to the
-notebook: nothing is downloaded); one code cell per graded class or function, its solution
+The README's text as Markdown cells; the setup cell, first (finds or unpacks the handout next to
+the notebook, installs what handout/requirements.txt lists if the kernel lacks some of it, then
+imports what the other cells use); one code cell per graded class or function, its solution
 regions blanked exactly as in the starter (tools/make_starter.py, the same markers); a cell that
 runs the visible checks on the cells run so far; a training cell that trains MLP3 with them.
 
@@ -21,14 +22,41 @@ from make_starter import BEGIN, END, SOLUTIONS, blank_solutions
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from grader import GRADED, GRADED_MODULES  # noqa: E402  (the contract)
+from grader.notebook import SETUP_MARKER  # noqa: E402  (how the grader knows the setup cell)
 
 NOTEBOOK = ROOT / "handout" / "autodiff.ipynb"
 README = ROOT / "handout" / "README.md"
+REQUIREMENTS = ROOT / "handout" / "requirements.txt"
+IMPORT_NAMES = {"pytest-json-report": "pytest_jsonreport", "ipython": "IPython"}  # where it differs from the distribution's
 TEXT_SECTIONS = ("The Function API", "What each operation computes", "Broadcasting and `reduce_grad_to_shape`")
 
-SETUP = '''\
-# Run this cell first. It needs the handout's files next to this notebook (the folder
-# autodiff-handout, or autodiff-handout.zip uploaded to Colab's Files pane); nothing is downloaded.
+def required_modules():
+    """The lines of the setup cell that list the modules handout/requirements.txt installs: a
+    requirement with the marker `python_version < "X.Y"` only below that version."""
+    always, below = [], {}
+    for line in REQUIREMENTS.read_text().splitlines():
+        requirement, _, marker = line.partition("#")[0].partition(";")
+        if not requirement.strip():
+            continue
+        name = re.match(r"\s*([A-Za-z0-9._-]+)", requirement)[1]
+        module = IMPORT_NAMES.get(name.lower(), name.replace("-", "_"))
+        if not marker.strip():
+            always.append(module)
+        elif version := re.fullmatch(r'\s*python_version\s*<\s*"(\d+)\.(\d+)"\s*', marker):
+            below.setdefault((int(version[1]), int(version[2])), []).append(module)
+        else:
+            sys.exit(f"{REQUIREMENTS.relative_to(ROOT)}: the setup cell cannot check the marker of {line.strip()!r}")
+    return "\n".join([f"_required = {always!r}"] + [f"if sys.version_info < {version!r}:\n    _required += {modules!r}"
+                                                     for version, modules in below.items()])
+
+
+def setup_cell():
+    return f'''\
+{SETUP_MARKER}
+# It finds the handout's files next to this notebook (the folder autodiff-handout, or
+# autodiff-handout.zip uploaded to Colab's Files pane), installs what requirements.txt lists if
+# this Python lacks some of it (nothing else is downloaded), and imports what the cells below use.
+import importlib.util
 import os
 import sys
 import zipfile
@@ -41,15 +69,20 @@ if not os.path.isdir("autodiff") and os.path.isdir("autodiff-handout"):
     os.chdir("autodiff-handout")
 if os.getcwd() not in sys.path:
     sys.path.insert(0, os.getcwd())
+{required_modules()}
+if not all(importlib.util.find_spec(_module) for _module in _required):
+    %pip install --quiet -r requirements.txt
+    importlib.invalidate_caches()
 
 import numpy as np
 
 from autodiff.tensor import EPS, Function, reduce_grad_to_shape
 '''
 
+
 CHECK = '''\
-# The visible checks, as `make check` runs them, on the cells you have run so far (no need to save).
-%pip install --quiet -r requirements.txt
+# The visible checks, as `make check` runs them, on the cells you have run so far (no need to save):
+# cell n in what it says is the cell Jupyter marks [n].
 from grader.notebook import check_cells_run
 
 check_cells_run(In)
@@ -103,7 +136,7 @@ def build_notebook(filled=False):
         f"{title}\n\n{intro}\n\nThis notebook is the same assignment as the `autodiff/` folder: fill in the cells "
         "below instead of the files, and hand in this notebook. It runs in Jupyter and in Colab next to the "
         "handout's files (see the first cell); the README says how to hand it in."),
-        nbformat.v4.new_code_cell(SETUP)]
+        nbformat.v4.new_code_cell(setup_cell())]
     cells += [nbformat.v4.new_markdown_cell(sections[heading]) for heading in TEXT_SECTIONS]
     for module in GRADED_MODULES:
         names = ", ".join(f"`{name}`" for name, owner in GRADED.items() if owner == module)

@@ -6,14 +6,10 @@ the same bytes, however many runs (or kills) it took to produce them.
 import csv
 import io
 import json
-import re
 import statistics
 from collections import Counter
 
-from ..report import format_points, group_summaries, write_atomically
-
-# How the checks word a graded module that could not be imported (client.ensure_imported, explain_exception).
-IMPORT_FAILURE = re.compile(r"importing (\S+\.py) (.*)")
+from ..report import IMPORT_FAILURE, format_points, group_summaries, write_atomically
 
 
 def import_failures(report):
@@ -28,12 +24,15 @@ def import_failures(report):
 
 
 def row_problems(report):
-    """What an instructor should know about one report: '' when nothing. A module that could not
-    be imported is one cause, however many checks it failed."""
+    """What an instructor should know about one report, the summary's "needs a human look": ''
+    when nothing. A zero (saying so when no group was started), a module that could not be
+    imported (one cause, however many checks it failed), a check the grader could not finish."""
     if report["status"] != "graded":  # one line, however many the message has: it is a spreadsheet cell
         return " / ".join(" ".join(m.split()) for m in report["messages"]) or report["status"]
+    states = {summary.state for summary in group_summaries(report["tests"]).values()}
+    problems = [f"scored 0{': not started' if states == {'not started'} else ''}"] if report["score"] == 0 else []
     failures = import_failures(report)
-    problems = [f"{module} could not be imported: {why}" for module, why in failures.items()]
+    problems += [f"{module} could not be imported: {why}" for module, why in failures.items()]
     problems += [f"{t['status']}: {t['name']}" for t in report["tests"] if t["status"] in ("error", "timeout")
                  and not all(IMPORT_FAILURE.match(c["output"]) for c in t["cases"] if c["status"] != "passed")]
     if report["submission"]["missing"]:
@@ -50,7 +49,7 @@ def write_class_files(out, reports, roster, rubric, names=None):
     writer.writerow(["student_id", "name", "total", *groups, "status", "problem"])
     for student in ids:
         report = reports[student]
-        totals = {group: score for group, (score, *_) in group_summaries(report["tests"]).items()}
+        totals = {group: summary.score for group, summary in group_summaries(report["tests"]).items()}
         writer.writerow([student, (names or {}).get(student, ""), format_points(report["score"]), *(format_points(totals.get(g, 0)) for g in groups),
                          report["status"], row_problems(report)])
     # UTF-8 with a byte-order mark: spreadsheets then read names in any script correctly.

@@ -7,12 +7,11 @@ names the most that may be shown (`visible` before the due date, `after_due_date
 """
 from html import escape
 
-from ..report import format_points, group_summaries
+from ..report import STATES, format_points, group_summaries, state_of
 from .gradebook import row_problems
 
 REVEALED = {"visible": {"visible"}, "after_due_date": {"visible", "after_due_date"},
             "all": {"visible", "after_due_date", "after_published", "hidden"}}
-COLORS = {"passed": "#2e7d32", "failed": "#c62828", "error": "#ef6c00", "timeout": "#ef6c00"}
 
 STYLE = """
 body { font: 15px/1.45 system-ui, sans-serif; color: #1d1d1f; max-width: 980px; margin: 2em auto; padding: 0 1em; }
@@ -24,6 +23,7 @@ tr:nth-child(even) { background: #f6f6f8; } th { border-bottom: 2px solid #ccc; 
 .bar span { display: block; height: 100%; border-radius: 4px; }
 .status { font-weight: 600; } pre { background: #f6f6f8; padding: .6em; overflow-x: auto; white-space: pre-wrap; font-size: 13px; }
 .check { border-left: 4px solid; padding: .2em .8em; margin: 1em 0; } .note { color: #555; font-style: italic; }
+.quiet { color: #555; padding-left: 1.2em; } .quiet li { margin: .2em 0; }
 a { color: #0b57d0; }
 """
 
@@ -43,8 +43,7 @@ def student_page(report, reveal="visible"):
                      f"points, are shown after the due date.</p>")
     parts += [f"<p>{escape(message)}</p>" for message in report["messages"]]
     parts.append("<h2>Points by group</h2>" + _group_table(shown))
-    failing = [t for t in shown if t["status"] != "passed"]
-    parts.append("<h2>What to fix</h2>" + ("".join(_check(t) for t in failing) or "<p>Nothing: every check shown passed.</p>"))
+    parts.append("<h2>What to fix</h2>" + (_what_to_fix(shown) or "<p>Nothing: every check shown passed.</p>"))
     if report.get("mnist"):
         parts.append(_mnist_section(report["mnist"]))
     parts.append(_submission_section(report["submission"]))
@@ -81,18 +80,42 @@ def class_index(reports, summary, pages):
 
 def _group_table(tests):
     rows = []
-    for group, (score, most, status, _) in group_summaries(tests).items():
-        rows.append(f"<tr><td>{escape(group)}</td><td>{_bar(score / most if most else 1, COLORS[status])}</td>"
-                    f"<td>{format_points(score)} / {format_points(most)}</td>"
-                    f"<td class='status' style='color:{COLORS[status]}'>{status}</td></tr>")
+    for group, summary in group_summaries(tests).items():
+        color = STATES[summary.state].color
+        rows.append(f"<tr><td>{escape(group)}</td><td>{_bar(summary.score / summary.max_score if summary.max_score else 1, color)}</td>"
+                    f"<td>{format_points(summary.score)} / {format_points(summary.max_score)}</td>"
+                    f"<td class='status' style='color:{color}'>{summary.state}</td></tr>")
     return "<table><tr><th>group</th><th></th><th>points</th><th>status</th></tr>" + "".join(rows) + "</table>"
+
+
+def _what_to_fix(tests):
+    """Each group not passed, as its state is shown (STATES): a box per failing check; one box for
+    the groups a module that could not be imported costs; one quiet line per group not started."""
+    boxes, once, lines = [], {}, []
+    for group, summary in group_summaries(tests).items():
+        shown = STATES[summary.state].shown
+        if shown == "checks":
+            boxes += [_check(test) for test in summary.checks if test["status"] != "passed"]
+        elif shown == "once":  # the module's error, said once for all the groups it costs
+            case = next(c for t in summary.checks for c in t["cases"] if c["status"] != "passed")
+            once.setdefault((summary.state, case["output"]), []).append(summary)
+        elif shown == "line":
+            lines.append(f"<li><b>{escape(group)}</b> · {summary.state}: {escape(summary.feedback)}</li>")
+    for (state, output), summaries in once.items():
+        names = ", ".join(summary.checks[0]["group"] for summary in summaries)
+        score, most = sum(s.score for s in summaries), sum(s.max_score for s in summaries)
+        boxes.append(_box(f"{names} · {state}", score, most, STATES[state].color, output))
+    return "".join(boxes) + (f"<ul class='quiet'>{''.join(lines)}</ul>" if lines else "")
 
 
 def _check(test):
     """A failing check: its feedback as the report says it, each diagnosis once with its cases."""
-    return (f"<div class='check' style='border-color:{COLORS[test['status']]}'><h3>{escape(test['name'])} · "
-            f"{format_points(test['score'])} / {format_points(test['max_score'])}</h3>"
-            f"<pre>{escape(test['output'])}</pre></div>")
+    return _box(test["name"], test["score"], test["max_score"], STATES[state_of([test])].color, test["output"])
+
+
+def _box(title, score, most, color, text):
+    return (f"<div class='check' style='border-color:{color}'><h3>{escape(title)} · "
+            f"{format_points(score)} / {format_points(most)}</h3><pre>{escape(text)}</pre></div>")
 
 
 def _mnist_section(mnist):

@@ -38,6 +38,7 @@ COURSE_MODULES = ("tensor", *GRADED_MODULES, "nn", "optim", "data", "train")
 FUNCTION_KINDS = ("forward", "backward", "robustness", "stability", "scale", "search")
 CHECK_KINDS = (*FUNCTION_KINDS, "value", "update", "accuracy")
 WHOLE_MODEL = "MNIST"  # the group of the check that trains MLP3 from the student's ops
+MLP3_OPS = ("Matmul", "ReLU", "Softmax", "CrossEntropyLoss")  # the graded names it trains through (autodiff/nn.py, worker.py)
 
 # MNIST's gradients come through this file of the scratch folder (grader/mnist.py): the one file
 # there the worker may write, bound writable into the bubblewrap levels' read-only view; emptied
