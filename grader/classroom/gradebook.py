@@ -12,6 +12,8 @@ from collections import Counter
 
 from ..report import format_points, group_summaries, write_atomically
 
+FILES = ("gradebook.csv", "summary.json", "summary.md", "score_histogram.png")  # what write_class_files writes
+
 # How the checks word a graded module that could not be imported (client.ensure_imported, explain_exception).
 IMPORT_FAILURE = re.compile(r"importing (\S+\.py) (.*)")
 
