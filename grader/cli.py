@@ -3,7 +3,8 @@
     python -m grader grade PATH [--out FILE] [--format native|gradescope]
     python -m grader check [PATH]     (a student's own check: the handout's `make check`, without make)
     python -m grader batch SUBMISSIONS --out DIR [--jobs N] [--force] [--only ID ...] [--scheduler tcp://HOST:PORT]
-                           [--html [--reveal ...]] [--canvas-export FILE | --moodle-worksheet FILE] [--similarity]
+                           [--html [--reveal ...]] [--canvas-export FILE [--canvas-assignment NAME | --canvas-new-assignment NAME]
+                           | --moodle-worksheet FILE] [--similarity]
     python -m grader diff OLD_DIR NEW_DIR [--out DIR]
     python -m grader similarity OUT_DIR [--threshold 0.5]
     CANVAS_TOKEN=... python -m grader canvas-upload OUT_DIR --url URL --course ID --assignment ID
@@ -28,7 +29,7 @@ from .classroom.lms import CANVAS_MATCH, LMSError, LMSExport
 from .classroom.pages import student_page
 from .grade import GraderError, check_dataset, grade
 from .report import format_table, write_atomically, write_report
-from .rubric import RubricError, load_rubric
+from .rubric import RubricError, course_salt, load_rubric
 from .sandbox.launch import ISOLATION_LEVELS, level_available, protect_from_workers, strongest_level
 from .submission import SubmissionError
 
@@ -70,8 +71,11 @@ def main(argv=None):
                      help="Canvas gradebook export (CSV): writes OUT/canvas-import.csv with one assignment column filled")
     lms.add_argument("--moodle-worksheet", type=Path, metavar="FILE",
                      help="Moodle grading worksheet (CSV): writes OUT/moodle-import.csv with its Grade column filled")
-    many.add_argument("--canvas-assignment", metavar="NAME",
-                      help="the Canvas column to fill (default: the export's only assignment, else a new one)")
+    column = many.add_mutually_exclusive_group()
+    column.add_argument("--canvas-assignment", metavar="NAME",
+                        help="the Canvas column to fill, by name or 'Name (id)' heading (default: the export's only assignment column)")
+    column.add_argument("--canvas-new-assignment", metavar="NAME",
+                        help="fill a new column of this name instead: Canvas imports it as a new assignment")
     many.add_argument("--canvas-match", choices=list(CANVAS_MATCH), default="user-id",
                       help="which Canvas id the submissions' ids are (default: %(default)s, as in Canvas's download names)")
     many.add_argument("--missing-as-zero", action="store_true", help="students in the export without a submission get 0, not empty")
@@ -100,13 +104,20 @@ def main(argv=None):
     if args.command == "similarity":
         return similarity(args.out, args.threshold)
 
+    if args.command == "batch" and (args.canvas_assignment or args.canvas_new_assignment) and not args.canvas_export:
+        parser.error("--canvas-assignment and --canvas-new-assignment choose a column of --canvas-export FILE")
     try:
         rubric = load_rubric(args.rubric)
         check_dataset()
         args.isolation = choose_isolation(args.isolation, args.require_isolation)
+        salted = None if args.command == "check" else course_salt(rubric, official=args.command == "batch")
     except (RubricError, GraderError) as error:
         print(f"grader: cannot grade: {error}", file=sys.stderr)
         return 1
+    if salted:  # a student's own check keeps the handout's inputs: its rubric has no salt, and nothing is looked up
+        rubric = salted.rubric
+        if salted.note:
+            print(salted.note, file=sys.stderr if salted.source == "placeholder" else sys.stdout)
     if args.isolation == "process" and args.command != "check":  # a student checking their own code needs no sandbox
         print("warning: isolation level 'process': student code runs as this user, without a sandbox "
               "(run as root with bubblewrap installed for 'namespace', or as root for 'uid')", file=sys.stderr)
@@ -161,7 +172,8 @@ def batch(args, rubric):
     if args.isolation == "uid":  # without namespaces, only permissions keep the class's reports from student code
         args.out.mkdir(parents=True, exist_ok=True)
         protect_from_workers([args.out])
-    lms = (LMSExport("canvas", args.canvas_export, args.canvas_assignment, args.canvas_match, args.missing_as_zero)
+    lms = (LMSExport("canvas", args.canvas_export, args.canvas_assignment, args.canvas_match, args.missing_as_zero,
+                     args.canvas_new_assignment)
            if args.canvas_export else LMSExport("moodle", args.moodle_worksheet, missing_as_zero=args.missing_as_zero)
            if args.moodle_worksheet else None)
     try:

@@ -89,10 +89,14 @@ def run_checks(scratch, rubric, isolation, results, select=None):
     what a notebook's first run did (plugin.NOTEBOOK_RUN; None for other forms). select: a pytest
     -k expression (benchmarks only; grading runs every check)."""
     timeout = rubric.limits["total_seconds"] + CHECKS_OVERHEAD
+    # The checks read this rubric's own text, beside the results (out of the worker's reach): its salt
+    # may be the course's secret, in no rubric file, and an edit of the file mid-batch changes nothing.
+    rubric_file = results.with_name(f"{results.name}.rubric.toml")
+    rubric_file.write_bytes(rubric.text)
     command = [sys.executable, "-m", "pytest", "-c", str(CHECKS / "grading.ini"), "--rootdir", str(ROOT),
                "-p", "grader.checks.plugin", "-q", "--json-report", f"--json-report-file={results}",
                "--json-report-omit", "collectors", "log", "streams", "warnings", "traceback",
-               "--scratch", str(scratch), "--rubric", str(rubric.path), "--isolation", isolation, str(CHECKS),
+               "--scratch", str(scratch), "--rubric", str(rubric_file), "--isolation", isolation, str(CHECKS),
                *(["-k", select] if select else [])]
     environment = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     try:
@@ -100,6 +104,8 @@ def run_checks(scratch, rubric, isolation, results, select=None):
                                    capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return [], f"the checks did not finish within {timeout:g} s", None
+    finally:
+        rubric_file.unlink(missing_ok=True)
     if not results.is_file():
         tail = "\n".join((completed.stdout + completed.stderr).strip().splitlines()[-5:])
         return [], f"the checks could not run (pytest exited with status {completed.returncode}):\n{tail}", None

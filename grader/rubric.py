@@ -1,5 +1,10 @@
-"""The rubric: read and checked in one place (rubric.toml documents the format)."""
+"""The rubric: read and checked in one place (rubric.toml documents the format), and the salt of
+the official inputs (`course_salt`)."""
 import hashlib
+import json
+import os
+import re
+import secrets
 
 try:
     import tomllib
@@ -8,6 +13,7 @@ except ImportError:  # Python 3.10 (a student's machine): the same parser, from 
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import ROOT
 from .sandbox.protocol import CHECK_KINDS, GRADED, WHOLE_MODEL
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
@@ -36,6 +42,7 @@ class Rubric:
     limits: dict = None  # [limits] with its defaults filled in
     unshipped_points: float = 0  # the course's points whose checks this rubric leaves out (a handout's)
     scale_side: int = SCALE_SIDE
+    text: bytes = b""  # what it was read from, sha256's bytes: whatever grades with it reads this, salt included
 
     @property
     def max_score(self):
@@ -61,6 +68,25 @@ class Rubric:
                   "[handout]", f"unshipped_points = {hidden + self.unshipped_points!r}"]
         return "\n".join(lines) + "\n"
 
+    def with_salt(self, salt):
+        """This rubric with `[inputs] salt` set, in its text: the checks' process, a Dask worker and
+        Gradescope's copy read the salt from the text, and its hash (which `grader batch` compares
+        before keeping a report) changes with it."""
+        text, table = self.text.decode("utf-8"), tomllib.loads(self.text.decode("utf-8"))
+        line = f"salt = {json.dumps(salt, ensure_ascii=False)}"
+        if "salt" in table.get("inputs", {}):
+            raise RubricError(f"{self.path}: inputs.salt = {table['inputs']['salt']!r}: delete the line to use the course's secret")
+        if "inputs" in table:
+            text, found = re.subn(r"(?m)^\[inputs\][ \t]*(#.*)?$", lambda header: f"{header[0]}\n{line}", text, count=1)
+            if not found:
+                raise RubricError(f"{self.path}: write its inputs table as an [inputs] header, for the salt to go in it")
+        else:
+            text = text.rstrip("\n") + f"\n\n[inputs]\n{line}\n"
+        salted = parse_rubric(text.encode("utf-8"), self.path)
+        if salted.salt != salt:
+            raise RubricError(f"{self.path}: the course's secret cannot be written as a TOML string: make a new one")
+        return salted
+
     def mnist_credit(self, accuracy):
         """Fraction of the MNIST points for a test accuracy in %: a linear ramp."""
         low, high = self.mnist["zero_credit_accuracy"], self.mnist["full_credit_accuracy"]
@@ -68,11 +94,18 @@ class Rubric:
 
 
 def load_rubric(path):
-    path = Path(path)
     try:
-        data = path.read_bytes()
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise RubricError(f"cannot read the rubric {path}: {error}") from None
+    return parse_rubric(data, path)
+
+
+def parse_rubric(data, path):
+    """The rubric in `data` (bytes), read from `path` (said in messages and reports)."""
+    try:
         table = tomllib.loads(data.decode("utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise RubricError(f"cannot read the rubric {path}: {error}") from None
     points = {}
     for group, kinds in table.get("checks", {}).items():
@@ -111,4 +144,98 @@ def load_rubric(path):
     side = table.get("scale", {}).get("side", SCALE_SIDE)
     if not isinstance(side, int) or isinstance(side, bool) or side < 2:
         raise RubricError(f"{path}: scale.side must be a whole number ≥ 2")
-    return Rubric(str(path), hashlib.sha256(data).hexdigest(), points, visibility, mnist, salt, limits, unshipped, side)
+    return Rubric(str(path), hashlib.sha256(data).hexdigest(), points, visibility, mnist, salt, limits, unshipped, side, data)
+
+
+# What grader/rubric.toml shipped as its salt before the course's secret: every course that kept it drew the
+# same official inputs as every other. Official runs refuse it.
+PLACEHOLDER_SALT = "autodiff-course-salt-change-me"
+SECRET_HEADER = """\
+# The course's secret salt: every official grading (`grader batch`, `make gradescope`) draws its
+# inputs from it when the rubric sets none; the same secret gives the same grades at every regrade.
+# Keep it out of git (it is ignored) and out of students' reach. To rotate it, delete this file:
+# the next official run makes a new one, and `grader batch` then regrades everyone.
+"""
+
+
+def secret_file():
+    """Where the course's secret is kept: course-secret.txt at the checkout's root (git-ignored; no
+    package takes files from there), or the file $AUTODIFF_COURSE_SECRET names."""
+    return Path(os.environ.get("AUTODIFF_COURSE_SECRET") or ROOT / "course-secret.txt")
+
+
+@dataclass(frozen=True)
+class Salted:
+    """The rubric a grading uses, and where its salt came from: "rubric" (its own [inputs] salt),
+    "kept" or "made" (the course's secret, in `file`), "placeholder" or "none" (a practice grading)."""
+    rubric: Rubric
+    source: str
+    file: Path = None
+
+    @property
+    def note(self):
+        """What to tell the user, or None."""
+        if self.source == "made":
+            return (f"inputs: a new secret salt for this course, made and kept in {self.file}: keep it (private, out of "
+                    f"git); every regrade reuses it, and deleting it changes every input")
+        if self.source == "kept":
+            return f"inputs: the course's secret salt, kept in {self.file}"
+        if self.source == "placeholder":
+            return (f"warning: the rubric's salt is the placeholder {PLACEHOLDER_SALT!r}, which every course had: "
+                    f"official runs refuse it (delete the line to use the course's own secret)")
+        return None
+
+
+def course_salt(rubric, official):
+    """The rubric with the salt of the course's inputs. The rubric's own salt when it sets one; else
+    the course's secret, kept in secret_file(). Official (a batch, the Gradescope build): the
+    placeholder is refused, and the secret is made when none is kept. Not official (`grader grade`
+    of one submission): the kept secret when there is one, never a new one."""
+    if rubric.salt == PLACEHOLDER_SALT:
+        if official:
+            raise RubricError(f"{rubric.path}: inputs.salt is the placeholder {PLACEHOLDER_SALT!r}, the same for every "
+                              f"course: delete that line (a secret of the course's own is then made and kept in "
+                              f"{secret_file()}) or set a secret of your own")
+        return Salted(rubric, "placeholder")
+    if rubric.salt:
+        return Salted(rubric, "rubric")
+    path = secret_file()
+    secret, source = read_secret(path), "kept"
+    if secret is None and not official:
+        return Salted(rubric, "none")
+    if secret is None:
+        secret, source = make_secret(path)
+    return Salted(rubric.with_salt(secret), source, path)
+
+
+def read_secret(path):
+    """The secret kept in `path` (its first line that is not a comment), or None when there is no file."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as error:
+        raise RubricError(f"cannot read the course's secret {path}: {error}") from None
+    secret = next((line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")), "")
+    if not secret:
+        raise RubricError(f"{path} holds no secret (a line that is not a comment): delete it to have a new one made")
+    return secret
+
+
+def make_secret(path):
+    """A new random secret written to `path` (readable by its owner only), unless another run made
+    one first: then that one. Returns (secret, "made" or "kept")."""
+    path = Path(path)
+    secret = secrets.token_urlsafe(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(f"{SECRET_HEADER}{secret}\n")
+    try:
+        os.link(partial, path)  # never over a secret another run just made: grades drawn from it may exist
+    except FileExistsError:
+        return read_secret(path), "kept"
+    finally:
+        partial.unlink()
+    return secret, "made"

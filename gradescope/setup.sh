@@ -22,6 +22,16 @@ case "$image" in
 esac
 echo "setup.sh: image '$image': Python from $source_"
 
+# The sandbox's runtime: numpy and IPython at the versions the autograder's requirements.txt pins,
+# read before anything is installed, so that a folder without it stops here and says why.
+requirements="$root/source/requirements.txt"
+sandbox_packages=$(grep -oE '^(numpy|ipython)==[^ ]+' "$requirements" 2>/dev/null | tr '\n' ' ') || true
+if [ "$(echo $sandbox_packages | wc -w)" -ne 2 ]; then
+  echo "setup.sh: $requirements is missing or does not pin numpy and ipython: the autograder zip must be" \
+       "unpacked into $root/source first (Gradescope does; AUTOGRADER_ROOT stands for /autograder)" >&2
+  exit 1
+fi
+
 run apt-get update
 run env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $packages bubblewrap libseccomp2
 if [ -z "${SETUP_DRY_RUN:-}" ] && ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
@@ -31,10 +41,9 @@ if [ -z "${SETUP_DRY_RUN:-}" ] && ! "$python" -c 'import sys; sys.exit(sys.versi
 fi
 run "$python" -m venv "$root/venv"
 run "$root/venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-run "$root/venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$root/source/requirements.txt"
+run "$root/venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
 run "$python" -m venv "$sandbox"
-run "$sandbox/bin/python" -m pip install --quiet --disable-pip-version-check \
-  $(grep -oE '^(numpy|ipython)==[^ ]+' "$root/source/requirements.txt")
+run "$sandbox/bin/python" -m pip install --quiet --disable-pip-version-check $sandbox_packages
 run chmod -R a+rX "$sandbox"
 run chmod -R go-rwx "$root/source"
 if [ -z "${SETUP_DRY_RUN:-}" ]; then

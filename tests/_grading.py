@@ -26,16 +26,23 @@ from grader.submission import submission_sha256
 # quickly: derived from grader/rubric.toml here, so it never drifts from it.
 FAST_MNIST = {"epochs": 1, "train_examples": 6000, "time_budget_seconds": 30,
               "full_credit_accuracy": 85.0, "zero_credit_accuracy": 50.0}
+# Its salt: the official inputs, the same in every run of the suite. Under "the test suite's salt" its
+# MNIST check sampled step 67 of epoch 1, where the reference's float32 update of layer 1 is 7e-3
+# (relative) from the float64 one, over mnist.RTOL: a correct submission refused (mnist.StepCheck;
+# reported with issue 23). This salt samples no such step.
+TESTS_SALT = "the test suite's own salt"
 
 
-def fast_rubric_text():
+def fast_rubric_text(salt=TESTS_SALT):
+    """salt None: none, as the course's rubric ships (an official run then uses the course's secret)."""
     text = DEFAULT_RUBRIC.read_text()
     for key, value in FAST_MNIST.items():
         text, found = re.subn(rf"(?m)^{key}\s*=[^#\n]*", f"{key} = {value} ", text)
         assert found == 1, f"grader/rubric.toml has no single mnist key {key}"
     text, found = re.subn(r"(?m)^\[limits\]$", "[limits]\ncell_seconds = 3  # a notebook's cell that overruns costs less waiting", text)
     assert found == 1, "grader/rubric.toml has no [limits] table"
-    return text + "\n[scale]\nside = 40  # the scale checks on small inputs: their own tests (test_scale.py) use the real side\n"
+    text += "\n[scale]\nside = 40  # the scale checks on small inputs: their own tests (test_scale.py) use the real side\n"
+    return text + (f"\n[inputs]\nsalt = {json.dumps(salt)}\n" if salt is not None else "")
 
 
 FAST_RUBRIC_FILE = Path(tempfile.mkdtemp(prefix="rubric-fast-")) / "rubric-fast.toml"

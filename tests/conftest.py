@@ -10,6 +10,7 @@
   so that the test processes finish close together (pytest-xdist hands out the groups first,
   largest first, then the other tests in this order).
 """
+import os
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,23 @@ def _rename(item, nodeid):
     else:
         item._nodeid = nodeid
     assert item.nodeid == nodeid, f"could not put {item.nodeid} in its xdist group"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def course_secret(tmp_path_factory):
+    """The course's secret salt (grader/rubric.py, secret_file) of this run, in its own temporary
+    folder: no test reads or makes the checkout's course-secret.txt. Kept already and fixed, so that
+    whatever grades with it (a Gradescope build, `grader grade` with the course's rubric) draws the
+    same inputs in every test, whatever ran before. Tests of its making point elsewhere."""
+    path = tmp_path_factory.getbasetemp() / "course-secret.txt"
+    path.write_text("# the test suite's course secret\nthe test suite's course secret\n")
+    before = os.environ.get("AUTODIFF_COURSE_SECRET")
+    os.environ["AUTODIFF_COURSE_SECRET"] = str(path)
+    yield path
+    if before is None:
+        del os.environ["AUTODIFF_COURSE_SECRET"]
+    else:
+        os.environ["AUTODIFF_COURSE_SECRET"] = before
 
 
 @pytest.fixture(scope="session", autouse=True)

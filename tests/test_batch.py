@@ -18,17 +18,19 @@ from pathlib import Path
 
 import pytest
 
-from _grading import FAST_RUBRIC, reference_copy
+from _grading import FAST_RUBRIC, fast_rubric_text, reference_copy
 from _paths import ROOT, SOLUTIONS
 from grader import DEFAULT_RUBRIC, GRADED_MODULES
 from grader import report as report_module
 from grader.classroom import batch as batch_module
 from grader.classroom.batch import run_batch
+from grader.classroom.diff import load_reports
 from grader.classroom.roster import discover
 from grader.cli import main
-from grader.report import write_atomically
-from grader.rubric import load_rubric
+from grader.report import build_report, write_atomically
+from grader.rubric import PLACEHOLDER_SALT, load_rubric, read_secret
 from grader.sandbox.launch import level_available
+from grader.submission import load_submission
 
 pytestmark = pytest.mark.slow  # every test here grades whole submissions
 # The tests of the class graded once (graded_class) run in one test process, which grades it once.
@@ -126,6 +128,7 @@ def test_lms_files_are_grouped_by_student_id_with_late_and_resubmission_marks_dr
     roster = discover(source, tmp_path / "staging")
     assert [s.id for s in roster.students] == ["12345", "67890"]
     smith, doe = roster.students
+    assert (smith.name, doe.name) == ("smith john", "doe")  # "late" is Canvas's mark, not a part of the name
     assert sorted(p.name for p in smith.path.iterdir()) == ["activations.py", "losses.py", "ops.py"]
     assert (smith.path / "losses.py").read_bytes() == (SOLUTIONS / "autodiff" / "losses.py").read_bytes()
     assert [p.name for p in doe.path.iterdir()] == ["ops.py"]
@@ -178,15 +181,15 @@ def test_gradebook_opens_as_csv_with_a_column_per_group_status_and_problem(grade
     table = rows(out)
     assert list(table) == CLASS
     assert [(table[s]["total"], table[s]["Mul"], table[s]["status"], table[s]["problem"]) for s in CLASS] == \
-        [("100", "8", "graded", ""), ("100", "8", "graded", ""), ("96.5", "4.5", "graded", "")]
+        [("100", "8", "graded", ""), ("100", "8", "graded", ""), ("95.5", "3.5", "graded", "")]
 
 
 @CLASS_GRADED_ONCE
 def test_summary_counts_the_class_and_names_the_check_most_failed(graded_class):
     _, out = graded_class
     summary = json.loads((out / "summary.json").read_text())
-    assert (summary["count"], summary["mean"], summary["median"]) == (3, 98.83, 100)
-    assert summary["most_failed_checks"] == [{"check": f"Mul · {kind}", "students": 1} for kind in ("forward", "robustness", "scale")]
+    assert (summary["count"], summary["mean"], summary["median"]) == (3, 98.5, 100)
+    assert summary["most_failed_checks"] == [{"check": f"Mul · {kind}", "students": 1} for kind in ("forward", "robustness", "scale", "search")]
     assert summary["needs_a_human_look"] == []
     assert (out / "score_histogram.png").read_bytes().startswith(b"\x89PNG")
 
@@ -282,15 +285,15 @@ def test_a_rerun_after_a_rubric_edit_prints_whose_score_moved_and_why(class_copy
     source, out = class_copy
     edited = out.parent / "rubric.toml"
     text = Path(FAST_RUBRIC.path).read_text()
-    edited.write_text(text.replace("Mul              = { forward = 2, backward = 4,", "Mul              = { forward = 4, backward = 2,"))
+    edited.write_text(text.replace("Mul              = { forward = 2, backward = 3,", "Mul              = { forward = 4, backward = 1,"))
     assert load_rubric(edited).points[("Mul", "forward")] == 4
     assert main(["batch", str(source), "--out", str(out), "--rubric", str(edited), "--isolation", "process"]) == 0
     printed = capsys.readouterr().out
-    assert "# Regrade: previous → this run\n\n1 students changed: 0 gained points, 1 lost points." in printed
-    assert "| bob | 96.5 | 94.5 | -2 | rubric changed |  |" in printed  # Mul.forward was failed and still is: no flip
+    assert "# Regrade: previous → this run\n\n1 student changed: 0 gained points, 1 lost points." in printed
+    assert "| bob | 95.5 | 93.5 | -2 | rubric changed |  |" in printed  # Mul.forward was failed and still is: no flip
     assert main(["diff", str(out / "previous"), str(out), "--out", str(out.parent / "regrade")]) == 0
     with open(out.parent / "regrade" / "diff.csv", newline="", encoding="utf-8-sig") as file:
-        assert list(csv.reader(file))[1:] == [["bob", "96.5", "94.5", "-2", "", "rubric changed"]]
+        assert list(csv.reader(file))[1:] == [["bob", "95.5", "93.5", "-2", "", "rubric changed"]]
 
 
 @CLASS_GRADED_ONCE
@@ -328,7 +331,7 @@ def test_an_edited_submission_is_regraded_and_the_others_kept(class_copy):
     before = report_stamps(out)
     _, graded, _ = batch(source, out)
     assert graded == ["alice"]
-    assert rows(out)["alice"]["total"] == "96.5"
+    assert rows(out)["alice"]["total"] == "95.5"
     assert {n: s for n, s in report_stamps(out).items() if n != "alice.json"} == \
         {n: s for n, s in before.items() if n != "alice.json"}
 
@@ -401,6 +404,173 @@ def test_batch_killed_midway_resumes_to_the_same_gradebook_without_redoing_finis
     assert len(graded) == len(CLASS) - len(finished)
     assert {name: report_stamps(out)[name] for name in finished} == finished
     assert (out / "gradebook.csv").read_bytes() == (graded_class[1] / "gradebook.csv").read_bytes()
+
+
+# -- a rerun's output agrees with itself -------------------------------------------------------
+
+def graded_at_once(monkeypatch):
+    """Grading as a stand-in that runs no check: each submission's report at once, every check at 0."""
+    monkeypatch.setattr(batch_module, "grade", lambda path, rubric, isolation: build_report(
+        load_submission(path), rubric, [], isolation, 1.0))
+
+
+def canvas_export(folder, assignments=("Autodiff (4242)",)):
+    """A Canvas export naming carol (12345), alice (her id is her folder's name) and dave, who handed nothing in."""
+    path = Path(folder) / "export.csv"
+    blanks = "," * len(assignments)
+    path.write_text(f"\ufeffStudent,ID,SIS User ID,SIS Login ID,Section,{','.join(assignments)}\r\n"
+                    f"    Points Possible,,,,{',100' * len(assignments)}\r\n"
+                    f'"Carol, C",12345,S1,carol,A{blanks}\r\n"Alice, A",alice,S2,alice,A{blanks}\r\n'
+                    f'"Dave, D",777,S3,dave,A{blanks}\r\n', encoding="utf-8")
+    return path
+
+
+def batch_command(source, out, *options):
+    return ["batch", str(source), "--out", str(out), "--rubric", FAST_RUBRIC.path, "--isolation", "process", *map(str, options)]
+
+
+@CLASS_GRADED_ONCE
+def test_a_regrade_replaces_every_derived_file_and_keeps_the_last_output_whole_in_previous(class_copy, monkeypatch, capsys):
+    """Pages, the LMS file and Gradescope's reports of a run asked for them once stayed beside the
+    next run's gradebook, with other numbers for the same student."""
+    source, out = class_copy
+    export = canvas_export(out.parent)
+    assert main(batch_command(source, out, "--html", "--gradescope", "--canvas-export", export)) == 0
+    last = {name: (out / name).read_bytes() for name in ("gradebook.csv", "canvas-import.csv", "html/bob.html")}
+    graded_at_once(monkeypatch)
+    capsys.readouterr()
+    assert main(batch_command(source, out, "--only", "bob")) == 0  # bob's report replaced: 0 points now
+    assert "1 student changed: 0 gained points, 1 lost points." in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["diff.csv", "diff.md", "gradebook.csv", "names.json", "previous", "reports",
+                                                     "score_histogram.png", "staging", "summary.json", "summary.md"]
+    assert sorted(p.name for p in (out / "reports").iterdir()) == ["12345.json", "alice.json", "bob.json"]
+    assert {name: (out / "previous" / name).read_bytes() for name in last} == last
+    assert (rows(out / "previous")["bob"]["total"], rows(out)["bob"]["total"]) == ("95.5", "0")
+    with open(out / "diff.csv", newline="", encoding="utf-8-sig") as file:
+        assert [row[:4] for row in csv.reader(file)][1:] == [["bob", "95.5", "0", "-95.5"]]  # the others did not move
+
+
+@CLASS_GRADED_ONCE
+def test_a_rerun_that_changes_no_report_still_leaves_nothing_it_was_not_asked_for(class_copy):
+    source, out = class_copy
+    batch(source, out, html=True, formats=("native", "gradescope"))
+    _, graded, _ = batch(source, out)
+    assert graded == [] and not (out / "html").exists() and not (out / "previous").exists()
+    assert not list(out.glob("reports/*.gradescope.json"))
+
+
+@CLASS_GRADED_ONCE
+def test_the_gradebooks_names_are_every_name_ever_given_whichever_run_was_given_which(class_copy):
+    source, out = class_copy
+    names = {"12345": "carol", "alice": "Alice, A", "bob": ""}  # carol's file names first, then the export's
+    assert main(batch_command(source, out, "--canvas-export", canvas_export(out.parent))) == 0
+    assert {student: row["name"] for student, row in rows(out).items()} == names
+    assert main(batch_command(source, out)) == 0  # without the export: its names are kept
+    assert {student: row["name"] for student, row in rows(out).items()} == names
+
+
+@CLASS_GRADED_ONCE
+def test_a_report_whose_submission_left_the_class_leaves_the_output_with_the_rest_of_the_old_one(class_copy):
+    """Its report stayed in reports/, where `grader diff`, `similarity` and `canvas-upload` read it, but
+    not in the gradebook."""
+    source, out = class_copy
+    (source / "bob.zip").unlink()
+    _, graded, kept = batch(source, out)
+    assert (graded, kept) == ([], ["12345", "alice"])
+    assert sorted(load_reports(out)) == sorted(rows(out)) == ["12345", "alice"]
+    assert (out / "previous" / "reports" / "bob.json").is_file()
+    with open(out / "diff.csv", newline="", encoding="utf-8-sig") as file:
+        assert [(row[0], row[-1]) for row in csv.reader(file)][1:] == [("bob", "no report in the new grading")]
+
+
+def test_a_class_of_folders_leaves_no_staging_folder_and_nothing_else_empty(tmp_path, monkeypatch):
+    reference_copy(tmp_path / "class" / "alice")
+    graded_at_once(monkeypatch)
+    batch(tmp_path / "class", tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == \
+        ["gradebook.csv", "reports", "score_histogram.png", "summary.json", "summary.md"]
+
+
+def test_an_export_with_several_assignment_columns_and_none_chosen_stops_the_batch_before_it_grades(tmp_path, monkeypatch, capsys):
+    reference_copy(tmp_path / "class" / "alice")
+    export = canvas_export(tmp_path, ("Autodiff (4242)", "Quiz 1 (77)"))
+    graded = []
+    monkeypatch.setattr(batch_module, "grade", lambda path, rubric, isolation: graded.append(path))
+    assert main(batch_command(tmp_path / "class", tmp_path / "out", "--canvas-export", export)) == 1
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"grader: cannot grade the batch: {export} has 2 assignment columns ('Autodiff (4242)', 'Quiz 1 (77)'): name the one "
+        "to fill with --canvas-assignment, or add a new one with --canvas-new-assignment NAME")
+    assert graded == [] and not (tmp_path / "out").exists()
+    graded_at_once(monkeypatch)
+    assert main(batch_command(tmp_path / "class", tmp_path / "out", "--canvas-export", export, "--canvas-new-assignment", "HW 3")) == 0
+    with open(tmp_path / "out" / "canvas-import.csv", newline="", encoding="utf-8-sig") as file:
+        assert [row[5:] for row in csv.reader(file)][:4] == [["Autodiff (4242)", "Quiz 1 (77)", "HW 3"], ["100", "100", "100"],
+                                                              ["", "", ""], ["", "", "0"]]
+
+
+# -- the course's secret salt ------------------------------------------------------------------
+
+@pytest.fixture
+def unsalted(tmp_path, monkeypatch):
+    """The fast rubric without a salt, as the course's rubric ships, and where the course's secret is
+    kept for this test: (the rubric's path, the secret's path), the secret not made yet."""
+    path = tmp_path / "rubric.toml"
+    path.write_text(fast_rubric_text(salt=None))
+    secret = tmp_path / "keys" / "course-secret.txt"
+    monkeypatch.setenv("AUTODIFF_COURSE_SECRET", str(secret))
+    return path, secret
+
+
+def test_the_first_official_batch_makes_the_courses_secret_and_every_regrade_reuses_it(tmp_path, unsalted, monkeypatch, capsys):
+    rubric, secret = unsalted
+    reference_copy(tmp_path / "class" / "alice")
+    graded_at_once(monkeypatch)
+    command = ["batch", str(tmp_path / "class"), "--out", str(tmp_path / "out"), "--rubric", str(rubric), "--isolation", "process"]
+    assert main(command) == 0
+    assert f"inputs: a new secret salt for this course, made and kept in {secret}: keep it" in capsys.readouterr().out
+    salt = read_secret(secret)
+    assert len(salt) >= 40 and not secret.stat().st_mode & 0o077  # random, and its owner's alone
+
+    def graded_with():
+        return json.loads((tmp_path / "out" / "reports" / "alice.json").read_text())["grader"]["rubric_sha256"]
+
+    assert graded_with() == load_rubric(rubric).with_salt(salt).sha256 != load_rubric(rubric).sha256
+    assert main(command) == 0  # the same secret: the same inputs, nothing to regrade
+    printed = capsys.readouterr().out
+    assert f"inputs: the course's secret salt, kept in {secret}" in printed and "0 graded now, 1 kept" in printed
+    secret.unlink()  # rotated: new inputs, so every report is regraded
+    assert main(command) == 0 and "1 graded now" in capsys.readouterr().out
+    assert graded_with() == load_rubric(rubric).with_salt(read_secret(secret)).sha256 and read_secret(secret) != salt
+
+
+def test_the_placeholder_salt_is_refused_for_a_batch_and_only_warned_about_for_one_grading(tmp_path, unsalted, monkeypatch, capsys):
+    rubric, secret = unsalted
+    rubric.write_text(rubric.read_text() + f'\n[inputs]\nsalt = "{PLACEHOLDER_SALT}"\n')
+    alice = reference_copy(tmp_path / "class" / "alice")
+    assert main(["batch", str(tmp_path / "class"), "--out", str(tmp_path / "out"), "--rubric", str(rubric)]) == 1
+    assert f"inputs.salt is the placeholder {PLACEHOLDER_SALT!r}, the same for every course" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() and not secret.exists()
+    from grader import cli
+
+    monkeypatch.setattr(cli, "grade", lambda path, rubric, isolation: build_report(load_submission(path), rubric, [], isolation, 1.0))
+    assert main(["grade", str(alice), "--out", str(tmp_path / "report.json"), "--rubric", str(rubric), "--isolation", "process"]) == 0
+    assert "warning: the rubric's salt is the placeholder" in capsys.readouterr().err
+
+
+def test_one_grading_uses_the_courses_secret_when_one_is_kept_and_never_makes_one(tmp_path, unsalted, monkeypatch, capsys):
+    from grader import cli
+
+    rubric, secret = unsalted
+    monkeypatch.setattr(cli, "grade", lambda path, rubric, isolation: build_report(load_submission(path), rubric, [], isolation, 1.0))
+    command = ["grade", str(reference_copy(tmp_path / "alice")), "--out", str(tmp_path / "report.json"), "--rubric", str(rubric),
+               "--isolation", "process"]
+    assert main(command) == 0 and not secret.exists()
+    assert json.loads((tmp_path / "report.json").read_text())["grader"]["rubric_sha256"] == load_rubric(rubric).sha256
+    secret.parent.mkdir()
+    secret.write_text("# kept by the course\na course's secret\n")
+    assert main(command) == 0 and f"inputs: the course's secret salt, kept in {secret}" in capsys.readouterr().out
+    assert json.loads((tmp_path / "report.json").read_text())["grader"]["rubric_sha256"] == \
+        load_rubric(rubric).with_salt("a course's secret").sha256
 
 
 # -- atomic writes --------------------------------------------------------------------------------
@@ -607,9 +777,9 @@ def test_a_moodle_download_is_graded_with_no_pattern_and_its_worksheet_filled(tm
     out = tmp_path / "out"
     assert main(["batch", str(source), "--out", str(out), "--rubric", FAST_RUBRIC.path, "--isolation", "process",
                  "--moodle-worksheet", str(worksheet)]) == 0
-    assert {s: (r["name"], r["total"]) for s, r in rows(out).items()} == {"12345": ("Minji Kim", "100"), "67890": ("José Álvarez", "96.5")}
+    assert {s: (r["name"], r["total"]) for s, r in rows(out).items()} == {"12345": ("Minji Kim", "100"), "67890": ("José Álvarez", "95.5")}
     with open(out / "moodle-import.csv", newline="", encoding="utf-8") as file:
-        assert [row[4] for row in csv.reader(file)] == ["Grade", "100", "96.5", ""]
+        assert [row[4] for row in csv.reader(file)] == ["Grade", "100", "95.5", ""]
     assert json.loads((out / "summary.json").read_text())["unmatched_files"] == []
 
 

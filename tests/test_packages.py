@@ -260,6 +260,37 @@ def test_gradescope_writes_results_when_its_python_is_missing(tmp_path):
     assert results["score"] == 0 and "status 127" in results["tests"][0]["output"]
 
 
+def test_the_gradescope_zip_ships_the_courses_secret_made_on_its_first_build_and_the_handout_no_salt(tmp_path, monkeypatch, capsys):
+    """The course's rubric ships no salt: the first build makes the course's secret (said, with where it
+    is kept), every build reuses it (the same zip, byte for byte), and the student handout carries none."""
+    from grader.rubric import load_rubric, parse_rubric, read_secret
+
+    secret = tmp_path / "course-secret.txt"
+    monkeypatch.setenv("AUTODIFF_COURSE_SECRET", str(secret))
+    make_gradescope.build(tmp_path / "first.zip")
+    assert f"made and kept in {secret}" in capsys.readouterr().out
+    make_gradescope.build(tmp_path / "second.zip")
+    assert f"kept in {secret}" in capsys.readouterr().out
+    assert (tmp_path / "first.zip").read_bytes() == (tmp_path / "second.zip").read_bytes()
+    shipped = parse_rubric(zipfile.ZipFile(tmp_path / "first.zip").read("grader/rubric.toml"), "rubric.toml")
+    assert shipped.salt == read_secret(secret) and load_rubric(ROOT / "grader" / "rubric.toml").salt == ""
+    make_handout.build(tmp_path / "handout.zip")
+    with zipfile.ZipFile(tmp_path / "handout.zip") as handout:
+        assert not any(read_secret(secret).encode() in handout.read(name) for name in handout.namelist())
+        assert parse_rubric(handout.read("autodiff-handout/grader/rubric.toml"), "rubric.toml").salt == ""
+
+
+def test_gradescope_setup_in_a_folder_without_the_autograder_says_so_before_running_anything(tmp_path):
+    """It printed grep's error and went on to a pip install of no package."""
+    completed = subprocess.run(["bash", str(ROOT / "gradescope" / "setup.sh")], capture_output=True, text=True, timeout=60,
+                               env={**clean_environment(), "SETUP_DRY_RUN": "1", "AUTOGRADER_ROOT": str(tmp_path)})
+    assert completed.returncode == 1
+    assert completed.stderr == (f"setup.sh: {tmp_path}/source/requirements.txt is missing or does not pin numpy and ipython: "
+                                f"the autograder zip must be unpacked into {tmp_path}/source first (Gradescope does; "
+                                "AUTOGRADER_ROOT stands for /autograder)\n")
+    assert not [line for line in completed.stdout.splitlines() if line.startswith("+ ")]
+
+
 # What Gradescope's base images offer (Ubuntu's archives, universe included): python3's version
 # and the packages setup.sh may ask for.
 UBUNTU = {

@@ -181,10 +181,12 @@ def test_moodle_downloads_flat_and_in_folders_are_recognised_without_a_pattern_a
     folder.mkdir(parents=True)
     (folder / "ops.py").write_bytes((SOLUTIONS / "autodiff" / "ops.py").read_bytes())
     (source / "smith_john_55555_777_ops.py").write_text("x = 1\n")  # Canvas, in the same folder
+    (source / "doe_jane_late_24680_778_ops.py").write_text("x = 1\n")  # Canvas's late mark, not a part of her name
     roster = discover(source, tmp_path / "staging")
-    assert [(s.id, s.name) for s in roster.students] == [("12345", "Minji Kim"), ("55555", "smith john"), ("67890", "José Álvarez")]
+    assert [(s.id, s.name) for s in roster.students] == [("12345", "Minji Kim"), ("24680", "doe jane"), ("55555", "smith john"),
+                                                         ("67890", "José Álvarez")]
     assert sorted(p.name for p in roster.students[0].path.iterdir()) == sorted(f"{m}.py" for m in GRADED_MODULES)
-    assert (roster.students[2].path / "autodiff" / "ops.py").is_file()
+    assert (roster.students[3].path / "autodiff" / "ops.py").is_file()
     assert roster.unmatched == []
 
 
@@ -229,18 +231,38 @@ def test_canvas_export_round_trip_keeps_every_column_and_row_and_fills_one_assig
     assert [row[column] for row in read_csv(tmp_path / "zeros.csv")][3:] == ["96.67", "0", "0"]
 
 
-def test_canvas_export_with_several_assignments_gets_a_new_column_in_canvas_name_form(tmp_path):
+def several_assignments(tmp_path):
+    """CANVAS_EXPORT with a second assignment column, Quiz 1, and its columns in another order."""
     rows = [row[:6] + [extra] + row[6:] for row, extra in zip(CANVAS_EXPORT, ["Quiz 1 (77)", "10.00", "", "9", "8", ""])]
-    export = write_csv(tmp_path / "export.csv", [[row[i] for i in (8, 0, 4, 1, 2, 3, 5, 6, 7, 9)] for row in rows])  # any order
-    fill_canvas(export, tmp_path / "out.csv", {"S002": 88}, 100, assignment="Homework 3", match="sis-user-id")
+    return write_csv(tmp_path / "export.csv", [[row[i] for i in (8, 0, 4, 1, 2, 3, 5, 6, 7, 9)] for row in rows])  # any order
+
+
+def test_canvas_export_gets_a_new_column_in_canvas_name_form_only_when_asked_for_by_name(tmp_path):
+    export = several_assignments(tmp_path)
+    fill_canvas(export, tmp_path / "out.csv", {"S002": 88}, 100, new_assignment="Homework 3", match="sis-user-id")
     written = read_csv(tmp_path / "out.csv")
     column = written[0].index("Homework 3")
     assert [row[column] for row in written] == ["Homework 3", "100", "", "", "88", ""]
     assert [row[:column] + row[column + 1:] for row in written] == read_csv(export)
-    fill_canvas(export, tmp_path / "default.csv", {"12345": 7}, 100)  # several assignments, none named: the Autodiff one
-    assert [row[read_csv(export)[0].index("Autodiff (4242)")] for row in read_csv(tmp_path / "default.csv")][3] == "7"
+    with pytest.raises(LMSError, match="has no assignment column 'Homework 3' .*--canvas-new-assignment 'Homework 3'"):
+        fill_canvas(export, tmp_path / "typo.csv", {}, 100, assignment="Homework 3")  # a name it lacks: no new column
+    with pytest.raises(LMSError, match="already has a column 'Quiz 1 \\(77\\)': fill it with --canvas-assignment"):
+        fill_canvas(export, tmp_path / "twice.csv", {}, 100, new_assignment="Quiz 1")
     with pytest.raises(LMSError, match="not a Canvas gradebook export"):
         fill_canvas(write_csv(tmp_path / "other.csv", [["name", "score"]]), tmp_path / "x.csv", {}, 100)
+    assert not any((tmp_path / name).exists() for name in ("typo.csv", "twice.csv", "x.csv"))
+
+
+def test_canvas_export_with_several_assignments_and_none_named_is_refused_with_their_names(tmp_path):
+    """It once got a new Autodiff column, which Canvas imports as a new assignment, without a word."""
+    with pytest.raises(LMSError) as refused:
+        fill_canvas(several_assignments(tmp_path), tmp_path / "out.csv", {"12345": 7}, 100)
+    assert str(refused.value) == (f"{tmp_path / 'export.csv'} has 2 assignment columns ('Autodiff (4242)', 'Quiz 1 (77)'): "
+                                  "name the one to fill with --canvas-assignment, or add a new one with --canvas-new-assignment NAME")
+    no_assignment = write_csv(tmp_path / "none.csv", [row[:5] + row[6:] for row in CANVAS_EXPORT])
+    with pytest.raises(LMSError, match="has no assignment column: add one with --canvas-new-assignment NAME"):
+        fill_canvas(no_assignment, tmp_path / "out.csv", {}, 100)
+    assert not (tmp_path / "out.csv").exists()
 
 
 def test_canvas_assignment_named_by_its_name_or_with_its_id(tmp_path):
@@ -281,6 +303,7 @@ def test_diff_names_who_moved_by_how_much_which_checks_flipped_and_why(tmp_path)
     assert rows[0]["flipped"] == ["Mul · forward: passed 8/8 → failed 0/8"]
     text = write_diff(tmp_path, rows, "old", "new")
     assert "4 students changed: 1 gained points, 1 lost points." in text
+    assert "1 student changed: 0 gained points, 1 lost points." in write_diff(tmp_path, rows[:1], "old", "new")
     assert read_csv(tmp_path / "diff.csv")[1] == ["alice", "100", "92", "-8", "Mul · forward: passed 8/8 → failed 0/8", "rubric changed"]
 
 

@@ -90,6 +90,21 @@ def core_requirements():
     return "\n".join(line for line in lines if not line.startswith(class_level)) + "\n"
 
 
+def assert_no_secret(zip_path):
+    """Nothing in a package for students carries the course's secret salt (a rubric that holds it)."""
+    from grader.rubric import RubricError, read_secret, secret_file
+
+    try:
+        secret = read_secret(secret_file())
+    except RubricError:  # a file holding no secret: none to leak
+        secret = None
+    with zipfile.ZipFile(zip_path) as archive:
+        leaked = [name for name in archive.namelist() if secret and secret.encode() in archive.read(name)]
+    if leaked:
+        Path(zip_path).unlink()
+        raise SystemExit(f"{zip_path}: {leaked[0]} carries the course's secret salt; refusing to ship it (removed)")
+
+
 def assert_no_solutions(zip_path):
     """No solution region, and no graded body of the reference, in anything packaged."""
     solution_lines = set()

@@ -12,7 +12,7 @@ one that mixes visible and hidden kinds stops the build (split it).
 """
 import sys
 
-from bundle import ROOT, Zip, add_grading_engine, check_kinds, main
+from bundle import ROOT, Zip, add_grading_engine, assert_no_secret, check_kinds, main
 
 sys.path.insert(0, str(ROOT))
 from make_notebook import NOTEBOOK  # noqa: E402
@@ -43,7 +43,9 @@ def build(out):
     archive.add_file(f"{TOP}/autodiff.ipynb", NOTEBOOK)
     add_grading_engine(archive, f"{TOP}/", rubric.visible_toml(), check_files=visible_check_files(rubric),
                        requirements=(ROOT / "handout" / "requirements.txt").read_text(), for_students=True)
-    return archive.close()
+    names = archive.close()
+    assert_no_secret(out)
+    return names
 
 
 if __name__ == "__main__":

@@ -8,6 +8,12 @@ the summary are then rebuilt from the reports on disk, so they do not depend on 
 took to get there. Reports about to be replaced are kept in previous/ first, and what changed is
 written to diff.md and diff.csv (a rerun after a rubric edit says whose score moved, and why).
 
+The output folder holds one grading of one class: a report per submission in the source (a report
+whose submission is gone leaves with the rest of the old output), and the files derived from them
+(DERIVED), which every run replaces as a whole: when it changes any report, the last finished
+run's output moves to previous/, whole; either way nothing derived outlives the run that made it.
+The names the LMS gave (its file names, its exports) are kept in names.json, run after run.
+
 On Dask, each task carries the submission's bytes and returns the report's: a cluster's workers
 need the repository (to import `grader`), not the submissions' folder.
 """
@@ -24,13 +30,24 @@ from pathlib import Path
 from .. import VERSION
 from ..grade import grade
 from ..report import build_report, write_atomically, write_report
-from ..rubric import load_rubric
+from ..rubric import course_salt, parse_rubric
 from ..sandbox.launch import protect_from_workers
 from ..submission import Submission, submission_sha256, unpack_zip
+from .diff import FILES as DIFF_FILES
 from .diff import compare, load_reports, write_diff
+from .gradebook import FILES as CLASS_FILES
 from .gradebook import row_problems, write_class_files
+from .lms import IMPORT_FILES
 from .pages import class_index, student_page
 from .roster import discover
+from .similarity import FILES as SIMILARITY_FILES
+
+PAGES = "html"
+# Every file a batch derives from its reports and the options it is given: a rerun replaces them all.
+DERIVED = (*CLASS_FILES, PAGES, *IMPORT_FILES.values(), *DIFF_FILES, *SIMILARITY_FILES)
+REPORT_FORMATS = ("native", "gradescope")
+NAMES = "names.json"
+NAME_SOURCES = ("submissions", *sorted(IMPORT_FILES))  # whose name the gradebook shows: the first that has one
 
 
 def report_path(out, student_id, format="native"):
@@ -47,9 +64,8 @@ def is_current(out, student, content_hash, rubric, isolation):
         return False
 
 
-def grade_student(student_id, path, rubric_path, isolation):
+def grade_student(student_id, path, rubric, isolation):
     """Grade one student; never raises: a failure of the grader itself becomes that student's report."""
-    rubric = load_rubric(rubric_path)
     try:
         report = grade(path, rubric, isolation)
     except KeyboardInterrupt:
@@ -75,6 +91,8 @@ def run_batch(source, out, rubric, jobs=None, force=False, only=(), formats=("na
     {student id: why their report could not be written}). lms: an LMSExport to fill.
     roster.written names the other files written (the LMS file, diff.md)."""
     out = Path(out)
+    rubric = course_salt(rubric, official=True).rubric  # a batch is official: the course's own inputs
+    sheet = lms.read(rubric.max_score) if lms else None  # an export that cannot be filled stops the batch here
     if isolation == "uid":  # the classmates' submissions and reports, out of every worker's reach
         out.mkdir(parents=True, exist_ok=True)
         protect_from_workers([source, out])
@@ -83,6 +101,7 @@ def run_batch(source, out, rubric, jobs=None, force=False, only=(), formats=("na
     unknown = sorted(set(only) - known)
     if unknown:
         raise ValueError(f"--only names no submission: {', '.join(unknown)}")
+    names = kept_names(out, roster, lms.kind if lms else None, sheet)
     todo, skipped = [], []
     for student in roster.students:
         if only and student.id not in only:
@@ -91,12 +110,17 @@ def run_batch(source, out, rubric, jobs=None, force=False, only=(), formats=("na
             todo.append(student)
         else:
             skipped.append(student.id)
-    for leftover in [*out.glob(".*.tmp"), *out.glob("reports/.*.tmp")]:
-        leftover.unlink()  # a write a kill interrupted: never read, never kept
+    for leftover in [*out.glob(".*.tmp"), *out.glob("reports/.*.tmp"), out / ".previous-next"]:
+        remove(leftover)  # a write a kill interrupted: never read, never kept
+    owned = {report_path(out, s.id, format).name for s in roster.students for format in REPORT_FORMATS}
+    gone = [p for p in sorted(out.glob("reports/*.json")) if p.name not in owned]  # their submissions are not in source
     replaced = [s.id for s in todo if report_path(out, s.id).is_file()]
-    if replaced:  # the reports a regrade replaces, to say what changed
-        shutil.rmtree(out / "previous", ignore_errors=True)
-        shutil.copytree(out / "reports", out / "previous" / "reports", ignore=shutil.ignore_patterns(".*"))
+    if (replaced or gone) and (out / "gradebook.csv").is_file():  # the output of the last finished run, kept whole
+        keep_previous(out)
+    for name in DERIVED:  # rebuilt below from the reports, or not at all: never left from another run
+        remove(out / name)
+    for path in gone:
+        path.unlink()
 
     bar = _progress_bar(len(todo), progress)
     problems, unwritten = 0, {}
@@ -115,25 +139,77 @@ def run_batch(source, out, rubric, jobs=None, force=False, only=(), formats=("na
         path = report_path(out, student.id)
         if path.is_file():
             reports[student.id] = json.loads(path.read_text())
-            for format in formats:  # asked for only now, or left from an older grading: converted, not regraded
+            for format in REPORT_FORMATS[1:]:  # asked for only now, or left from an older grading: converted, not regraded
                 converted = report_path(out, student.id, format)
-                if not converted.is_file() or converted.stat().st_mtime_ns < path.stat().st_mtime_ns:
+                if format not in formats:
+                    converted.unlink(missing_ok=True)
+                elif not converted.is_file() or converted.stat().st_mtime_ns < path.stat().st_mtime_ns:
                     write_report(reports[student.id], converted, format)
-    names = {student.id: student.name for student in roster.students if student.name}
     if lms:
-        filled = lms.fill(out, {student: report["score"] for student, report in reports.items()}, rubric.max_score)
-        names = {**filled.names, **names}
+        filled = lms.fill(out, sheet, {student: report["score"] for student, report in reports.items()})
         roster.written[filled.path.name] = filled.path
         roster.notes += [f"{student}: graded, but not in the {lms.kind} export (not in {filled.path.name})"
                          for student in filled.not_in_export]
     summary = write_class_files(out, reports, roster, rubric, names)
     if html:
-        write_pages(out / "html", reports, summary, reveal)
-    if replaced:
-        rows = compare(load_reports(out / "previous"), {s: reports[s] for s in replaced if s in reports})
-        write_diff(out, rows, "previous", "this run")
+        write_pages(out / PAGES, reports, summary, reveal)
+    if (replaced or gone) and (out / "previous").is_dir():
+        write_diff(out, compare(load_reports(out / "previous"), reports), "previous", "this run")
         roster.written["diff.md"] = out / "diff.md"
+    for folder in (out / "staging", out / "reports"):
+        prune(folder)
     return roster, [s.id for s in todo], skipped, unwritten
+
+
+def kept_names(out, roster, kind, sheet):
+    """{student id: name}: of every name a run was given (the submissions' file names, each LMS
+    export), kept in names.json, the first found in NAME_SOURCES' order; the same whichever run
+    was given which."""
+    path = out / NAMES
+    try:
+        kept = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        kept = {}
+    kept = {source: names for source, names in kept.items() if source in NAME_SOURCES and isinstance(names, dict)} \
+        if isinstance(kept, dict) else {}
+    given = {"submissions": {s.id: s.name for s in roster.students if s.name}}
+    if sheet:
+        given[kind] = {student: name for student, name in sheet.names.items() if name}
+    for source, names in given.items():
+        kept[source] = {**kept.get(source, {}), **names}
+    kept = {source: names for source, names in kept.items() if names}
+    if kept or path.is_file():
+        write_atomically(path, json.dumps(kept, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+    return {student: next(kept[source][student] for source in NAME_SOURCES if student in kept.get(source, {}))
+            for student in {s for names in kept.values() for s in names}}
+
+
+def keep_previous(out):
+    """The output as it is (its reports and everything derived from them) into previous/, replacing
+    the one there. Built apart first, so that a kill leaves either previous/ or the output whole."""
+    building = out / ".previous-next"
+    remove(building)
+    shutil.copytree(out / "reports", building / "reports", ignore=shutil.ignore_patterns(".*"))
+    for name in DERIVED:
+        if (out / name).is_dir():
+            shutil.copytree(out / name, building / name)
+        elif (out / name).is_file():
+            shutil.copy2(out / name, building / name)
+    remove(out / "previous")
+    building.rename(out / "previous")
+
+
+def remove(path):
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def prune(folder):
+    """Remove `folder` if no file is left in it (an empty staging/, a class with no report)."""
+    if folder.is_dir() and not any(path.is_file() for path in folder.rglob("*")):
+        shutil.rmtree(folder)
 
 
 def write_pages(folder, reports, summary, reveal="visible"):
@@ -151,9 +227,8 @@ def _graded(todo, rubric, isolation, jobs, scheduler):
         from distributed import Client
         from distributed import as_completed as dask_completed
 
-        rubric_text = Path(rubric.path).read_bytes()
         with Client(scheduler) as client:
-            futures = {client.submit(grade_bytes, s.id, s.path.name, s.path.is_dir(), packed(s.path), rubric_text, str(s.path),
+            futures = {client.submit(grade_bytes, s.id, s.path.name, s.path.is_dir(), packed(s.path), rubric.text, str(s.path),
                                      rubric.path, isolation, pure=False): s for s in todo}
             for future in dask_completed(futures):
                 student = futures[future]
@@ -165,7 +240,7 @@ def _graded(todo, rubric, isolation, jobs, scheduler):
                     yield failed_report(student.id, student.path, rubric, isolation, error)
         return
     with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
-        futures = [pool.submit(grade_student, s.id, s.path, rubric.path, isolation) for s in todo]
+        futures = [pool.submit(grade_student, s.id, s.path, rubric, isolation) for s in todo]
         for future in as_completed(futures):
             yield future.result()
 
@@ -184,12 +259,11 @@ def packed(path):
 
 def grade_bytes(student_id, name, is_folder, payload, rubric_text, path, rubric_path, isolation):
     """On a Dask worker: the submission rebuilt from its bytes under its own name (a folder is
-    unpacked, so it is graded as a folder and hashes the same), graded, and the report returned
-    as JSON text naming the paths the instructor's machine knows."""
+    unpacked, so it is graded as a folder and hashes the same), graded with the rubric's text (its
+    salt in it), and the report returned as JSON text naming the paths the instructor's machine knows."""
+    rubric = parse_rubric(rubric_text, rubric_path)
     with tempfile.TemporaryDirectory(prefix="autodiff-batch-") as temporary:
         temporary = Path(temporary)
-        rubric_file = temporary / "rubric.toml"
-        rubric_file.write_bytes(rubric_text)
         submission = temporary / "submission" / name
         submission.parent.mkdir()
         if is_folder:
@@ -199,8 +273,8 @@ def grade_bytes(student_id, name, is_folder, payload, rubric_text, path, rubric_
             unpack_zip(archive, submission)
         else:
             submission.write_bytes(payload)
-        report = grade_student(student_id, submission, rubric_file, isolation)
-    report["submission"]["path"], report["grader"]["rubric"] = path, rubric_path
+        report = grade_student(student_id, submission, rubric, isolation)
+    report["submission"]["path"] = path
     return json.dumps(report)
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from ..report import format_points, write_atomically
 
+FILES = ("diff.md", "diff.csv")  # what write_diff writes in its folder
+
 
 def load_reports(folder):
     """{student id: native report} of a batch output (or of its reports/ folder)."""
@@ -76,7 +78,7 @@ def diff_markdown(rows, old_label, new_label):
     gained = sum(1 for row in rows if (row["change"] or 0) > 0)
     lost = sum(1 for row in rows if (row["change"] or 0) < 0)
     lines = [f"# Regrade: {old_label} → {new_label}", "",
-             f"{len(rows)} students changed: {gained} gained points, {lost} lost points.", ""]
+             f"{len(rows)} student{'' if len(rows) == 1 else 's'} changed: {gained} gained points, {lost} lost points.", ""]
     if rows:
         lines += ["| student | old | new | change | why | checks flipped |", "| --- | --- | --- | --- | --- | --- |"]
         lines += [f"| {row['student']} | {_cell(row['old'])} | {_cell(row['new'])} | {_signed(row['change'])} | "
@@ -92,9 +94,10 @@ def write_diff(folder, rows, old_label, new_label):
     for row in rows:
         writer.writerow([row["student"], _cell(row["old"]), _cell(row["new"]), _signed(row["change"]),
                          "; ".join(row["flipped"]), "; ".join(row["why"])])
-    write_atomically(folder / "diff.csv", "\ufeff" + buffer.getvalue())
+    markdown, table = (folder / name for name in FILES)
+    write_atomically(table, "\ufeff" + buffer.getvalue())
     text = diff_markdown(rows, old_label, new_label)
-    write_atomically(folder / "diff.md", text)
+    write_atomically(markdown, text)
     return text
 
 

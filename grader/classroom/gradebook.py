@@ -11,6 +11,8 @@ from collections import Counter
 
 from ..report import IMPORT_FAILURE, format_points, group_summaries, write_atomically
 
+FILES = ("gradebook.csv", "summary.json", "summary.md", "score_histogram.png")  # what write_class_files writes
+
 
 def import_failures(report):
     """{module file: why it could not be imported} of a graded report, first cause per module."""

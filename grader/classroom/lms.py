@@ -4,10 +4,14 @@
   columns Student, ID, SIS User ID, SIS Login ID, Section, in any order; an assignment column is
   "Name (assignment id)"); the rows under it that are not students ("Points Possible", a posting
   policy row) start with blanks in the Student column. Read-only columns say "(read only)" there.
-  Canvas imports a file of this shape as it is: a column it does not know becomes a new assignment.
+  Canvas imports a file of this shape as it is: a column it does not know becomes a new assignment,
+  so a column is filled only when the export has it (the only one, or the one named) or a new one
+  is asked for by name.
 - Moodle: the assignment's grading worksheet (Identifier "Participant 12345", Grade, ...).
 
-Every column and row of the export is written back unchanged except the one filled column.
+The export is read, and its column chosen, before any grading (`read`): an export that cannot be
+filled as asked stops the batch before it starts. Every column and row of the export is written back
+unchanged except the one filled column.
 Students in the export without a submission get an empty cell (0 by choice); submissions whose
 student is not in the export are returned, to be listed, never dropped.
 """
@@ -19,7 +23,7 @@ from pathlib import Path
 
 from ..report import format_points, write_atomically
 
-DEFAULT_ASSIGNMENT = "Autodiff"  # the column filled when the export has several assignments and none is named
+IMPORT_FILES = {"canvas": "canvas-import.csv", "moodle": "moodle-import.csv"}  # what a batch writes in its output folder
 CANVAS_MATCH = {"user-id": "ID", "sis-user-id": "SIS User ID", "login": "SIS Login ID"}
 CANVAS_IDENTITY = {"Student", "ID", "SIS User ID", "SIS Login ID", "Integration ID", "Section"}
 CANVAS_ASSIGNMENT = re.compile(r"^(?P<name>.*) \((?P<id>\d+)\)$")
@@ -28,6 +32,16 @@ MOODLE_PARTICIPANT = re.compile(r"^\D*(?P<id>\d+)$")  # "Participant 12345", in 
 
 class LMSError(Exception):
     """The export cannot be read or filled as asked: said in one line."""
+
+
+@dataclass
+class Sheet:
+    """An export read, its column chosen: what filling it needs, known before any grading."""
+    table: list
+    style: tuple
+    column: int                                         # the column to fill (inserted already when new)
+    students: dict = field(default_factory=dict)        # row index → student id
+    names: dict = field(default_factory=dict)           # student id → name the export gives
 
 
 @dataclass
@@ -42,18 +56,23 @@ class Filled:
 
 @dataclass
 class LMSExport:
-    """An export to fill: kind "canvas" (with its options) or "moodle"."""
+    """An export to fill: kind "canvas" (with its options) or "moodle". `read` it before grading;
+    `fill` it after."""
     kind: str
     path: Path
-    assignment: str = None
+    assignment: str = None       # Canvas: the column to fill, by name or "Name (id)" heading
     match: str = "user-id"
     missing_as_zero: bool = False
+    new_assignment: str = None   # Canvas: a new column of this name instead (a new assignment to Canvas)
 
-    def fill(self, out, scores, points_possible):
+    def read(self, points_possible):
+        """The export read and its column chosen (LMSError when it cannot be filled as asked)."""
         if self.kind == "canvas":
-            return fill_canvas(self.path, Path(out) / "canvas-import.csv", scores, points_possible, self.assignment,
-                               self.match, self.missing_as_zero)
-        return fill_moodle(self.path, Path(out) / "moodle-import.csv", scores, self.missing_as_zero)
+            return read_canvas(self.path, points_possible, self.assignment, self.match, self.new_assignment)
+        return read_moodle(self.path)
+
+    def fill(self, out, sheet, scores):
+        return fill_sheet(sheet, Path(out) / IMPORT_FILES[self.kind], scores, self.missing_as_zero)
 
 
 def read_table(path):
@@ -77,62 +96,91 @@ def write_table(path, table, style):
     write_atomically(Path(path), ("\ufeff" if bom else "") + buffer.getvalue())
 
 
-def fill_canvas(export, out, scores, points_possible, assignment=None, match="user-id", missing_as_zero=False):
-    """scores: {student id: score}. Writes `out`; returns what was filled and what was not."""
+def read_canvas(export, points_possible, assignment=None, match="user-id", new_assignment=None):
+    """A Canvas gradebook export and the column to fill: `assignment` (its name or its "Name (id)"
+    heading), else the export's only assignment column; a new column only when `new_assignment`
+    names it. Nothing else is guessed: several columns and no choice is an error naming them."""
     table, style = read_table(export)
     header = table[0]
     missing = [name for name in ("Student", CANVAS_MATCH[match]) if name not in header]
     if missing:
         raise LMSError(f"{export} is not a Canvas gradebook export: no column {', '.join(map(repr, missing))}")
     student, key = header.index("Student"), header.index(CANVAS_MATCH[match])
-    is_student = [bool(row[student].strip()) and not row[student].startswith(" ") for row in table]
-    is_student[0] = False
     points_row = next((i for i, row in enumerate(table) if row[student].strip() == "Points Possible"), None)
     read_only = {i for i, cell in enumerate(table[points_row]) if "read only" in cell} if points_row else set()
     assignments = [i for i, name in enumerate(header) if CANVAS_ASSIGNMENT.match(name) and i not in read_only]
-    name = assignment or DEFAULT_ASSIGNMENT
-    named = [i for i in assignments if header[i] == name or CANVAS_ASSIGNMENT.match(header[i])["name"] == name]
-    if len(named) > 1:
-        raise LMSError(f"{len(named)} assignment columns are named {name!r}: give the one with its id, e.g. {header[named[0]]!r}")
-    column = assignments[0] if not assignment and len(assignments) == 1 else named[0] if named else None
-    if column is None:  # a new assignment: after the last assignment (or identity) column
+    listed = ", ".join(repr(header[i]) for i in assignments) or "none"
+
+    def named(name):
+        return [i for i, heading in enumerate(header)
+                if name in (heading, CANVAS_ASSIGNMENT.match(heading) and CANVAS_ASSIGNMENT.match(heading)["name"])]
+
+    if new_assignment:
+        if named(new_assignment):
+            raise LMSError(f"{export} already has a column {header[named(new_assignment)[0]]!r}: "
+                           f"fill it with --canvas-assignment instead")
         identity = [i for i, name in enumerate(header) if name in CANVAS_IDENTITY]
-        column = max(assignments or identity) + 1
+        column = max(assignments or identity) + 1  # after the last assignment (or identity) column
         for i, row in enumerate(table):
-            row.insert(column, name if i == 0 else format_points(points_possible) if i == points_row else "")
-    filled = Filled(Path(out), table[0][column])
-    filled.names = {row[key]: row[student] for row, yes in zip(table, is_student) if yes}
-    for row, yes in zip(table, is_student):
-        if yes:
-            _fill(row, column, row[key], scores, missing_as_zero, filled)
-    filled.not_in_export = sorted(set(scores) - set(filled.names))
-    write_table(out, table, style)
-    return filled
+            row.insert(column, new_assignment if i == 0 else format_points(points_possible) if i == points_row else "")
+    elif assignment:
+        chosen = [i for i in named(assignment) if i in assignments]
+        if len(chosen) > 1:
+            raise LMSError(f"{len(chosen)} assignment columns are named {assignment!r}: give the one with its id, "
+                           f"e.g. {header[chosen[0]]!r}")
+        if not chosen:
+            raise LMSError(f"{export} has no assignment column {assignment!r} (its assignment columns: {listed}); "
+                           f"--canvas-new-assignment {assignment!r} adds one, which Canvas imports as a new assignment")
+        column = chosen[0]
+    elif len(assignments) == 1:
+        column = assignments[0]
+    elif assignments:
+        raise LMSError(f"{export} has {len(assignments)} assignment columns ({listed}): name the one to fill with "
+                       f"--canvas-assignment, or add a new one with --canvas-new-assignment NAME")
+    else:
+        raise LMSError(f"{export} has no assignment column: add one with --canvas-new-assignment NAME")
+    sheet = Sheet(table, style, column)
+    for i, row in enumerate(table[1:], start=1):
+        if row[student].strip() and not row[student].startswith(" "):  # not "    Points Possible" and the like
+            sheet.students[i], sheet.names[row[key]] = row[key], row[student]
+    return sheet
 
 
-def fill_moodle(worksheet, out, scores, missing_as_zero=False):
-    """Moodle's grading worksheet with its Grade column filled, matching the participant number."""
+def read_moodle(worksheet):
+    """Moodle's grading worksheet: its Grade column, matched by participant number."""
     table, style = read_table(worksheet)
     header = table[0]
     if "Identifier" not in header or "Grade" not in header:
         raise LMSError(f"{worksheet} is not a Moodle grading worksheet: it needs the columns 'Identifier' and 'Grade'")
-    identifier, grade = header.index("Identifier"), header.index("Grade")
-    name = header.index("Full name") if "Full name" in header else None
-    filled = Filled(Path(out), "Grade")
-    for row in table[1:]:
+    identifier, name = header.index("Identifier"), header.index("Full name") if "Full name" in header else None
+    sheet = Sheet(table, style, header.index("Grade"))
+    for i, row in enumerate(table[1:], start=1):
         number = MOODLE_PARTICIPANT.match(row[identifier].strip())
         if number:
-            filled.names[number["id"]] = row[name] if name is not None else ""
-            _fill(row, grade, number["id"], scores, missing_as_zero, filled)
-    filled.not_in_export = sorted(set(scores) - set(filled.names))
-    write_table(out, table, style)
+            sheet.students[i], sheet.names[number["id"]] = number["id"], row[name] if name is not None else ""
+    return sheet
+
+
+def fill_sheet(sheet, out, scores, missing_as_zero=False):
+    """scores: {student id: score}. Writes `out`; returns what was filled and what was not."""
+    table = [list(row) for row in sheet.table]
+    filled = Filled(Path(out), table[0][sheet.column], names=dict(sheet.names))
+    for i, student_id in sheet.students.items():
+        if student_id in scores:
+            table[i][sheet.column] = format_points(scores[student_id])
+            filled.filled += 1
+        else:
+            table[i][sheet.column] = "0" if missing_as_zero else ""
+            filled.without_submission.append(student_id)
+    filled.not_in_export = sorted(set(scores) - set(sheet.names))
+    write_table(out, table, sheet.style)
     return filled
 
 
-def _fill(row, column, student_id, scores, missing_as_zero, filled):
-    if student_id in scores:
-        row[column] = format_points(scores[student_id])
-        filled.filled += 1
-    else:
-        row[column] = "0" if missing_as_zero else ""
-        filled.without_submission.append(student_id)
+def fill_canvas(export, out, scores, points_possible, assignment=None, match="user-id", missing_as_zero=False,
+                new_assignment=None):
+    return fill_sheet(read_canvas(export, points_possible, assignment, match, new_assignment), out, scores, missing_as_zero)
+
+
+def fill_moodle(worksheet, out, scores, missing_as_zero=False):
+    return fill_sheet(read_moodle(worksheet), out, scores, missing_as_zero)

@@ -19,8 +19,9 @@ from pathlib import Path
 
 from ..submission import SubmissionError, unpack_zip
 
-# Canvas: name, optional "late", user id, submission id, then the file's own name.
-LMS_PATTERN = r"^(?P<name>[^_]+(?:_[^_\d]+)*)_(?:late_)?(?P<id>\d+)_\d+_(?P<file>.+)$"
+# Canvas: name, optional "late", user id, submission id, then the file's own name. A part of the
+# name is never "late" before the id: that is Canvas's mark, not the student's name.
+LMS_PATTERN = r"^(?P<name>[^_]+(?:_(?!late_\d)[^_\d]+)*)_(?:late_)?(?P<id>\d+)_\d+_(?P<file>.+)$"
 # Moodle: full name, participant number, the submission plugin, then the file's own name (a
 # folder of the student's files when downloaded "in folders", its name ending with the plugin).
 MOODLE_PATTERN = r"^(?P<name>.+?)_(?P<id>\d+)_assignsubmission_(?:file|onlinetext)_(?P<file>.*)$"
@@ -47,14 +48,14 @@ class Roster:
 
 def discover(source, staging, pattern=None):
     """The students in `source` (a folder or a .zip of one). Grouped LMS files and unpacked
-    archives are laid out under `staging`, which is emptied first. pattern: one layout's regular
-    expression, instead of recognising Canvas's and Moodle's."""
+    archives are laid out under `staging`, which is emptied first, and made only for them.
+    pattern: one layout's regular expression, instead of recognising Canvas's and Moodle's."""
     source, staging = Path(source), Path(staging)
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
     roster = Roster()
     if source.is_file() and source.suffix.lower() == ".zip":
         unpacked = staging / "archive"
+        unpacked.mkdir(parents=True)
         try:
             skipped = unpack_zip(source, unpacked, CLASS_ARCHIVE_MEMBERS, CLASS_ARCHIVE_BYTES)
         except SubmissionError as error:

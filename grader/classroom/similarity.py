@@ -19,6 +19,7 @@ import argparse
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -35,6 +36,7 @@ K, WINDOW = 25, 4             # copydetect's noise threshold (k-gram length) and
 COMMON_SHARE = 0.5            # fingerprints in more than this share of the class are boilerplate
 MIN_CLASS_FOR_COMMON = 4      # below this, "most of the class" means nothing
 DEFAULT_THRESHOLD = 0.5
+FILES = ("similarity.json", "similarity")  # what similarity_report writes in a batch's output folder
 PARALLEL_FROM = 40            # submissions: fewer are fingerprinted in this process
 
 
@@ -107,9 +109,10 @@ def similarity_report(out, threshold=DEFAULT_THRESHOLD):
     results, prints = compare_class(codes, starter_code())
     pairs = [{"a": a, "b": b, "score": score} for a, b, score in results]
     flagged = [r for r in results if r[2] >= threshold]
-    write_atomically(out / "similarity.json", json.dumps({"threshold": threshold, "submissions": len(codes), "not_compared": unread,
-                                                           "flagged": len(flagged), "pairs": pairs}, indent=1) + "\n")
-    pages = out / "similarity"
+    result, pages = (out / name for name in FILES)
+    write_atomically(result, json.dumps({"threshold": threshold, "submissions": len(codes), "not_compared": unread,
+                                         "flagged": len(flagged), "pairs": pairs}, indent=1) + "\n")
+    shutil.rmtree(pages, ignore_errors=True)  # the pages of this comparison only, not of a pair an earlier one flagged
     for a, b, score in flagged:
         _, _, slices = compare_files(prints[a], prints[b])  # copydetect's matched regions, in each one's own text
         write_atomically(pages / f"{a}--{b}.html", pair_page(a, b, score, prints[a].raw_code, prints[b].raw_code, slices))
