@@ -26,10 +26,8 @@ from grader.submission import submission_sha256
 # quickly: derived from grader/rubric.toml here, so it never drifts from it.
 FAST_MNIST = {"epochs": 1, "train_examples": 6000, "time_budget_seconds": 30,
               "full_credit_accuracy": 85.0, "zero_credit_accuracy": 50.0}
-# Its salt: the official inputs, the same in every run of the suite. Under "the test suite's salt" its
-# MNIST check sampled step 67 of epoch 1, where the reference's float32 update of layer 1 is 7e-3
-# (relative) from the float64 one, over mnist.RTOL: a correct submission refused (mnist.StepCheck;
-# reported with issue 23). This salt samples no such step.
+# Its salt: the official inputs, the same in every run of the suite (any salt: under "the test suite's
+# salt" the MNIST check once refused the reference at a unit on ReLU's kink, test_mnist_trusted.py).
 TESTS_SALT = "the test suite's own salt"
 
 
