@@ -8,9 +8,10 @@
     python -m grader similarity OUT_DIR [--threshold 0.5]
     CANVAS_TOKEN=... python -m grader canvas-upload OUT_DIR --url URL --course ID --assignment ID
 
-Exit status 0 whenever a report was written, whatever the score; 1 when the grader itself
-could not run (its rubric or dataset missing or broken) or a report could not be written, with
-a message; 2 for bad arguments.
+Exit status 0 when every report written has a score (whatever it is); 1 when a grading failed
+(its report is written, status `error`, with no score), when the grader itself could not run
+(its rubric or dataset missing or broken) or a report could not be written, with a message; 2
+for bad arguments.
 """
 import argparse
 import json
@@ -27,7 +28,7 @@ from .classroom.diff import compare, diff_markdown, load_reports, write_diff
 from .classroom.lms import CANVAS_MATCH, LMSError, LMSExport
 from .classroom.pages import student_page
 from .grade import GraderError, check_dataset, grade
-from .report import format_table, write_atomically, write_report
+from .report import format_table, is_scored, write_atomically, write_report
 from .rubric import RubricError, load_rubric
 from .sandbox.launch import ISOLATION_LEVELS, level_available, protect_from_workers, strongest_level
 from .submission import SubmissionError
@@ -125,6 +126,10 @@ def main(argv=None):
     print(format_table(report, rubric.unshipped_points))
     print(f"\nreport written to {args.out} ({args.format}) in {report['duration_seconds']:.1f} s"
           + (f"; feedback page: {args.html}" if args.html else ""))
+    if not is_scored(report):
+        print(f"grader: the grading of {args.path} failed: its report (status {report['status']}) has no score",
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -175,9 +180,13 @@ def batch(args, rubric):
         print("\n" + roster.written["diff.md"].read_text())
     for student, why in unwritten.items():
         print(f"grader: the report of {student} could not be written ({why}); rerun to grade it again", file=sys.stderr)
+    failed = json.loads((args.out / "summary.json").read_text())["not_graded"]
+    if failed:
+        print(f"grader: {len(failed)} gradings failed, with no score (status error; empty in the gradebook and the LMS "
+              f"file): {', '.join(failed[:10])}{' …' if len(failed) > 10 else ''}; rerun to grade them again", file=sys.stderr)
     if args.similarity and similarity(args.out, similarity_module.DEFAULT_THRESHOLD):
         return 1
-    return 1 if unwritten else 0
+    return 1 if unwritten or failed else 0
 
 
 def diff(args):
@@ -197,12 +206,19 @@ def canvas_upload(args):
         print("grader: cannot upload: " + ("set CANVAS_TOKEN to a Canvas access token" if not token else f"no reports in {args.out}"),
               file=sys.stderr)
         return 1
+    scores = {student: report["score"] for student, report in reports.items() if is_scored(report)}
+    failed = sorted(set(reports) - set(scores))  # no grade sent, rather than a 0 the student did not earn
     try:
-        progress = upload_grades(args.url, token, args.course, args.assignment, {s: r["score"] for s, r in reports.items()})
+        progress = upload_grades(args.url, token, args.course, args.assignment, scores) if scores else None
     except CanvasUploadError as error:
         print(f"grader: cannot upload: {error}", file=sys.stderr)
         return 1
-    print(f"{len(reports)} grades sent to assignment {args.assignment}; Canvas's progress: {progress['workflow_state']} ({progress['url']})")
+    if progress:
+        print(f"{len(scores)} grades sent to assignment {args.assignment}; Canvas's progress: {progress['workflow_state']} ({progress['url']})")
+    if failed:
+        print(f"grader: not sent, their grading failed (no score): {', '.join(failed)}; regrade them, then upload again",
+              file=sys.stderr)
+        return 1
     return 0
 
 

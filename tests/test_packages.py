@@ -240,6 +240,19 @@ def test_gradescope_writes_results_when_its_python_is_missing(tmp_path):
     assert results["score"] == 0 and "status 127" in results["tests"][0]["output"]
 
 
+def test_gradescope_says_the_autograder_failed_when_no_check_ran(tmp_path):
+    """A check file that does not import stops pytest before any check: once a results.json of
+    0 / 86 visible points, written by the grader as a grade. Now the grading is an error (exit
+    status 1), and run_autograder writes its failure results."""
+    def break_it(source):
+        (source / "grader" / "checks" / "test_regularizers.py").write_text("import a_helper_renamed_by_mistake\n")
+
+    results, _ = gradescope_run(tmp_path, break_it=break_it)
+    assert results["output"].startswith("The autograder failed") and results["extra_data"]["grader_failed"]
+    [staff] = results["tests"]
+    assert "status 1" in staff["output"] and "test_regularizers.py" in staff["output"]
+
+
 # What Gradescope's base images offer (Ubuntu's archives, universe included): python3's version
 # and the packages setup.sh may ask for.
 UBUNTU = {

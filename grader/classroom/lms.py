@@ -8,8 +8,9 @@
 - Moodle: the assignment's grading worksheet (Identifier "Participant 12345", Grade, ...).
 
 Every column and row of the export is written back unchanged except the one filled column.
-Students in the export without a submission get an empty cell (0 by choice); submissions whose
-student is not in the export are returned, to be listed, never dropped.
+Students in the export without a submission get an empty cell (0 by choice); a student whose
+grading failed (score None) gets an empty cell, always; submissions whose student is not in the
+export are returned, to be listed, never dropped.
 """
 import csv
 import io
@@ -37,6 +38,7 @@ class Filled:
     filled: int = 0
     without_submission: list = field(default_factory=list)   # export rows (their ids) with no submission
     not_in_export: list = field(default_factory=list)        # student ids graded but absent from the export
+    not_graded: list = field(default_factory=list)           # export rows (their ids) whose grading failed: left empty
     names: dict = field(default_factory=dict)                 # student id → name the export gives
 
 
@@ -50,6 +52,7 @@ class LMSExport:
     missing_as_zero: bool = False
 
     def fill(self, out, scores, points_possible):
+        """scores: {student id: score, or None for a grading that failed}."""
         if self.kind == "canvas":
             return fill_canvas(self.path, Path(out) / "canvas-import.csv", scores, points_possible, self.assignment,
                                self.match, self.missing_as_zero)
@@ -130,7 +133,10 @@ def fill_moodle(worksheet, out, scores, missing_as_zero=False):
 
 
 def _fill(row, column, student_id, scores, missing_as_zero, filled):
-    if student_id in scores:
+    if student_id in scores and scores[student_id] is None:  # a grading that failed: no grade, never a 0 (missing_as_zero or not)
+        row[column] = ""
+        filled.not_graded.append(student_id)
+    elif student_id in scores:
         row[column] = format_points(scores[student_id])
         filled.filled += 1
     else:
