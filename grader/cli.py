@@ -1,17 +1,19 @@
-"""Command line: one sub-command per verb.
+"""Command line: one sub-command per verb. `autodiff-grader` is the console script the Makefile
+installs into .venv (and `make grade`, `make batch`, ... run it); `python -m grader` is the same,
+from a Python that has the grader's packages (__main__.py refuses any other, saying so).
 
-    python -m grader grade PATH [--out FILE] [--format native|gradescope]
-    python -m grader check [PATH]     (a student's own check: the handout's `make check`, without make)
-    python -m grader batch SUBMISSIONS --out DIR [--jobs N] [--force] [--only ID ...] [--scheduler tcp://HOST:PORT]
-                           [--html [--reveal ...]] [--canvas-export FILE | --moodle-worksheet FILE] [--similarity]
-    python -m grader diff OLD_DIR NEW_DIR [--out DIR]
-    python -m grader similarity OUT_DIR [--threshold 0.5]
-    CANVAS_TOKEN=... python -m grader canvas-upload OUT_DIR --url URL --course ID --assignment ID
+    autodiff-grader grade PATH [--out FILE] [--format native|gradescope]
+    autodiff-grader check [PATH]     (a student's own check: the handout's `make check`, without make)
+    autodiff-grader batch SUBMISSIONS --out DIR [--jobs N] [--force] [--only ID ...] [--scheduler tcp://HOST:PORT]
+                          [--html [--reveal ...]] [--canvas-export FILE | --moodle-worksheet FILE] [--similarity]
+    autodiff-grader diff OLD_DIR NEW_DIR [--out DIR]
+    autodiff-grader similarity OUT_DIR [--threshold 0.5]
+    CANVAS_TOKEN=... autodiff-grader canvas-upload OUT_DIR --url URL --course ID --assignment ID
 
 Exit status 0 when every report written has a score (whatever it is); 1 when a grading failed
 (its report is written, status `error`, with no score), when the grader itself could not run
-(its rubric or dataset missing or broken) or a report could not be written, with a message; 2
-for bad arguments.
+(its packages, rubric or dataset missing or broken) or a report could not be written, with a
+message; 2 for bad arguments.
 """
 import argparse
 import json
@@ -28,6 +30,7 @@ from .classroom.diff import compare, diff_markdown, load_reports, write_diff
 from .classroom.lms import CANVAS_MATCH, LMSError, LMSExport
 from .classroom.pages import student_page
 from .grade import GraderError, check_dataset, grade
+from .preflight import refusal
 from .report import format_table, is_scored, write_atomically, write_report
 from .rubric import RubricError, load_rubric
 from .sandbox.launch import ISOLATION_LEVELS, level_available, protect_from_workers, strongest_level
@@ -35,7 +38,9 @@ from .submission import SubmissionError
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m grader", description="Grade autodiff submissions.")
+    # Named as it was started: the console script, or `python -m grader` (the handout and Gradescope have only that).
+    program = "python -m grader" if Path(sys.argv[0]).name == "__main__.py" else "autodiff-grader"
+    parser = argparse.ArgumentParser(prog=program, description="Grade autodiff submissions.")
     commands = parser.add_subparsers(dest="command", required=True)
     one = commands.add_parser("grade", help="grade one submission (folder, .zip or .ipynb) and write its report")
     one.add_argument("path", type=Path, help="the submission: a folder, a .zip or a .ipynb")
@@ -94,6 +99,10 @@ def main(argv=None):
     post.add_argument("--course", required=True, type=int, help="the course's id (in its Canvas address)")
     post.add_argument("--assignment", required=True, type=int, help="the assignment's id (in its Canvas address)")
     args = parser.parse_args(argv)
+    said = refusal(sys.argv[1:] if argv is None else list(argv), program=parser.prog)  # a package only some verbs import
+    if said:
+        print(said, file=sys.stderr)
+        return 1
     if args.command == "canvas-upload":
         return canvas_upload(args)
     if args.command == "diff":

@@ -239,7 +239,7 @@ def test_reveal_after_the_due_date_makes_pages_and_gradebook_agree(class_copy):
 
 def test_make_batch_writes_the_pages():
     recipe = subprocess.run(["make", "-n", "batch", "SUBMISSIONS=class"], cwd=ROOT, capture_output=True, text=True).stdout
-    assert "-m grader batch class --out build/batch --html --reveal visible" in recipe
+    assert ".venv/bin/autodiff-grader batch class --out build/batch --html --reveal visible" in recipe
 
 
 @CLASS_GRADED_ONCE

@@ -5,11 +5,15 @@ A report is `graded` only if every check of the rubric has a verdict from a chec
 that cannot fork a worker each leave it `error`, with no score. Then: exit status 1, an error row
 with empty points in the gradebook, an empty cell in the LMS files (even with --missing-as-zero),
 no upload to Canvas, a page that says "not graded", Gradescope's failure results, and a rerun that
-grades it again.
+grades it again. `python -m grader` from a Python without the grader's packages refuses before it
+does anything, naming the command to run instead (`make VERB` or `.venv/bin/autodiff-grader`).
 """
 import csv
 import json
+import os
 import re
+import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -20,6 +24,7 @@ import numpy as np
 import pytest
 
 from _grading import FAST_RUBRIC, FAST_RUBRIC_FILE, all_passed, reference_copy
+from _paths import ROOT
 from grader.classroom import batch as batch_module
 from grader.classroom.diff import compare
 from grader.classroom.gradebook import summarize
@@ -232,3 +237,106 @@ def test_the_terminal_the_diff_and_the_class_index_show_no_number_for_a_failed_g
     assert summary["histogram"]["counts"][-1] == 1 and sum(summary["histogram"]["counts"]) == 1
     assert "1 of 1" in class_index(reports, summary, {"a": "a.html", "b": "b.html"})  # pass rates over graded reports only
     assert "not graded" in student_page(failed, "all") and to_gradescope(failed)["extra_data"]["grader_failed"]
+
+
+# -- one way to run the grader ----------------------------------------------------------------------
+
+SYSTEM_PYTHON = Path("/usr/bin/python3")  # Debian's: none of the grader's packages
+
+
+def without_packages():
+    """Skip unless /usr/bin/python3 exists and lacks the grader's packages (as on this project's machines)."""
+    if not SYSTEM_PYTHON.exists() or subprocess.run([SYSTEM_PYTHON, "-c", "import jsonschema"], capture_output=True).returncode == 0:
+        pytest.skip("needs a /usr/bin/python3 without the grader's packages")
+
+
+def documented_verbs():
+    """Each verb with arguments that would make it act: (verb, arguments, what it must not create)."""
+    return {
+        "grade": (["grade", "solutions", "--out", "{tmp}/report.json"], "{tmp}/report.json"),
+        "check": (["check", "solutions/autodiff", "--out", "{tmp}/check.json"], "{tmp}/check.json"),
+        "batch": (["batch", "{tmp}/class", "--out", "{tmp}/out"], "{tmp}/out/previous"),
+        "diff": (["diff", "{tmp}/out", "{tmp}/out", "--out", "{tmp}/regrade"], "{tmp}/regrade"),
+        "similarity": (["similarity", "{tmp}/out"], "{tmp}/out/similarity.json"),
+        "canvas-upload": (["canvas-upload", "{tmp}/out", "--url", "http://127.0.0.1:9", "--course", "1", "--assignment", "2"], None),
+    }
+
+
+@pytest.mark.parametrize("verb", list(documented_verbs()))
+def test_every_verb_from_a_python_without_the_packages_says_what_to_run_and_does_nothing(verb, tmp_path):
+    """/usr/bin/python3 -m grader: once a traceback (a batch's after it had changed its output folder's
+    mode and made previous/), or a 0/100 report and exit status 0. Now: what to run, and nothing else."""
+    without_packages()
+    reference_copy(tmp_path / "class" / "alice")
+    (tmp_path / "out" / "reports").mkdir(parents=True)
+    (tmp_path / "out" / "reports" / "alice.json").write_text("{}")
+    (tmp_path / "out").chmod(0o755)
+    before = sorted((str(p), p.stat().st_mode) for p in tmp_path.rglob("*"))
+    arguments, created = documented_verbs()[verb]
+    arguments = [a.format(tmp=tmp_path) for a in arguments]
+    completed = subprocess.run([str(SYSTEM_PYTHON), "-m", "grader", *arguments], cwd=ROOT, capture_output=True, text=True,
+                               env={"PATH": "/usr/bin:/bin", "TMPDIR": tempfile.gettempdir()}, timeout=60)
+    assert completed.returncode == 1 and "Traceback" not in completed.stderr, completed.stderr
+    assert f".venv/bin/autodiff-grader {verb}" in completed.stderr and "lacks numpy, jsonschema" in completed.stderr
+    if verb != "check":
+        assert f"make {verb}" in completed.stderr
+    assert sorted((str(p), p.stat().st_mode) for p in tmp_path.rglob("*")) == before  # no folder made, no mode changed
+    assert created is None or not Path(created.format(tmp=tmp_path)).exists()
+
+
+def test_a_python_with_some_packages_but_not_the_checks_plugin_refuses_before_grading(tmp_path):
+    """A Python with numpy and jsonschema but no pytest-json-report (a pyenv's, say) once graded every
+    check "not run": a report of 0/100, exit status 0."""
+    hide = ("import runpy, sys\n"
+            "class Hidden:\n"
+            "    @staticmethod\n"
+            "    def find_spec(name, path=None, target=None):\n"
+            "        if name.partition('.')[0] == 'pytest_jsonreport':\n"
+            "            raise ModuleNotFoundError(name)\n"
+            "sys.meta_path.insert(0, Hidden)\n"
+            "runpy.run_module('grader', run_name='__main__', alter_sys=True)\n")
+    out = tmp_path / "report.json"
+    completed = subprocess.run([sys.executable, "-c", hide, "grade", "solutions", "--out", str(out), "--isolation", "process"],
+                               cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 1 and "lacks pytest_jsonreport, which `grade` needs" in completed.stderr, completed.stderr
+    assert "make grade SUBMISSION=" in completed.stderr and not out.exists()
+
+
+def test_the_console_script_runs_every_verb_from_the_venv():
+    script = Path(sys.executable).parent / "autodiff-grader"
+    assert os.access(script, os.X_OK), "`make` installs the console script (pip install -e .: pyproject.toml's [project.scripts])"
+    completed = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
+    assert completed.returncode == 0 and completed.stdout.startswith("usage: autodiff-grader")
+    assert all(verb in completed.stdout for verb in documented_verbs())
+
+
+MAKE_COMMANDS = {  # each verb's target, with the arguments the docs give it → the command it runs
+    "grade SUBMISSION=s.zip HTML=p.html": "grade s.zip --out build/report.json --format native --html p.html --reveal visible",
+    "batch SUBMISSIONS=d.zip CANVAS_EXPORT=e.csv RUBRIC=r.toml": "batch d.zip --out build/batch --html --reveal visible "
+                                                                "--canvas-export e.csv --rubric r.toml",
+    "batch SUBMISSIONS=d.zip MOODLE_WORKSHEET=w.csv SCHEDULER=tcp://h:1 SIMILARITY=1":
+        "batch d.zip --out build/batch --html --reveal visible --moodle-worksheet w.csv --scheduler tcp://h:1 --similarity",
+    "diff OLD=a NEW=b OUT=r": "diff a b --out r",
+    "similarity OUT=o THRESHOLD=0.4": "similarity o --threshold 0.4",
+    "canvas-upload URL=u COURSE=1 ASSIGNMENT=2": "canvas-upload build/batch --url u --course 1 --assignment 2",
+}
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+@pytest.mark.parametrize("target", list(MAKE_COMMANDS))
+def test_each_make_target_runs_the_console_script(target):
+    completed = subprocess.run(["make", "-n", *target.split()], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    commands = [" ".join(line.split()) for line in completed.stdout.replace("\\\n", " ").splitlines()]
+    assert f".venv/bin/autodiff-grader {MAKE_COMMANDS[target]}" in commands, completed.stdout + completed.stderr
+
+
+def test_the_docs_run_the_grader_through_make_or_the_console_script():
+    """`python -m grader` only for a student's own `check` (the handout has no console script), and
+    every `make` target the docs name exists (the handout's Makefile's too: `make check`)."""
+    targets = {target for makefile in (ROOT / "Makefile", ROOT / "handout" / "Makefile")
+               for target in re.findall(r"(?m)^([a-z][\w-]*)(?:\s[^:=]*)?:(?!=)", makefile.read_text())}
+    for document in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = document.read_text()
+        assert set(re.findall(r"python -m grader ([\w-]+)", text)) <= {"check"}, document.name
+        for target in re.findall(r"`(?:CANVAS_TOKEN=\S+ )?make ([a-z][\w-]*)", text):
+            assert target in targets, f"{document.name}: make {target}"

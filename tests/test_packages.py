@@ -253,6 +253,14 @@ def test_gradescope_says_the_autograder_failed_when_no_check_ran(tmp_path):
     assert "status 1" in staff["output"] and "test_regularizers.py" in staff["output"]
 
 
+@pytest.mark.skipif(not Path("/usr/bin/python3").exists() or subprocess.run(
+    ["/usr/bin/python3", "-c", "import jsonschema"], capture_output=True).returncode == 0, reason="needs a Python without the packages")
+def test_gradescope_with_a_python_without_the_packages_says_the_autograder_failed(tmp_path):
+    results, _ = gradescope_run(tmp_path, python="/usr/bin/python3")
+    [staff] = results["tests"]
+    assert results["extra_data"]["grader_failed"] and "lacks numpy" in staff["output"] and "Traceback" not in staff["output"]
+
+
 # What Gradescope's base images offer (Ubuntu's archives, universe included): python3's version
 # and the packages setup.sh may ask for.
 UBUNTU = {
