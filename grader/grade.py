@@ -107,7 +107,7 @@ def run_checks(scratch, rubric, isolation, results, select=None):
     if checks.get("exitcode") not in (0, 1):  # neither all passed nor some failed: interrupted (a check file that does not
         tail = "\n".join((completed.stdout + completed.stderr).strip().splitlines()[-5:])  # import), or pytest's own error
         return [case_result(test) for test in checks.get("tests", [])], (
-            f"the checks did not all run (pytest exited with status {checks.get('exitcode')}):\n{tail}"), None
+            f"the checks could not run to the end (pytest exited with status {checks.get('exitcode')}):\n{tail}"), None
     notebook = checks.get("notebook")
     if notebook and notebook.get("error"):
         return [], f"the notebook could not be run: {notebook['error']}", None
