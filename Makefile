@@ -6,6 +6,9 @@
 BASE_PYTHON := $(shell /usr/bin/python3 -c 'import ensurepip' 2>/dev/null && echo /usr/bin/python3 || echo python3)
 VENV := .venv
 PYTHON := $(VENV)/bin/python
+# The grader's one command: the console script `pip install -e .` puts in the venv (pyproject.toml's
+# [project.scripts]), which runs on the venv's Python whatever `python` a shell finds first.
+GRADER := $(VENV)/bin/autodiff-grader
 READY := $(VENV)/.ready
 
 # As root, the sandboxed worker runs as an unprivileged uid, which cannot read a Python under
@@ -21,14 +24,19 @@ FORMAT ?= native
 SUBMISSIONS ?=
 # empty: as many gradings at once as there are cores
 JOBS ?=
+# REVEAL=after_due_date once the deadline has passed: the pages then agree with the gradebook.
+REVEAL ?= visible
+# Any other option of the verb, passed as it is: ARGS="--force", ARGS="--only 12345 67890".
+ARGS ?=
 
-.PHONY: test test-fast lint grade batch experiment bench bench-batch bench-grading bench-notebook bench-scale bench-similarity attacks \
+.PHONY: test test-fast lint grade batch diff similarity canvas-upload experiment bench bench-batch bench-grading bench-notebook bench-scale bench-similarity attacks \
 	flake-audit tolerances mutation-audit mnist-seeds mnist-cost docs starter notebook handout gradescope screenshots clean
 
 $(READY): requirements.txt pyproject.toml
 	$(BASE_PYTHON) -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(GRADER) --help >/dev/null
 	touch $@
 
 $(SANDBOX_VENV)/.ready: requirements.txt
@@ -49,15 +57,32 @@ test-fast: $(READY) $(SANDBOX)
 lint: $(READY)
 	$(VENV)/bin/ruff check .
 
+# One target per verb of the grader; each exits as the grader does (non-zero when a grading failed).
 grade: $(READY) $(SANDBOX)
-	$(PYTHON) -m grader grade $(SUBMISSION) --out $(OUT) --format $(FORMAT)
+	$(GRADER) grade $(SUBMISSION) --out $(OUT) --format $(FORMAT) $(if $(HTML),--html $(HTML) --reveal $(REVEAL)) $(ARGS)
 
-# REVEAL=after_due_date once the deadline has passed: the pages then agree with the gradebook.
-REVEAL ?= visible
 batch: OUT = build/batch
 batch: $(READY) $(SANDBOX)
-	$(if $(SUBMISSIONS),,$(error usage: make batch SUBMISSIONS=folder-or-zip [OUT=build/batch] [JOBS=n] [REVEAL=after_due_date]))
-	$(PYTHON) -m grader batch $(SUBMISSIONS) --out $(OUT) --html --reveal $(REVEAL) $(if $(JOBS),--jobs $(JOBS))
+	$(if $(SUBMISSIONS),,$(error usage: make batch SUBMISSIONS=folder-or-zip [OUT=build/batch] [JOBS=n] [REVEAL=after_due_date] \
+		[CANVAS_EXPORT=file | MOODLE_WORKSHEET=file] [RUBRIC=file] [SCHEDULER=tcp://host:port] [SIMILARITY=1] [ARGS=...]))
+	$(GRADER) batch $(SUBMISSIONS) --out $(OUT) --html --reveal $(REVEAL) $(if $(JOBS),--jobs $(JOBS)) \
+		$(if $(CANVAS_EXPORT),--canvas-export $(CANVAS_EXPORT)) $(if $(MOODLE_WORKSHEET),--moodle-worksheet $(MOODLE_WORKSHEET)) \
+		$(if $(RUBRIC),--rubric $(RUBRIC)) $(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(if $(SIMILARITY),--similarity) $(ARGS)
+
+diff: OUT =
+diff: $(READY)
+	$(if $(and $(OLD),$(NEW)),,$(error usage: make diff OLD=batch-output NEW=batch-output [OUT=folder for diff.md and diff.csv]))
+	$(GRADER) diff $(OLD) $(NEW) $(if $(OUT),--out $(OUT))
+
+similarity: OUT = build/batch
+similarity: $(READY)
+	$(GRADER) similarity $(OUT) $(if $(THRESHOLD),--threshold $(THRESHOLD))
+
+# The token from the environment only: CANVAS_TOKEN=... make canvas-upload URL=... COURSE=... ASSIGNMENT=...
+canvas-upload: OUT = build/batch
+canvas-upload: $(READY)
+	$(if $(and $(URL),$(COURSE),$(ASSIGNMENT)),,$(error usage: CANVAS_TOKEN=... make canvas-upload [OUT=build/batch] URL=https://canvas.example.edu COURSE=id ASSIGNMENT=id))
+	$(GRADER) canvas-upload $(OUT) --url $(URL) --course $(COURSE) --assignment $(ASSIGNMENT)
 
 experiment: $(READY)
 	cd solutions && ../$(PYTHON) -m autodiff.train --preset $(PRESET) --out ../results
@@ -133,7 +158,7 @@ gradescope: $(READY)
 screenshots: $(READY) $(SANDBOX)
 	rm -rf build/demo
 	$(PYTHON) tools/demo_class.py build/demo/submissions --small
-	$(PYTHON) -m grader batch build/demo/submissions --out build/demo/out --html
+	$(GRADER) batch build/demo/submissions --out build/demo/out --html
 	$(PYTHON) tools/screenshot_pages.py build/demo/out/html/buggy_mul_unreduced_broadcast.html \
 		build/demo/out/html/index.html --out results/screenshots
 

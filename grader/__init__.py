@@ -12,11 +12,23 @@ The pipeline, in the order a submission goes through it:
     rubric.py, report.py         score the results and write the report
     classroom/                   a whole class: batch, LMS layouts and exports, gradebook,
                                  feedback pages, regrade diff, similarity
-    cli.py                       `python -m grader grade|check|batch|diff|similarity|canvas-upload`
+    cli.py                       `autodiff-grader grade|check|batch|diff|similarity|canvas-upload`
+    preflight.py                 before `python -m grader` imports any of that: are its packages here?
 """
 from pathlib import Path
 
-from .sandbox.protocol import COURSE_MODULES, GIVEN_MODULES, GRADED, GRADED_MODULES  # noqa: F401  (the contract)
+# The contract (sandbox/protocol.py), read on first use: importing the package imports no numpy, so that
+# `python -m grader` from a Python without the grader's packages can say so (preflight.py), not crash.
+CONTRACT = ("COURSE_MODULES", "GIVEN_MODULES", "GRADED", "GRADED_MODULES")
+
+
+def __getattr__(name):
+    if name in CONTRACT:
+        from .sandbox import protocol
+
+        return getattr(protocol, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 VERSION = "1.0.0"
 

@@ -1,17 +1,20 @@
-"""Command line: one sub-command per verb.
+"""Command line: one sub-command per verb. `autodiff-grader` is the console script the Makefile
+installs into .venv (and `make grade`, `make batch`, ... run it); `python -m grader` is the same,
+from a Python that has the grader's packages (__main__.py refuses any other, saying so).
 
-    python -m grader grade PATH [--out FILE] [--format native|gradescope]
-    python -m grader check [PATH]     (a student's own check: the handout's `make check`, without make)
-    python -m grader batch SUBMISSIONS --out DIR [--jobs N] [--force] [--only ID ...] [--scheduler tcp://HOST:PORT]
-                           [--html [--reveal ...]] [--canvas-export FILE [--canvas-assignment NAME | --canvas-new-assignment NAME]
-                           | --moodle-worksheet FILE] [--similarity]
-    python -m grader diff OLD_DIR NEW_DIR [--out DIR]
-    python -m grader similarity OUT_DIR [--threshold 0.5]
-    CANVAS_TOKEN=... python -m grader canvas-upload OUT_DIR --url URL --course ID --assignment ID
+    autodiff-grader grade PATH [--out FILE] [--format native|gradescope]
+    autodiff-grader check [PATH]     (a student's own check: the handout's `make check`, without make)
+    autodiff-grader batch SUBMISSIONS --out DIR [--jobs N] [--force] [--only ID ...] [--scheduler tcp://HOST:PORT]
+                          [--html [--reveal ...]] [--canvas-export FILE [--canvas-assignment NAME | --canvas-new-assignment NAME]
+                          | --moodle-worksheet FILE] [--similarity]
+    autodiff-grader diff OLD_DIR NEW_DIR [--out DIR]
+    autodiff-grader similarity OUT_DIR [--threshold 0.5]
+    CANVAS_TOKEN=... autodiff-grader canvas-upload OUT_DIR --url URL --course ID --assignment ID
 
-Exit status 0 whenever a report was written, whatever the score; 1 when the grader itself
-could not run (its rubric or dataset missing or broken) or a report could not be written, with
-a message; 2 for bad arguments.
+Exit status 0 when every report written has a score (whatever it is); 1 when a grading failed
+(its report is written, status `error`, with no score), when the grader itself could not run
+(its packages, rubric or dataset missing or broken) or a report could not be written, with a
+message; 2 for bad arguments.
 """
 import argparse
 import json
@@ -28,14 +31,17 @@ from .classroom.diff import compare, diff_markdown, load_reports, write_diff
 from .classroom.lms import CANVAS_MATCH, LMSError, LMSExport
 from .classroom.pages import student_page
 from .grade import GraderError, check_dataset, grade
-from .report import format_table, write_atomically, write_report
+from .preflight import refusal
+from .report import format_table, is_scored, write_atomically, write_report
 from .rubric import RubricError, course_salt, load_rubric
 from .sandbox.launch import ISOLATION_LEVELS, level_available, protect_from_workers, strongest_level
 from .submission import SubmissionError
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m grader", description="Grade autodiff submissions.")
+    # Named as it was started: the console script, or `python -m grader` (the handout and Gradescope have only that).
+    program = "python -m grader" if Path(sys.argv[0]).name == "__main__.py" else "autodiff-grader"
+    parser = argparse.ArgumentParser(prog=program, description="Grade autodiff submissions.")
     commands = parser.add_subparsers(dest="command", required=True)
     one = commands.add_parser("grade", help="grade one submission (folder, .zip or .ipynb) and write its report")
     one.add_argument("path", type=Path, help="the submission: a folder, a .zip or a .ipynb")
@@ -97,6 +103,10 @@ def main(argv=None):
     post.add_argument("--course", required=True, type=int, help="the course's id (in its Canvas address)")
     post.add_argument("--assignment", required=True, type=int, help="the assignment's id (in its Canvas address)")
     args = parser.parse_args(argv)
+    said = refusal(sys.argv[1:] if argv is None else list(argv), program=parser.prog)  # a package only some verbs import
+    if said:
+        print(said, file=sys.stderr)
+        return 1
     if args.command == "canvas-upload":
         return canvas_upload(args)
     if args.command == "diff":
@@ -136,6 +146,10 @@ def main(argv=None):
     print(format_table(report, rubric.unshipped_points))
     print(f"\nreport written to {args.out} ({args.format}) in {report['duration_seconds']:.1f} s"
           + (f"; feedback page: {args.html}" if args.html else ""))
+    if not is_scored(report):
+        print(f"grader: the grading of {args.path} failed: its report (status {report['status']}) has no score",
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -196,9 +210,13 @@ def batch(args, rubric):
         print("\n" + roster.written["diff.md"].read_text())
     for student, why in unwritten.items():
         print(f"grader: the report of {student} could not be written ({why}); rerun to grade it again", file=sys.stderr)
+    failed = json.loads((args.out / "summary.json").read_text())["not_graded"]
+    if failed:
+        print(f"grader: {len(failed)} gradings failed, with no score (status error; empty in the gradebook and the LMS "
+              f"file): {', '.join(failed[:10])}{' …' if len(failed) > 10 else ''}; rerun to grade them again", file=sys.stderr)
     if args.similarity and similarity(args.out, similarity_module.DEFAULT_THRESHOLD):
         return 1
-    return 1 if unwritten else 0
+    return 1 if unwritten or failed else 0
 
 
 def diff(args):
@@ -218,12 +236,19 @@ def canvas_upload(args):
         print("grader: cannot upload: " + ("set CANVAS_TOKEN to a Canvas access token" if not token else f"no reports in {args.out}"),
               file=sys.stderr)
         return 1
+    scores = {student: report["score"] for student, report in reports.items() if is_scored(report)}
+    failed = sorted(set(reports) - set(scores))  # no grade sent, rather than a 0 the student did not earn
     try:
-        progress = upload_grades(args.url, token, args.course, args.assignment, {s: r["score"] for s, r in reports.items()})
+        progress = upload_grades(args.url, token, args.course, args.assignment, scores) if scores else None
     except CanvasUploadError as error:
         print(f"grader: cannot upload: {error}", file=sys.stderr)
         return 1
-    print(f"{len(reports)} grades sent to assignment {args.assignment}; Canvas's progress: {progress['workflow_state']} ({progress['url']})")
+    if progress:
+        print(f"{len(scores)} grades sent to assignment {args.assignment}; Canvas's progress: {progress['workflow_state']} ({progress['url']})")
+    if failed:
+        print(f"grader: not sent, their grading failed (no score): {', '.join(failed)}; regrade them, then upload again",
+              file=sys.stderr)
+        return 1
     return 0
 
 

@@ -110,6 +110,10 @@ def run_checks(scratch, rubric, isolation, results, select=None):
         tail = "\n".join((completed.stdout + completed.stderr).strip().splitlines()[-5:])
         return [], f"the checks could not run (pytest exited with status {completed.returncode}):\n{tail}", None
     checks = json.loads(results.read_text())
+    if checks.get("exitcode") not in (0, 1):  # neither all passed nor some failed: interrupted (a check file that does not
+        tail = "\n".join((completed.stdout + completed.stderr).strip().splitlines()[-5:])  # import), or pytest's own error
+        return [case_result(test) for test in checks.get("tests", [])], (
+            f"the checks could not run to the end (pytest exited with status {checks.get('exitcode')}):\n{tail}"), None
     notebook = checks.get("notebook")
     if notebook and notebook.get("error"):
         return [], f"the notebook could not be run: {notebook['error']}", None
@@ -117,7 +121,9 @@ def run_checks(scratch, rubric, isolation, results, select=None):
 
 
 def case_result(test):
-    """One pytest test → one case of a check, from the metadata our plugin attached to it."""
+    """One pytest test → one case of a check, from the metadata our plugin attached to it. Its
+    verdict is the check's own: it passed, or it failed the submission (CheckFailed, which the
+    plugin marks); whatever else ended it (the grader's error, a skip) is no verdict."""
     metadata = test.get("metadata", {})
     passed = test["outcome"] == "passed"
     parameters = test["nodeid"].partition("[")[2].removesuffix("]")
@@ -128,4 +134,4 @@ def case_result(test):
             "feedback": "" if passed else metadata.get("feedback", f"the check ended with outcome {test['outcome']}"),
             "fraction": 1.0 if passed else float(metadata.get("fraction", 0.0)),
             "seconds": sum(test.get(stage, {}).get("duration", 0.0) for stage in ("setup", "call", "teardown")),
-            "mnist": metadata.get("mnist")}
+            "mnist": metadata.get("mnist"), "verdict": passed or metadata.get("verdict") is True}

@@ -100,19 +100,24 @@ def cleaned(value):
 
 
 def build_report(submission, rubric, case_results, isolation, seconds, messages=()):
-    """case_results: the checks' cases as (group, kind, case id, status, feedback, fraction, seconds, extra)."""
+    """case_results: the checks' cases as (group, kind, case id, status, feedback, fraction, seconds, extra,
+    verdict). The report is `graded`, with a score, only if every check of the rubric has cases and
+    each case a verdict (`verdict`: it passed, or the check itself failed it: grade.case_result);
+    otherwise, the submission being readable, the grading failed: status `error`, score None."""
     by_check = {}
     for case in case_results:
         by_check.setdefault((case["group"], case["kind"]), []).append(case)
-    tests, mnist = [], None
+    tests, mnist, unjudged = [], None, []
     for (group, kind), points in rubric.points.items():
         cases = [{**c, "feedback": clean_text(str(c["feedback"]), CASE_LIMIT)} for c in by_check.pop((group, kind), [])]
         if not cases:  # the submission could not be read, or the checks did not run
-            cases = [{"id": "-", "status": "error", "feedback": "not run", "fraction": 0.0, "seconds": 0.0}]
+            cases = [{"id": "-", "status": "error", "feedback": "not run", "fraction": 0.0, "seconds": 0.0, "verdict": False}]
         earned = points * sum(c["fraction"] for c in cases) / len(cases)
         status = min((c["status"] for c in cases), key=STATUS_ORDER.index)
         output = merged_feedback(cases)
         mnist = next((c["mnist"] for c in cases if c.get("mnist")), mnist)
+        if not all(c.get("verdict") for c in cases):
+            unjudged.append(f"{group} · {kind}")
         tests.append({"name": f"{group} · {kind}", "group": group, "kind": kind, "score": round(earned, 2),
                       "max_score": points, "status": status, "output": output, "visibility": rubric.visibility_of(kind),
                       "duration": round(sum(c["seconds"] for c in cases), 3),
@@ -123,10 +128,13 @@ def build_report(submission, rubric, case_results, isolation, seconds, messages=
         messages.append(f"MNIST: {mnist['accuracy']:.2f}% test accuracy after {mnist['epochs']} epochs "
                         f"({mnist['training_seconds']:.1f} s of training"
                         + (f"; {mnist['verified_steps']} steps checked against MLP3's true gradients)" if "verified_steps" in mnist else ")"))
-    status = "unreadable" if submission.error else "graded" if case_results else "error"
+    status = "unreadable" if submission.error else "error" if unjudged else "graded"
+    if status == "error":
+        messages.append(f"not graded: {len(unjudged)} of {len(tests)} checks have no verdict (the grader failed on them, "
+                        f"or they did not run): {', '.join(unjudged[:5])}{', …' if len(unjudged) > 5 else ''}")
     return checked(cleaned({
         "status": status,
-        "score": round(sum(t["score"] for t in tests), 2),
+        "score": None if status == "error" else round(sum(t["score"] for t in tests), 2),
         "max_score": rubric.max_score,
         "groups": [{"group": group, "state": summary.state, "score": summary.score, "max_score": summary.max_score,
                     "feedback": summary.feedback} for group, summary in group_summaries(tests).items()],
@@ -197,23 +205,32 @@ def validate(report):
 
 def checked(report):
     """The report, flagged if it does not match its schema: it is written all the same (a lost
-    report is worse than an odd one), with the failure as a message and the status `error`,
-    which puts it in front of a human."""
+    report is worse than an odd one), with the failure as a message, the status `error` and no
+    score, which puts it in front of a human."""
     try:
         validate(report)
     except jsonschema.ValidationError as error:
         where = "/".join(str(part) for part in error.absolute_path) or "the top level"
         report["messages"].append(f"grader: this report does not match its schema at {where} "
                                   f"({error.message[:200]}); a human should look at it")
-        report["status"] = "error"
+        report["status"], report["score"] = "error", None
     return report
+
+
+def is_scored(report):
+    """Does the report carry a score: a grading whose checks all ran (`graded`), or a submission
+    the grader could not read (`unreadable`: 0)? An `error` report has none, whatever it holds."""
+    return report.get("status") in ("graded", "unreadable") and isinstance(report.get("score"), (int, float))
 
 
 def to_gradescope(report):
     """Gradescope's results.json. Gradescope hides the total while any test is hidden, so the
     top-level output says the visible points and how many more come after the due date; texts are
     Markdown; each test is tagged with its group and kind; extra_data keeps what staff need to
-    trust the score: the MNIST curve, the rubric's hash and the isolation level."""
+    trust the score: the MNIST curve, the rubric's hash and the isolation level. A grading that
+    failed is said as run_autograder says it: not graded, and why in a test only staff see."""
+    if not is_scored(report):
+        return failed_for_gradescope(report)
     group_numbers, checks_in_group, tests = {}, {}, []
     for test in report["tests"]:
         group = group_numbers.setdefault(test["group"], len(group_numbers) + 1)
@@ -240,6 +257,23 @@ def to_gradescope(report):
             "extra_data": {"isolation": report["grader"]["isolation"], "rubric_sha256": report["grader"]["rubric_sha256"],
                            "grader_version": report["grader"]["version"], "mnist_curve": mnist.get("accuracy_per_epoch"),
                            "mnist_accuracy": mnist.get("accuracy")}}
+
+
+# run_autograder's words when the grader fails: a grading that failed is one, whoever noticed it.
+GRADER_FAILED = ("The autograder failed; course staff have been told. Your submission was not graded: "
+                 "this is not about your code.")
+
+
+def failed_for_gradescope(report):
+    """results.json for a grading that failed: Gradescope has no empty score, so 0, with the
+    message of run_autograder's own failure and `grader_failed` for staff and scripts."""
+    why = "\n".join(report["messages"]) or f"report status {report['status']}"
+    return {"score": 0, "execution_time": report["duration_seconds"], "output": GRADER_FAILED, "output_format": "md",
+            "visibility": "visible", "stdout_visibility": "hidden",
+            "tests": [{"name": "autograder failure (for course staff)", "number": "0", "score": 0, "max_score": 0,
+                       "status": "failed", "visibility": "hidden", "output": _markdown_text(why), "output_format": "md"}],
+            "extra_data": {"grader_failed": True, "report_status": report["status"], "isolation": report["grader"]["isolation"],
+                           "rubric_sha256": report["grader"]["rubric_sha256"], "grader_version": report["grader"]["version"]}}
 
 
 def _markdown_text(text):
@@ -318,16 +352,21 @@ def format_table(report, unshipped_points=0):
     """The terminal summary, in lines of at most TABLE_WIDTH columns: one line per group with its
     points, its state (STATES) and its feedback line (the starter's hint while not started),
     wrapped; then the total and the visible points.
-    unshipped_points: the points of checks this rubric does not carry (a handout's hidden ones)."""
+    unshipped_points: the points of checks this rubric does not carry (a handout's hidden ones).
+    A grading that failed shows no points at all: it has none to show."""
+    scored = is_scored(report)
     groups = group_summaries(report["tests"])
     width = max([len("status"), *(len(summary.state) for summary in groups.values())])  # as wide as its states
     head = f"{'group':<16} {'points':>13}  {'status':<{width}} "
     lines = [head + "feedback"]
     for group, summary in groups.items():
         wrapped = textwrap.wrap(summary.feedback, TABLE_WIDTH - len(head), break_on_hyphens=False) or [""]
-        lines.append(f"{group:<16} {format_points(summary.score):>6} / {format_points(summary.max_score):<4}  "
-                     f"{summary.state:<{width}} {wrapped[0]}".rstrip())
+        points = f"{format_points(summary.score):>6} / {format_points(summary.max_score):<4}" if scored else f"{'':>6}   {'':<4}"
+        lines.append(f"{group:<16} {points}  {summary.state:<{width}} {wrapped[0]}".rstrip())
         lines += [" " * len(head) + more for more in wrapped[1:]]
+    if not scored:
+        return "\n".join(lines + [f"{'total':<16} NOT GRADED: the grading failed (report status {report['status']}), "
+                                  f"so there is no score; see the messages above"])
     lines.append(f"{'total':<16} {format_points(report['score']):>6} / {format_points(report['max_score'])}")
     (score, most), later = visible_points(report["tests"])
     later += unshipped_points

@@ -105,6 +105,14 @@ def graded_once(path, rubric=FAST_RUBRIC):
     return report
 
 
+def all_passed(rubric, *cases):
+    """The checks' results build_report reads (grade.case_result's): `cases`, and a passed case, with its
+    verdict, for every other check of the rubric. Without a case each, a report has no score."""
+    given = {(case["group"], case["kind"]) for case in cases}
+    return [*cases, *({"group": group, "kind": kind, "id": "-", "status": "passed", "feedback": "", "fraction": 1.0,
+                       "seconds": 0.0, "verdict": True} for group, kind in rubric.points if (group, kind) not in given)]
+
+
 def group_scores(report):
     """{group: (score, max_score)} of a report."""
     scores = {}

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from _grading import FAST_RUBRIC, fast_rubric_text, reference_copy
+from _grading import FAST_RUBRIC, all_passed, fast_rubric_text, reference_copy
 from _paths import ROOT, SOLUTIONS
 from grader import DEFAULT_RUBRIC, GRADED_MODULES
 from grader import report as report_module
@@ -242,7 +242,7 @@ def test_reveal_after_the_due_date_makes_pages_and_gradebook_agree(class_copy):
 
 def test_make_batch_writes_the_pages():
     recipe = subprocess.run(["make", "-n", "batch", "SUBMISSIONS=class"], cwd=ROOT, capture_output=True, text=True).stdout
-    assert "-m grader batch class --out build/batch --html --reveal visible" in recipe
+    assert ".venv/bin/autodiff-grader batch class --out build/batch --html --reveal visible" in recipe
 
 
 @CLASS_GRADED_ONCE
@@ -815,8 +815,8 @@ def hostile_report(path, rubric, isolation="process"):
     feedback = (f"Mul.forward raised Bad{HOSTILE}Error: {HOSTILE}\n  File \"ops.py\", line 3, in forward\n"
                 f"    raise Bad{HOSTILE}Error('{HOSTILE}')\nprinted: {HOSTILE}")
     case = {"group": "Mul", "kind": "forward", "id": f"Mul-{HOSTILE}", "status": "error", "feedback": feedback,
-            "fraction": 0.0, "seconds": 0.1}
-    return build_report(load_submission(path), rubric, [case], isolation, 1.0, messages=[f"worker log: {HOSTILE}"])
+            "fraction": 0.0, "seconds": 0.1, "verdict": True}
+    return build_report(load_submission(path), rubric, all_passed(rubric, case), isolation, 1.0, messages=[f"worker log: {HOSTILE}"])
 
 
 def test_a_batch_goes_on_past_a_report_full_of_what_student_code_said(tmp_path, monkeypatch):
@@ -868,7 +868,7 @@ def test_a_grading_that_raises_any_base_exception_costs_its_student_only(tmp_pat
     monkeypatch.setattr(batch_module, "grade", graded)
     batch(source, tmp_path / "out")
     bob = json.loads((tmp_path / "out" / "reports" / "bob.json").read_text())
-    assert bob["score"] == 0 and "the grader failed on this submission" in bob["messages"][0]
+    assert bob["status"] == "error" and bob["score"] is None and "the grader failed on this submission" in bob["messages"][0]
     assert {p.name for p in (tmp_path / "out" / "reports").iterdir()} == {"alice.json", "bob.json", "carol.json"}
 
 
@@ -881,6 +881,6 @@ def test_the_terminal_table_shows_what_student_code_said_escaped(tmp_path, monke
     shown = capsys.readouterr().out
     assert not any(c in shown for c in ("\x1b", "\r", "\u202e", "\ud800"))
     mul = next(line for line in shown.splitlines() if line.startswith("Mul "))
-    assert mul.split()[1:5] == ["0", "/", "8", "failed"] and "\\x1b[32mMul 8 / 8 passed" in mul  # its state (report.STATES)
+    assert mul.split()[1:5] == ["6", "/", "8", "failed"] and "\\x1b[32mMul 8 / 8 passed" in mul  # forward's 2 points lost; its state
     report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
     assert report["status"] == "graded" and "\ufffd" in report["messages"][0]

@@ -11,7 +11,7 @@ from html import unescape
 import jsonschema
 import pytest
 
-from _grading import FAST_RUBRIC, FAST_RUBRIC_FILE, grade_and_validate, graded_once, reference_copy
+from _grading import FAST_RUBRIC, FAST_RUBRIC_FILE, all_passed, grade_and_validate, graded_once, reference_copy
 from _paths import ROOT, SOLUTIONS, STARTER
 from grader import GRADED_MODULES
 from grader.report import SCHEMA, validate
@@ -214,12 +214,12 @@ def test_a_report_that_fails_its_schema_is_still_written_and_flagged(tmp_path, m
 
     case = {"group": "MNIST", "kind": "accuracy", "id": "-", "status": "passed", "feedback": "", "fraction": 1.0,
             "seconds": 1.0, "mnist": {"accuracy": 97.0, "accuracy_per_epoch": [97.0], "epochs": 1, "training_seconds": -5.0}}
-    report = build_report(load_submission(SOLUTIONS), FAST_RUBRIC, [case], "process", 1.0)
-    assert report["status"] == "error"
+    report = build_report(load_submission(SOLUTIONS), FAST_RUBRIC, all_passed(FAST_RUBRIC, case), "process", 1.0)
+    assert report["status"] == "error" and report["score"] is None
     assert any("does not match its schema at mnist/training_seconds" in m for m in report["messages"])
     monkeypatch.setattr(cli, "grade", lambda *args: report)
     assert cli.main(["grade", str(SOLUTIONS), "--out", str(tmp_path / "report.json"), "--rubric", str(FAST_RUBRIC_FILE),
-                     "--isolation", "process"]) == 0
+                     "--isolation", "process"]) == 1  # written, and an error: no score
     assert json.loads((tmp_path / "report.json").read_text())["status"] == "error"
 
 

@@ -291,6 +291,27 @@ def test_gradescope_setup_in_a_folder_without_the_autograder_says_so_before_runn
     assert not [line for line in completed.stdout.splitlines() if line.startswith("+ ")]
 
 
+def test_gradescope_says_the_autograder_failed_when_no_check_ran(tmp_path):
+    """A check file that does not import stops pytest before any check: once a results.json of
+    0 / 86 visible points, written by the grader as a grade. Now the grading is an error (exit
+    status 1), and run_autograder writes its failure results."""
+    def break_it(source):
+        (source / "grader" / "checks" / "test_regularizers.py").write_text("import a_helper_renamed_by_mistake\n")
+
+    results, _ = gradescope_run(tmp_path, break_it=break_it)
+    assert results["output"].startswith("The autograder failed") and results["extra_data"]["grader_failed"]
+    [staff] = results["tests"]
+    assert "status 1" in staff["output"] and "test_regularizers.py" in staff["output"]
+
+
+@pytest.mark.skipif(not Path("/usr/bin/python3").exists() or subprocess.run(
+    ["/usr/bin/python3", "-c", "import jsonschema"], capture_output=True).returncode == 0, reason="needs a Python without the packages")
+def test_gradescope_with_a_python_without_the_packages_says_the_autograder_failed(tmp_path):
+    results, _ = gradescope_run(tmp_path, python="/usr/bin/python3")
+    [staff] = results["tests"]
+    assert results["extra_data"]["grader_failed"] and "lacks numpy" in staff["output"] and "Traceback" not in staff["output"]
+
+
 # What Gradescope's base images offer (Ubuntu's archives, universe included): python3's version
 # and the packages setup.sh may ask for.
 UBUNTU = {

@@ -67,7 +67,7 @@ def test_a_traceback_stays_with_its_diagnosis():
 
 
 def test_the_report_output_is_merged_so_gradescope_and_pages_get_it_too():
-    results = [{"group": "Mul", "kind": "backward", "id": f"c{i}", "status": "failed", "fraction": 0.0, "seconds": 0.0,
+    results = [{"group": "Mul", "kind": "backward", "id": f"c{i}", "status": "failed", "fraction": 0.0, "seconds": 0.0, "verdict": True,
                 "feedback": BROADCAST.format(n="b", got=(3, i + 2), want=(i + 2,))} for i in range(3)]
     report = build_report(Submission(path="x", form="folder", sha256="0" * 64), FAST_RUBRIC, results, "process", 1.0)
     test = next(t for t in report["tests"] if t["name"] == "Mul · backward")
@@ -79,7 +79,7 @@ def test_the_report_output_is_merged_so_gradescope_and_pages_get_it_too():
 
 def graded_report(failing_feedback, status="error"):
     """A report whose ops.py checks all failed with `failing_feedback`; the rest passed."""
-    results = [{"group": g, "kind": k, "id": "c", "seconds": 0.0, "fraction": 0.0 if g in ("Mul", "Matmul", "MNIST") else 1.0,
+    results = [{"group": g, "kind": k, "id": "c", "seconds": 0.0, "verdict": True, "fraction": 0.0 if g in ("Mul", "Matmul", "MNIST") else 1.0,
                 "status": status if g in ("Mul", "Matmul", "MNIST") else "passed",
                 "feedback": failing_feedback if g in ("Mul", "Matmul", "MNIST") else ""} for g, k in FAST_RUBRIC.points]
     return build_report(Submission(path="x", form="folder", sha256="0" * 64), FAST_RUBRIC, results, "process", 1.0)
@@ -290,7 +290,7 @@ def test_moodle_grading_worksheet_gets_its_grade_column_filled_by_participant_nu
 
 def test_diff_names_who_moved_by_how_much_which_checks_flipped_and_why(tmp_path):
     def report(score, mul, rubric="r1", version="1.0.0", sha="s"):
-        return {"score": score, "grader": {"rubric_sha256": rubric, "version": version, "isolation": "process"},
+        return {"status": "graded", "score": score, "grader": {"rubric_sha256": rubric, "version": version, "isolation": "process"},
                 "submission": {"sha256": sha}, "tests": [{"name": "Mul · forward", "status": mul, "score": 8 if mul == "passed" else 0,
                                                           "max_score": 8}]}
     old = {"alice": report(100, "passed"), "bob": report(92, "failed"), "carol": report(50, "failed"), "dan": report(10, "failed")}
@@ -378,7 +378,7 @@ def test_canvas_upload_posts_every_score_in_one_bulk_update_with_the_token_from_
 
     (tmp_path / "reports").mkdir()
     for student, score in (("12345", 96.67), ("67890", 48)):
-        (tmp_path / "reports" / f"{student}.json").write_text(json.dumps({"student": student, "score": score}))
+        (tmp_path / "reports" / f"{student}.json").write_text(json.dumps({"student": student, "status": "graded", "score": score}))
     canvas = CanvasStandIn()
     try:
         monkeypatch.setenv("CANVAS_TOKEN", "secret-token")
@@ -397,7 +397,7 @@ def test_canvas_upload_refuses_without_a_token_or_with_ids_that_are_not_canvas_i
     from grader.cli import main
 
     (tmp_path / "reports").mkdir()
-    (tmp_path / "reports" / "alice.json").write_text(json.dumps({"student": "alice", "score": 1}))
+    (tmp_path / "reports" / "alice.json").write_text(json.dumps({"student": "alice", "status": "graded", "score": 1}))
     monkeypatch.delenv("CANVAS_TOKEN", raising=False)
     arguments = ["canvas-upload", str(tmp_path), "--url", "http://127.0.0.1:9", "--course", "1", "--assignment", "2"]
     assert main(arguments) == 1 and "set CANVAS_TOKEN" in capsys.readouterr().err

@@ -159,9 +159,9 @@ def pytest_json_runtest_metadata(item, call):
     if call.excinfo is None:
         return metadata if call.when == "call" else {}
     error = call.excinfo.value
-    if isinstance(error, CheckFailed):
-        return {**metadata, "status": error.status, "feedback": str(error), "fraction": error.fraction}
+    if isinstance(error, CheckFailed):  # the check's verdict on the submission; anything else is the grader's failure
+        return {**metadata, "status": error.status, "feedback": str(error), "fraction": error.fraction, "verdict": True}
     where = "setting up" if call.when == "setup" else "running"
-    return {**metadata, "status": "error",
+    return {**metadata, "status": "error", "verdict": False,  # False, not absent: a teardown's failure undoes the call's verdict
             "feedback": f"the grader failed while {where} this check ({type(error).__name__}: {str(error)[:300]})"}
 

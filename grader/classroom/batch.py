@@ -29,7 +29,7 @@ from pathlib import Path
 
 from .. import VERSION
 from ..grade import grade
-from ..report import build_report, write_atomically, write_report
+from ..report import build_report, is_scored, write_atomically, write_report
 from ..rubric import course_salt, parse_rubric
 from ..sandbox.launch import protect_from_workers
 from ..submission import Submission, submission_sha256, unpack_zip
@@ -55,10 +55,11 @@ def report_path(out, student_id, format="native"):
 
 
 def is_current(out, student, content_hash, rubric, isolation):
-    """Does a finished report for this exact submission, grader, rubric and isolation already exist?"""
+    """Does a finished report for this exact submission, grader, rubric and isolation already exist?
+    A grading that failed is never finished: a rerun grades it again."""
     try:
         report = json.loads(report_path(out, student.id).read_text())
-        return (report["submission"]["sha256"] == content_hash and report["grader"]["version"] == VERSION
+        return (is_scored(report) and report["submission"]["sha256"] == content_hash and report["grader"]["version"] == VERSION
                 and report["grader"]["rubric_sha256"] == rubric.sha256 and report["grader"]["isolation"] == isolation)
     except (OSError, ValueError, KeyError, TypeError):
         return False
@@ -77,7 +78,7 @@ def grade_student(student_id, path, rubric, isolation):
 
 
 def failed_report(student_id, path, rubric, isolation, error):
-    """The report of a submission the grader itself failed on: zeros, and the reason."""
+    """The report of a submission the grader itself failed on: status error, no score, and the reason."""
     detail = traceback.format_exception_only(type(error), error)[-1].strip()
     report = build_report(Submission(path=str(path), form="unknown", sha256=submission_sha256(path)), rubric, [],
                           isolation, 0.0, messages=[f"the grader failed on this submission: {detail}"])
@@ -146,10 +147,11 @@ def run_batch(source, out, rubric, jobs=None, force=False, only=(), formats=("na
                 elif not converted.is_file() or converted.stat().st_mtime_ns < path.stat().st_mtime_ns:
                     write_report(reports[student.id], converted, format)
     if lms:
-        filled = lms.fill(out, sheet, {student: report["score"] for student, report in reports.items()})
+        filled = lms.fill(out, sheet, {student: report["score"] if is_scored(report) else None for student, report in reports.items()})
         roster.written[filled.path.name] = filled.path
         roster.notes += [f"{student}: graded, but not in the {lms.kind} export (not in {filled.path.name})"
                          for student in filled.not_in_export]
+        roster.notes += [f"{student}: the grading failed: left empty in {filled.path.name}" for student in filled.not_graded]
     summary = write_class_files(out, reports, roster, rubric, names)
     if html:
         write_pages(out / PAGES, reports, summary, reveal)

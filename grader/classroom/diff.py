@@ -8,7 +8,7 @@ import io
 import json
 from pathlib import Path
 
-from ..report import format_points, write_atomically
+from ..report import format_points, is_scored, write_atomically
 
 FILES = ("diff.md", "diff.csv")  # what write_diff writes in its folder
 
@@ -34,13 +34,18 @@ def compare(old, new):
     for student in sorted(set(old) | set(new)):
         before, after = old.get(student), new.get(student)
         flipped = _flipped(before, after) if before and after else []
-        old_score, new_score = (before or {}).get("score"), (after or {}).get("score")
+        old_score, new_score = _score(before), _score(after)
         if before and after and old_score == new_score and not flipped:
             continue
-        change = round(new_score - old_score, 2) if before and after else None
+        change = round(new_score - old_score, 2) if old_score is not None and new_score is not None else None
         rows.append({"student": student, "old": old_score, "new": new_score, "change": change,
                      "flipped": flipped, "why": _why(before, after)})
     return sorted(rows, key=lambda row: (-abs(row["change"] or 0), row["student"]))
+
+
+def _score(report):
+    """A report's score; None without a report or for a grading that failed (it has none)."""
+    return report["score"] if report and is_scored(report) else None
 
 
 def _flipped(before, after):
@@ -62,7 +67,7 @@ def _why(before, after):
         return ["new submission"]
     if not after:
         return ["no report in the new grading"]
-    reasons = []
+    reasons = [f"the {which} grading failed: no score" for which, report in (("old", before), ("new", after)) if not is_scored(report)]
     if before["grader"]["rubric_sha256"] != after["grader"]["rubric_sha256"]:
         reasons.append("rubric changed")
     if before["grader"]["version"] != after["grader"]["version"]:

@@ -1,7 +1,9 @@
 """A class's results: gradebook.csv, summary.json, summary.md and the score histogram.
 
 Built from the reports alone, sorted by student id, with no timestamps: the same reports give
-the same bytes, however many runs (or kills) it took to produce them.
+the same bytes, however many runs (or kills) it took to produce them. A grading that failed
+(report.is_scored: no) is a row with its status `error`, the reason, and empty points: no
+statistic, histogram or LMS file counts it.
 """
 import csv
 import io
@@ -9,7 +11,7 @@ import json
 import statistics
 from collections import Counter
 
-from ..report import IMPORT_FAILURE, format_points, group_summaries, write_atomically
+from ..report import IMPORT_FAILURE, format_points, group_summaries, is_scored, write_atomically
 
 FILES = ("gradebook.csv", "summary.json", "summary.md", "score_histogram.png")  # what write_class_files writes
 
@@ -52,7 +54,8 @@ def write_class_files(out, reports, roster, rubric, names=None):
     for student in ids:
         report = reports[student]
         totals = {group: summary.score for group, summary in group_summaries(report["tests"]).items()}
-        writer.writerow([student, (names or {}).get(student, ""), format_points(report["score"]), *(format_points(totals.get(g, 0)) for g in groups),
+        points = [report["score"], *(totals.get(g, 0) for g in groups)] if is_scored(report) else [None] * (1 + len(groups))
+        writer.writerow([student, (names or {}).get(student, ""), *("" if p is None else format_points(p) for p in points),
                          report["status"], row_problems(report)])
     # UTF-8 with a byte-order mark: spreadsheets then read names in any script correctly.
     write_atomically(out / "gradebook.csv", "\ufeff" + buffer.getvalue())
@@ -61,12 +64,12 @@ def write_class_files(out, reports, roster, rubric, names=None):
     write_atomically(out / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     write_atomically(out / "summary.md", summary_markdown(summary))
     if summary["count"]:
-        draw_histogram([reports[s]["score"] for s in ids], rubric.max_score, out / "score_histogram.png")
+        draw_histogram([reports[s]["score"] for s in ids if is_scored(reports[s])], rubric.max_score, out / "score_histogram.png")
     return summary
 
 
 def summarize(reports, roster, rubric):
-    scores = [reports[s]["score"] for s in sorted(reports)]
+    scores = [reports[s]["score"] for s in sorted(reports) if is_scored(reports[s])]
     # Only what was graded: an unreadable submission ran no check, so it failed none.
     # A check failed because its module did not import is counted once as that, not as a failed check.
     failing = Counter(t["name"] for r in reports.values() if r["status"] == "graded"
@@ -77,7 +80,8 @@ def summarize(reports, roster, rubric):
     counts = [sum(1 for s in scores if low <= s < high or (high == edges[-1] and s == high))
               for low, high in zip(edges, edges[1:])]
     return {
-        "count": len(scores),
+        "count": len(scores),  # the submissions with a score; those whose grading failed are not_graded
+        "not_graded": [s for s in sorted(reports) if not is_scored(reports[s])],
         "max_score": rubric.max_score,
         "mean": round(statistics.fmean(scores), 2) if scores else None,
         "median": round(statistics.median(scores), 2) if scores else None,
@@ -96,9 +100,12 @@ def summarize(reports, roster, rubric):
 
 
 def summary_markdown(summary):
+    failed = summary["not_graded"]
     lines = ["# Class summary", "",
              f"{summary['count']} submissions; mean {summary['mean']}, median {summary['median']}, "
-             f"standard deviation {summary['standard_deviation']} (out of {summary['max_score']}).", "",
+             f"standard deviation {summary['standard_deviation']} (out of {summary['max_score']})."
+             + (f" **Not graded: {len(failed)}** (the grading failed: no score; empty in the gradebook and the LMS file; "
+                f"a rerun grades them again): {', '.join(failed)}." if failed else ""), "",
              "![score distribution](score_histogram.png)", "", "## Score distribution", "",
              "| scores | students |", "| --- | --- |"]
     edges = summary["histogram"]["edges"]

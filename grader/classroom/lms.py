@@ -12,8 +12,9 @@
 The export is read, and its column chosen, before any grading (`read`): an export that cannot be
 filled as asked stops the batch before it starts. Every column and row of the export is written back
 unchanged except the one filled column.
-Students in the export without a submission get an empty cell (0 by choice); submissions whose
-student is not in the export are returned, to be listed, never dropped.
+Students in the export without a submission get an empty cell (0 by choice); a student whose
+grading failed (score None) gets an empty cell, always; submissions whose student is not in the
+export are returned, to be listed, never dropped.
 """
 import csv
 import io
@@ -51,6 +52,7 @@ class Filled:
     filled: int = 0
     without_submission: list = field(default_factory=list)   # export rows (their ids) with no submission
     not_in_export: list = field(default_factory=list)        # student ids graded but absent from the export
+    not_graded: list = field(default_factory=list)           # export rows (their ids) whose grading failed: left empty
     names: dict = field(default_factory=dict)                 # student id → name the export gives
 
 
@@ -162,11 +164,14 @@ def read_moodle(worksheet):
 
 
 def fill_sheet(sheet, out, scores, missing_as_zero=False):
-    """scores: {student id: score}. Writes `out`; returns what was filled and what was not."""
+    """scores: {student id: score, or None for a grading that failed}. Writes `out`; returns what was filled and what was not."""
     table = [list(row) for row in sheet.table]
     filled = Filled(Path(out), table[0][sheet.column], names=dict(sheet.names))
     for i, student_id in sheet.students.items():
-        if student_id in scores:
+        if student_id in scores and scores[student_id] is None:  # a grading that failed: no grade, never a 0 (missing_as_zero or not)
+            table[i][sheet.column] = ""
+            filled.not_graded.append(student_id)
+        elif student_id in scores:
             table[i][sheet.column] = format_points(scores[student_id])
             filled.filled += 1
         else:

@@ -3,11 +3,12 @@
 Each page is one self-contained file: inline CSS and SVG, no script, nothing fetched, so it
 works offline in any browser. Checks are shown as their rubric visibility allows: `reveal`
 names the most that may be shown (`visible` before the due date, `after_due_date` after it,
-`all` for course staff); what is held back is summarized, never listed.
+`all` for course staff); what is held back is summarized, never listed. A grading that failed
+gets a page that says so, with its reasons, and no points anywhere.
 """
 from html import escape
 
-from ..report import STATES, format_points, group_summaries, state_of
+from ..report import STATES, format_points, group_summaries, is_scored, state_of
 from .gradebook import row_problems
 
 REVEALED = {"visible": {"visible"}, "after_due_date": {"visible", "after_due_date"},
@@ -29,6 +30,8 @@ a { color: #0b57d0; }
 
 
 def student_page(report, reveal="visible"):
+    if not is_scored(report):
+        return error_page(report)
     shown = [t for t in report["tests"] if t["visibility"] in REVEALED[reveal]]
     held = [t for t in report["tests"] if t["visibility"] not in REVEALED[reveal]]
     title = f"Feedback for {report.get('student') or report['submission']['path']}"
@@ -50,20 +53,37 @@ def student_page(report, reveal="visible"):
     return _page(title, parts)
 
 
+def error_page(report):
+    """The page of a grading that failed: not graded, why (the grader's words), and what was handed in."""
+    title = f"Feedback for {report.get('student') or report['submission']['path']}"
+    parts = [f"<h1>{escape(title)}</h1>", "<p class='score'>not graded</p>",
+             "<p class='status' style='color:#ef6c00'>The grader failed on this submission, so it has no score yet. "
+             "Course staff will grade it again: this is not about your code.</p>",
+             f"<p class='meta'>report status: {escape(report['status'])} · grader {escape(report['grader']['version'])} · "
+             f"isolation: {escape(report['grader']['isolation'])}</p>",
+             "<h2>What went wrong</h2>" + "".join(f"<pre>{escape(message)}</pre>" for message in report["messages"]),
+             _submission_section(report["submission"])]
+    return _page(title, parts)
+
+
 def class_index(reports, summary, pages):
     """reports: {student id: report}; pages: {student id: relative link to that student's page}."""
     groups = list(dict.fromkeys(t["group"] for r in reports.values() for t in r["tests"]))
+    failed = summary.get("not_graded", [])
     parts = [f"<h1>Class results</h1><p class='meta'>{summary['count']} submissions · mean {summary['mean']} · "
              f"median {summary['median']} · standard deviation {summary['standard_deviation']} "
              f"(out of {format_points(summary['max_score'])})</p>",
+             *([f"<p class='status' style='color:#ef6c00'>Not graded (the grading failed: no score): {len(failed)} · "
+                f"{escape(', '.join(failed))}</p>"] if failed else []),
              "<h2>Score distribution</h2>" + _histogram(summary["histogram"])]
     rows = []
+    scored = [r for r in reports.values() if is_scored(r)]  # a failed grading passed nothing and failed nothing
     for group in groups:
-        tests = [[t for t in r["tests"] if t["group"] == group] for r in reports.values()]
+        tests = [[t for t in r["tests"] if t["group"] == group] for r in scored]
         full = sum(1 for ts in tests if ts and all(t["status"] == "passed" for t in ts))
-        rate = full / len(reports) if reports else 0
+        rate = full / len(scored) if scored else 0
         rows.append(f"<tr><td>{escape(group)}</td><td>{_bar(rate, '#4c72b0')}</td><td>{100 * rate:.0f}% "
-                    f"({full} of {len(reports)})</td></tr>")
+                    f"({full} of {len(scored)})</td></tr>")
     parts.append("<h2>Pass rate by group</h2><table><tr><th>group</th><th></th><th>full points</th></tr>"
                  + "".join(rows) + "</table>")
     failures = "".join(f"<tr><td>{escape(item['check'])}</td><td>{item['students']}</td></tr>"
@@ -71,7 +91,7 @@ def class_index(reports, summary, pages):
     parts.append("<h2>Most common failures</h2><table><tr><th>check</th><th>students</th></tr>"
                  + (failures or "<tr><td>none</td><td></td></tr>") + "</table>")
     student_rows = "".join(
-        f"<tr><td><a href='{escape(pages[s])}'>{escape(s)}</a></td><td>{format_points(reports[s]['score'])}</td>"
+        f"<tr><td><a href='{escape(pages[s])}'>{escape(s)}</a></td><td>{_score_cell(reports[s])}</td>"
         f"<td>{escape(reports[s]['status'])}</td><td>{escape(_first_problem(reports[s]))}</td></tr>" for s in sorted(reports))
     parts.append("<h2>Students</h2><table><tr><th>student</th><th>score</th><th>status</th><th>first problem</th></tr>"
                  + student_rows + "</table>")
@@ -164,6 +184,10 @@ def _histogram(histogram):
 
 def _bar(fraction, color):
     return f"<div class='bar'><span style='width:{100 * max(0.0, min(1.0, fraction)):.1f}%;background:{color}'></span></div>"
+
+
+def _score_cell(report):
+    return format_points(report["score"]) if is_scored(report) else "<b>not graded</b>"
 
 
 def _first_problem(report):

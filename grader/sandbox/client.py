@@ -137,6 +137,8 @@ class WorkerClient:
         if self.fresh_child:  # the supervisor ended the child: the next request gets a fresh one
             self._imported = set()
         failure = reply.get("failure")
+        if isinstance(failure, dict) and failure.get("sandbox") is True:  # the supervisor's own words: no student code ran
+            raise SandboxError(f"the sandbox could not start a worker ({self.isolation} isolation): {failure.get('message')}")
         if isinstance(failure, dict):
             status = failure.get("status") if failure.get("status") in ("error", "timeout") else "error"
             if status == "timeout" and cut_short:

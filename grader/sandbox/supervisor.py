@@ -292,15 +292,20 @@ class Supervisor:
         try:
             if self.child is None:
                 self.child = WORKER(group)
+        except OSError as error:  # fork or pipe refused, before any student code: the sandbox's failure, not the submission's
+            self.end_child()
+            return protocol.encode_frame({"id": request["id"], "restart": True, "ok": False, "failure": {
+                "status": "error", "sandbox": True, "message": f"no worker could be started ({error})"}})
+        try:
             reply_header, reply_body, ok = self.child.ask(header, body, float(request["timeout"]))
         except Failure as failure:
             self.end_child()
             return protocol.encode_frame({"id": request["id"], "restart": True, "ok": False,
                                           "failure": {"status": failure.status, "message": str(failure)}})
-        except OSError as error:  # fork or pipe refused: no fresh child for this request
+        except OSError as error:
             self.end_child()
             return protocol.encode_frame({"id": request["id"], "restart": True, "ok": False,
-                                          "failure": {"status": "error", "message": f"no worker could be started ({error})"}})
+                                          "failure": {"status": "error", "message": f"the worker could not be reached ({error})"}})
         restart = not self.child.fit_for_more()
         if restart:
             self.end_child()
