@@ -116,7 +116,7 @@ STATES_SEEN = {  # group → its checks' feedback, and the state every rendering
 
 
 def report_in_every_state():
-    results = [{"group": g, "kind": k, "id": "c", "seconds": 0.0, "status": "failed" if g in STATES_SEEN else "passed",
+    results = [{"group": g, "kind": k, "id": "c", "seconds": 0.0, "status": "failed" if g in STATES_SEEN else "passed", "verdict": True,
                 "fraction": 0.0 if g in STATES_SEEN else 1.0, "feedback": STATES_SEEN.get(g, ("",))[0]} for g, k in FAST_RUBRIC.points]
     return build_report(Submission(path="x", form="folder", sha256="0" * 64), FAST_RUBRIC, results, "process", 1.0)
 
@@ -157,16 +157,17 @@ def test_needs_a_human_look_lists_a_zero_an_import_failure_and_a_grader_error():
     from grader.classroom.gradebook import summary_markdown
 
     starter = build_report(Submission(path="x", form="folder", sha256="0" * 64), FAST_RUBRIC, [
-        {"group": g, "kind": k, "id": "c", "seconds": 0.0, "status": "failed", "fraction": 0.0,
+        {"group": g, "kind": k, "id": "c", "seconds": 0.0, "status": "failed", "fraction": 0.0, "verdict": True,
          "feedback": f"{g}.forward is not implemented yet (NotImplementedError: {g}.forward: compute it)"} for g, k in FAST_RUBRIC.points],
         "process", 1.0)
     not_run = build_report(Submission(path="y", form="folder", sha256="0" * 64), FAST_RUBRIC, [], "process", 1.0,
                            messages=["the grader failed on this submission: OSError: disk full"])
     reports = {"starter": starter, "broken": report_in_every_state(), "crashed": not_run}
     summary = summarize(reports, Roster(), FAST_RUBRIC)
-    assert {item["student"]: item["why"] for item in summary["needs_a_human_look"]} == {
-        "starter": "scored 0: not started", "broken": "ops.py could not be imported: raised SyntaxError: invalid syntax (ops.py, line 3)",
-        "crashed": "the grader failed on this submission: OSError: disk full"}
+    why = {item["student"]: item["why"] for item in summary["needs_a_human_look"]}
+    assert why.keys() == {"starter", "broken", "crashed"} and why["starter"] == "scored 0: not started"
+    assert why["broken"] == "ops.py could not be imported: raised SyntaxError: invalid syntax (ops.py, line 3)"
+    assert why["crashed"].startswith("the grader failed on this submission: OSError: disk full")
     assert "Nobody." not in summary_markdown(summary) and "- **starter**: scored 0: not started" in summary_markdown(summary)
 
 
