@@ -555,8 +555,8 @@ def test_a_hidden_unit_on_relus_kink_may_be_on_or_off_in_an_honest_float32_run()
     images, labels = rng.integers(0, 256, size=(8, 28, 28), dtype=np.uint8), rng.integers(10, size=8)
     x = images.reshape(8, -1).astype(np.float32) / 255
     parameters[1][0] = -float((x[0] @ parameters[0])[0]) + 1e-7  # unit 0 of layer 1 sits on its kink for image 0
-    updates, on_kink = true_updates(parameters, images, labels, 0.1)
-    assert on_kink[0] > 0 and on_kink[4:] == [0.0, 0.0]
+    updates, kink_norms = true_updates(parameters, images, labels, 0.1)
+    assert kink_norms()[0] > 0 and kink_norms()[4:] == [0.0, 0.0]
     w1, b1 = (p.astype(np.float64) for p in parameters[:2])
     h1 = x.astype(np.float64) @ w1 + b1
     assert h1[0, 0] > 0
