@@ -66,13 +66,10 @@ def main():
     part_medians = {label: {part: round(statistics.median(r["parts"][part] for r in runs if r["revision"] == label), 2)
                             for part in runs[0]["parts"]} for label in revisions}
     per_round = [round(after["seconds"] / before["seconds"], 3) for before, after in zip(runs[::2], runs[1::2])]
-    # The same checks on both sides: the after runs less the scale checks' time (checks `before` did not have).
-    same_checks = statistics.median(r["seconds"] - r["parts"]["scale checks"] for r in runs if r["revision"] == "after")
     result = {"command": "python -m grader grade solutions", "revisions": revisions, "runs": runs,
               "median_seconds": medians, "ratio": round(medians["after"] / medians["before"], 3),
               "ratio_per_round": per_round, "median_ratio_of_rounds": statistics.median(per_round),
               "median_seconds_by_part": part_medians,
-              "ratio_without_the_scale_checks": round(same_checks / medians["before"], 3),
               "machine": {"cpus": os.cpu_count(), "load_average_at_end": [round(x, 1) for x in os.getloadavg()]},
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -409,9 +409,11 @@ def test_batch_killed_midway_resumes_to_the_same_gradebook_without_redoing_finis
 # -- a rerun's output agrees with itself -------------------------------------------------------
 
 def graded_at_once(monkeypatch):
-    """Grading as a stand-in that runs no check: each submission's report at once, every check at 0."""
+    """Grading as a stand-in that runs no check: each submission's report at once, every check failed (at 0)."""
     monkeypatch.setattr(batch_module, "grade", lambda path, rubric, isolation: build_report(
-        load_submission(path), rubric, [], isolation, 1.0))
+        load_submission(path), rubric, [{"group": group, "kind": kind, "id": "-", "status": "failed", "feedback": "a stand-in",
+                                         "fraction": 0.0, "seconds": 0.0, "verdict": True} for group, kind in rubric.points],
+        isolation, 1.0))
 
 
 def canvas_export(folder, assignments=("Autodiff (4242)",)):

@@ -144,8 +144,9 @@ UNUSUAL_BUT_CORRECT = [
               "        ctx.save_for_backward(a, b)\n        return np.matmul(a, b)")]),
     correct("Mul computes and returns float32", "ops",
             [("ctx.save_for_backward(a, b)\n        return a * b", "ctx.save_for_backward(a, b)\n        return (a * b).astype(np.float32)"),
-             ("return reduce_grad_to_shape(grad_a, a.shape), reduce_grad_to_shape(grad_b, b.shape)",
-              "return (reduce_grad_to_shape(grad_a, a.shape).astype(np.float32), reduce_grad_to_shape(grad_b, b.shape).astype(np.float32))")]),
+             ("grad_b = grad_output * a\n        return reduce_grad_to_shape(grad_a, a.shape), reduce_grad_to_shape(grad_b, b.shape)",
+              "grad_b = grad_output * a\n        return (reduce_grad_to_shape(grad_a, a.shape).astype(np.float32),\n"
+              "                reduce_grad_to_shape(grad_b, b.shape).astype(np.float32))")]),
 ]
 
 

@@ -137,9 +137,6 @@ def grading_time():
     if "median_ratio_of_rounds" in data:
         text += f", their median **×{data['median_ratio_of_rounds']:.2f}**"
     text += ")"
-    if "ratio_without_the_scale_checks" in data:
-        text += (f"; without the scale checks (checks the earlier grader did not have: the after runs less their "
-                 f"time), **{data['ratio_without_the_scale_checks']:.2f}×**")
     text += ".\n"
     if "median_seconds_by_part" in data:
         parts = data["median_seconds_by_part"]
