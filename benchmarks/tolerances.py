@@ -48,7 +48,7 @@ def drawn_inputs(spec, count, seed):
 
     with np.errstate(all="ignore"):
         try:
-            find(spec.domain(), keep, random=random.Random(seed),
+            find(spec.strategy(), keep, random=random.Random(seed),
                  settings=settings(max_examples=count, phases=[Phase.generate], database=None, deadline=None,
                                    suppress_health_check=list(HealthCheck)))
         except NoSuchExample:

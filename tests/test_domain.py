@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis.errors import NoSuchExample
 
 from grader.checks.checking import ROUNDINGS, precision, tolerance
-from grader.checks.opspec import HAND_MADE, SPECS
+from grader.checks.opspec import HAND_MADE, SPECS, Draw, representable
 from grader.checks.oracle import central_differences
 
 DRAWS = 300
@@ -24,7 +24,7 @@ def drawn(op, count=DRAWS):
 
     with np.errstate(all="ignore"):
         try:
-            find(SPECS[op].domain(), keep, random=random.Random(7),
+            find(SPECS[op].strategy(), keep, random=random.Random(7),
                  settings=settings(max_examples=count, phases=[Phase.generate], database=None, deadline=None,
                                    suppress_health_check=list(HealthCheck)))
         except NoSuchExample:
@@ -106,6 +106,11 @@ def test_the_search_draws_nothing_outside_the_domain(draws):
         assert np.all((a > 0) | (b == np.round(b))) and np.all((a != 0) | (b >= 1))
         assert draw.needs in ((True, False), HAND_MADE) or np.all(draw.inputs[0] > 0), "dB wanted where a ≤ 0"
     assert all(draw.inputs[0].ndim >= 1 for draw in draws["Softmax"])
+    for op, drawn in draws.items():  # nor an input whose exact answer its float type cannot hold (1e-20 ** -2 in float32)
+        assert all(representable(SPECS[op], draw) for draw in drawn), op
+    tiny = Draw((np.array([1e-20], dtype=np.float32), np.array(-2.0, dtype=np.float32)), {}, np.ones(1), (True, True))
+    assert not representable(SPECS["Pow"], tiny) and representable(SPECS["Pow"], Draw(tuple(x.astype(np.float64) for x in tiny.inputs),
+                                                                                         {}, np.ones(1), (True, True)))
 
 
 def test_the_tolerance_is_that_of_the_least_precise_float_and_never_below_float32():

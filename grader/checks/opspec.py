@@ -134,6 +134,11 @@ class OpSpec:
         needs = tuple(case_needs or self.gradient_inputs())
         return needs, needs
 
+    def strategy(self):
+        """The domain's draws, less those whose exact answer the inputs' float type cannot hold (a base
+        of 1e-20 to the power −2 in float32): there no float32 code can be right."""
+        return self.domain().filter(lambda drawn: representable(self, drawn))
+
     def magnitudes(self, upstream, inputs, options):
         """The size of the terms behind each output element and each gradient element: the oracle on
         absolute values for the multilinear ops, the op's own `size` for the others."""
@@ -163,6 +168,15 @@ class Draw:
         lines.append("ctx = Context() made by hand (every input needs a gradient)" if self.needs == HAND_MADE
                      else f"ctx.needs_input_grad = {tuple(self.needs)}")
         return "\n".join("    " + line for line in lines)
+
+
+def representable(spec, drawn):
+    """Are the exact output and gradients of a draw finite in the least precise float type of its inputs?"""
+    largest = min((float(np.finfo(x.dtype).max) for x in drawn.inputs if x.dtype.kind == "f"), default=float(np.finfo(np.float64).max))
+    exact = [x.astype(np.float64) if x.dtype.kind == "f" else x for x in drawn.inputs]
+    with np.errstate(all="ignore"):
+        values = [spec.forward(*exact, **drawn.options), *spec.backward(drawn.upstream, *exact, **drawn.options)]
+    return all(np.all(np.abs(np.asarray(v, dtype=np.float64)) <= largest) for v in values if v is not None)
 
 
 # -- the domain, as Hypothesis strategies ----------------------------------------------------------

@@ -56,7 +56,7 @@ def draws(op, salt):
         return False
 
     try:
-        find(SPECS[op].domain(), keep, settings=SEARCH, random=random.Random(seed_of(op, salt)))
+        find(SPECS[op].strategy(), keep, settings=SEARCH, random=random.Random(seed_of(op, salt)))
     except NoSuchExample:
         pass
     return drawn
@@ -86,7 +86,7 @@ def test_search(student, rubric, op, search_ahead):
             return False
 
     try:
-        smallest = find(spec.domain(), fails, settings=SEARCH, random=random.Random(seed_of(op, rubric.salt)))
+        smallest = find(spec.strategy(), fails, settings=SEARCH, random=random.Random(seed_of(op, rubric.salt)))
     except NoSuchExample:  # right this time on what it got wrong before: the draw that failed is the answer
         smallest = failing
     if stopped:
