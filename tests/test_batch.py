@@ -554,7 +554,8 @@ def test_the_placeholder_salt_is_refused_for_a_batch_and_only_warned_about_for_o
     assert not (tmp_path / "out").exists() and not secret.exists()
     from grader import cli
 
-    monkeypatch.setattr(cli, "grade", lambda path, rubric, isolation: build_report(load_submission(path), rubric, [], isolation, 1.0))
+    monkeypatch.setattr(cli, "grade", lambda path, rubric, isolation: build_report(load_submission(path), rubric,
+                                                                                 all_passed(rubric), isolation, 1.0))
     assert main(["grade", str(alice), "--out", str(tmp_path / "report.json"), "--rubric", str(rubric), "--isolation", "process"]) == 0
     assert "warning: the rubric's salt is the placeholder" in capsys.readouterr().err
 
@@ -563,7 +564,8 @@ def test_one_grading_uses_the_courses_secret_when_one_is_kept_and_never_makes_on
     from grader import cli
 
     rubric, secret = unsalted
-    monkeypatch.setattr(cli, "grade", lambda path, rubric, isolation: build_report(load_submission(path), rubric, [], isolation, 1.0))
+    monkeypatch.setattr(cli, "grade", lambda path, rubric, isolation: build_report(load_submission(path), rubric,
+                                                                                 all_passed(rubric), isolation, 1.0))
     command = ["grade", str(reference_copy(tmp_path / "alice")), "--out", str(tmp_path / "report.json"), "--rubric", str(rubric),
                "--isolation", "process"]
     assert main(command) == 0 and not secret.exists()
