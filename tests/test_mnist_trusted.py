@@ -508,13 +508,16 @@ NUMERICAL_BACKWARD = """\
 
 
 @pytest.mark.slow
-def test_a_numerical_backward_passes_matmuls_checks_but_runs_out_of_mnists_budget(tmp_path):
+def test_a_numerical_backward_fails_matmuls_checks_and_runs_out_of_mnists_budget(tmp_path):
+    """Central differences are some 10⁵ roundings from SPEC's exact gradients (the checks' tolerance is
+    10³: checking.ROUNDINGS); they once passed Matmul's checks and only MNIST's budget stopped them."""
     from _attacks import MATMUL_BACKWARD
 
     report = grade_and_validate(reference_copy(tmp_path, {"ops": [(MATMUL_BACKWARD, MATMUL_BACKWARD + NUMERICAL_BACKWARD)]}))
     (mnist,) = [test for test in report["tests"] if test["name"].startswith("MNIST")]
     assert mnist["status"] == "timeout" and mnist["score"] == 0
-    assert all(test["score"] == test["max_score"] for test in report["tests"] if test["group"] == "Matmul")
+    backward = next(test for test in report["tests"] if test["name"] == "Matmul · backward")
+    assert backward["score"] < backward["max_score"] and "the gradient for A is wrong" in backward["output"]
 
 
 @pytest.mark.slow
