@@ -12,7 +12,7 @@ import random
 
 import pytest
 from hypothesis import HealthCheck, Phase, find, settings
-from hypothesis.errors import NoSuchExample
+from hypothesis.errors import Flaky, NoSuchExample
 
 from .checking import CheckFailed, call_op, judge_backward, judge_forward, judge_unchanged, rng_for
 from .opspec import HAND_MADE, SPECS
@@ -32,13 +32,15 @@ def problems_on(student, spec, drawn, diagnose=False):
         if failed.status != "failed":
             raise  # the worker stopped or timed out: the search ends there
         return [str(failed)]
-    problems = [problem for problem in [judge_forward(spec, drawn.inputs, drawn.options, reply.get("output"))] if problem]
-    problems += judge_unchanged(spec, drawn.inputs, reply, drawn.upstream)
-    try:
-        return problems + judge_backward(spec, drawn.inputs, drawn.options, drawn.upstream, wanted, reply.get("grads"),
-                                         alternatives=diagnose)
-    except CheckFailed as failed:  # the gradients could not be read at all
-        return problems + [str(failed)]
+    problems = judge_unchanged(spec, drawn.inputs, reply, drawn.upstream)
+    for judge in (lambda: [judge_forward(spec, drawn.inputs, drawn.options, reply.get("output"))],
+                  lambda: judge_backward(spec, drawn.inputs, drawn.options, drawn.upstream, wanted, reply.get("grads"),
+                                         alternatives=diagnose)):
+        try:
+            problems += [problem for problem in judge() if problem]
+        except CheckFailed as failed:  # what came back could not be read at all: a wrong answer too
+            problems.append(str(failed))
+    return problems
 
 
 def seed_of(op, salt):
@@ -87,7 +89,7 @@ def test_search(student, rubric, op, search_ahead):
 
     try:
         smallest = find(spec.strategy(), fails, settings=SEARCH, random=random.Random(seed_of(op, rubric.salt)))
-    except NoSuchExample:  # right this time on what it got wrong before: the draw that failed is the answer
+    except (NoSuchExample, Flaky):  # right this time on what it got wrong before: the draw that failed is the answer
         smallest = failing
     if stopped:
         raise stopped[0]
