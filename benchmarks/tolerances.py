@@ -14,14 +14,11 @@ from kinks: where it is at its best). The tolerance must sit far above the first
 import argparse
 import importlib.util
 import json
-import random
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
-from hypothesis import HealthCheck, Phase, find, settings
-from hypothesis.errors import NoSuchExample
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
@@ -34,26 +31,9 @@ from _paths import SOLUTIONS  # noqa: E402
 from grader import GRADED  # noqa: E402
 from grader.checks.checking import ROUNDINGS, as_float64, precision  # noqa: E402
 from grader.checks.opspec import SPECS  # noqa: E402
+from grader.checks.test_search import drawn_from  # noqa: E402
 
 DRAWS = 300
-
-
-def drawn_inputs(spec, count, seed):
-    """count draws of the op's domain, as the search draws them (Hypothesis, derandomized)."""
-    drawn = []
-
-    def keep(draw):
-        drawn.append(draw)
-        return False
-
-    with np.errstate(all="ignore"):
-        try:
-            find(spec.strategy(), keep, random=random.Random(seed),
-                 settings=settings(max_examples=count, phases=[Phase.generate], database=None, deadline=None,
-                                   suppress_health_check=list(HealthCheck)))
-        except NoSuchExample:
-            pass
-    return drawn
 
 
 def load_package(folder, name):
@@ -145,7 +125,7 @@ def main():
             implementations[name] = load_package(reference_copy(Path(folder) / f"correct{number}", edits), f"correct_autodiff_{number}")
         results = {}
         for name, spec in SPECS.items():
-            drawn = drawn_inputs(spec, args.draws, seed=len(name))
+            drawn = drawn_from(spec, seed=len(name), count=args.draws)
             correct = {which: measure(spec, functions, context, drawn) for which, (functions, context) in implementations.items()}
             results[name] = {"draws": len(drawn),
                              "correct_worst": {dtype: max(c[dtype] for c in correct.values()) for dtype in ("float64", "float32")},

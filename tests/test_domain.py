@@ -1,40 +1,21 @@
 """The declarations behind the checks (grader/checks/opspec.py): the exact oracle is the derivative
 of SPEC's forward, the search's domain reaches every dimension docs/SPEC.md names and nothing
 outside it, and the tolerance is measured in the precision the answer was computed in."""
-import random
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, Phase, find, settings
-from hypothesis.errors import NoSuchExample
 
 from grader.checks.checking import ROUNDINGS, precision, tolerance
 from grader.checks.opspec import HAND_MADE, SPECS, Draw, representable
 from grader.checks.oracle import central_differences
+from grader.checks.test_search import drawn_from
 
 DRAWS = 300
 
 
-def drawn(op, count=DRAWS):
-    found = []
-
-    def keep(draw):
-        found.append(draw)
-        return False
-
-    with np.errstate(all="ignore"):
-        try:
-            find(SPECS[op].strategy(), keep, random=random.Random(7),
-                 settings=settings(max_examples=count, phases=[Phase.generate], database=None, deadline=None,
-                                   suppress_health_check=list(HealthCheck)))
-        except NoSuchExample:
-            pass
-    return found
-
-
 @pytest.fixture(scope="module")
 def draws():
-    return {op: drawn(op) for op in SPECS}
+    return {op: drawn_from(SPECS[op], seed=7, count=DRAWS) for op in SPECS}
 
 
 @pytest.mark.parametrize("op", list(SPECS))

@@ -10,6 +10,7 @@ feedback shows it whole, with what SPEC expects there.
 """
 import random
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis.errors import Flaky, NoSuchExample
@@ -51,16 +52,23 @@ def seed_of(op, salt):
 def draws(op, salt):
     """The draws the search makes of a correct submission (one that fails none of them), in order:
     Hypothesis's generation, given the same seed, depends on nothing but whether a draw failed."""
+    return drawn_from(SPECS[op], seed_of(op, salt))
+
+
+def drawn_from(spec, seed, count=SEARCH_EXAMPLES):
+    """The first `count` draws of the op's domain from `seed`, as the search makes them (also what
+    the project's tests and benchmarks/tolerances.py sample the domain with)."""
     drawn = []
 
     def keep(draw):
         drawn.append(draw)
         return False
 
-    try:
-        find(SPECS[op].strategy(), keep, settings=SEARCH, random=random.Random(seed_of(op, salt)))
-    except NoSuchExample:
-        pass
+    with np.errstate(all="ignore"):
+        try:
+            find(spec.strategy(), keep, settings=settings(SEARCH, max_examples=count), random=random.Random(seed))
+        except NoSuchExample:
+            pass
     return drawn
 
 
