@@ -15,7 +15,8 @@ READY := $(VENV)/.ready
 # /root: it gets a runtime of its own (numpy, and IPython for notebooks' cells, at the pinned
 # versions), readable by everyone.
 SANDBOX_VENV := /opt/autodiff-grader/venv
-SANDBOX := $(if $(filter 0,$(shell id -u)),$(SANDBOX_VENV)/.ready)
+SANDBOX_PINS := $(shell grep -oE '^(numpy|ipython)==[^ ]+' requirements.txt)
+SANDBOX := $(if $(filter 0,$(shell id -u)),sandbox-runtime)
 
 PRESET ?= default
 SUBMISSION ?= solutions
@@ -29,7 +30,7 @@ REVEAL ?= visible
 # Any other option of the verb, passed as it is: ARGS="--force", ARGS="--only 12345 67890".
 ARGS ?=
 
-.PHONY: test test-fast lint grade batch diff similarity canvas-upload experiment bench bench-batch bench-grading bench-notebook bench-scale bench-similarity attacks \
+.PHONY: sandbox-runtime test test-fast lint grade batch diff similarity canvas-upload experiment bench bench-batch bench-grading bench-notebook bench-scale bench-similarity attacks \
 	flake-audit tolerances mutation-audit mnist-seeds mnist-cost docs starter notebook handout gradescope screenshots clean
 
 $(READY): requirements.txt pyproject.toml
@@ -39,11 +40,16 @@ $(READY): requirements.txt pyproject.toml
 	$(GRADER) --help >/dev/null
 	touch $@
 
-$(SANDBOX_VENV)/.ready: requirements.txt
-	/usr/bin/python3 -m venv $(SANDBOX_VENV)
-	$(SANDBOX_VENV)/bin/python -m pip install --quiet --disable-pip-version-check $$(grep -oE '^(numpy|ipython)==[^ ]+' requirements.txt)
-	chmod -R a+rX $(SANDBOX_VENV)
-	touch $@
+# Every checkout on the machine shares this runtime, and may be grading with it: it is rebuilt only
+# when the pins it records differ from this checkout's (a fresh clone's newer requirements.txt once
+# rebuilt it under running gradings), built aside, then swapped in.
+sandbox-runtime:
+	@if [ "$$(cat $(SANDBOX_VENV)/.ready 2>/dev/null)" != "$(SANDBOX_PINS)" ]; then set -ex; \
+		rm -rf $(SANDBOX_VENV).new; /usr/bin/python3 -m venv $(SANDBOX_VENV).new; \
+		$(SANDBOX_VENV).new/bin/python -m pip install --quiet --disable-pip-version-check $(SANDBOX_PINS); \
+		echo "$(SANDBOX_PINS)" > $(SANDBOX_VENV).new/.ready; chmod -R a+rX $(SANDBOX_VENV).new; \
+		rm -rf $(SANDBOX_VENV).old; if [ -d $(SANDBOX_VENV) ]; then mv $(SANDBOX_VENV) $(SANDBOX_VENV).old; fi; \
+		mv $(SANDBOX_VENV).new $(SANDBOX_VENV); rm -rf $(SANDBOX_VENV).old; fi
 
 # On every core (pytest-xdist): a grading is one process at a time; a module's shared fixture stays
 # on one test process (its xdist_group).
