@@ -4,8 +4,8 @@ The pipeline, in the order a submission goes through it:
 
     submission.py, notebook.py   read what the student handed in (as text, never run)
     sandbox/                     the one place that runs student code: launch, client, the
-                                 supervisor and its worker children; protocol.py holds the
-                                 contract both sides share
+                                 supervisor and its worker children; contract.py holds the
+                                 assignment's contract both sides share
     checks/                      the graded checks (pytest), their plugin, the oracle and helpers
     mnist.py                     the MNIST check's training loop, owned by the trusted side
     grade.py                     run the checks against the sandbox in a trusted pytest process
@@ -17,18 +17,9 @@ The pipeline, in the order a submission goes through it:
 """
 from pathlib import Path
 
-# The contract (sandbox/protocol.py), read on first use: importing the package imports no numpy, so that
-# `python -m grader` from a Python without the grader's packages can say so (preflight.py), not crash.
-CONTRACT = ("COURSE_MODULES", "GIVEN_MODULES", "GRADED", "GRADED_MODULES")
-
-
-def __getattr__(name):
-    if name in CONTRACT:
-        from .sandbox import protocol
-
-        return getattr(protocol, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+# The contract (sandbox/contract.py): standard library only, so that `python -m grader` from a Python
+# without the grader's packages can still say so (preflight.py), not crash.
+from .sandbox.contract import COURSE_MODULES, GIVEN_MODULES, GRADED, GRADED_MODULES  # noqa: F401  (grader.GRADED, …)
 
 VERSION = "1.0.0"
 

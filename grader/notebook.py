@@ -21,7 +21,7 @@ from pathlib import Path
 
 from . import GIVEN_MODULES, GRADED
 from .sandbox.client import BudgetSpent, StudentException, WorkerFailure
-from .sandbox.protocol import NOTEBOOK_GROUP, writefile_module
+from .sandbox.contract import NOTEBOOK_GROUP, writefile_module
 
 NOTEBOOK_FILE, PLAN_FILE = "notebook.json", "notebook-plan.json"  # in the scratch folder (sandbox/worker.py)
 WRITEFILE_MAGICS = ("%%writefile", "%%file")

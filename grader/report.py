@@ -18,10 +18,10 @@ import jsonschema
 import numpy as np
 
 from . import VERSION
-from .sandbox.protocol import GRADED, MLP3_OPS, WHOLE_MODEL
+from .sandbox.contract import GRADED, MLP3_OPS, WHOLE_MODEL
 
 SCHEMA = json.loads((Path(__file__).resolve().parent / "report.schema.json").read_text())
-# The groups a report may name: the contract's, declared once (protocol.GRADED), and MNIST's.
+# The groups a report may name: the contract's, declared once (contract.GRADED), and MNIST's.
 SCHEMA["properties"]["tests"]["items"]["properties"]["group"]["enum"] = [*GRADED, WHOLE_MODEL]
 STATUS_ORDER = ("timeout", "error", "failed", "passed")  # a check takes its worst case's status
 TEXT_LIMIT = 20_000   # characters of any one string in a report

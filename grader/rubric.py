@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import ROOT
-from .sandbox.protocol import CHECK_KINDS, GRADED, WHOLE_MODEL
+from .sandbox.contract import CHECK_KINDS, GRADED, WHOLE_MODEL
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 MNIST_KEYS = {"epochs": int, "batch_size": int, "lr": float, "seed": int, "train_examples": int,

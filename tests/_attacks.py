@@ -41,7 +41,7 @@ from grader.checks.checking import sum_to_shape
 from grader.checks.opspec import SPECS, draw
 from grader.grade import grade
 from grader.report import validate, write_report
-from grader.sandbox.launch import ISOLATION_LEVELS, level_available, strongest_level
+from grader.sandbox.launch import ISOLATION_LEVELS, SANDBOX_FILES, level_available, strongest_level
 from grader.submission import MAX_UNPACKED_BYTES, MAX_ZIP_MEMBERS
 
 SECRET_NAME = "AUTODIFF_GRADER_SECRET"  # set in the grader's environment while an attack is graded
@@ -720,7 +720,7 @@ def links_in_place_of_the_graders_files(ctx):
             os.symlink({str(secret)!r}, _name)
         os.rename(".worker", ".worker-old")
         os.mkdir(".worker")
-        for _name in ("supervisor.py", "worker.py", "protocol.py"):
+        for _name in {tuple(path.name for path in SANDBOX_FILES)!r}:
             os.symlink({str(secret)!r}, os.path.join(".worker", _name))
     except OSError:
         pass

@@ -1,4 +1,4 @@
-"""The graded contract is declared once (grader/sandbox/protocol.py); the rubric, the cases, the
+"""The graded contract is declared once (grader/sandbox/contract.py); the rubric, the cases, the
 oracle and the worker agree with it, and adding a graded op takes exactly the places that
 docs/grading.md ("Adding a graded op") names."""
 import dataclasses
@@ -14,7 +14,7 @@ from _paths import ROOT
 from grader import DEFAULT_RUBRIC, GRADED
 from grader.checks.opspec import SPECS
 from grader.rubric import load_rubric
-from grader.sandbox.protocol import CHECK_KINDS, FUNCTION_KINDS, WHOLE_MODEL
+from grader.sandbox.contract import CHECK_KINDS, FUNCTION_KINDS, WHOLE_MODEL
 
 pytestmark = pytest.mark.xdist_group("project-copy")  # one test process builds the module's fixture
 
@@ -56,9 +56,9 @@ def test_a_disagreement_is_named(break_it, expected):
     assert expected in contract_problems(graded, load_rubric(DEFAULT_RUBRIC), specs)
 
 
-def test_the_worker_takes_the_contract_from_the_protocol_module():
+def test_the_worker_takes_the_contract_from_the_contract_module():
     worker = (ROOT / "grader" / "sandbox" / "worker.py").read_text()
-    assert "from protocol import" in worker and '"Mul": "ops"' not in worker
+    assert "from contract import" in worker and '"Mul": "ops"' not in worker
 
 
 # -- adding a graded op, exactly as docs/grading.md says -------------------------------------
@@ -88,7 +88,7 @@ EXP_SPEC = """    OpSpec(
         domain=lambda: unary_domain(region(-3.0, 3.0, (0.0, 1.0, -1.0))), cases=[Case("3x4", [normal(3, 4)]), Case("2x3x4", [normal(2, 3, 4)])]),
 """
 ADDING_AN_OP = [  # the places, in the order the docs give them: (file, anchor, text put after it)
-    ("grader/sandbox/protocol.py", '"ReLU": "activations", ', '"Exp": "activations", '),
+    ("grader/sandbox/contract.py", '"ReLU": "activations", ', '"Exp": "activations", '),
     ("solutions/autodiff/activations.py", None, EXP_REFERENCE),
     ("grader/checks/opspec.py", "\nSPECS = {spec.name: spec for spec in [\n", EXP_SPEC),
     ("grader/rubric.toml", "[checks]\n", EXP_RUBRIC_LINE),

@@ -14,8 +14,10 @@ import sys
 import tempfile
 import textwrap
 import threading
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from _grading import feedback, full_marks_except, grade_and_validate, group_scores, reference_copy
@@ -193,6 +195,59 @@ def test_worker_that_closes_its_pipes_and_lingers_costs_only_its_module(tmp_path
     assert not any("the grader failed" in test["output"] for test in report["tests"])
     # Not a time-out per check: those would add 15 s of the supervisor's grace each, over a dozen checks.
     assert report["duration_seconds"] < 120
+
+
+# -- the supervisor, of its worker child: the same words as the client's, of a supervisor ------------
+
+MUL_RETURN = "        return a * b\n"
+CHILD_MISBEHAVIOURS = {  # what Mul.forward does in the worker child → the failure's status and what it must say
+    "exits": ("os._exit(3)", "error", "the worker exited with status 3 (did the code call sys.exit or os._exit?)"),
+    "is killed": ("os.kill(os.getpid(), signal.SIGKILL)", "error", "the worker exited on signal SIGKILL: killed (memory or time limit?)"),
+    "closes its reply channel and lingers": ("os.close(_protocol_channel())\ntime.sleep(60)", "error",
+                                             "the worker closed the protocol channel (did the code close file descriptors?)"),
+    "sends bytes that are no frame": ("os.write(_protocol_channel(), b'PASSED\\n' * 4)\ntime.sleep(60)", "error",
+                                      "the worker sent an unreadable message (a frame of"),
+    "sends a header that is no JSON": ("os.write(_protocol_channel(), struct.pack('<QQ', 5, 0) + b'{1: 2')\ntime.sleep(60)", "error",
+                                       "the worker sent an unreadable message (not a JSON message: "),
+    "sends JSON that is no reply": ("os.write(_protocol_channel(), struct.pack('<QQ', 12, 0) + b'{\"ok\": true}')\ntime.sleep(60)",
+                                    "error", "the worker sent an unreadable message (not a reply)"),
+    "sends half a frame and exits": ("os.write(_protocol_channel(), struct.pack('<QQ', 100, 0) + b'{')\nos._exit(3)", "error",
+                                     "the worker exited with status 3"),
+    "overstays": ("time.sleep(60)", "timeout", "no answer within the time limit of 2 s"),
+}
+
+
+def misbehaving_mul(folder, misbehaviour):
+    """A WorkerClient (process level) of the reference whose Mul.forward misbehaves as told."""
+    preamble = ("import numpy as np\n", "import numpy as np\n" + PROTOCOL_CHANNEL + "import signal, struct, time\n")
+    submission = reference_copy(Path(folder) / "submission", {"ops": [preamble, (MUL_RETURN, textwrap.indent(misbehaviour, " " * 8) + "\n")]})
+    return WorkerClient(prepare_scratch(load_submission(submission), Path(folder) / "scratch"), isolation="process")
+
+
+def call_mul(client, timeout=2):
+    return client.request("call", timeout, group="Mul", name="Mul", inputs=[np.ones(2), np.ones(2)], options={},
+                          grad_output=None, needs_input_grad=None)
+
+
+@pytest.mark.parametrize("misbehaviour, status, message", CHILD_MISBEHAVIOURS.values(), ids=CHILD_MISBEHAVIOURS.keys())
+def test_a_misbehaving_child_fails_its_request_in_the_words_the_client_uses(misbehaviour, status, message):
+    with tempfile.TemporaryDirectory(dir=scratch_parent()) as folder, misbehaving_mul(folder, misbehaviour) as client:
+        client.ensure_imported("ops", group="Mul")
+        with pytest.raises(WorkerFailure) as failure:
+            call_mul(client)
+        assert failure.value.status == status and message in str(failure.value)
+        assert client.fresh_child and client.starts == 1  # the child ended, the supervisor still serves
+        assert "numpy" in client.request("hello", 10)
+
+
+def test_what_a_child_leaves_on_its_reply_channel_after_a_reply_fails_its_next_request():
+    late_writer = "if os.fork() == 0:\n    time.sleep(0.3)\n    os.write(_protocol_channel(), b'x')\n    os._exit(0)\nreturn a * b"
+    with tempfile.TemporaryDirectory(dir=scratch_parent()) as folder, misbehaving_mul(folder, late_writer) as client:
+        client.ensure_imported("ops", group="Mul")
+        assert call_mul(client)["output"]["kind"] == "ndarray"
+        time.sleep(1)
+        with pytest.raises(WorkerFailure, match="the worker wrote to its reply channel outside a reply"):
+            call_mul(client)
 
 
 # -- the grader's own data ------------------------------------------------------------------------

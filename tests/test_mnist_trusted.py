@@ -464,11 +464,11 @@ def test_a_bad_matmul_gradient_fails_the_mnist_check_clearly(tmp_path, edit, say
 
 
 def test_mlp3_ops_are_the_graded_names_mlp3_trains_through():
-    """protocol.MLP3_OPS, which the MNIST check's feedback names: the course's layers and the worker's loss."""
+    """contract.MLP3_OPS, which the MNIST check's feedback names: the course's layers and the worker's loss."""
     import re
 
     from grader import GRADED
-    from grader.sandbox.protocol import MLP3_OPS
+    from grader.sandbox.contract import MLP3_OPS
 
     source = (SOLUTIONS / "autodiff" / "nn.py").read_text() + (SOLUTIONS.parent / "grader" / "sandbox" / "worker.py").read_text()
     used = {name for name in GRADED if re.search(rf"\b{name}\.apply\(", source)}

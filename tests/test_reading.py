@@ -24,7 +24,7 @@ from grader import COURSE_PACKAGE, GRADED, GRADED_MODULES
 from grader.grade import grade
 from grader.notebook import MAX_LISTED, CellResult, as_data, cell_notes
 from grader.report import validate
-from grader.sandbox.launch import level_available
+from grader.sandbox.launch import SANDBOX_FILES, level_available
 from grader.submission import MAX_LISTED as SUBMISSION_LISTED
 from grader.submission import MAX_ZIP_MEMBERS, Submission, load_submission
 
@@ -441,6 +441,18 @@ def test_helper_names_are_any_module_name_and_the_flat_form_warns_only_where_a_b
         "ops.py imports random: that is Python's own random module, not your random.py (rename the helper, or import it as autodiff.random)"]
 
 
+@pytest.mark.parametrize("module", [path.stem for path in SANDBOX_FILES])
+def test_a_flat_helper_named_like_a_module_the_sandbox_runs_on_is_noted(tmp_path, module):
+    """In the sandbox, a bare `import contract` finds the sandbox's own contract.py first."""
+    flat = tmp_path / "flat"
+    for graded in GRADED_MODULES:
+        (flat / f"{graded}.py").parent.mkdir(parents=True, exist_ok=True)
+        (flat / f"{graded}.py").write_text((SOLUTIONS / "autodiff" / f"{graded}.py").read_text().replace("from .tensor", "from tensor"))
+    (flat / "ops.py").write_text(f"import {module}\n" + (flat / "ops.py").read_text())
+    (flat / f"{module}.py").write_text("X = 0\n")
+    assert any(note.startswith(f"ops.py imports {module}: ") and f"not your {module}.py" in note for note in load_submission(flat).notes)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("isolation", LEVELS)
 def test_the_colab_notebook_reports_every_cell_as_jupyter_numbers_them(tmp_path, isolation):
@@ -539,6 +551,6 @@ def test_a_writefile_module_is_bounded_like_a_submitted_one(tmp_path):
     ('"/content/drive/My Drive/hw/autodiff/ops.py"', ("/content/drive/My Drive/hw/autodiff/ops.py", False)),
     ("--append l2.py", ("l2.py", True)), ("", ("", False)), ("'unbalanced.py", ("'unbalanced.py", False))])
 def test_writefile_arguments_are_read_as_jupyter_reads_them(line, expected):
-    from grader.sandbox.protocol import writefile_arguments
+    from grader.sandbox.contract import writefile_arguments
 
     assert writefile_arguments(line) == expected

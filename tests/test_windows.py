@@ -36,7 +36,7 @@ from grader.course import expose_mnist
 from grader.mnist import EPOCH_HEADER, initial_parameters, train
 from grader.sandbox import client as client_module
 from grader.sandbox import launch, protocol
-from grader.sandbox.client import WorkerClient, WorkerFailure
+from grader.sandbox.client import StudentException, WorkerClient, WorkerFailure
 from grader.sandbox.launch import EXCHANGE, scratch_parent
 from grader.submission import load_submission, prepare_scratch
 
@@ -97,6 +97,21 @@ def test_the_reference_is_served_through_threads_in_process_with_its_log_by_path
         assert "printed by Mul.forward" in (scratch / "worker.log").read_text()
     (command,), options = popens[0]
     assert options["pass_fds"] == [] and command[-1] == str(scratch / "worker.log")
+
+
+@pytest.mark.parametrize("windows", [False, True], ids=["child", "in-process"])
+def test_a_result_that_cannot_be_sent_is_the_students_exception_in_process_as_in_a_child(monkeypatch, windows):
+    """A Python int past int64 becomes an object array, which no frame carries: the reply says
+    so, as what student code raised, wherever the worker runs."""
+    if windows:
+        simulate_windows(monkeypatch)
+    with tempfile.TemporaryDirectory(dir=scratch_parent()) as folder:
+        submission = reference_copy(Path(folder) / "submission", {"ops": [("        return a * b\n", "        return 10 ** 30\n")]})
+        with WorkerClient(prepare_scratch(load_submission(submission), Path(folder) / "scratch"), isolation="process") as client:
+            client.ensure_imported("ops", group="Mul")
+            with pytest.raises(StudentException, match="replying: ProtocolError: array of dtype object"):
+                client.request("call", 10, group="Mul", name="Mul", inputs=[np.ones(2), np.ones(2)], options={},
+                               grad_output=None, needs_input_grad=None)
 
 
 def wait_until(condition, seconds=5):
@@ -217,6 +232,30 @@ def test_frames_are_read_without_readv(monkeypatch):
     os.close(read_end)
     message = protocol.decode_frame(header, body)
     assert message["text"] == "é" and np.array_equal(message["big"], sent["big"])
+
+
+def reader_of(data, most):
+    """A read_into over data, at most `most` bytes a call (a pipe, a socket, a file object)."""
+    position = 0
+
+    def read_into(view):
+        nonlocal position
+        count = min(most, len(view), len(data) - position)
+        view[:count] = data[position:position + count]
+        position += count
+        return count
+    return read_into
+
+
+def test_a_frame_reads_the_same_through_any_reader_and_cut_short_is_its_end():
+    sent = {"big": np.arange(3000, dtype=np.float64), "text": "é"}
+    data = b"".join(bytes(part) for part in protocol.encode_frame(sent))
+    read_into = reader_of(data, 7)
+    message = protocol.decode_frame(*protocol.read_frame(read_into))
+    assert message["text"] == "é" and np.array_equal(message["big"], sent["big"]) and message["big"].flags.writeable
+    assert protocol.read_frame(read_into) is None
+    for cut in (4, protocol.FRAME_PREFIX.size + 3, len(data) - 1):
+        assert protocol.read_frame(reader_of(data[:cut], 1 << 20)) is None
 
 
 # -- MNIST through a connection --------------------------------------------------------------------

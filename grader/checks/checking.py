@@ -10,7 +10,7 @@ import hashlib
 import numpy as np
 
 from ..sandbox.client import StudentException, WorkerFailure
-from ..sandbox.protocol import GRADED
+from ..sandbox.contract import GRADED
 from . import oracle
 from .oracle import reduce_to
 

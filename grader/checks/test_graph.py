@@ -11,7 +11,7 @@ test_edge_cases.py's checks.
 import numpy as np
 import pytest
 
-from ..sandbox.protocol import GRADED
+from ..sandbox.contract import GRADED
 from .checking import ATOL, RTOL, CheckFailed, array_of, ask, call_op, items_of, mismatch, seeded_rng
 from .opspec import BINARY, SPECS
 from .oracle import reduce_to

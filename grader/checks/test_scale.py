@@ -27,7 +27,7 @@ import pytest
 from ..rubric import SCALE_SIDE
 from ..sandbox import protocol
 from ..sandbox.client import StudentException, WorkerFailure
-from ..sandbox.protocol import GRADED
+from ..sandbox.contract import GRADED
 from .checking import CheckFailed, array_of, call_op, items_of, mismatch, rng_for, seeded_rng
 from .opspec import LOSSES, SCALE_CASES, SPECS, scale_cases
 

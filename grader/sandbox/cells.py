@@ -40,7 +40,7 @@ import types
 from pathlib import Path
 
 import numpy as np
-from protocol import GIVEN_MODULES, GRADED, writefile_arguments, writefile_module
+from contract import GIVEN_MODULES, GRADED, writefile_arguments, writefile_module
 
 ALLOWED_MAGICS = {"time", "timeit", "capture", "run"}  # they run the cell's own Python, or a file the notebook wrote
 WRITEFILE_MAGICS = {"writefile", "file"}  # they write into the notebook's own folder (work_folder)
@@ -291,7 +291,7 @@ class NotebookRun:
         if timed:
             signal.signal(signal.SIGALRM, over_budget)
             signal.setitimer(signal.ITIMER_REAL, budget)
-        self.shell.execution_count = self.cells[index]["number"]  # names its code <ipython-input-NUMBER-…>: worker.StudentError
+        self.shell.execution_count = self.cells[index]["number"]  # names its code <ipython-input-NUMBER-…>: worker.student_exception
         try:
             result = self.shell.run_cell(self.cells[index]["source"], store_history=False)
             error = result.error_before_exec or result.error_in_exec
@@ -357,7 +357,7 @@ class NotebookRun:
         return names
 
     def _writefile_target(self, line):
-        """%%writefile's arguments as the student's Jupyter took them (protocol.writefile_arguments),
+        """%%writefile's arguments as the student's Jupyter took them (contract.writefile_arguments),
         but a path into a folder that is not here (their Drive, `../autodiff/ops.py` beside a
         notebook kept in a subfolder) written in the notebook's folder instead, which stands in for
         theirs: `autodiff/<name>.py` there, or `<name>.py`."""

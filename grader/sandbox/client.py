@@ -21,27 +21,19 @@ import contextlib
 import os
 import queue
 import selectors
-import signal
 import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import protocol
+from . import failures, protocol
+from .failures import StudentException, WorkerFailure
 from .launch import Limits, paused, start_worker, stop_worker
 
 SUPERVISOR_GRACE = 15  # seconds the supervisor may take, beyond a request's limit, to end a child and answer
 START_TIMEOUT = 60     # seconds for a fresh sandbox to say it is ready (numpy imported)
 SELECTABLE_PIPES = os.name == "posix"  # can a selector wait on a pipe? (Windows: sockets only)
-
-
-class WorkerFailure(Exception):
-    """The worker could not answer: status is 'error' (it died, or sent garbage) or 'timeout'."""
-
-    def __init__(self, status, message):
-        super().__init__(message)
-        self.status = status
 
 
 class BudgetSpent(WorkerFailure):
@@ -65,14 +57,6 @@ class TimeBudget:
 
     def share(self, group):
         return self.group_seconds + self.extra_seconds.get(group, 0)
-
-
-class StudentException(Exception):
-    """Student code raised inside the worker; details has phase, type, message, traceback."""
-
-    def __init__(self, details):
-        self.details = details if isinstance(details, dict) else {}
-        super().__init__(f"{self.details.get('phase', '?')}: {self.details.get('type', '?')}: {self.details.get('message', '')}")
 
 
 class WorkerClient:
@@ -113,19 +97,15 @@ class WorkerClient:
             reply = self._read_reply(timeout + SUPERVISOR_GRACE, said=timeout)
         except WorkerFailure as failure:  # the supervisor itself failed: a fresh sandbox for the next request
             self.stop()
-            if failure.status == "timeout" and cut_short:
-                raise BudgetSpent(cut_short) from None
-            if failure.status == "timeout" and key is not None:
-                self.timed_out[key] = f"{failure} (an earlier check; not run again)"
-            raise
+            raise self._failed(failure, key, cut_short) from None
         except OSError:  # the supervisor closed its end: it is gone or going
             try:
                 self.process.wait(timeout=5)
             except Exception:
                 pass
-            reason = self._exit_reason()
+            failure = self._exited()
             self.stop()
-            raise WorkerFailure("error", f"the worker exited{reason}") from None
+            raise failure from None
         finally:
             self.last_seconds = time.monotonic() - started
             if command not in protocol.SUPERVISOR_COMMANDS:
@@ -140,16 +120,20 @@ class WorkerClient:
         if isinstance(failure, dict) and failure.get("sandbox") is True:  # the supervisor's own words: no student code ran
             raise SandboxError(f"the sandbox could not start a worker ({self.isolation} isolation): {failure.get('message')}")
         if isinstance(failure, dict):
-            status = failure.get("status") if failure.get("status") in ("error", "timeout") else "error"
-            if status == "timeout" and cut_short:
-                raise BudgetSpent(cut_short)
-            if status == "timeout" and key is not None:
-                self.timed_out[key] = f"{failure.get('message')} (an earlier check; not run again)"
-            raise WorkerFailure(status, str(failure.get("message")))
+            raise self._failed(WorkerFailure.from_data(failure), key, cut_short)
         body = reply.get("reply") if isinstance(reply.get("reply"), dict) else {}
         if reply.get("ok") is not True:
             raise StudentException(body.get("raised"))
         return body.get("result") if isinstance(body.get("result"), dict) else {}
+
+    def _failed(self, failure, key, cut_short):
+        """The failure to raise for a request that failed so: a time-out the budget cut short is
+        BudgetSpent; another, of an operation (key), is remembered so that it is not run again."""
+        if failure.status == "timeout" and cut_short:
+            return BudgetSpent(cut_short)
+        if failure.status == "timeout" and key is not None:
+            self.timed_out[key] = f"{failure} (an earlier check; not run again)"
+        return failure
 
     def _enter(self, group):
         """A request of another group than the current child's: the supervisor starts a fresh child."""
@@ -229,22 +213,20 @@ class WorkerClient:
             try:
                 return self._threads.write(parts).result(timeout)
             except concurrent.futures.TimeoutError:
-                raise WorkerFailure("timeout", f"no answer within the time limit of {timeout if said is None else said:g} s") from None
-        deadline = time.monotonic() + timeout
-        descriptor = self.process.stdin.fileno()
+                raise failures.no_answer(timeout if said is None else said) from None
+        deadline, descriptor = time.monotonic() + timeout, self.process.stdin.fileno()
         with selectors.DefaultSelector() as selector:
             selector.register(descriptor, selectors.EVENT_WRITE)
-            for part in parts:
-                view = memoryview(part).cast("B")
-                while view:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        raise WorkerFailure("timeout", f"no answer within the time limit of {timeout if said is None else said:g} s")
-                    if selector.select(remaining):
-                        try:
-                            view = view[os.write(descriptor, view):]
-                        except BlockingIOError:
-                            pass
+
+            def write(view):  # what the pipe takes of view now (0: none yet); past the deadline, no answer in time
+                if not selector.select(self._remaining(deadline, timeout if said is None else said)):
+                    return 0
+                try:
+                    return os.write(descriptor, view)
+                except BlockingIOError:
+                    return 0
+
+            protocol.write_frame(write, parts)
 
     def _read_reply(self, timeout, said=None):
         """The supervisor's next frame, decoded; WorkerFailure if it takes longer than timeout,
@@ -252,58 +234,47 @@ class WorkerClient:
         if self._threads is not None:
             reply = self._threads.read_reply(timeout, timeout if said is None else said)
             return reply if reply is not None else self._channel_ended()
-        deadline = time.monotonic() + timeout
+        deadline, descriptor = time.monotonic() + timeout, self.process.stdout.fileno()
         with selectors.DefaultSelector() as selector:
-            selector.register(self.process.stdout, selectors.EVENT_READ)
-            try:
-                limit = timeout if said is None else said
-                header_size, body_size = protocol.frame_sizes(self._read(protocol.FRAME_PREFIX.size, selector, deadline, limit))
-                header = self._read(header_size, selector, deadline, limit)
-                body = self._read(body_size, selector, deadline, limit)
-                return protocol.decode_frame(bytes(header), body)
-            except protocol.ProtocolError as error:
-                raise WorkerFailure("error", f"the worker sent an unreadable message ({error})") from None
+            selector.register(descriptor, selectors.EVENT_READ)
 
-    def _read(self, size, selector, deadline, limit):
-        """size bytes from the supervisor, before the deadline (past it: no answer within `limit`)."""
-        buffer = bytearray(size)
-        view, got, out = memoryview(buffer), 0, self.process.stdout.fileno()
-        while got < size:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise WorkerFailure("timeout", f"no answer within the time limit of {limit:g} s")
-            if not selector.select(remaining):
-                continue
-            count = os.readv(out, [view[got:]])
-            if not count:
-                self._channel_ended()
-            got += count
-        return buffer
+            def read_into(view):  # what the pipe holds now, once it holds anything; past the deadline, no answer in time
+                while not selector.select(self._remaining(deadline, timeout if said is None else said)):
+                    pass
+                return protocol.read_into(descriptor, view)
+
+            try:
+                frame = protocol.read_frame(read_into)
+            except protocol.ProtocolError as error:
+                raise failures.unreadable(error) from None
+        return self._channel_ended() if frame is None else _decoded(frame)
+
+    @staticmethod
+    def _remaining(deadline, limit):
+        """Seconds left before the deadline; past it, WorkerFailure: no answer within `limit`."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise failures.no_answer(limit)
+        return remaining
 
     def _channel_ended(self):
         """The supervisor's end of the reply pipe is closed: WorkerFailure saying why."""
         try:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:  # alive, but it closed its end: the caller stops it
-            raise WorkerFailure("error", "the worker closed the protocol channel "
-                                         "(did the code close file descriptors?)") from None
-        raise WorkerFailure("error", f"the worker exited{self._exit_reason()}")
+            raise failures.channel_closed() from None
+        raise self._exited()
 
-    def _exit_reason(self):
+    def _exited(self):
+        """The supervisor is gone or going: WorkerFailure saying why (its exit status, or what the
+        sandbox said when it could not start it)."""
         code = self.process.poll() if self.process else None
-        if code is None:
-            return ""
-        sandbox_error = self._sandbox_error()
+        sandbox_error = None if code is None else self._sandbox_error()
         if sandbox_error:
-            return f": the sandbox could not start it ({sandbox_error})"
-        if code > 128 and self.isolation != "process":
+            return WorkerFailure("error", f"the worker exited: the sandbox could not start it ({sandbox_error})")
+        if code is not None and code > 128 and self.isolation != "process":
             code = 128 - code  # bubblewrap reports a worker killed by signal N as 128 + N
-        if code < 0:
-            name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
-            hint = {"SIGXCPU": ": CPU time limit", "SIGKILL": ": killed (memory or time limit?)",
-                    "SIGXFSZ": ": file size limit", "SIGSEGV": ": segmentation fault"}.get(name, "")
-            return f" on signal {name}{hint}"
-        return f" with status {code} (did the code call sys.exit or os._exit?)"
+        return failures.exited(code)
 
     def _sandbox_error(self):
         """What bubblewrap or the supervisor's start-up said: sandbox.log, which student code cannot write."""
@@ -342,6 +313,14 @@ class WorkerClient:
         self.stop()
 
 
+def _decoded(frame):
+    """The message of a frame (header, body) from the supervisor; WorkerFailure if it is none."""
+    try:
+        return protocol.decode_frame(*frame)
+    except protocol.ProtocolError as error:
+        raise failures.unreadable(error) from None
+
+
 class PipeThreads:
     """The supervisor's pipes where no selector can wait on them (Windows): one thread reads its
     frames into a queue as they come, another writes the requests it is handed, and the client
@@ -365,15 +344,10 @@ class PipeThreads:
         try:
             frame = self._frames.get(timeout=timeout)
         except queue.Empty:
-            raise WorkerFailure("timeout", f"no answer within the time limit of {limit:g} s") from None
-        if frame is None:
-            return None
-        try:
-            if isinstance(frame, protocol.ProtocolError):
-                raise frame
-            return protocol.decode_frame(bytes(frame[0]), frame[1])
-        except protocol.ProtocolError as error:
-            raise WorkerFailure("error", f"the worker sent an unreadable message ({error})") from None
+            raise failures.no_answer(limit) from None
+        if isinstance(frame, protocol.ProtocolError):
+            raise failures.unreadable(frame)
+        return None if frame is None else _decoded(frame)
 
     def stop(self):
         """The worker is stopped: the writer ends (the reader ends at the pipe's end)."""
@@ -382,15 +356,9 @@ class PipeThreads:
     def _read_frames(self, stream):
         """Each frame (header, body) into the queue; then None at the pipe's end, after a
         ProtocolError if sizes that are no frame's came first."""
-        descriptor = stream.fileno()
         try:
-            while (prefix := protocol.read_exactly(descriptor, protocol.FRAME_PREFIX.size)) is not None:
-                header_size, body_size = protocol.frame_sizes(prefix)
-                header = protocol.read_exactly(descriptor, header_size)
-                body = None if header is None else protocol.read_exactly(descriptor, body_size)
-                if body is None:
-                    break
-                self._frames.put((header, body))
+            while (frame := protocol.read_frame(stream.fileno())) is not None:
+                self._frames.put(frame)
         except protocol.ProtocolError as error:
             self._frames.put(error)
         except OSError:  # the pipe broke: its end, as for the client

@@ -59,7 +59,8 @@ try:  # POSIX only: without them (Windows), only the `process` level exists
 except ImportError:
     fcntl = resource = None
 
-SANDBOX_FILES = [Path(__file__).resolve().parent / name for name in ("supervisor.py", "worker.py", "protocol.py", "cells.py")]
+SANDBOX_FILES = [Path(__file__).resolve().parent / name  # the supervisor first: the sandbox's entry point
+                 for name in ("supervisor.py", "worker.py", "protocol.py", "contract.py", "failures.py", "cells.py")]
 ENTRY = SANDBOX_FILES[0].name  # the sandbox's entry point: the supervisor
 SANDBOX_PYTHON = Path(os.environ.get("AUTODIFF_SANDBOX_PYTHON", "/opt/autodiff-grader/venv/bin/python"))
 ISOLATION_LEVELS = ("namespace", "uid", "user-namespace", "process")  # strongest first: what `auto` tries in order

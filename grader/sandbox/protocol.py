@@ -1,73 +1,27 @@
-"""The contract both sides of the trust boundary share, and the messages between them.
+"""The messages between the two sides of the trust boundary, one format on every hop.
 
-The contract: what students implement (docs/SPEC.md), declared once. The worker, the checks,
-the rubric loader, the package builders and the project's tests all derive from it.
+The grader ↔ the sandbox's supervisor ↔ the child that runs student code, and the MNIST steps: a
+frame, its lengths first (a frame cannot be confused with the next one, whatever bytes it holds),
+then a JSON header, then the raw bytes of the arrays the header names by dtype and shape. No
+base64, no `.npy`: a scale check's 10⁶-element arrays cost what copying them costs, so a Python
+loop over their elements shows in the check's time. Never pickles, never objects: an array is a
+dtype, a shape and its bytes.
 
-The messages, one format on every hop (the grader ↔ the sandbox's supervisor ↔ the child that
-runs student code, and the MNIST steps): a frame, its lengths first (a frame cannot be confused
-with the next one, whatever bytes it holds), then a JSON header, then the raw bytes of the arrays
-the header names by dtype and shape. No base64, no `.npy`: a scale check's 10⁶-element arrays
-cost what copying them costs, so a Python loop over their elements shows in the check's time.
-Never pickles, never objects: an array is a dtype, a shape and its bytes.
+Every side reads and writes frames here (read_frame, write_frame), each through its own way of
+waiting: a blocking descriptor, or a function that reads (writes) what it can before its own
+deadline. What the frames say is the assignment's contract (contract.py) and how a request
+failed (failures.py).
 
 Imported by both sides (the worker gets a copy beside it): standard library and numpy only.
 """
+import functools
 import json
 import math
 import mmap
 import os
-import shlex
 import struct
-from pathlib import PurePosixPath
 
 import numpy as np
-
-# Graded name → the module of the autodiff package that defines it.
-GRADED = {
-    "Mul": "ops", "Matmul": "ops", "Pow": "ops", "Sum": "ops",
-    "ReLU": "activations", "Softmax": "activations", "Log": "activations",
-    "CrossEntropyLoss": "losses", "NLLLoss": "losses",
-    "l2_penalty": "regularizers", "l2_grad": "regularizers",
-}
-GRADED_MODULES = tuple(dict.fromkeys(GRADED.values()))
-# The course's given modules: the engine and what trains with it. Students do not submit these.
-GIVEN_MODULES = ("tensor", "nn", "optim", "data", "train")
-COURSE_MODULES = ("tensor", *GRADED_MODULES, "nn", "optim", "data", "train")
-# The checks a graded name can have, by kind (grader/checks/test_*.py defines one test per kind):
-# Functions (forward/backward ops) and the regularizers' own kinds, and the whole-model check.
-FUNCTION_KINDS = ("forward", "backward", "robustness", "stability", "scale", "search")
-CHECK_KINDS = (*FUNCTION_KINDS, "value", "update", "accuracy")
-WHOLE_MODEL = "MNIST"  # the group of the check that trains MLP3 from the student's ops
-MLP3_OPS = ("Matmul", "ReLU", "Softmax", "CrossEntropyLoss")  # the graded names it trains through (autodiff/nn.py, worker.py)
-
-# MNIST's gradients come through this file of the scratch folder (grader/mnist.py): the one file
-# there the worker may write, bound writable into the bubblewrap levels' read-only view; emptied
-# by the supervisor after each group, so that it carries nothing from one group's worker to the next.
-EXCHANGE = ".exchange"
-NOTEBOOK_GROUP = "notebook"  # the group of a notebook's first run, cell by cell (grader/notebook.py)
-
-
-def writefile_arguments(line):
-    """The path and whether it appends, of a `%%writefile [-a] path` line, as Jupyter reads it (a
-    Windows path's backslashes as separators): (path, appends), path "" when none is given."""
-    line = line.replace("\\", "/")
-    try:
-        words = shlex.split(line)
-    except ValueError:
-        words = line.split()
-    appends = bool(words) and words[0] in ("-a", "--append")
-    words = words[1:] if appends else words
-    return (words[-1] if words else ""), appends
-
-
-def writefile_module(line):
-    """The module a `%%writefile [-a] path` cell writes: (name, appends), or (None, False) when the
-    path is no module's (`notes.txt`, `my-utils.py`). Both sides read these cells: the trusted side
-    for the report, the sandbox to record when it was written."""
-    path, appends = writefile_arguments(line)
-    path = PurePosixPath(path)
-    return (path.stem, appends) if path.suffix == ".py" and path.stem.isidentifier() else (None, False)
-
 
 SUPERVISOR_COMMANDS = ("hello",)  # answered by the sandbox's supervisor itself: no worker child, no group
 
@@ -123,33 +77,38 @@ def encode_frame(message):
     return [FRAME_PREFIX.pack(len(header), sum(part.nbytes for part in body)) + header, *body]
 
 
-def write_frame(fd, parts):
-    """Write a frame's buffers (encode_frame) to a blocking descriptor."""
+def write_frame(destination, parts):
+    """Write a frame's buffers (encode_frame) to a blocking descriptor, or through
+    destination(view) → the bytes of view it wrote (0 for none yet)."""
+    write = destination if callable(destination) else functools.partial(os.write, destination)
     for part in parts:
         view = memoryview(part).cast("B")
         while view:
-            view = view[os.write(fd, view):]
+            view = view[write(view):]
 
 
-def read_frame(fd):
-    """The next frame from a blocking descriptor, as (header, body); None at its end. The body is
-    writable: the arrays decoded from it are their receiver's own."""
-    prefix = read_exactly(fd, FRAME_PREFIX.size)
+def read_frame(source):
+    """The next frame, as (header, body), from a blocking descriptor or through source(view) → the
+    bytes it read into view (0 at the end); None at the end, also when it comes inside a frame.
+    ProtocolError if the lengths are past the limits. The body is writable: the arrays decoded
+    from it are their receiver's own."""
+    prefix = read_exactly(source, FRAME_PREFIX.size)
     if prefix is None:
         return None
     header_size, body_size = frame_sizes(prefix)
-    header, body = read_exactly(fd, header_size), read_exactly(fd, body_size)
-    if header is None or body is None:
-        raise ProtocolError("the frame ended early")
-    return bytes(header), body
+    header = read_exactly(source, header_size)
+    body = None if header is None else read_exactly(source, body_size)
+    return None if body is None else (bytes(header), body)
 
 
-def read_exactly(fd, size):
-    """size bytes from a blocking descriptor, in a writable buffer; None if it ends first."""
+def read_exactly(source, size):
+    """size bytes, in a writable buffer, from a blocking descriptor or through source(view) → the
+    bytes it read into view (0 at the end); None if the end comes first."""
+    read = source if callable(source) else functools.partial(read_into, source)
     buffer = bytearray(size)
     view, got = memoryview(buffer), 0
     while got < size:
-        count = read_into(fd, view[got:got + (1 << 20)])
+        count = read(view[got:got + (1 << 20)])
         if not count:
             return None
         got += count
@@ -175,6 +134,11 @@ def widen_pipe(fd):
     except (ImportError, OSError):
         pass
 
+
+# MNIST's gradients come through this file of the scratch folder (grader/mnist.py): the one file
+# there the worker may write, bound writable into the bubblewrap levels' read-only view; emptied
+# by the supervisor after each group, so that it carries nothing from one group's worker to the next.
+EXCHANGE = ".exchange"
 
 RING_COUNTER = struct.Struct("<Q")  # an exchange file's first bytes: how many steps the grader has taken out
 

@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import protocol  # noqa: E402  (beside this file)
 import worker  # noqa: E402  (numpy, the commands; it imports no student code until a child asks)
+from failures import WorkerFailure, channel_closed, exited, no_answer, unreadable  # noqa: E402  (beside this file)
 
 try:  # POSIX
     import fcntl
@@ -52,19 +53,11 @@ _libc = ctypes.CDLL(None, use_errno=True) if os.name == "posix" else None
 OWN_UID = sys.argv[2:3] == ["own-uid"]
 
 
-class Failure(Exception):
-    """The child could not answer: status 'error' or 'timeout', and what to tell the student."""
-
-    def __init__(self, status, message):
-        super().__init__(message)
-        self.status = status
-
-
 class Child:
     """A forked worker serving one group, and the supervisor's ends of its two pipes."""
 
     def __init__(self, group):
-        self.group, self.buffer, self.status = group, bytearray(), None
+        self.group, self.status = group, None
         requests_read, self.requests = os.pipe()
         self.replies, replies_write = os.pipe()
         for descriptor in (self.requests, self.replies):
@@ -94,40 +87,54 @@ class Child:
 
     def ask(self, header, body, timeout):
         """Hand the child one request frame; (its reply's header and body, whether it holds a
-        result), or Failure."""
+        result), or WorkerFailure."""
         deadline = time.monotonic() + timeout
-        self._read_available()
-        if self.buffer:
-            raise Failure("error", "the worker wrote to its reply channel outside a reply (from another process?)")
-        for part in (protocol.FRAME_PREFIX.pack(len(header), len(body)), header, body):
-            pending = memoryview(part)
-            while pending:
-                if not self._wait(deadline, timeout, write=True):
-                    raise Failure("error", self._ended())
-                try:
-                    pending = pending[os.write(self.requests, pending):]
-                except BlockingIOError:
-                    pass
-                except OSError:  # its end is closed: it is gone
-                    raise Failure("error", self._ended()) from None
+        try:
+            if os.read(self.replies, 1):
+                raise WorkerFailure("error", "the worker wrote to its reply channel outside a reply (from another process?)")
+        except BlockingIOError:  # nothing there, as it should be
+            pass
+        protocol.write_frame(lambda view: self._write(view, deadline, timeout),
+                             [protocol.FRAME_PREFIX.pack(len(header), len(body)), header, body])
+        try:
+            frame = protocol.read_frame(lambda view: self._read_into(view, deadline, timeout))
+        except protocol.ProtocolError as error:
+            raise unreadable(error) from None
+        if frame is None:
+            raise self._ended()
+        return (*frame, result_reply(frame[0]))
+
+    def _write(self, view, deadline, timeout):
+        """Write what the request pipe takes of view, once it takes any (the bytes written)."""
+        if not self._wait(deadline, timeout, write=True):
+            raise self._ended()
+        try:
+            return os.write(self.requests, view)
+        except BlockingIOError:
+            return 0
+        except OSError:  # its end is closed: it is gone
+            raise self._ended() from None
+
+    def _read_into(self, view, deadline, timeout):
+        """Read from the reply pipe into view, once it holds anything (the bytes read); 0 at its end:
+        every writer closed it, or the child exited and left nothing more in it."""
         while True:
-            still_open = self._read_available()
-            reply = self._frame()
-            if reply is not None:
-                return reply
-            if not still_open or not self._wait(deadline, timeout):  # every writer closed it, or the child exited
-                self._read_available()  # what it wrote before it went
-                reply = self._frame()
-                if reply is not None:
-                    return reply
-                raise Failure("error", self._ended())
+            try:
+                return os.readv(self.replies, [view])
+            except BlockingIOError:
+                pass
+            if not self._wait(deadline, timeout):  # the child exited: what it wrote before it went, then the end
+                try:
+                    return os.readv(self.replies, [view])
+                except BlockingIOError:
+                    return 0
 
     def _wait(self, deadline, timeout, write=False):
-        """Wait until the pipe is ready (True) or the child has exited (False); Failure at the deadline."""
+        """Wait until the pipe is ready (True) or the child has exited (False); WorkerFailure at the deadline."""
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise Failure("timeout", f"no answer within the time limit of {timeout:g} s")
+                raise no_answer(timeout)
             pipe = [self.requests] if write else [self.replies]
             readable, writable, _ = select.select([self.pidfd] + ([] if write else pipe), pipe if write else [], [], remaining)
             if writable or self.replies in readable:
@@ -135,61 +142,12 @@ class Child:
             if self.pidfd in readable:
                 return False
 
-    def _read_available(self):
-        """Read what the pipe holds now; False at its end (every writer closed it)."""
-        while True:
-            try:
-                chunk = os.read(self.replies, 1 << 20)
-            except BlockingIOError:
-                return True
-            if not chunk:
-                return False
-            self.buffer += chunk
-            if len(self.buffer) > protocol.FRAME_PREFIX.size + 2 * protocol.MAX_MESSAGE_BYTES:
-                raise Failure("error", f"the worker sent a message over {protocol.MAX_MESSAGE_BYTES >> 20} MB")
-
-    def _frame(self):
-        """The first complete frame in the buffer, checked: (header, body, whether it holds a
-        result); its header one JSON object {"result": {...}} or {"raised": {...}}. The arrays in
-        its body are the grader's to read: it decodes them with the header, and refuses a frame
-        whose arrays do not fill its body exactly."""
-        size = protocol.FRAME_PREFIX.size
-        if len(self.buffer) < size:
-            return None
-        try:
-            header_size, body_size = protocol.frame_sizes(self.buffer[:size])
-        except protocol.ProtocolError as error:
-            raise Failure("error", f"the worker sent an unreadable message ({error})") from None
-        end = size + header_size + body_size
-        if len(self.buffer) < end:
-            return None
-        header = bytes(self.buffer[size:size + header_size])
-        if len(self.buffer) == end:  # the frame alone, as a reply is: its body taken, not copied (16 MB at scale)
-            body, self.buffer = memoryview(self.buffer)[size + header_size:], bytearray()
-        else:
-            body = self.buffer[size + header_size:end]
-            del self.buffer[:end]
-        try:
-            reply = json.loads(header)
-        except (ValueError, RecursionError) as error:
-            raise Failure("error", f"the worker sent an unreadable message (not a JSON message: {str(error)[:100]})") from None
-        if not (isinstance(reply, dict) and len(reply) == 1 and isinstance(reply.get("result", reply.get("raised")), dict)):
-            raise Failure("error", "the worker sent an unreadable message (not a reply)")
-        return header, body, "result" in reply
-
     def _ended(self):
-        """Why the child stopped answering, from its exit status (waited for a moment)."""
+        """Why the child stopped answering, from its exit status (waited for a moment): a WorkerFailure."""
         if self.status is None and select.select([self.pidfd], [], [], LINGER_SECONDS)[0]:
             self.status = os.waitpid(self.pid, 0)[1]
         code = None if self.status is None else os.waitstatus_to_exitcode(self.status)
-        if code in (None, CHANNEL_CLOSED):
-            return "the worker closed the protocol channel (did the code close file descriptors?)"
-        if code >= 0:
-            return f"the worker exited with status {code} (did the code call sys.exit or os._exit?)"
-        name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
-        hint = {"SIGXCPU": ": CPU time limit", "SIGKILL": ": killed (memory or time limit?)",
-                "SIGXFSZ": ": file size limit", "SIGSEGV": ": segmentation fault"}.get(name, "")
-        return f"the worker exited on signal {name}{hint}"
+        return channel_closed() if code in (None, CHANNEL_CLOSED) else exited(code)
 
     def fit_for_more(self):
         """Alive, one thread, and under half the address space it may use? Otherwise the next
@@ -237,6 +195,20 @@ class Child:
                     pass
 
 
+def result_reply(header):
+    """Whether a child's reply header holds a result (else what student code raised); WorkerFailure
+    unless it is one JSON object, {"result": {...}} or {"raised": {...}}. The arrays in the body
+    are the grader's to read: it decodes them with the header, and refuses a frame whose arrays
+    do not fill its body exactly."""
+    try:
+        reply = json.loads(header)
+    except (ValueError, RecursionError) as error:
+        raise unreadable(f"not a JSON message: {str(error)[:100]}") from None
+    if not (isinstance(reply, dict) and len(reply) == 1 and isinstance(reply.get("result", reply.get("raised")), dict)):
+        raise unreadable("not a reply")
+    return "result" in reply
+
+
 class InProcess:
     """A group's requests served by the supervisor itself, where no child can be watched: the
     same replies as a child's, without the isolation between groups (see the module's docstring)."""
@@ -245,16 +217,8 @@ class InProcess:
         self.group = group
 
     def ask(self, header, body, timeout):
-        request = protocol.decode_frame(header, body)
-        try:
-            reply = {"result": worker.COMMANDS[request["command"]](request)}
-        except worker.StudentError as error:
-            reply = {"raised": error.details}
-        try:
-            parts = protocol.encode_frame(reply)
-        except protocol.ProtocolError as error:
-            parts = protocol.encode_frame({"raised": {"phase": "replying", "type": "ProtocolError", "message": str(error)}})
-        return parts[0][protocol.FRAME_PREFIX.size:], b"".join(parts[1:]), "result" in reply
+        parts, result = worker.answer(protocol.decode_frame(header, body))
+        return parts[0][protocol.FRAME_PREFIX.size:], b"".join(parts[1:]), result
 
     def fit_for_more(self):
         return True
@@ -293,19 +257,13 @@ class Supervisor:
             if self.child is None:
                 self.child = WORKER(group)
         except OSError as error:  # fork or pipe refused, before any student code: the sandbox's failure, not the submission's
-            self.end_child()
-            return protocol.encode_frame({"id": request["id"], "restart": True, "ok": False, "failure": {
-                "status": "error", "sandbox": True, "message": f"no worker could be started ({error})"}})
+            return self.failed(request, {**WorkerFailure("error", f"no worker could be started ({error})").as_data(), "sandbox": True})
         try:
             reply_header, reply_body, ok = self.child.ask(header, body, float(request["timeout"]))
-        except Failure as failure:
-            self.end_child()
-            return protocol.encode_frame({"id": request["id"], "restart": True, "ok": False,
-                                          "failure": {"status": failure.status, "message": str(failure)}})
+        except WorkerFailure as failure:
+            return self.failed(request, failure.as_data())
         except OSError as error:
-            self.end_child()
-            return protocol.encode_frame({"id": request["id"], "restart": True, "ok": False,
-                                          "failure": {"status": "error", "message": f"the worker could not be reached ({error})"}})
+            return self.failed(request, WorkerFailure("error", f"the worker could not be reached ({error})").as_data())
         restart = not self.child.fit_for_more()
         if restart:
             self.end_child()
@@ -313,6 +271,12 @@ class Supervisor:
         head = b'{"id": %s, "restart": %s, "ok": %s, "reply": %s}' % (
             json.dumps(request["id"]).encode(), b"true" if restart else b"false", b"true" if ok else b"false", reply_header)
         return [protocol.FRAME_PREFIX.pack(len(head), len(reply_body)) + head, reply_body]
+
+    def failed(self, request, failure):
+        """The reply to a request its child could not answer (failure: WorkerFailure.as_data, and
+        "sandbox": True when no student code ran); the child is ended."""
+        self.end_child()
+        return protocol.encode_frame({"id": request["id"], "restart": True, "ok": False, "failure": failure})
 
     def end_child(self):
         if self.child is not None:

@@ -31,7 +31,8 @@ sys.path[:0] = [str(Path(__file__).resolve().parent), str(SCRATCH)]
 import cells  # noqa: E402  (sandbox/cells.py: a notebook's cells; IPython is imported only to run some)
 import numpy as np  # noqa: E402
 import protocol  # noqa: E402  (sandbox/protocol.py, next to this file)
-from protocol import COURSE_MODULES, GRADED, GRADED_MODULES  # noqa: E402  (the contract)
+from contract import COURSE_MODULES, GRADED, GRADED_MODULES  # noqa: E402  (sandbox/contract.py, next to this file)
+from failures import StudentException  # noqa: E402  (sandbox/failures.py, next to this file)
 
 NOTEBOOK = SCRATCH / "notebook.json"            # a notebook's code cells (grader/notebook.py)
 NOTEBOOK_PLAN = SCRATCH / "notebook-plan.json"  # which of them every group runs, decided by the trusted side
@@ -42,16 +43,14 @@ HELPERS = tuple(sorted({path.relative_to(SCRATCH / "autodiff").parts[0].removesu
 STUDENT_FILES = {str(SCRATCH / "autodiff" / f"{module}.py") for module in GRADED_MODULES} | {str(path) for path in _OWN_FILES}
 
 
-class StudentError(Exception):
-    """Student code raised: carries the phase and a traceback trimmed to the student's frames."""
-
-    def __init__(self, phase, error):
-        frames = [frame for frame in traceback.extract_tb(error.__traceback__)
-                  if frame.filename in STUDENT_FILES or frame.filename.startswith(cells.CELL_FILENAME)]
-        lines = [f'  File "{shown_file(f.filename)}", line {f.lineno}, in {f.name}\n    {f.line}' for f in frames[-5:]]
-        message = str(error)[:500]
-        self.details = {"phase": phase, "type": type(error).__name__, "message": message,
-                        "traceback": "\n".join(lines)}
+def student_exception(phase, error):
+    """Student code raised error: a StudentException with the phase and a traceback trimmed to the
+    student's frames."""
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__)
+              if frame.filename in STUDENT_FILES or frame.filename.startswith(cells.CELL_FILENAME)]
+    lines = [f'  File "{shown_file(f.filename)}", line {f.lineno}, in {f.name}\n    {f.line}' for f in frames[-5:]]
+    return StudentException({"phase": phase, "type": type(error).__name__, "message": str(error)[:500],
+                             "traceback": "\n".join(lines)})
 
 
 def shown_file(filename):
@@ -85,7 +84,7 @@ def run_student(phase, function, *args, **kwargs):
     try:
         return function(*args, **kwargs)
     except BaseException as error:  # SystemExit and KeyboardInterrupt too: student code must not stop the worker
-        raise StudentError(phase, error) from None
+        raise student_exception(phase, error) from None
 
 
 _loaded = {}
@@ -146,7 +145,7 @@ def resolve(name):
     module = load_module(GRADED[name])
     if not hasattr(module, name):
         where = "the notebook" if NOTEBOOK.is_file() else f"{GRADED[name]}.py"
-        raise StudentError(f"looking up {name}", NameError(f"{name} is not defined in {where}"))
+        raise student_exception(f"looking up {name}", NameError(f"{name} is not defined in {where}"))
     return getattr(module, name)
 
 
@@ -338,13 +337,9 @@ def step_streams(data, request):
 
 def read_exactly(stream, size):
     """size bytes from the steps' stream, in a writable buffer (the arrays made from it are the model's own)."""
-    data = bytearray(size)
-    view, got = memoryview(data), 0
-    while got < size:
-        count = stream.readinto(view[got:])
-        if not count:
-            raise EOFError("the trusted side closed the MNIST steps")
-        got += count
+    data = protocol.read_exactly(stream.readinto, size)
+    if data is None:
+        raise EOFError("the trusted side closed the MNIST steps")
     return data
 
 
@@ -362,17 +357,21 @@ COMMANDS = {"hello": hello, "import": import_module, "call": call, "regularizer"
             "mnist_gradients": mnist_gradients, "graph": call_graph}
 
 
+def answer(request):
+    """The reply frame to a request (its buffers), and whether it holds a result: {"result": ...},
+    or {"raised": details} when student code raised or its result cannot be sent. The supervisor
+    adds the rest."""
+    try:
+        reply = {"result": COMMANDS[request["command"]](request)}
+    except StudentException as error:
+        reply = {"raised": error.details}
+    try:
+        return protocol.encode_frame(reply), "result" in reply
+    except protocol.ProtocolError as error:
+        return protocol.encode_frame({"raised": {"phase": "replying", "type": "ProtocolError", "message": str(error)}}), False
+
+
 def serve(requests, replies):
-    """Answer request frames until the supervisor closes the pipe. A reply frame holds
-    {"result": ...} or {"raised": details}; the supervisor adds the rest."""
+    """Answer request frames until the supervisor closes the pipe."""
     while (frame := protocol.read_frame(requests)) is not None:
-        request = protocol.decode_frame(*frame)
-        try:
-            reply = {"result": COMMANDS[request["command"]](request)}
-        except StudentError as error:
-            reply = {"raised": error.details}
-        try:
-            parts = protocol.encode_frame(reply)
-        except protocol.ProtocolError as error:
-            parts = protocol.encode_frame({"raised": {"phase": "replying", "type": "ProtocolError", "message": str(error)}})
-        protocol.write_frame(replies, parts)
+        protocol.write_frame(replies, answer(protocol.decode_frame(*frame))[0])
