@@ -1,5 +1,5 @@
 """Is the MNIST threshold safe for a correct submission? Train the reference exactly as the
-grader does (the trusted side's loop of grader/mnist.py on the worker's gradients, with the
+grader does (the trusted side's loop of grader/mnist/loop.py on the worker's gradients, with the
 rubric's settings) for 20 seeds; report each test accuracy, how many reach full credit, and the
 time per run.
 
@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from grader import DEFAULT_RUBRIC, ROOT  # noqa: E402
 from grader.course import expose_mnist  # noqa: E402
-from grader.mnist import train  # noqa: E402
+from grader.mnist.loop import train  # noqa: E402
 from grader.rubric import load_rubric  # noqa: E402
 from grader.sandbox.client import WorkerClient  # noqa: E402
 from grader.sandbox.launch import scratch_parent, strongest_level  # noqa: E402

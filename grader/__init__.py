@@ -7,7 +7,8 @@ The pipeline, in the order a submission goes through it:
                                  supervisor and its worker children; contract.py holds the
                                  assignment's contract both sides share
     checks/                      the graded checks (pytest), their plugin, the oracle and helpers
-    mnist.py                     the MNIST check's training loop, owned by the trusted side
+    mnist/                       the MNIST check: its training loop, owned by the trusted side,
+                                 and the transfer of its steps, both ends
     grade.py                     run the checks against the sandbox in a trusted pytest process
     rubric.py, report.py         score the results and write the report
     classroom/                   a whole class: batch, LMS layouts and exports, gradebook,

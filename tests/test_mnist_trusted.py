@@ -1,4 +1,4 @@
-"""MNIST trained by the trusted side (grader/mnist.py): its loop is the course's, and whatever the
+"""MNIST trained by the trusted side (grader/mnist/): its loop is the course's, and whatever the
 worker sends for a step is checked before use — a gradient of the wrong shape, nan, complex, an
 object, a forged frame: a clear failure of the check, never a crash of the grader.
 
@@ -8,7 +8,9 @@ so that each reply can be forged; the graded runs of real submissions are the sl
 (the MNIST attacks themselves are in _attacks.py, run by test_attacks.py)."""
 import os
 import re
-import select
+import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -17,8 +19,10 @@ import numpy as np
 import pytest
 
 from _grading import FAST_RUBRIC, grade_and_validate, graded_once, reference_copy
-from _paths import SOLUTIONS, import_autodiff
-from grader.mnist import EPOCH_HEADER, PARAMETER_NAMES, SLOT_BYTES, StepRefused, checked_step, initial_parameters, predict, train
+from _paths import ROOT, SOLUTIONS, import_autodiff
+from grader.mnist import transport
+from grader.mnist.loop import SLOT_BYTES, StepRefused, checked_step, train
+from grader.mnist.model import PARAMETER_NAMES, initial_parameters, predict
 from grader.sandbox import protocol
 
 import_autodiff(SOLUTIONS)
@@ -37,6 +41,32 @@ def test_initial_weights_are_mlp3s():
     for seed in (0, 7):
         for ours, course in zip(initial_parameters(seed), MLP3(seed=seed).parameters(), strict=True):
             assert ours.dtype == np.float32 and np.array_equal(ours, course.data)
+
+
+def test_the_trusted_side_builds_mlp3_from_the_courses_copy_and_imports_no_autodiff():
+    """MLP3's parameters come from the course's own nn.py (its copy in the grader: graded bodies
+    blank), in a process where no `autodiff` package, the student's or any, is imported."""
+    probe = ("import inspect, sys; from pathlib import Path; from grader import COURSE_PACKAGE; from grader.mnist import loop, model; "
+             "assert Path(inspect.getfile(model.MLP3)) == COURSE_PACKAGE.resolve() / 'nn.py', inspect.getfile(model.MLP3); "
+             "assert not [name for name in sys.modules if name.partition('.')[0] == 'autodiff']")
+    completed = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                               capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr
+
+
+def test_the_worker_gets_the_trusted_sides_transport_and_its_rule(tmp_path):
+    """The worker's end of the transfer is the trusted side's own file, shipped beside the worker
+    (launch.SANDBOX_FILES) and imported there by its bare name; the trusted loop checks each step
+    by the rule it holds."""
+    from grader.mnist import loop
+    from grader.sandbox import launch
+
+    assert loop.accepted_update is transport.accepted_update and Path(transport.__file__).resolve() in launch.SANDBOX_FILES
+    for file in launch.SANDBOX_FILES:
+        shutil.copyfile(file, tmp_path / file.name)
+    probe = "import sys; sys.path.insert(0, '.'); import transport, worker; assert worker.transport is transport; print(transport.EXCHANGE)"
+    completed = subprocess.run([sys.executable, "-I", "-c", probe], cwd=tmp_path, capture_output=True, text=True)
+    assert completed.returncode == 0 and completed.stdout.strip() == transport.EXCHANGE, completed.stderr
 
 
 def test_predict_is_the_course_forward():
@@ -106,12 +136,12 @@ def sent_through_the_ring(tmp_path, steps):
     each, what it sent and the message the grader decodes from the frame's header and the slot."""
     exchange = tmp_path / "exchange"
     exchange.touch()
-    ring = protocol.StepRing(exchange, 2, SLOT_BYTES, 4096)
+    ring = transport.StepRing(exchange, 2, SLOT_BYTES, 4096)
     read, write = os.pipe()
     results = []
     with open(write, "wb") as out, open(read, "rb") as pipe:
         for index, (loss, grads) in enumerate(steps):
-            ring.map[:8] = protocol.RING_COUNTER.pack(index)  # the grader took out every earlier step
+            ring.map[:8] = transport.RING_COUNTER.pack(index)  # the grader took out every earlier step
             sent = ring.send_updates(loss, grads, SHAPES, 0.1, out, lambda: False)
             header_size, body_size = protocol.FRAME_PREFIX.unpack(pipe.read(protocol.FRAME_PREFIX.size))
             header = pipe.read(header_size)
@@ -152,6 +182,26 @@ def test_the_worker_sends_sgds_updates_computed_in_the_slot_and_a_refusable_grad
             assert np.array_equal(update["array"], want)  # what the worker applies itself is what it sent
 
 
+@pytest.mark.parametrize("make, accepted", [
+    (lambda g: g, True), (lambda g: g.astype(np.float64), True), (lambda g: g.astype(">f4"), True),
+    (lambda g: g.astype(np.int32), False), (lambda g: g.astype(np.complex64), False), (lambda g: g[:-1], False),
+], ids=["float32", "float64", "big-endian", "integers", "complex", "wrong shape"])
+def test_the_worker_scales_exactly_the_gradients_the_trusted_side_accepts(tmp_path, make, accepted):
+    """One rule on both sides (transport.accepted_update): what the trusted side accepts the worker
+    sends as lr · gradient (and applies to its own copy of the weights); what it refuses goes as it
+    came, for the trusted side to say why."""
+    grads = [np.full(shape, 3.0, np.float32) for shape in SHAPES]
+    grads[0] = make(grads[0])
+    (_, message), = sent_through_the_ring(tmp_path, [(1.0, described(grads))])
+    if accepted:
+        _, checked = checked_step(message, initial_parameters(0))
+        assert checked[0].dtype == grads[0].dtype and np.array_equal(checked[0], grads[0] * 0.1)
+    else:
+        with pytest.raises(StepRefused, match=f"the gradient of the {PARAMETER_NAMES[0]}"):
+            checked_step(message, initial_parameters(0))
+        assert message["updates"][0]["array"].dtype == grads[0].dtype and np.array_equal(message["updates"][0]["array"], grads[0])
+
+
 @pytest.mark.parametrize("header, body", [
     (b'{"a": {"__raw__": ["O", [2]]}}', bytes(16)),          # objects would need pickle
     (b'{"a": {"__raw__": ["<f4", [4]]}}', bytes(8)),          # more than the body holds
@@ -169,40 +219,24 @@ def test_a_malformed_frame_is_refused(header, body):
 # -- the loop against a worker played here ---------------------------------------------------------
 
 def play_worker(folder, exchange, reply_for_step):
-    """serve(**fields) for train(): answers each step with reply_for_step(step, weights) — a message
-    sent as the worker sends it (its arrays through the exchange file's ring), or raw bytes on the
-    gradients FIFO."""
-    def serve(data_dir, steps, gradients, batch_size, slots, slot_bytes, first_slot, **fields):
-        ring = protocol.StepRing(exchange, slots, slot_bytes, first_slot)
-        with open(folder / steps, "rb", buffering=0) as down, open(folder / gradients, "wb") as up:
-            def stopped():
-                return bool(select.select([down], [], [], 0.01)[0])
-
+    """serve(**fields) for train(): the worker's own end of the transfer (transport.worker_end)
+    answering each step with reply_for_step(step, weights) — a message sent as the worker sends
+    it (its arrays through the exchange file's ring), or raw bytes on the gradients FIFO."""
+    def serve(data_dir, batch_size, **fields):
+        with transport.worker_end(folder, {**fields, "exchange": exchange}) as end:
             step = 0
-            while True:
-                count, weight_bytes = EPOCH_HEADER.unpack(down.read(EPOCH_HEADER.size))
-                if not count:
-                    return
-                read_all(down, 4 * count)
-                weights = np.frombuffer(read_all(down, weight_bytes), "<f4")
-                for _ in range(0, count, batch_size):
+            for order, weights in end.epochs():
+                for _ in range(0, len(order), batch_size):
                     reply = reply_for_step(step, weights)
                     if isinstance(reply, bytes):
-                        up.write(reply)
-                        up.flush()
-                    elif not ring.put(protocol.encode_frame(reply), up, stopped):
+                        end.out.write(reply)
+                        end.out.flush()
+                    elif not end.ring.put(protocol.encode_frame(reply), end.out, end.stopped):
                         return
                     step += 1
                     if step > 10:  # the loop under test stops at the first refused step
                         return
     return serve
-
-
-def read_all(stream, size):
-    data = b""
-    while len(data) < size:
-        data += stream.read(size - len(data))
-    return data
 
 
 def run(reply_for_step, train_examples=64 * 3, exchange=None):
@@ -551,7 +585,8 @@ def test_a_hidden_unit_on_relus_kink_may_be_on_or_off_in_an_honest_float32_run()
     """A unit whose pre-activation is within float32's rounding of 0 is on in float64 and may be off
     in the student's float32 (any summation order): the step is accepted either way, and a
     gradient off by more than that unit carries is still refused."""
-    from grader.mnist import StepCheck, true_updates
+    from grader.mnist.loop import StepCheck
+    from grader.mnist.model import true_updates
 
     rng = np.random.default_rng(3)
     parameters = initial_parameters(0)

@@ -5,7 +5,7 @@ What differs on Windows, and how each difference is made here:
 - no pass_fds: the supervisor opens its log by path (launch.LOG_BY_PATH = True);
 - no fork, pidfd, readv, fcntl, resource in the sandbox: removed before the supervisor starts
   (SANDBOX_AS_ON_WINDOWS), which then serves the requests itself (InProcess);
-- no FIFOs: MNIST's steps through a local connection (mnist.SocketChannel);
+- no FIFOs: MNIST's steps through a local connection (transport.SocketChannel);
 - no process groups: stop_worker's taskkill (its command checked; it does not exist here).
 What this cannot show: Windows' own pipes, sockets, process creation and taskkill.
 """
@@ -30,10 +30,13 @@ from test_faults import FAKE_WORKER, MISBEHAVIOURS
 
 from _grading import reference_copy
 from _paths import ROOT, SOLUTIONS
-from grader import GRADED_MODULES, mnist
+from grader import GRADED_MODULES
 from grader.checks.checking import call_op
 from grader.course import expose_mnist
-from grader.mnist import EPOCH_HEADER, initial_parameters, train
+from grader.mnist import transport
+from grader.mnist.loop import train
+from grader.mnist.model import initial_parameters
+from grader.mnist.transport import EPOCH_HEADER
 from grader.sandbox import client as client_module
 from grader.sandbox import launch, protocol
 from grader.sandbox.client import StudentException, WorkerClient, WorkerFailure
@@ -68,7 +71,7 @@ def simulate_windows(monkeypatch):
     monkeypatch.setattr(client_module, "SELECTABLE_PIPES", False)
     monkeypatch.setattr(launch, "LOG_BY_PATH", True)
     monkeypatch.setattr(launch, "_command", windows_command)
-    monkeypatch.setattr(mnist, "CHANNEL", mnist.SocketChannel)
+    monkeypatch.setattr(transport, "CHANNEL", transport.SocketChannel)
 
 
 # -- the client's threads ------------------------------------------------------------------------
@@ -270,7 +273,7 @@ def zero_step(step, weights):
 def play_worker(reply_for_step, seen=None, steps_before_leaving=None):
     """serve(**fields) for train(), speaking as worker.mnist_gradients does over the connection."""
     def serve(port, batch_size, exchange, slots, slot_bytes, first_slot, **fields):
-        ring = protocol.StepRing(exchange, slots, slot_bytes, first_slot)
+        ring = transport.StepRing(exchange, slots, slot_bytes, first_slot)
         with socket.create_connection(("127.0.0.1", port)) as connection, \
                 connection.makefile("rb") as down, connection.makefile("wb") as up:
             step = 0
@@ -293,7 +296,7 @@ def play_worker(reply_for_step, seen=None, steps_before_leaving=None):
 
 
 def run_on_a_connection(serve, monkeypatch, epochs=2):
-    monkeypatch.setattr(mnist, "CHANNEL", mnist.SocketChannel)
+    monkeypatch.setattr(transport, "CHANNEL", transport.SocketChannel)
     images = np.zeros((10, 28, 28), dtype=np.uint8)
     with tempfile.TemporaryDirectory() as folder:
         exchange = Path(folder) / EXCHANGE
@@ -332,7 +335,7 @@ def test_through_a_connection_a_worker_that_leaves_or_never_connects_ends_the_lo
 
 @pytest.mark.slow
 def test_the_reference_trains_the_same_through_a_connection_as_through_fifos(monkeypatch):
-    """The real worker (worker.step_streams) in a Windows-like sandbox: one short epoch, step for
+    """The real worker (transport.step_streams) in a Windows-like sandbox: one short epoch, step for
     step the same as through FIFOs with the sandbox as it is on Linux."""
     trainings = {}
     with tempfile.TemporaryDirectory(dir=scratch_parent()) as folder:
@@ -368,7 +371,7 @@ for name in ("readv", "set_blocking", "mkfifo", "killpg"):
     delattr(os, name)
 sys.modules.update(fcntl=None, resource=None)
 
-from grader import mnist
+from grader.mnist import transport
 from grader.sandbox import client, launch
 
 SANDBOX_AS_ON_WINDOWS = {SANDBOX_AS_ON_WINDOWS!r}
@@ -376,7 +379,7 @@ client.SELECTABLE_PIPES = False
 launch.LOG_BY_PATH = True
 launch._command = lambda scratch, isolation, limits, log, seccomp: (
     [sys.executable, "-I", "-c", SANDBOX_AS_ON_WINDOWS, str(scratch / ".worker" / launch.ENTRY), str(log)], scratch)
-assert mnist.CHANNEL is mnist.SocketChannel and launch.fcntl is None
+assert transport.CHANNEL is transport.SocketChannel and launch.fcntl is None
 taken = {{"pipe threads": 0, "connections": 0}}
 
 
@@ -390,7 +393,7 @@ def counted(cls, key):
 
 
 counted(client.PipeThreads, "pipe threads")
-counted(mnist.SocketChannel, "connections")
+counted(transport.SocketChannel, "connections")
 
 
 def pytest_unconfigure(config):

@@ -1,9 +1,9 @@
 """The graded MNIST check: MLP3 built from the student's ops, trained by the trusted side.
 
 The worker computes each step's loss and gradients from the student's ops; the weights, the batch
-order, the SGD update and the test accuracy are this process's (grader/mnist.py), and the test
+order, the SGD update and the test accuracy are this process's (grader/mnist/loop.py), and the test
 images never leave it. The updates it sends are verified against MLP3's true gradients on a
-sample of steps and on every outlier (mnist.StepCheck): owning the update is not owning the
+sample of steps and on every outlier (loop.StepCheck): owning the update is not owning the
 number. The budget is wall-clock time: a far too slow implementation (a backward
 by numerical differences, say) scores zero for this check, and the rest of the report is unaffected.
 """
@@ -12,7 +12,7 @@ import math
 import pytest
 
 from ..course import load_mnist
-from ..mnist import StepCheck, train
+from ..mnist.loop import StepCheck, train
 from .checking import CheckFailed, ask
 
 HINT_LOSS = " — the training loss became nan or inf: check the stability of Softmax, Log and the losses"

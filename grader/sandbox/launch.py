@@ -51,6 +51,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..mnist import transport
 from . import protocol
 
 try:  # POSIX only: without them (Windows), only the `process` level exists
@@ -59,8 +60,12 @@ try:  # POSIX only: without them (Windows), only the `process` level exists
 except ImportError:
     fcntl = resource = None
 
-SANDBOX_FILES = [Path(__file__).resolve().parent / name  # the supervisor first: the sandbox's entry point
-                 for name in ("supervisor.py", "worker.py", "protocol.py", "contract.py", "failures.py", "cells.py")]
+# Copied side by side into the sandbox's runtime folder, where each imports the others by bare name
+# (the supervisor first: the sandbox's entry point); MNIST's transport goes with them: the worker's
+# end of the steps' transfer (grader/mnist/transport.py).
+SANDBOX_FILES = [*(Path(__file__).resolve().parent / name
+                   for name in ("supervisor.py", "worker.py", "protocol.py", "contract.py", "failures.py", "cells.py")),
+                 Path(transport.__file__).resolve()]
 ENTRY = SANDBOX_FILES[0].name  # the sandbox's entry point: the supervisor
 SANDBOX_PYTHON = Path(os.environ.get("AUTODIFF_SANDBOX_PYTHON", "/opt/autodiff-grader/venv/bin/python"))
 ISOLATION_LEVELS = ("namespace", "uid", "user-namespace", "process")  # strongest first: what `auto` tries in order
@@ -75,7 +80,7 @@ _running = set()  # pids of the workers started and not yet stopped
 LOG_BY_PATH = os.name != "posix"
 
 
-EXCHANGE = protocol.EXCHANGE
+EXCHANGE = transport.EXCHANGE
 
 
 # Also for the checks' own process, which evaluates MNIST's test accuracy (grade.py).

@@ -35,6 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import protocol  # noqa: E402  (beside this file)
+import transport  # noqa: E402  (grader/mnist/transport.py, beside this file: MNIST's exchange file)
 import worker  # noqa: E402  (numpy, the commands; it imports no student code until a child asks)
 from failures import WorkerFailure, channel_closed, exited, no_answer, unreadable  # noqa: E402  (beside this file)
 
@@ -291,7 +292,7 @@ def empty_exchange():
     worker may write must not carry what one group's worker wrote to the next. Never followed: a
     link put in its place at the process level is not truncated through."""
     with contextlib.suppress(OSError):
-        descriptor = os.open(worker.SCRATCH / protocol.EXCHANGE, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0))
+        descriptor = os.open(worker.SCRATCH / transport.EXCHANGE, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0))
         try:
             os.ftruncate(descriptor, 0)
         finally:

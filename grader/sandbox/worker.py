@@ -15,7 +15,6 @@ import contextlib
 import importlib
 import importlib.abc
 import importlib.util
-import select
 import sys
 import traceback
 from pathlib import Path
@@ -33,6 +32,7 @@ import numpy as np  # noqa: E402
 import protocol  # noqa: E402  (sandbox/protocol.py, next to this file)
 from contract import COURSE_MODULES, GRADED, GRADED_MODULES  # noqa: E402  (sandbox/contract.py, next to this file)
 from failures import StudentException  # noqa: E402  (sandbox/failures.py, next to this file)
+import transport  # noqa: E402  (grader/mnist/transport.py, next to this file: MNIST's steps)
 
 NOTEBOOK = SCRATCH / "notebook.json"            # a notebook's code cells (grader/notebook.py)
 NOTEBOOK_PLAN = SCRATCH / "notebook-plan.json"  # which of them every group runs, decided by the trusted side
@@ -242,24 +242,18 @@ def call_regularizer(request):
                                                  "grads_after": [describe(w.grad) for w in weights]})
 
 
-RING_WAIT = 0.001  # seconds between looks at the exchange file's counter while every slot is unread
-
-
 def mnist_gradients(request):
     """Stream MLP3's loss and gradients, step after step, to the SGD loop of the trusted side
-    (grader/mnist.py), which owns the weights, the batch order, the update and the test accuracy.
+    (grader/mnist/loop.py), which owns the weights, the batch order, the update and the test accuracy.
 
-    Per epoch, on the `steps` FIFO: the epoch's size and the weights' size (two little-endian
-    uint32; zeros end the training), the epoch's order of the training set (int32 indices; batches
-    of `batch_size` in turn), the trusted side's weights as float32, parameter after parameter.
-    For each batch, the loss and SGD's update of every parameter, lr · its gradient, of the
-    course's MLP3 built from the student's ops, go back as one frame (protocol.StepRing.send_updates):
-    its arrays computed straight into the next slot of the exchange file's ring, its lengths and
-    header on the `gradients` FIFO; then this side applies the same updates to its own copy of the
-    weights, so that it needs no round trip per step (what it computes from that copy is checked
-    like any other reply). Anything arriving on `steps` within an epoch ends the training. Test
-    images never come here. Where the trusted side has no FIFOs (Windows), `steps` and `gradients`
-    are one connection to its `port`."""
+    Per epoch, the trusted side sends the epoch's order of the training set (batches of
+    `batch_size` in turn) and its weights; for each batch, the loss and SGD's update of every
+    parameter, lr · its gradient, of the course's MLP3 built from the student's ops, go back as one
+    frame (transport.WorkerEnd.send_updates, through the exchange file's ring); then this side
+    applies to its own copy of the weights what the trusted side accepts (transport.accepted_update),
+    so that it needs no round trip per step (what it computes from that copy is checked like any
+    other reply). The request's fields open the transfer's end (transport.worker_end). Test images
+    never come here."""
     for module in ("ops", "activations", "losses"):
         load_module(module)
     from autodiff.losses import CrossEntropyLoss
@@ -294,53 +288,24 @@ def mnist_gradients(request):
         loss.backward()
         return float(loss.data), [describe(parameter.grad) for parameter in parameters]
 
-    def update(sent):  # the trusted side's update (grader/mnist.py), of what it will accept
+    def update(sent):  # the trusted side's SGD step; a step it refuses stops the training there
         for parameter, described, shape in zip(parameters, sent, shapes):
-            if protocol.accepted_update(described, shape):
-                parameter.data -= described["array"]
+            with contextlib.suppress(transport.StepRefused):
+                if (accepted := transport.accepted_update(described, shape)) is not None:
+                    parameter.data -= accepted
 
-    ring = protocol.StepRing(request["exchange"], request["slots"], request["slot_bytes"], request["first_slot"])
-    with step_streams(data, request) as (steps, out):
-        def stopped(wait=RING_WAIT):  # anything on `steps` within an epoch: the trusted side stopped the training
-            return bool(select.select([steps], [], [], wait)[0])
-
-        while True:
-            count, weight_bytes = np.frombuffer(read_exactly(steps, 8), dtype="<u4")
-            if not count:
-                return {}
-            order = np.frombuffer(read_exactly(steps, 4 * int(count)), dtype="<i4")
-            load_weights(np.frombuffer(read_exactly(steps, int(weight_bytes)), dtype="<f4"))
+    with transport.worker_end(data, request) as end:
+        for order, weights in end.epochs():
+            load_weights(weights)
             for start in range(0, len(order), batch_size):
-                if stopped(0):
+                if end.stopped(0):
                     return {}
                 loss, grads = run_student("training MLP3", step, order[start:start + batch_size])
-                sent = run_student("training MLP3", ring.send_updates, loss, grads, shapes, lr, out, stopped)
+                sent = run_student("training MLP3", end.send_updates, loss, grads, shapes, lr)
                 if sent is None:
                     return {}
                 run_student("training MLP3", update, sent)
-
-
-@contextlib.contextmanager
-def step_streams(data, request):
-    """The steps to read and the gradients to write: the trusted side's two FIFOs in the data
-    folder, or (no FIFOs: Windows) the two directions of a connection to the port it listens on."""
-    if "port" not in request:
-        with open(data / request["steps"], "rb", buffering=0) as steps, open(data / request["gradients"], "wb") as out:
-            yield steps, out
-        return
-    import socket  # here only: the sandbox on POSIX never needs it
-
-    with socket.create_connection(("127.0.0.1", request["port"])) as connection, \
-            connection.makefile("rb", buffering=0) as steps, connection.makefile("wb") as out:
-        yield steps, out
-
-
-def read_exactly(stream, size):
-    """size bytes from the steps' stream, in a writable buffer (the arrays made from it are the model's own)."""
-    data = protocol.read_exactly(stream.readinto, size)
-    if data is None:
-        raise EOFError("the trusted side closed the MNIST steps")
-    return data
+    return {}
 
 
 def hello(request):
