@@ -30,9 +30,9 @@ sys.path[:0] = [str(Path(__file__).resolve().parent), str(SCRATCH)]
 import cells  # noqa: E402  (sandbox/cells.py: a notebook's cells; IPython is imported only to run some)
 import numpy as np  # noqa: E402
 import protocol  # noqa: E402  (sandbox/protocol.py, next to this file)
+import transport  # noqa: E402  (grader/mnist/transport.py, next to this file: MNIST's steps)
 from contract import COURSE_MODULES, GRADED, GRADED_MODULES  # noqa: E402  (sandbox/contract.py, next to this file)
 from failures import StudentException  # noqa: E402  (sandbox/failures.py, next to this file)
-import transport  # noqa: E402  (grader/mnist/transport.py, next to this file: MNIST's steps)
 
 NOTEBOOK = SCRATCH / "notebook.json"            # a notebook's code cells (grader/notebook.py)
 NOTEBOOK_PLAN = SCRATCH / "notebook-plan.json"  # which of them every group runs, decided by the trusted side
