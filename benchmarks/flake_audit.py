@@ -76,14 +76,14 @@ def audit(name, submission, select, rubrics, work, jobs):
                                     select=select)
         if problem:
             raise SystemExit(f"{name}, salt audit-{number}: {problem}")
-        print(f"{name}, salt audit-{number}: {sum(c['status'] == 'passed' for c in cases)}/{len(cases)} passed", flush=True)
+        print(f"{name}, salt audit-{number}: {sum(c.status == 'passed' for c in cases)}/{len(cases)} passed", flush=True)
         return number, cases
     outcomes = {}
     with ThreadPoolExecutor(jobs) as pool:
         for number, cases in pool.map(run, range(len(rubrics))):
             for case in cases:
-                outcomes.setdefault((case["group"], case["kind"], case["id"]), {})[number] = \
-                    case["status"] if case["status"] == "passed" else f"{case['status']}: {case['feedback'][:300]}"
+                outcomes.setdefault((case.group, case.kind, case.id), {})[number] = \
+                    case.status if case.status == "passed" else f"{case.status}: {case.output[:300]}"
     return outcomes
 
 

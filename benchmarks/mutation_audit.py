@@ -511,8 +511,8 @@ def grade_mutant(mutant, folder, rubric):
     cases, problem, _ = run_checks(scratch, rubric, "process", folder.with_name(folder.name + "-results.json"), select="not test_accuracy")
     lost = {}
     for case in cases:
-        if case["status"] != "passed":
-            lost.setdefault(case["group"], {}).setdefault(case["kind"], []).append(case["id"])
+        if case.status != "passed":
+            lost.setdefault(case.group, {}).setdefault(case.kind, []).append(case.id)
     for leftover in (folder, scratch):
         shutil.rmtree(leftover, ignore_errors=True)
     verdict = "error" if problem else "killed" if mutant.group in lost else "survived"

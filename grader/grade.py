@@ -15,11 +15,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from . import CHECKS, ROOT
 from .course import DatasetError, load_mnist, mnist_directory
 from .report import build_report
+from .results import CaseResult, GraderFailed
 from .sandbox.launch import ONE_BLAS_THREAD, protect_from_workers, readable_by_workers, scratch_parent
 from .submission import load_submission, prepare_scratch
 
@@ -121,17 +123,13 @@ def run_checks(scratch, rubric, isolation, results, select=None):
 
 
 def case_result(test):
-    """One pytest test → one case of a check, from the metadata our plugin attached to it. Its
-    verdict is the check's own: it passed, or it failed the submission (CheckFailed, which the
-    plugin marks); whatever else ended it (the grader's error, a skip) is no verdict."""
-    metadata = test.get("metadata", {})
-    passed = test["outcome"] == "passed"
-    parameters = test["nodeid"].partition("[")[2].removesuffix("]")
-    group = metadata.get("group")
-    return {"group": group, "kind": metadata.get("kind"),
-            "id": parameters.removeprefix(f"{group}-") or "-",
-            "status": "passed" if passed else metadata.get("status", "error"),
-            "feedback": "" if passed else metadata.get("feedback", f"the check ended with outcome {test['outcome']}"),
-            "fraction": 1.0 if passed else float(metadata.get("fraction", 0.0)),
-            "seconds": sum(test.get(stage, {}).get("duration", 0.0) for stage in ("setup", "call", "teardown")),
-            "mnist": metadata.get("mnist"), "verdict": passed or metadata.get("verdict") is True}
+    """One pytest test's CaseResult, as the checks' plugin made it (plugin.case_result). A test it
+    said nothing of, or whose outcome its result does not account for, has no verdict."""
+    data = test.get("metadata", {}).get("case")
+    if data is not None and (test["outcome"] == "passed") == (data["status"] == "passed"):
+        return CaseResult.from_data(data)
+    seconds = sum(test.get(stage, {}).get("duration", 0.0) for stage in ("setup", "call", "teardown"))
+    known = CaseResult.from_data(data) if data is not None else CaseResult(None, None, "-", "error")
+    ended = f"the check ended with outcome {test['outcome']}"
+    return replace(known, status="error", output=ended, fraction=0.0, seconds=seconds, verdict=False,
+                   cause=GraderFailed("pytest", ended))

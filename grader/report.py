@@ -10,7 +10,7 @@ import platform
 import re
 import tempfile
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -18,6 +18,7 @@ import jsonschema
 import numpy as np
 
 from . import VERSION
+from .results import CaseResult, NotImported, NotRun, NotStarted, cause_of
 from .sandbox.contract import GRADED, MLP3_OPS, WHOLE_MODEL
 
 SCHEMA = json.loads((Path(__file__).resolve().parent / "report.schema.json").read_text())
@@ -31,11 +32,9 @@ CASE_LIMIT = 4_000    # characters of one case's feedback, before a check's case
 CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]")
 
 
-# How the checks word what stops a case before any value is compared: an op that still raises the
-# starter's NotImplementedError (checking.explain_exception), a graded module that could not be
-# imported (client.ensure_imported, worker.run_student).
-NOT_STARTED = "is not implemented yet (NotImplementedError: "
-IMPORT_FAILURE = re.compile(r"importing (\S+\.py) (.*)")
+def caused_by(cause, cases):
+    """Did every one of `cases` (a report's) fail for a cause of that type (results.py)?"""
+    return all(isinstance(cause_of(case), cause) for case in cases)
 
 
 @dataclass(frozen=True)
@@ -53,10 +52,9 @@ class State:
 # the gradebook's "needs a human look" and Gradescope: the first state, in this order, that holds.
 STATES = {
     "passed": State(lambda failing, checks: not failing, "#2e7d32", ""),
-    "could not be imported": State(lambda failing, checks: all(IMPORT_FAILURE.match(c["output"]) for c in failing),
-                                   "#ef6c00", "once"),
+    "could not be imported": State(lambda failing, checks: caused_by(NotImported, failing), "#ef6c00", "once"),
     "not started": State(lambda failing, checks: all(t["status"] != "passed" for t in checks)
-                         and all(NOT_STARTED in c["output"] for c in failing), "#6e6e73", "line"),
+                         and caused_by(NotStarted, failing), "#6e6e73", "line"),
     "failed": State(lambda failing, checks: True, "#c62828", "checks"),
 }
 
@@ -73,9 +71,8 @@ def state_line(checks, state):
     failing = [(check, case) for check in checks for case in check["cases"] if case["status"] != "passed"]
     if not failing:
         return ""
-    if state == "not started":  # every failing case holds the hint, the search's below its input
-        line = next(line for line in failing[0][1]["output"].splitlines() if NOT_STARTED in line)
-        return line.partition(NOT_STARTED)[2].removesuffix(")")
+    if state == "not started":  # every failing case's cause holds the hint
+        return cause_of(failing[0][1]).hint.partition("\n")[0]
     check, case = failing[0]
     return f"{check['kind']} [{case['id']}]: {case['output'].splitlines()[0] if case['output'] else ''}"
 
@@ -101,29 +98,29 @@ def cleaned(value):
     return value
 
 
-def build_report(submission, rubric, case_results, isolation, seconds, messages=()):
-    """case_results: the checks' cases as (group, kind, case id, status, feedback, fraction, seconds, extra,
-    verdict). The report is `graded`, with a score, only if every check of the rubric has cases and
-    each case a verdict (`verdict`: it passed, or the check itself failed it: grade.case_result);
-    otherwise, the submission being readable, the grading failed: status `error`, score None."""
+def build_report(submission, rubric, case_results: list[CaseResult], isolation, seconds, messages=()):
+    """case_results: the checks' cases (grade.case_result). The report is `graded`, with a score, only
+    if every check of the rubric has cases and each case a verdict (`verdict`: it passed, or the
+    check itself failed it); otherwise, the submission being readable, the grading failed: status
+    `error`, score None."""
     by_check = {}
     for case in case_results:
-        by_check.setdefault((case["group"], case["kind"]), []).append(case)
+        by_check.setdefault((case.group, case.kind), []).append(case)
     tests, mnist, unjudged = [], None, []
     for (group, kind), points in rubric.points.items():
-        cases = [{**c, "feedback": clean_text(str(c["feedback"]), CASE_LIMIT)} for c in by_check.pop((group, kind), [])]
+        cases = [replace(c, output=clean_text(str(c.output), CASE_LIMIT)) for c in by_check.pop((group, kind), [])]
         if not cases:  # the submission could not be read, or the checks did not run
-            cases = [{"id": "-", "status": "error", "feedback": "not run", "fraction": 0.0, "seconds": 0.0, "verdict": False}]
-        earned = points * sum(c["fraction"] for c in cases) / len(cases)
-        status = min((c["status"] for c in cases), key=STATUS_ORDER.index)
+            cases = [CaseResult(group, kind, "-", "error", "not run", NotRun(), fraction=0.0, verdict=False)]
+        earned = points * sum(c.fraction for c in cases) / len(cases)
+        status = min((c.status for c in cases), key=STATUS_ORDER.index)
         output = merged_feedback(cases)
-        mnist = next((c["mnist"] for c in cases if c.get("mnist")), mnist)
-        if not all(c.get("verdict") for c in cases):
+        mnist = next((c.mnist for c in cases if c.mnist), mnist)
+        if not all(c.verdict for c in cases):
             unjudged.append(f"{group} · {kind}")
         tests.append({"name": f"{group} · {kind}", "group": group, "kind": kind, "score": round(earned, 2),
                       "max_score": points, "status": status, "output": output, "visibility": rubric.visibility_of(kind),
-                      "duration": round(sum(c["seconds"] for c in cases), 3),
-                      "cases": [{"id": c["id"], "status": c["status"], "output": c["feedback"]} for c in cases]})
+                      "duration": round(sum(c.seconds for c in cases), 3),
+                      "cases": [{"id": c.id, "status": c.status, "output": c.output, "cause": cause_data(c.cause)} for c in cases]})
     mnist_lead(tests)
     messages = list(messages) + [f"a check outside the rubric was ignored: {group} · {kind}" for group, kind in by_check]
     if mnist and mnist.get("accuracy") is not None:
@@ -148,6 +145,12 @@ def build_report(submission, rubric, case_results, isolation, seconds, messages=
                    "python": platform.python_version(), "numpy": np.__version__},
         "duration_seconds": round(seconds, 2),
     }))
+
+
+def cause_data(cause):
+    """A case's cause as a report holds it, each text in it bounded as the case's output is."""
+    return cause and {key: clean_text(value, CASE_LIMIT) if isinstance(value, str) else value
+                      for key, value in cause.to_data().items()}
 
 
 VISIBILITY_ORDER = ("visible", "after_due_date", "after_published", "hidden")  # when a check is shown, soonest first
@@ -181,15 +184,15 @@ def merged_feedback(cases):
     diagnoses across cases (differing only in shapes, values or which input) are one paragraph,
     shown with the first case's details. A problem is a line of a case's feedback, with the
     indented lines (a traceback) under it."""
-    failing = [c for c in cases if c["status"] != "passed"]
+    failing = [c for c in cases if c.status != "passed"]
     if not failing:
         return "passed" if len(cases) == 1 else f"all {len(cases)} cases passed"
     groups = {}
     for case in failing:
-        for problem in re.split(r"\n(?=\S)", case["feedback"].strip()) or [""]:
+        for problem in re.split(r"\n(?=\S)", case.output.strip()) or [""]:
             ids, texts = groups.setdefault(diagnosis_key(problem), ([], []))
-            if case["id"] not in ids:
-                ids.append(case["id"])
+            if case.id not in ids:
+                ids.append(case.id)
             texts.append(problem)
     if len(cases) == 1:
         return "\n".join(texts[0] for _, texts in groups.values())

@@ -19,6 +19,7 @@ from _paths import SOLUTIONS
 from grader import DEFAULT_RUBRIC
 from grader.grade import grade
 from grader.report import validate
+from grader.results import CaseResult
 from grader.rubric import load_rubric
 from grader.submission import submission_sha256
 
@@ -108,9 +109,8 @@ def graded_once(path, rubric=FAST_RUBRIC):
 def all_passed(rubric, *cases):
     """The checks' results build_report reads (grade.case_result's): `cases`, and a passed case, with its
     verdict, for every other check of the rubric. Without a case each, a report has no score."""
-    given = {(case["group"], case["kind"]) for case in cases}
-    return [*cases, *({"group": group, "kind": kind, "id": "-", "status": "passed", "feedback": "", "fraction": 1.0,
-                       "seconds": 0.0, "verdict": True} for group, kind in rubric.points if (group, kind) not in given)]
+    given = {(case.group, case.kind) for case in cases}
+    return [*cases, *(CaseResult(group, kind, "-", "passed") for group, kind in rubric.points if (group, kind) not in given)]
 
 
 def group_scores(report):

@@ -28,6 +28,7 @@ from grader.classroom.diff import load_reports
 from grader.classroom.roster import discover
 from grader.cli import main
 from grader.report import build_report, write_atomically
+from grader.results import CaseResult, Raised, Wrong
 from grader.rubric import PLACEHOLDER_SALT, load_rubric, read_secret
 from grader.sandbox.launch import level_available
 from grader.submission import load_submission
@@ -411,8 +412,8 @@ def test_batch_killed_midway_resumes_to_the_same_gradebook_without_redoing_finis
 def graded_at_once(monkeypatch):
     """Grading as a stand-in that runs no check: each submission's report at once, every check failed (at 0)."""
     monkeypatch.setattr(batch_module, "grade", lambda path, rubric, isolation: build_report(
-        load_submission(path), rubric, [{"group": group, "kind": kind, "id": "-", "status": "failed", "feedback": "a stand-in",
-                                         "fraction": 0.0, "seconds": 0.0, "verdict": True} for group, kind in rubric.points],
+        load_submission(path), rubric, [CaseResult(group, kind, "-", "failed", "a stand-in", Wrong("a stand-in"), fraction=0.0)
+                                        for group, kind in rubric.points],
         isolation, 1.0))
 
 
@@ -816,10 +817,10 @@ def hostile_report(path, rubric, isolation="process"):
     from grader.report import build_report
     from grader.submission import load_submission
 
-    feedback = (f"Mul.forward raised Bad{HOSTILE}Error: {HOSTILE}\n  File \"ops.py\", line 3, in forward\n"
-                f"    raise Bad{HOSTILE}Error('{HOSTILE}')\nprinted: {HOSTILE}")
-    case = {"group": "Mul", "kind": "forward", "id": f"Mul-{HOSTILE}", "status": "error", "feedback": feedback,
-            "fraction": 0.0, "seconds": 0.1, "verdict": True}
+    frames = f"  File \"ops.py\", line 3, in forward\n    raise Bad{HOSTILE}Error('{HOSTILE}')"
+    feedback = f"Mul.forward raised Bad{HOSTILE}Error: {HOSTILE}\n{frames}\nprinted: {HOSTILE}"
+    case = CaseResult("Mul", "forward", f"Mul-{HOSTILE}", "error", feedback, Raised("forward", f"Bad{HOSTILE}Error", HOSTILE, frames),
+                      fraction=0.0, seconds=0.1)
     return build_report(load_submission(path), rubric, all_passed(rubric, case), isolation, 1.0, messages=[f"worker log: {HOSTILE}"])
 
 

@@ -33,6 +33,7 @@ from grader.classroom.roster import Roster
 from grader.cli import main
 from grader.grade import case_result
 from grader.report import SCHEMA, build_report, format_table, is_scored, to_gradescope
+from grader.results import CaseResult, GraderFailed, Wrong
 from grader.submission import Submission, load_submission
 
 SUBMISSION = Submission(path="x", form="folder", sha256="0" * 64)
@@ -41,15 +42,16 @@ SUBMISSION = Submission(path="x", form="folder", sha256="0" * 64)
 # -- the report, by construction ------------------------------------------------------------------
 
 def case(group, kind, status="passed", verdict=True, feedback="wrong"):
-    return {"group": group, "kind": kind, "id": "c", "status": status, "feedback": feedback,
-            "fraction": 1.0 if status == "passed" else 0.0, "seconds": 0.0, "verdict": verdict}
+    cause = None if status == "passed" else Wrong(feedback) if verdict else GraderFailed("RuntimeError", feedback)
+    return CaseResult(group, kind, "c", status, "" if status == "passed" else feedback, cause,
+                      fraction=1.0 if status == "passed" else 0.0, verdict=verdict)
 
 
 def test_a_report_is_graded_only_when_every_check_has_a_verdict():
     graded = build_report(SUBMISSION, FAST_RUBRIC, all_passed(FAST_RUBRIC, case("Mul", "forward", "failed")), "process", 1.0)
     assert (graded["status"], graded["score"]) == ("graded", FAST_RUBRIC.max_score - FAST_RUBRIC.points[("Mul", "forward")])
     # A check file that did not import: its checks have no case at all (they once read as 0, "not run").
-    collected = [c for c in all_passed(FAST_RUBRIC) if c["group"] != "l2_penalty"]
+    collected = [c for c in all_passed(FAST_RUBRIC) if c.group != "l2_penalty"]
     # The grader failed on one case (plugin: an exception that is not CheckFailed): no verdict.
     crashed = all_passed(FAST_RUBRIC, case("Mul", "forward", "error", verdict=False, feedback="the grader failed while running"))
     for results in (collected, crashed, []):
@@ -74,16 +76,29 @@ def test_only_a_pass_or_the_checks_own_failure_is_a_verdict():
     from grader.checks.plugin import pytest_json_runtest_metadata
     from grader.sandbox.client import SandboxError
 
-    item = SimpleNamespace(callspec=SimpleNamespace(params={"op": "Mul"}), originalname="test_forward")
-
     def test(outcome, error=None, when="call"):
-        metadata = pytest_json_runtest_metadata(item, SimpleNamespace(when=when, excinfo=error and SimpleNamespace(value=error)))
+        item, metadata = checked_item(), {}
+        for phase in ("setup", "call", "teardown") if when == "call" else (when, "teardown"):
+            raised = SimpleNamespace(value=error) if error and phase == when else None
+            metadata.update(pytest_json_runtest_metadata(item, SimpleNamespace(when=phase, excinfo=raised, duration=0.5)))
         return case_result({"nodeid": "grader/checks/test_functions.py::test_forward[Mul-c]", "outcome": outcome, "metadata": metadata})
 
-    assert test("passed")["verdict"] and test("failed", CheckFailed("wrong", "error"))["verdict"]
-    assert not test("failed", SandboxError("the sandbox could not start a worker"))["verdict"]
-    assert not test("error", RuntimeError("a bug in the check"), when="setup")["verdict"]
-    assert not case_result({"nodeid": "x::test_forward[Mul-c]", "outcome": "skipped", "metadata": {}})["verdict"]
+    assert test("passed").verdict and test("failed", CheckFailed("wrong", "error")).verdict
+    assert not test("failed", SandboxError("the sandbox could not start a worker")).verdict
+    assert not test("error", RuntimeError("a bug in the check"), when="setup").verdict
+    assert not case_result({"nodeid": "x::test_forward[Mul-c]", "outcome": "skipped", "metadata": {}}).verdict
+
+
+class checked_item:
+    """What the checks' plugin reads of a pytest item: Mul's `op`, the kind and case markers, the stash."""
+    callspec = SimpleNamespace(params={"op": "Mul"})
+    MARKERS = {"kind": pytest.mark.kind("forward").mark, "case": pytest.mark.case("c").mark}
+
+    def __init__(self):
+        self.stash = pytest.Stash()
+
+    def get_closest_marker(self, name):
+        return self.MARKERS.get(name)
 
 
 def test_a_worker_that_cannot_be_forked_is_the_sandboxs_failure_not_the_submissions(tmp_path, monkeypatch):

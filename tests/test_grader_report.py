@@ -210,10 +210,11 @@ def test_a_report_that_fails_its_schema_is_still_written_and_flagged(tmp_path, m
     written all the same, its status asks for a human look, and the message says why."""
     from grader import cli
     from grader.report import build_report
+    from grader.results import CaseResult
     from grader.submission import load_submission
 
-    case = {"group": "MNIST", "kind": "accuracy", "id": "-", "status": "passed", "feedback": "", "fraction": 1.0,
-            "seconds": 1.0, "mnist": {"accuracy": 97.0, "accuracy_per_epoch": [97.0], "epochs": 1, "training_seconds": -5.0}}
+    case = CaseResult("MNIST", "accuracy", "-", "passed", seconds=1.0,
+                      mnist={"accuracy": 97.0, "accuracy_per_epoch": [97.0], "epochs": 1, "training_seconds": -5.0})
     report = build_report(load_submission(SOLUTIONS), FAST_RUBRIC, all_passed(FAST_RUBRIC, case), "process", 1.0)
     assert report["status"] == "error" and report["score"] is None
     assert any("does not match its schema at mnist/training_seconds" in m for m in report["messages"])

@@ -578,7 +578,7 @@ def test_mnist_as_the_first_request_of_a_fresh_sandbox_trains(tmp_path):
     with tempfile.TemporaryDirectory(dir=scratch_parent()) as scratch:
         prepare_scratch(load_submission(reference_copy(tmp_path)), scratch)
         cases, problem, _ = run_checks(Path(scratch), FAST_RUBRIC, strongest_level(), tmp_path / "results.json", select="mnist")
-    assert problem is None and [(case["group"], case["status"]) for case in cases] == [("MNIST", "passed")], cases
+    assert problem is None and [(case.group, case.status) for case in cases] == [("MNIST", "passed")], cases
 
 
 def test_a_hidden_unit_on_relus_kink_may_be_on_or_off_in_an_honest_float32_run():

@@ -107,5 +107,5 @@ def test_the_checks_draw_their_inputs_from_the_salt_of_the_rubric_graded_with_no
     with tempfile.TemporaryDirectory(dir=scratch_parent()) as scratch:
         prepare_scratch(load_submission(table), scratch)
         cases, problem, _ = run_checks(Path(scratch), salted, "process", tmp_path / "results.json", select="test_forward and Mul")
-    mul = [case["status"] for case in cases if case["group"] == "Mul"]
+    mul = [case.status for case in cases if case.group == "Mul"]
     assert problem is None and mul and set(mul) == {"failed"}, cases

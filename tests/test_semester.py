@@ -18,6 +18,7 @@ from grader.classroom.lms import LMSError, fill_canvas, fill_moodle
 from grader.classroom.roster import Roster, discover
 from grader.classroom.similarity import compare_class, starter_code
 from grader.report import build_report, merged_feedback
+from grader.results import CaseResult, NotImported, NotStarted, Wrong
 from grader.submission import Submission
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -28,8 +29,11 @@ BROADCAST = ("the gradient for {n} has shape {got}, but {n} has shape {want}: yo
              "summed over those axes it would be right")
 
 
-def case(id, feedback="", status="failed"):
-    return {"id": id, "status": "passed" if not feedback else status, "feedback": feedback}
+def case(id, feedback="", status="failed", cause=None):
+    """A case of Mul's forward check: passed without feedback; with it, failed for `cause` (a wrong value by default)."""
+    if not feedback:
+        return CaseResult("Mul", "forward", id, "passed")
+    return CaseResult("Mul", "forward", id, status, feedback, cause or Wrong(feedback.partition("\n")[0]), fraction=0.0)
 
 
 # -- feedback that says a thing once ----------------------------------------------------------
@@ -58,7 +62,7 @@ def test_different_diagnoses_stay_apart_and_worst_element_values_do_not_split_on
 
 def test_a_not_started_op_is_one_line_per_check():
     stub = "Mul.forward is not implemented yet (NotImplementedError: Mul.forward: compute y = a * b)"
-    assert merged_feedback([case(str(i), stub) for i in range(6)]) == f"all 6 cases: {stub}"
+    assert merged_feedback([case(str(i), stub, cause=NOT_STARTED) for i in range(6)]) == f"all 6 cases: {stub}"
 
 
 def test_a_traceback_stays_with_its_diagnosis():
@@ -67,27 +71,32 @@ def test_a_traceback_stays_with_its_diagnosis():
 
 
 def test_the_report_output_is_merged_so_gradescope_and_pages_get_it_too():
-    results = [{"group": "Mul", "kind": "backward", "id": f"c{i}", "status": "failed", "fraction": 0.0, "seconds": 0.0, "verdict": True,
-                "feedback": BROADCAST.format(n="b", got=(3, i + 2), want=(i + 2,))} for i in range(3)]
+    results = [CaseResult("Mul", "backward", f"c{i}", "failed", diagnosis, Wrong(diagnosis), fraction=0.0)
+               for i, diagnosis in enumerate(BROADCAST.format(n="b", got=(3, i + 2), want=(i + 2,)) for i in range(3))]
     report = build_report(Submission(path="x", form="folder", sha256="0" * 64), FAST_RUBRIC, results, "process", 1.0)
     test = next(t for t in report["tests"] if t["name"] == "Mul · backward")
     assert test["output"].count("you forgot to reduce") == 1 and test["output"].startswith("all 3 cases [details for c0]")
-    assert [c["output"] for c in test["cases"]] == [r["feedback"] for r in results]  # every case kept as it was
+    assert [c["output"] for c in test["cases"]] == [r.output for r in results]  # every case kept as it was
 
 
 # -- one cause per row ------------------------------------------------------------------------------
 
-def graded_report(failing_feedback, status="error"):
-    """A report whose ops.py checks all failed with `failing_feedback`; the rest passed."""
-    results = [{"group": g, "kind": k, "id": "c", "seconds": 0.0, "verdict": True, "fraction": 0.0 if g in ("Mul", "Matmul", "MNIST") else 1.0,
-                "status": status if g in ("Mul", "Matmul", "MNIST") else "passed",
-                "feedback": failing_feedback if g in ("Mul", "Matmul", "MNIST") else ""} for g, k in FAST_RUBRIC.points]
+def graded_report(failing_feedback, status="error", cause=None):
+    """A report whose ops.py checks all failed with `failing_feedback`, for `cause` (a wrong value by default); the rest passed."""
+    failing = ("Mul", "Matmul", "MNIST")
+    results = [CaseResult(g, k, "c", status, failing_feedback, cause or Wrong(failing_feedback), fraction=0.0) if g in failing
+               else CaseResult(g, k, "c", "passed") for g, k in FAST_RUBRIC.points]
     return build_report(Submission(path="x", form="folder", sha256="0" * 64), FAST_RUBRIC, results, "process", 1.0)
 
 
+EXITED = "the worker exited with status 0 (did the code call sys.exit?)"
+SYNTAX = "raised SyntaxError: invalid syntax (ops.py, line 3)"
+NOT_STARTED = NotStarted("forward", "Mul.forward: compute y = a * b")
+
+
 def test_a_module_that_fails_to_import_is_one_cause_in_the_row_and_counted_apart_from_failed_checks():
-    exits = graded_report("importing ops.py stopped the worker: the worker exited with status 0 (did the code call sys.exit?)")
-    syntax = graded_report("importing ops.py raised SyntaxError: invalid syntax (ops.py, line 3)\n  File \"ops.py\", line 3", "failed")
+    exits = graded_report(f"importing ops.py stopped the worker: {EXITED}", cause=NotImported("ops.py", f"stopped the worker: {EXITED}"))
+    syntax = graded_report(f"importing ops.py {SYNTAX}\n  File \"ops.py\", line 3", "failed", NotImported("ops.py", SYNTAX))
     wrong = graded_report("Mul.forward is wrong: values differ", "failed")
     assert row_problems(exits) == "ops.py could not be imported: stopped the worker: the worker exited with status 0 (did the code call sys.exit?)"
     assert row_problems(syntax) == "ops.py could not be imported: raised SyntaxError: invalid syntax (ops.py, line 3)"
@@ -99,25 +108,27 @@ def test_a_module_that_fails_to_import_is_one_cause_in_the_row_and_counted_apart
 def test_the_class_index_names_the_one_cause_too():
     from grader.classroom.pages import class_index
 
-    reports = {"exits": graded_report("importing ops.py stopped the worker: the worker exited with status 0")}
+    reports = {"exits": graded_report("importing ops.py stopped the worker: the worker exited with status 0",
+                                      cause=NotImported("ops.py", "stopped the worker: the worker exited with status 0"))}
     page = class_index(reports, summarize(reports, Roster(), FAST_RUBRIC), {"exits": "exits.html"})
     assert "<td>ops.py could not be imported: stopped the worker: the worker exited with status 0</td>" in page
 
 
 # -- one vocabulary for a student's state ------------------------------------------------------------
 
-STATES_SEEN = {  # group → its checks' feedback, and the state every rendering must name it by
-    "Mul": ("importing ops.py raised SyntaxError: invalid syntax (ops.py, line 3)", "could not be imported"),
-    "Matmul": ("importing ops.py raised SyntaxError: invalid syntax (ops.py, line 3)", "could not be imported"),
+STATES_SEEN = {  # group → its checks' feedback and its cause, and the state every rendering must name it by
+    "Mul": (f"importing ops.py {SYNTAX}", NotImported("ops.py", SYNTAX), "could not be imported"),
+    "Matmul": (f"importing ops.py {SYNTAX}", NotImported("ops.py", SYNTAX), "could not be imported"),
     "Softmax": ("Softmax.forward is not implemented yet (NotImplementedError: Softmax.forward: compute the softmax)",
-                "not started"),
-    "Log": ("the gradient for x is wrong: it has the wrong sign (every value is negated)", "failed"),
+                NotStarted("forward", "Softmax.forward: compute the softmax"), "not started"),
+    "Log": ("the gradient for x is wrong: it has the wrong sign (every value is negated)",
+            Wrong("the gradient for x is wrong: it has the wrong sign (every value is negated)"), "failed"),
 }
 
 
 def report_in_every_state():
-    results = [{"group": g, "kind": k, "id": "c", "seconds": 0.0, "status": "failed" if g in STATES_SEEN else "passed", "verdict": True,
-                "fraction": 0.0 if g in STATES_SEEN else 1.0, "feedback": STATES_SEEN.get(g, ("",))[0]} for g, k in FAST_RUBRIC.points]
+    results = [CaseResult(g, k, "c", "failed", STATES_SEEN[g][0], STATES_SEEN[g][1], fraction=0.0) if g in STATES_SEEN
+               else CaseResult(g, k, "c", "passed") for g, k in FAST_RUBRIC.points]
     return build_report(Submission(path="x", form="folder", sha256="0" * 64), FAST_RUBRIC, results, "process", 1.0)
 
 
@@ -126,7 +137,7 @@ def test_a_students_state_is_named_alike_by_the_report_the_terminal_the_page_and
     from grader.report import STATES, format_table, to_gradescope
 
     report = report_in_every_state()
-    expected = {group: STATES_SEEN.get(group, ("", "passed"))[1] for group, _ in FAST_RUBRIC.points}
+    expected = {group: STATES_SEEN.get(group, ("", None, "passed"))[2] for group, _ in FAST_RUBRIC.points}
     assert set(expected.values()) == set(STATES)
     assert {group["group"]: group["state"] for group in report["groups"]} == expected
     assert report["groups"][[g["group"] for g in report["groups"]].index("Softmax")]["feedback"] == \
@@ -157,8 +168,8 @@ def test_needs_a_human_look_lists_a_zero_an_import_failure_and_a_grader_error():
     from grader.classroom.gradebook import summary_markdown
 
     starter = build_report(Submission(path="x", form="folder", sha256="0" * 64), FAST_RUBRIC, [
-        {"group": g, "kind": k, "id": "c", "seconds": 0.0, "status": "failed", "fraction": 0.0, "verdict": True,
-         "feedback": f"{g}.forward is not implemented yet (NotImplementedError: {g}.forward: compute it)"} for g, k in FAST_RUBRIC.points],
+        CaseResult(g, k, "c", "failed", f"{g}.forward is not implemented yet (NotImplementedError: {g}.forward: compute it)",
+                   NotStarted("forward", f"{g}.forward: compute it"), fraction=0.0) for g, k in FAST_RUBRIC.points],
         "process", 1.0)
     not_run = build_report(Submission(path="y", form="folder", sha256="0" * 64), FAST_RUBRIC, [], "process", 1.0,
                            messages=["the grader failed on this submission: OSError: disk full"])

@@ -76,10 +76,12 @@ def main(build, default_out, description):
 
 
 def check_kinds(path):
-    """The kinds of check a test file defines: its test functions' names without `test_`."""
+    """The kinds of check a test file defines: its test functions' `kind` markers
+    (`@pytest.mark.kind("forward")`, which the checks' plugin reads too)."""
     tree = ast.parse(Path(path).read_text())
-    return {node.name.removeprefix("test_") for node in tree.body
-            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")}
+    return {decorator.args[0].value for node in tree.body if isinstance(node, ast.FunctionDef)
+            for decorator in node.decorator_list if isinstance(decorator, ast.Call)
+            and ast.unparse(decorator.func) == "pytest.mark.kind"}
 
 
 def core_requirements():

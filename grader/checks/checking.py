@@ -9,7 +9,8 @@ import hashlib
 
 import numpy as np
 
-from ..sandbox.client import StudentException, WorkerFailure
+from ..results import NotImported, NotStarted, OverBudget, Raised, WorkerStopped, Wrong
+from ..sandbox.client import BudgetSpent, StudentException, WorkerFailure
 from ..sandbox.contract import GRADED
 from . import oracle
 from .oracle import reduce_to
@@ -25,11 +26,13 @@ ROUNDINGS = 1000
 
 
 class CheckFailed(AssertionError):
-    """A check's verdict. status: failed (wrong answer), error (crashed), timeout."""
+    """A check's verdict. status: failed (wrong answer), error (crashed), timeout; cause: why, as
+    data (results.py), by default a wrong value diagnosed by the message's first line."""
 
-    def __init__(self, message, status="failed", fraction=0.0):
+    def __init__(self, message, status="failed", fraction=0.0, cause=None):
         super().__init__(message)
         self.status, self.fraction = status, fraction
+        self.cause = cause or Wrong(message.partition("\n")[0])
 
 
 # Prefixed to a check's id (file::test[case]) when seeding its inputs: where the checks lived when
@@ -56,14 +59,25 @@ def ask(student, command, modules, timeout=OP_TIMEOUT, key=None, group=None, **f
     graded name the request is checked for (default: the key's, else the `name` field's); the
     sandbox runs each group in a worker of its own and charges its time to that group's budget."""
     group = group or (key[0] if key else fields.get("name"))
-    try:
-        for module in modules:
+    for module in modules:
+        try:
             student.ensure_imported(module, group=group)
+        except StudentException as raised:
+            raise CheckFailed(explain_exception(raised.details),
+                              cause=NotImported(f"{module}.py", exception_words(raised.details)[1].partition("\n")[0])) from None
+        except BudgetSpent as failure:
+            raise CheckFailed(str(failure), status=failure.status, cause=OverBudget(None, None)) from None
+        except WorkerFailure as failure:  # the client words it "importing M.py stopped the worker: …"
+            why = str(failure).removeprefix(f"importing {module}.py ").partition("\n")[0]
+            raise CheckFailed(str(failure), status=failure.status, cause=NotImported(f"{module}.py", why)) from None
+    try:
         return student.request(command, timeout, key=key, group=group, **fields)
     except StudentException as raised:
-        raise CheckFailed(explain_exception(raised.details)) from None
+        raise CheckFailed(explain_exception(raised.details), cause=exception_cause(raised.details)) from None
+    except BudgetSpent as failure:
+        raise CheckFailed(str(failure), status=failure.status, cause=OverBudget(None, None)) from None
     except WorkerFailure as failure:
-        raise CheckFailed(str(failure), status=failure.status) from None
+        raise CheckFailed(str(failure), status=failure.status, cause=WorkerStopped(failure.status, str(failure))) from None
 
 
 def call_op(student, name, inputs, options=None, grad_output=None, needs_input_grad=None, timeout=OP_TIMEOUT, check="",
@@ -78,16 +92,37 @@ def call_op(student, name, inputs, options=None, grad_output=None, needs_input_g
                needs_input_grad=None if needs_input_grad is None else list(needs_input_grad), unchanged=unchanged)
 
 
-def explain_exception(details):
+def exception_words(details):
+    """(phase, what it did) of an exception the worker reported, as the feedback says them."""
     phase, kind, message = details.get("phase", "?"), details.get("type", "Exception"), details.get("message", "")
     if kind == "NotImplementedError":
-        text = f"{phase} is not implemented yet (NotImplementedError: {message})"
-    elif kind == "SystemExit":
-        text = f"{phase} called sys.exit({message}); a graded function must return, not exit"
-    else:
-        text = f"{phase} raised {kind}: {message}"
-    trace = details.get("traceback")  # where a not-started op raises is the stub itself: no news
-    return f"{text}\n{trace}" if isinstance(trace, str) and trace and kind != "NotImplementedError" else text
+        return phase, f"is not implemented yet (NotImplementedError: {message})"
+    if kind == "SystemExit":
+        return phase, f"called sys.exit({message}); a graded function must return, not exit"
+    return phase, f"raised {kind}: {message}"
+
+
+def student_frames(details):
+    trace = details.get("traceback")
+    return trace if isinstance(trace, str) else ""
+
+
+def explain_exception(details):
+    """The feedback on an exception student code raised: what raised, and its frames (none for the
+    starter's NotImplementedError: where a not-started op raises is the stub itself, no news)."""
+    text = " ".join(exception_words(details))
+    trace = student_frames(details)
+    return f"{text}\n{trace}" if trace and details.get("type") != "NotImplementedError" else text
+
+
+def exception_cause(details):
+    """The Cause of an exception student code raised in a call: the starter's NotImplementedError
+    is an op not started, its message the starter's hint; anything else, what it raised."""
+    phase, kind, message = (str(details.get(name, default)) for name, default in
+                            (("phase", "?"), ("type", "Exception"), ("message", "")))
+    if kind == "NotImplementedError":
+        return NotStarted(phase, message)
+    return Raised(phase, kind, message, student_frames(details))
 
 
 # Real numbers only, never cast from anything else: float, signed and unsigned integers, and bool

@@ -563,7 +563,9 @@ SCALE_CASES = scale_cases()
 
 
 def cases(select=lambda op, case: True, table="cases"):
-    return [pytest.param(op, case, id=f"{op}-{case.id}") for op, spec in SPECS.items()
+    """Each op's named cases of `table`, as pytest parameters: pytest's id names the op too (it seeds the
+    case's inputs), the `case` marker is the case's own id, the report's."""
+    return [pytest.param(op, case, id=f"{op}-{case.id}", marks=pytest.mark.case(case.id)) for op, spec in SPECS.items()
             for case in getattr(spec, table) if select(op, case)]
 
 

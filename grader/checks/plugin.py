@@ -3,17 +3,19 @@
 Fixtures: `student`, the worker serving the submission; `rubric`; `mnist`, the training data the worker
 may see plus the test data it may not. With --scratch the submission was prepared by
 grade.py; without it (pytest run directly, as `make test` does) the checks grade the reference
-in solutions/. For the JSON report, each test's group, kind, status and feedback are added as
-metadata, which is all grade.py reads back.
+in solutions/. Each test's CaseResult (results.py) is made here, from its markers and the
+CheckFailed it raised, and added to the JSON report as metadata, which is all grade.py reads back.
 """
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from .. import DEFAULT_RUBRIC, ROOT
 from ..notebook import NOTEBOOK_FILE, as_data, cell_notes, run_notebook
+from ..results import CaseResult, GraderFailed
 from ..rubric import load_rubric
 from ..sandbox.client import START_TIMEOUT, SandboxError, TimeBudget, WorkerClient
 from ..sandbox.contract import NOTEBOOK_GROUP, WHOLE_MODEL
@@ -31,6 +33,8 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "group(name): the graded name a check belongs to")
+    config.addinivalue_line("markers", "kind(name): the kind of check, as the rubric names it (forward, backward, …)")
+    config.addinivalue_line("markers", "case(id): a parametrized case's id in the report")
 
 
 @pytest.fixture(scope="session")
@@ -102,7 +106,7 @@ def scale_ahead(request, rubric):
     computed while MNIST trains (the worker computing, this process mostly waiting) rather than in
     the scale checks' own time, of which they took a fifth; for the scale checks collected only.
     None when none is to run (a selection, or a handout whose rubric does not ship them)."""
-    ops = [item.callspec.params["op"] for item in request.session.items if item.originalname == "test_scale"]
+    ops = [item.callspec.params["op"] for item in request.session.items if check_kind(item) == "scale"]
     if not ops:
         yield None
         return
@@ -117,7 +121,7 @@ def search_ahead(request, rubric):
     """The search checks' draws (test_search.draws_ahead), generated in a thread from when first
     asked for, as scale_ahead's derivatives are: while MNIST trains. Drawing them is most of what
     the search costs a correct submission. None when no search is to run."""
-    ops = [item.callspec.params["op"] for item in request.session.items if item.originalname == "test_search"]
+    ops = [item.callspec.params["op"] for item in request.session.items if check_kind(item) == "search"]
     if not ops:
         yield None
         return
@@ -150,18 +154,46 @@ def check_group(item):
     return marker.args[0] if marker else None
 
 
+def check_kind(item):
+    """The kind of check a test is: its `kind` marker."""
+    marker = item.get_closest_marker("kind")
+    return marker.args[0] if marker else None
+
+
+def case_id(item):
+    """A test's case id in the report: its `case` marker ("-" for a check of one case)."""
+    marker = item.get_closest_marker("case")
+    return marker.args[0] if marker else "-"
+
+
+CASE = pytest.StashKey[CaseResult]()
+SECONDS = pytest.StashKey[float]()
+TRAINING = pytest.StashKey[dict]()  # the MNIST check's training (accuracy, curve, …), set by the check
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_json_runtest_metadata(item, call):
-    """Group, kind and verdict of each test, for grade.py (pytest-json-report's hook)."""
-    if call.when != "call" and not call.excinfo:
+    """Each test's CaseResult, for grade.py (pytest-json-report's hook, called after setup, call
+    and teardown): made where its verdict is known, the call (or a setup that failed), its seconds
+    those of all three. Its verdict is the check's own: it passed, or it failed the submission
+    (CheckFailed); anything else that ended it is the grader's failure, no verdict (a teardown's
+    too, undoing the call's)."""
+    item.stash[SECONDS] = item.stash.get(SECONDS, 0.0) + call.duration
+    if call.when == "call" or call.excinfo is not None:
+        item.stash[CASE] = case_result(item, call.when, call.excinfo.value if call.excinfo else None)
+    if CASE not in item.stash:  # a setup that went well: nothing decided yet
         return {}
-    metadata = {"group": check_group(item), "kind": item.originalname.removeprefix("test_")}
-    if call.excinfo is None:
-        return metadata if call.when == "call" else {}
-    error = call.excinfo.value
-    if isinstance(error, CheckFailed):  # the check's verdict on the submission; anything else is the grader's failure
-        return {**metadata, "status": error.status, "feedback": str(error), "fraction": error.fraction, "verdict": True}
-    where = "setting up" if call.when == "setup" else "running"
-    return {**metadata, "status": "error", "verdict": False,  # False, not absent: a teardown's failure undoes the call's verdict
-            "feedback": f"the grader failed while {where} this check ({type(error).__name__}: {str(error)[:300]})"}
+    return {"case": replace(item.stash[CASE], seconds=item.stash[SECONDS]).to_data()}
 
+
+def case_result(item, when, error):
+    """The case's result as the check left it (its seconds are counted apart)."""
+    ids = {"group": check_group(item), "kind": check_kind(item), "id": case_id(item), "mnist": item.stash.get(TRAINING, None)}
+    if error is None:
+        return CaseResult(**ids, status="passed")
+    if isinstance(error, CheckFailed):  # the check's verdict on the submission; anything else is the grader's failure
+        return CaseResult(**ids, status=error.status, output=str(error), cause=error.cause, fraction=error.fraction)
+    where = "setting up" if when == "setup" else "running"
+    return CaseResult(**ids, status="error", fraction=0.0, verdict=False,
+                      output=f"the grader failed while {where} this check ({type(error).__name__}: {str(error)[:300]})",
+                      cause=GraderFailed(type(error).__name__, str(error)[:300]))

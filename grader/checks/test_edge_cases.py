@@ -13,6 +13,7 @@ from .checking import CheckFailed, array_of, call_op, items_of, judge_backward, 
 from .opspec import SPECS, cases, draw, robustness_case
 
 
+@pytest.mark.kind("robustness")
 @pytest.mark.parametrize("op, case", cases(robustness_case))
 def test_robustness(student, op, case, request):
     """Zero upstream gives zero gradients; the same call twice gives the same answer; inputs are not
@@ -53,6 +54,7 @@ ADVICE = {"Softmax": "subtract the maximum along the axis before exp", "Log": "c
           "CrossEntropyLoss": "clip p at EPS before the log and in the division", "NLLLoss": "clip p at EPS before the log and in the division"}
 
 
+@pytest.mark.kind("stability")
 @pytest.mark.parametrize("op, case", cases(table="stability"))
 def test_stability(student, op, case, request):
     """SPEC's values where a naive formula overflows, takes log(0) or divides by 0: the forward and

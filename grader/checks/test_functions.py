@@ -10,6 +10,7 @@ from .checking import CheckFailed, call_op, judge_backward, judge_forward, judge
 from .opspec import SPECS, cases, draw
 
 
+@pytest.mark.kind("forward")
 @pytest.mark.parametrize("op, case", cases())
 def test_forward(student, op, case, request):
     spec = SPECS[op]
@@ -21,6 +22,7 @@ def test_forward(student, op, case, request):
         raise CheckFailed("\n".join(problems))
 
 
+@pytest.mark.kind("backward")
 @pytest.mark.parametrize("op, case", cases())
 def test_backward(student, op, case, request):
     spec = SPECS[op]

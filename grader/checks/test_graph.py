@@ -52,7 +52,12 @@ def exact_gradients(op, leaves, steps, seed, wanted):
     return [grads[i] if wanted[i] else None for i in range(len(leaves))]
 
 
-@pytest.mark.parametrize("op", list(GRAPHS), ids=[f"{op}-graph: a tensor feeding two ops" for op in GRAPHS])
+GRAPH_CASE = "graph: a tensor feeding two ops"
+
+
+# Counted as robustness (the kind marker); the function keeps its name, which seeds its inputs (checking.seeded_rng).
+@pytest.mark.kind("robustness")
+@pytest.mark.parametrize("op", [pytest.param(op, id=f"{op}-{GRAPH_CASE}", marks=pytest.mark.case(GRAPH_CASE)) for op in GRAPHS])
 def test_robustness(student, op, request):
     sample, wanted, recipe_steps, options = GRAPHS[op]
     rng = seeded_rng(request)

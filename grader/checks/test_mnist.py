@@ -14,14 +14,16 @@ import pytest
 from ..course import load_mnist
 from ..mnist.loop import StepCheck, train
 from .checking import CheckFailed, ask
+from .plugin import TRAINING
 
 HINT_LOSS = " — the training loss became nan or inf: check the stability of Softmax, Log and the losses"
 HINT_OPS = " — the forward and backward checks above show which op is the likely cause"
 
 
 @pytest.mark.group("MNIST")
+@pytest.mark.kind("accuracy")
 @pytest.mark.usefixtures("scale_ahead", "search_ahead")  # started now, computed while MNIST trains (plugin.py)
-def test_accuracy(student, rubric, mnist, json_metadata):
+def test_accuracy(student, rubric, mnist, request):
     settings = rubric.mnist
     folder, test_images, test_labels = mnist
 
@@ -39,9 +41,9 @@ def test_accuracy(student, rubric, mnist, json_metadata):
         raise CheckFailed(f"training MLP3 stopped in epoch {len(training.losses) + 1}: the worker stopped computing its steps")
     curve = training.accuracy_per_epoch
     accuracy = curve[-1]
-    json_metadata["mnist"] = {"accuracy": accuracy, "accuracy_per_epoch": curve, "epochs": settings["epochs"],
-                              "training_seconds": round(training.seconds, 2), "verified_steps": check.verified,
-                              "largest_deviation": float(f"{check.largest_deviation:.3g}")}
+    request.node.stash[TRAINING] = {"accuracy": accuracy, "accuracy_per_epoch": curve, "epochs": settings["epochs"],
+                                    "training_seconds": round(training.seconds, 2), "verified_steps": check.verified,
+                                    "largest_deviation": float(f"{check.largest_deviation:.3g}")}
     credit = rubric.mnist_credit(accuracy)
     if credit < 1:
         hint = HINT_LOSS if not all(map(math.isfinite, training.losses)) else HINT_OPS

@@ -5,7 +5,8 @@ import pytest
 from .checking import CheckFailed, array_of, ask, mismatch, seeded_rng
 from .oracle import l2_penalty
 
-SHAPES = [("one 3x4 matrix", [(3, 4)]), ("three matrices", [(4, 5), (5, 3), (3, 2)])]
+SHAPES = [pytest.param(shapes, id=name, marks=pytest.mark.case(name))
+          for name, shapes in [("one 3x4 matrix", [(3, 4)]), ("three matrices", [(4, 5), (5, 3), (3, 2)])]]
 
 
 def weights_for(request, shapes):
@@ -14,7 +15,8 @@ def weights_for(request, shapes):
 
 
 @pytest.mark.group("l2_penalty")
-@pytest.mark.parametrize("shapes", [s for _, s in SHAPES], ids=[i for i, _ in SHAPES])
+@pytest.mark.kind("value")
+@pytest.mark.parametrize("shapes", SHAPES)
 def test_value(student, shapes, request):
     _, weights, lam = weights_for(request, shapes)
     reply = ask(student, "regularizer", ["regularizers"], name="l2_penalty", weights=weights, grads=[None] * len(weights), lam=lam)
@@ -33,7 +35,8 @@ def test_value(student, shapes, request):
 
 
 @pytest.mark.group("l2_grad")
-@pytest.mark.parametrize("shapes", [s for _, s in SHAPES], ids=[i for i, _ in SHAPES])
+@pytest.mark.kind("update")
+@pytest.mark.parametrize("shapes", SHAPES)
 def test_update(student, shapes, request):
     """Adds exactly 2λW to each W.grad (sets it where grad is None) and leaves W itself alone."""
     rng, weights, lam = weights_for(request, shapes)

@@ -24,6 +24,7 @@ import time
 import numpy as np
 import pytest
 
+from ..results import OverBudget
 from ..rubric import SCALE_SIDE
 from ..sandbox import protocol
 from ..sandbox.client import StudentException, WorkerFailure
@@ -92,7 +93,8 @@ SLOW = {"forward": "a Python loop over elements?",
         "backward": "a Python loop over elements, or a gradient by numerical differences (one forward per element)?"}
 
 
-@pytest.mark.parametrize("op", list(SCALE_CASES))
+@pytest.mark.kind("scale")
+@pytest.mark.parametrize("op", [pytest.param(op, id=op, marks=pytest.mark.case(op)) for op in SCALE_CASES])
 def test_scale(student, rubric, op, request, scale_ahead):
     judge_scale(student, op, seeded_rng(request), rubric.scale_side, computed_ahead(scale_ahead, op))
 
@@ -181,10 +183,10 @@ def slow_part(student, op, case, inputs, expected, reference, seconds):
     if seconds is None:
         return CheckFailed(f"{op}.{slow} did not finish within {HARD_LIMIT_FACTOR * budget:.1f} s on {size:,} elements "
                            f"(the budget is {budget:.2f} s, {SCALE_FACTOR}× the grader's own time for the call plus "
-                           f"{SCALE_FLOOR:g} s): {SLOW[slow]}", status="timeout")
+                           f"{SCALE_FLOOR:g} s): {SLOW[slow]}", status="timeout", cause=OverBudget(None, budget))
     return CheckFailed(f"{op}.{slow} is correct but too slow: the call took {seconds:.2f} s on {size:,} elements, over its "
                        f"budget of {budget:.2f} s ({SCALE_FACTOR}× the grader's own time for it plus {SCALE_FLOOR:g} s): "
-                       f"{SLOW[slow]}", status="timeout")
+                       f"{SLOW[slow]}", status="timeout", cause=OverBudget(round(seconds, 3), round(budget, 3)))
 
 
 def judge_values(op, case, inputs, expected, upstream, reply, rng, derivatives=None):

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis.errors import Flaky, NoSuchExample
 
+from ..results import Wrong
 from .checking import CheckFailed, call_op, judge_backward, judge_forward, judge_unchanged, rng_for
 from .opspec import HAND_MADE, SPECS
 
@@ -24,7 +25,8 @@ SEARCH = settings(max_examples=SEARCH_EXAMPLES, phases=[Phase.generate, Phase.sh
 
 
 def problems_on(student, spec, drawn, diagnose=False):
-    """What is wrong with the op's answer on one drawn input ([] when right)."""
+    """What is wrong with the op's answer on one drawn input ([] when right), and the cause of the
+    call's failure when it gave no answer (None when it answered)."""
     sent, wanted = spec.needs(drawn.needs)
     try:
         reply = call_op(student, spec.name, list(drawn.inputs), drawn.options, grad_output=drawn.upstream,
@@ -32,7 +34,7 @@ def problems_on(student, spec, drawn, diagnose=False):
     except CheckFailed as failed:
         if failed.status != "failed":
             raise  # the worker stopped or timed out: the search ends there
-        return [str(failed)]
+        return [str(failed)], failed.cause
     problems = judge_unchanged(spec, drawn.inputs, reply, drawn.upstream)
     for judge in (lambda: [judge_forward(spec, drawn.inputs, drawn.options, reply.get("output"))],
                   lambda: judge_backward(spec, drawn.inputs, drawn.options, drawn.upstream, wanted, reply.get("grads"),
@@ -41,7 +43,7 @@ def problems_on(student, spec, drawn, diagnose=False):
             problems += [problem for problem in judge() if problem]
         except CheckFailed as failed:  # what came back could not be read at all: a wrong answer too
             problems.append(str(failed))
-    return problems
+    return problems, None
 
 
 def seed_of(op, salt):
@@ -77,11 +79,12 @@ def draws_ahead(salt, ops):
     return {op: draws(op, salt) for op in ops}
 
 
-@pytest.mark.parametrize("op", [name for name, spec in SPECS.items() if spec.domain])
+@pytest.mark.kind("search")
+@pytest.mark.parametrize("op", [pytest.param(op, id=op, marks=pytest.mark.case(op)) for op, spec in SPECS.items() if spec.domain])
 def test_search(student, rubric, op, search_ahead):
     spec = SPECS[op]
     ahead = search_ahead.result() if search_ahead is not None and search_ahead.exception() is None else {}
-    failing = next((drawn for drawn in ahead.get(op) or draws(op, rubric.salt) if problems_on(student, spec, drawn)), None)
+    failing = next((drawn for drawn in ahead.get(op) or draws(op, rubric.salt) if problems_on(student, spec, drawn)[0]), None)
     if failing is None:
         return  # right on every draw: the search would draw these very inputs and find nothing
     stopped = []
@@ -90,7 +93,7 @@ def test_search(student, rubric, op, search_ahead):
         if stopped:
             return False
         try:
-            return bool(problems_on(student, spec, drawn))
+            return bool(problems_on(student, spec, drawn)[0])
         except CheckFailed as failed:
             stopped.append(failed)
             return False
@@ -101,7 +104,8 @@ def test_search(student, rubric, op, search_ahead):
         smallest = failing
     if stopped:
         raise stopped[0]
-    problems = problems_on(student, spec, smallest, diagnose=True)
+    problems, cause = problems_on(student, spec, smallest, diagnose=True)
     how = "a Context() made by hand" if smallest.needs == HAND_MADE else f"needs_input_grad = {tuple(smallest.needs)}"
     raise CheckFailed(f"{op} is wrong somewhere in SPEC's domain; the smallest failing input found ({how}):\n"
-                      f"{smallest.describe(spec.input_names)}\n" + "\n".join(problems or ["(it passed when called again: does it keep state?)"]))
+                      f"{smallest.describe(spec.input_names)}\n" + "\n".join(problems or ["(it passed when called again: does it keep state?)"]),
+                      cause=cause or Wrong(problems[0].partition("\n")[0] if problems else "it passed when called again"))

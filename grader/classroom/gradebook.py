@@ -11,7 +11,8 @@ import json
 import statistics
 from collections import Counter
 
-from ..report import IMPORT_FAILURE, format_points, group_summaries, is_scored, write_atomically
+from ..report import caused_by, format_points, group_summaries, is_scored, write_atomically
+from ..results import NotImported, cause_of
 
 FILES = ("gradebook.csv", "summary.json", "summary.md", "score_histogram.png")  # what write_class_files writes
 
@@ -21,10 +22,16 @@ def import_failures(report):
     failures = {}
     for test in report["tests"]:
         for case in test["cases"]:
-            match = IMPORT_FAILURE.match(case["output"])
-            if match and case["status"] != "passed":
-                failures.setdefault(match[1], match[2].splitlines()[0])
+            cause = cause_of(case)
+            if isinstance(cause, NotImported):
+                failures.setdefault(cause.module, cause.why)
     return failures
+
+
+def failed_on_its_own(test):
+    """Did the check fail, and not only because a module it needs could not be imported (that is
+    one cause of the row's, however many checks it fails)?"""
+    return test["status"] != "passed" and not caused_by(NotImported, [c for c in test["cases"] if c["status"] != "passed"])
 
 
 def row_problems(report):
@@ -38,7 +45,7 @@ def row_problems(report):
     failures = import_failures(report)
     problems += [f"{module} could not be imported: {why}" for module, why in failures.items()]
     problems += [f"{t['status']}: {t['name']}" for t in report["tests"] if t["status"] in ("error", "timeout")
-                 and not all(IMPORT_FAILURE.match(c["output"]) for c in t["cases"] if c["status"] != "passed")]
+                 and failed_on_its_own(t)]
     if report["submission"]["missing"]:
         problems.append(f"missing: {', '.join(report['submission']['missing'])}")
     return "; ".join(problems)
@@ -72,9 +79,7 @@ def summarize(reports, roster, rubric):
     scores = [reports[s]["score"] for s in sorted(reports) if is_scored(reports[s])]
     # Only what was graded: an unreadable submission ran no check, so it failed none.
     # A check failed because its module did not import is counted once as that, not as a failed check.
-    failing = Counter(t["name"] for r in reports.values() if r["status"] == "graded"
-                      for t in r["tests"] if t["status"] != "passed"
-                      and not all(IMPORT_FAILURE.match(c["output"]) for c in t["cases"] if c["status"] != "passed"))
+    failing = Counter(t["name"] for r in reports.values() if r["status"] == "graded" for t in r["tests"] if failed_on_its_own(t))
     not_imported = Counter(module for r in reports.values() if r["status"] == "graded" for module in import_failures(r))
     edges = [rubric.max_score * i / 10 for i in range(11)]
     counts = [sum(1 for s in scores if low <= s < high or (high == edges[-1] and s == high))

@@ -9,6 +9,7 @@ gets a page that says so, with its reasons, and no points anywhere.
 from html import escape
 
 from ..report import STATES, format_points, group_summaries, is_scored, state_of
+from ..results import cause_of
 from .gradebook import row_problems
 
 REVEALED = {"visible": {"visible"}, "after_due_date": {"visible", "after_due_date"},
@@ -118,10 +119,10 @@ def _what_to_fix(tests):
             boxes += [_check(test) for test in summary.checks if test["status"] != "passed"]
         elif shown == "once":  # the module's error, said once for all the groups it costs
             case = next(c for t in summary.checks for c in t["cases"] if c["status"] != "passed")
-            once.setdefault((summary.state, case["output"]), []).append(summary)
+            once.setdefault((summary.state, cause_of(case)), (case["output"], []))[1].append(summary)
         elif shown == "line":
             lines.append(f"<li><b>{escape(group)}</b> · {summary.state}: {escape(summary.feedback)}</li>")
-    for (state, output), summaries in once.items():
+    for (state, _), (output, summaries) in once.items():
         names = ", ".join(summary.checks[0]["group"] for summary in summaries)
         score, most = sum(s.score for s in summaries), sum(s.max_score for s in summaries)
         boxes.append(_box(f"{names} · {state}", score, most, STATES[state].color, output))

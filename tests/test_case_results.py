@@ -1,0 +1,89 @@
+"""Results as data: each case's cause is made where the check decides it (checking.ask, the checks,
+their plugin), carried through pytest's JSON report and into the score report, and read there by
+the states, the gradebook and the pages, never recovered from the text a student reads."""
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from _grading import FAST_RUBRIC, reference_copy
+from _paths import ROOT
+from grader.classroom.gradebook import row_problems, summarize
+from grader.classroom.roster import Roster
+from grader.grade import run_checks
+from grader.report import build_report, state_of
+from grader.results import CAUSES, CaseResult, GraderFailed, NotImported, NotRun, NotStarted, OverBudget, Raised, WorkerStopped, Wrong, cause_of
+from grader.sandbox.launch import scratch_parent
+from grader.submission import Submission, load_submission, prepare_scratch
+
+SUBMISSION = Submission(path="x", form="folder", sha256="0" * 64)
+
+
+def checked(tmp_path, folder, select):
+    """The CaseResults of the checks `select` picks, run on the submission in `folder`."""
+    with tempfile.TemporaryDirectory(dir=scratch_parent()) as scratch:
+        prepare_scratch(load_submission(folder), scratch)
+        cases, problem, _ = run_checks(Path(scratch), FAST_RUBRIC, "process", tmp_path / "results.json", select=select)
+    assert problem is None and cases
+    return cases
+
+
+@pytest.mark.slow
+def test_the_starters_stub_is_a_cause_not_started_with_its_hint_under_the_search_too(tmp_path):
+    cases = [case for case in checked(tmp_path, ROOT / "starter", "Mul and (test_forward or test_search)") if case.group == "Mul"]
+    assert {case.kind for case in cases} == {"forward", "search"} and "Mul" in {case.id for case in cases if case.kind == "search"}
+    assert all(isinstance(case.cause, NotStarted) and case.cause.hint.startswith("Mul.forward: compute y = a * b")
+               for case in cases), cases
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("head, why", [("def broken(:\n    pass", "raised SyntaxError: "),
+                                       ("import os\nos._exit(0)", "stopped the worker: the worker exited with status 0")])
+def test_a_module_that_does_not_import_is_named_by_the_cause(tmp_path, head, why):
+    folder = reference_copy(tmp_path / "submission", {"ops": [("import numpy as np\n", f"import numpy as np\n{head}\n")]})
+    cases = [case for case in checked(tmp_path, folder, "test_forward and Mul") if case.group == "Mul"]
+    assert all(isinstance(case.cause, NotImported) and case.cause.module == "ops.py" and case.cause.why.startswith(why)
+               for case in cases), cases
+
+
+@pytest.mark.slow
+def test_a_case_id_is_the_cases_own_not_pytests_ascii_escaped_one(tmp_path):
+    """The report once said `logits \\u2212 1000`: the id was cut back out of pytest's node id."""
+    cases = checked(tmp_path, reference_copy(tmp_path / "submission"), "test_stability and Softmax")
+    assert "logits − 1000" in {case.id for case in cases}
+    assert all(case.status == "passed" and case.cause is None and case.kind == "stability" for case in cases)
+
+
+def every_group_failing(output, cause):
+    return build_report(SUBMISSION, FAST_RUBRIC, [CaseResult(group, kind, "c", "failed", output, cause, fraction=0.0)
+                                                  for group, kind in FAST_RUBRIC.points], "process", 1.0)
+
+
+def test_feedback_that_reads_like_a_stub_or_an_import_failure_is_taken_for_neither():
+    """Student code's own words are no cause: the state was once found by searching the feedback."""
+    stub = every_group_failing("Mul.forward raised ValueError: is not implemented yet (NotImplementedError: said the student)",
+                               Raised("forward", "ValueError", "is not implemented yet (NotImplementedError: said the student)", ""))
+    imports = every_group_failing("importing ops.py raised SyntaxError: invalid syntax", Wrong("importing ops.py raised SyntaxError"))
+    for report in (stub, imports):
+        assert {group["state"] for group in report["groups"]} == {"failed"}
+        assert "could not be imported" not in row_problems(report)
+    assert summarize({"s": stub, "i": imports}, Roster(), FAST_RUBRIC)["modules_not_imported"] == []
+
+
+CAUSE_OF_EACH_KIND = [NotStarted("forward", "Mul.forward: compute y = a * b"), NotImported("ops.py", "raised SyntaxError: x"),
+                      Raised("backward", "ValueError", "bad", '  File "ops.py", line 9, in backward'), Wrong("values differ"),
+                      OverBudget(3.5, 1.25), OverBudget(None, None), WorkerStopped("timeout", "the call took over 10 s"),
+                      GraderFailed("RuntimeError", "a bug in a check"), NotRun()]
+
+
+def test_every_kind_of_cause_goes_through_pytests_report_and_the_score_report_as_data():
+    assert {type(cause) for cause in CAUSE_OF_EACH_KIND} == set(CAUSES.values())
+    checks = list(FAST_RUBRIC.points)
+    results = [CaseResult(*checks[index], "c", "failed", "text", cause, fraction=0.0)
+               for index, cause in enumerate(CAUSE_OF_EACH_KIND)]
+    assert [CaseResult.from_data(result.to_data()) for result in results] == results  # plugin → grade.py
+    report = build_report(SUBMISSION, FAST_RUBRIC, results, "process", 1.0)
+    assert not any("schema" in message for message in report["messages"])
+    causes = {(test["group"], test["kind"]): cause_of(test["cases"][0]) for test in report["tests"]}
+    assert [causes[check] for check in checks[:len(results)]] == CAUSE_OF_EACH_KIND
+    assert state_of([report["tests"][0]]) == "not started" and state_of([report["tests"][1]]) == "could not be imported"
