@@ -95,15 +95,16 @@ bench-batch: $(READY) $(SANDBOX)
 	$(PYTHON) benchmarks/batch_speed.py --out results/batch_speed.json
 	$(PYTHON) tools/make_docs.py
 
-# The whole grading of the reference at revision BEFORE and at this one, alternately.
-BEFORE ?= 8fabac7
+# The whole grading of the reference at revision BEFORE (a commit, a branch) and at this one, alternately.
+# Which revision to compare with is the question the run answers: it has no default.
 bench-grading: $(READY) $(SANDBOX)
+	$(if $(BEFORE),,$(error usage: make bench-grading BEFORE=git-revision (the grader to compare this one with)))
 	$(PYTHON) benchmarks/grading_time.py --before $(BEFORE) --out results/grading_time.json
 
-# Notebooks graded at BEFORE_NOTEBOOKS (the last grader that read notebooks statically) and now, alternately.
-BEFORE_NOTEBOOKS ?= 933aa07
+# Notebooks graded at BEFORE (say, the last grader that read notebooks statically) and now, alternately.
 bench-notebook: $(READY) $(SANDBOX)
-	$(PYTHON) benchmarks/notebook_grading.py --before $(BEFORE_NOTEBOOKS) --out results/notebook_grading.json
+	$(if $(BEFORE),,$(error usage: make bench-notebook BEFORE=git-revision (the grader to compare this one with)))
+	$(PYTHON) benchmarks/notebook_grading.py --before $(BEFORE) --out results/notebook_grading.json
 
 bench-scale: $(READY) $(SANDBOX)
 	$(PYTHON) benchmarks/scale.py --busy 0 --out results/scale_quiet.json
@@ -135,7 +136,8 @@ mnist-seeds: $(READY) $(SANDBOX)
 
 # The MNIST check's wall time and accuracy, this tree against BEFORE (a git revision), alternately.
 mnist-cost: $(READY) $(SANDBOX)
-	$(PYTHON) benchmarks/mnist_cost.py $(if $(BEFORE),--before $(BEFORE)) --out results/mnist_cost.json
+	$(if $(BEFORE),,$(error usage: make mnist-cost BEFORE=git-revision (the grader to compare this one with)))
+	$(PYTHON) benchmarks/mnist_cost.py --before $(BEFORE) --out results/mnist_cost.json
 
 # The figures in docs/ come from results/*.json: rewrite them after any benchmark.
 docs: $(READY)

@@ -2,7 +2,7 @@
 the rubric's real settings, the reference in solutions/) run alternately from this tree and from a
 git revision, each in a fresh pytest process as a grading runs it; its wall time and accuracy.
 
-    make mnist-cost                                   # BEFORE=<revision>, default the one below
+    make mnist-cost BEFORE=REV
     python benchmarks/mnist_cost.py --before REV --rounds 3 --out results/mnist_cost.json
 """
 import argparse
@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-BEFORE = "8fabac7"  # the last revision whose worker trained MLP3 itself
 TREE = ("grader", "starter", "solutions", "datasets")
 
 
@@ -54,7 +53,7 @@ def main():
     from grader.sandbox.launch import strongest_level
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--before", default=BEFORE, help=f"the git revision to compare with (default {BEFORE})")
+    parser.add_argument("--before", required=True, help="the git revision to compare with (a commit, a branch)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--isolation", default=None, help="default: the strongest available")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "mnist_cost.json")

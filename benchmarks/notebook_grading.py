@@ -1,6 +1,7 @@
 """Wall time of grading notebooks at two revisions of the grader, run alternately.
 
-    python benchmarks/notebook_grading.py --before 933aa07 [--rounds 3] [--out results/notebook_grading.json]
+    make bench-notebook BEFORE=REV
+    python benchmarks/notebook_grading.py --before REV [--rounds 3] [--out results/notebook_grading.json]
 
 The notebooks: the handout's, filled with the reference's bodies (its training cell runs the
 handout's two runs of 10 epochs on all of MNIST: an hour on a laptop if it were trained), and the

@@ -330,6 +330,16 @@ def test_each_make_target_runs_the_console_script(target):
     assert f".venv/bin/autodiff-grader {MAKE_COMMANDS[target]}" in commands, completed.stdout + completed.stderr
 
 
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+@pytest.mark.parametrize("target", ["bench-grading", "bench-notebook", "mnist-cost"])
+def test_a_benchmark_against_a_revision_names_the_revision_it_needs(target):
+    """No revision is compared with by default: without BEFORE, make says what to pass and runs nothing."""
+    completed = subprocess.run(["make", "-n", target], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert completed.returncode != 0 and f"usage: make {target} BEFORE=" in completed.stderr, completed.stdout + completed.stderr
+    completed = subprocess.run(["make", "-n", target, "BEFORE=abc1234"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert "--before abc1234" in completed.stdout, completed.stdout + completed.stderr
+
+
 def test_the_docs_run_the_grader_through_make_or_the_console_script():
     """`python -m grader` only for a student's own `check` (the handout has no console script), and
     every `make` target the docs name exists (the handout's Makefile's too: `make check`)."""
