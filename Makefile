@@ -56,6 +56,7 @@ test-fast: $(READY) $(SANDBOX)
 
 lint: $(READY)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 # One target per verb of the grader; each exits as the grader does (non-zero when a grading failed).
 grade: $(READY) $(SANDBOX)
@@ -165,4 +166,4 @@ screenshots: $(READY) $(SANDBOX)
 		build/demo/out/html/index.html --out results/screenshots
 
 clean:
-	rm -rf $(VENV) .pytest_cache build dist
+	rm -rf $(VENV) .pytest_cache .mypy_cache build dist
