@@ -1,6 +1,6 @@
 """How much the reference autograd engine costs: one MNIST training epoch, autograd vs hand-written numpy.
 
-    make bench      # = .venv/bin/python benchmarks/epoch_speed.py --out results/bench.json
+    make bench      # = .venv/bin/python -m benchmarks.epoch_speed --out results/bench.json
 
 Times one epoch of MLP3 784-256-128-10 (float32, He init, batch 64, plain SGD lr 0.1, the MNIST
 train set) three ways, from the same initial weights and the same batch order:

@@ -1,7 +1,7 @@
 """Wall time of `python -m grader grade solutions` at two revisions of the grader, run alternately.
 
     make bench-grading BEFORE=REV
-    python benchmarks/grading_time.py --before REV [--rounds 9] [--out results/grading_time.json]
+    python -m benchmarks.grading_time --before REV [--rounds 9] [--out results/grading_time.json]
 
 The `before` revision is checked out in a temporary git worktree; the working tree is `after`.
 Runs alternate (before, after, before, after, ...) so that a machine whose load drifts during

@@ -3,7 +3,7 @@ the rubric's real settings, the reference in solutions/) run alternately from th
 git revision, each in a fresh pytest process as a grading runs it; its wall time and accuracy.
 
     make mnist-cost BEFORE=REV
-    python benchmarks/mnist_cost.py --before REV --rounds 3 --out results/mnist_cost.json
+    python -m benchmarks.mnist_cost --before REV --rounds 3 --out results/mnist_cost.json
 """
 import argparse
 import json
@@ -84,5 +84,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
     main()

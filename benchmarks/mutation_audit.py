@@ -1,6 +1,6 @@
 """The mutation audit: how strong the grader's checks are, measured on first-order mutants of the reference.
 
-    make mutation-audit    # = .venv/bin/python benchmarks/mutation_audit.py --out results/mutation.json
+    make mutation-audit    # = .venv/bin/python -m benchmarks.mutation_audit --out results/mutation.json
 
 1. Each graded body of solutions/autodiff (between `# BEGIN SOLUTION` and `# END SOLUTION`) is mutated at one
    site at a time by a small AST mutator; the mutated function is unparsed and spliced back by line numbers,
@@ -36,13 +36,12 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # this checkout's grader, whatever the venv's editable install points at
+from grader import DEFAULT_RUBRIC, GRADED
+from grader.grade import run_checks
+from grader.rubric import load_rubric
+from grader.submission import load_submission, prepare_scratch
 
-from grader import DEFAULT_RUBRIC, GRADED  # noqa: E402
-from grader.grade import run_checks  # noqa: E402
-from grader.rubric import load_rubric  # noqa: E402
-from grader.submission import load_submission, prepare_scratch  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 SOLUTIONS = ROOT / "solutions" / "autodiff"
 WORK = ROOT / "build" / "mutation-audit"  # mutants, scratch folders, the rubric: never /tmp

@@ -1,6 +1,6 @@
 """Does the similarity report find planted copies, and how long does a class of 500 take?
 
-    make bench-similarity   # = .venv/bin/python benchmarks/similarity_speed.py --out results/similarity.json
+    make bench-similarity   # = .venv/bin/python -m benchmarks.similarity_speed --out results/similarity.json
 
 A synthetic class, written into a temporary folder as submissions the grader reads:
 - honest students: each graded function of the reference rewritten with the student's own habits
@@ -28,10 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from grader import GRADED_MODULES
+from grader.classroom.similarity import compare_class, starter_code, submission_code
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from grader import GRADED_MODULES  # noqa: E402
-from grader.classroom.similarity import compare_class, starter_code, submission_code  # noqa: E402
 
 REFERENCE = ROOT / "solutions" / "autodiff"
 SOLUTION = re.compile(r"( *)# BEGIN SOLUTION[^\n]*\n(.*?)\n *# END SOLUTION", re.S)
@@ -147,7 +147,7 @@ def main():
     parser.add_argument("--seed", type=int, default=13)
     args = parser.parse_args()
     if os.environ.get("PYTHONHASHSEED") != "0":  # as `grader similarity` runs: the same numbers every run
-        sys.exit(subprocess.call([sys.executable, *sys.argv], env={**os.environ, "PYTHONHASHSEED": "0"}))
+        sys.exit(subprocess.call([sys.executable, "-m", __spec__.name, *sys.argv[1:]], cwd=ROOT, env={**os.environ, "PYTHONHASHSEED": "0"}))
     runs = []
     for size in args.sizes:
         print(f"{size} submissions ...", flush=True)

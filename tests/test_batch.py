@@ -18,8 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from _grading import FAST_RUBRIC, all_passed, fast_rubric_text, reference_copy
-from _paths import ROOT, SOLUTIONS
 from grader import DEFAULT_RUBRIC, GRADED_MODULES
 from grader import report as report_module
 from grader.classroom import batch as batch_module
@@ -31,6 +29,8 @@ from grader.report import build_report, write_atomically
 from grader.rubric import PLACEHOLDER_SALT, load_rubric, read_secret
 from grader.sandbox.launch import level_available
 from grader.submission import load_submission
+from tests.support.grading import FAST_RUBRIC, all_passed, fast_rubric_text, reference_copy
+from tests.support.paths import ROOT, SOLUTIONS
 
 pytestmark = pytest.mark.slow  # every test here grades whole submissions
 # The tests of the class graded once (graded_class) run in one test process, which grades it once.

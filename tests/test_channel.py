@@ -1,5 +1,5 @@
 """The sandbox's own defences, tried from inside it: the seccomp filter, the keyring, the supervisor
-out of reach, the time budgets. (The attack suite, tests/_attacks.py, grades whole submissions that
+out of reach, the time budgets. (The attack suite, tests/support/attacks.py, grades whole submissions that
 forge replies, write on inherited pipes, print the sandbox's errors and read the grader's keys.)
 """
 import errno
@@ -12,12 +12,12 @@ import numpy as np
 import pyseccomp
 import pytest
 
-from _grading import FAST_RUBRIC_FILE, feedback, full_marks_except, grade_and_validate, reference_copy
 from grader.rubric import load_rubric
 from grader.sandbox import launch
 from grader.sandbox.client import SandboxError, StudentException, WorkerClient
 from grader.sandbox.launch import level_available, scratch_parent
 from grader.submission import load_submission, prepare_scratch
+from tests.support.grading import FAST_RUBRIC_FILE, feedback, full_marks_except, grade_and_validate, reference_copy
 
 SANDBOXED = [pytest.param(level, marks=pytest.mark.skipif(not level_available(level), reason=f"{level!r} is not available"))
              for level in ("namespace", "user-namespace")]

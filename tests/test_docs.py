@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from _paths import ROOT
+from tests.support.paths import ROOT
 
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
@@ -23,7 +23,7 @@ def test_every_relative_link_resolves(document):
 
 
 def test_the_figures_in_the_docs_are_what_the_results_say():
-    completed = subprocess.run([sys.executable, "tools/make_docs.py", "--check"], cwd=ROOT, capture_output=True, text=True)
+    completed = subprocess.run([sys.executable, "-m", "tools.make_docs", "--check"], cwd=ROOT, capture_output=True, text=True)
     assert completed.returncode == 0, completed.stderr
 
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from _paths import SOLUTIONS, import_autodiff
+from tests.support.paths import SOLUTIONS, import_autodiff
 
 import_autodiff(SOLUTIONS)
 from autodiff.ops import Add  # noqa: E402

@@ -23,8 +23,6 @@ import jsonschema
 import numpy as np
 import pytest
 
-from _grading import FAST_RUBRIC, FAST_RUBRIC_FILE, all_passed, reference_copy
-from _paths import ROOT
 from grader.classroom import batch as batch_module
 from grader.classroom.diff import compare
 from grader.classroom.gradebook import summarize
@@ -34,6 +32,8 @@ from grader.cli import main
 from grader.grade import case_result
 from grader.report import SCHEMA, build_report, format_table, is_scored, to_gradescope
 from grader.submission import Submission, load_submission
+from tests.support.grading import FAST_RUBRIC, FAST_RUBRIC_FILE, all_passed, reference_copy
+from tests.support.paths import ROOT
 
 SUBMISSION = Submission(path="x", form="folder", sha256="0" * 64)
 

@@ -18,14 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from _grading import feedback, full_marks_except, grade_and_validate, group_scores, reference_copy
-from _paths import ROOT, SOLUTIONS
 from grader import GRADED
 from grader.sandbox import client as client_module
 from grader.sandbox import launch, protocol
 from grader.sandbox.client import WorkerClient, WorkerFailure
 from grader.sandbox.launch import scratch_parent
 from grader.submission import load_submission, prepare_scratch
+from tests.support.grading import feedback, full_marks_except, grade_and_validate, group_scores, reference_copy
+from tests.support.paths import ROOT, SOLUTIONS
 
 OPS_GROUPS = [name for name, module in GRADED.items() if module == "ops"]
 

@@ -3,7 +3,7 @@ started from any folder, say — can import `grader`, and it is this checkout's.
 import subprocess
 import sys
 
-from _paths import ROOT
+from tests.support.paths import ROOT
 
 
 def test_grader_imports_from_any_folder_with_the_venvs_python(tmp_path):

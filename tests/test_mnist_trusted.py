@@ -5,7 +5,7 @@ object, a forged frame: a clear failure of the check, never a crash of the grade
 The worker's side is played here by a thread speaking the protocol of worker.mnist_gradients (the
 FIFOs, the exchange file's ring),
 so that each reply can be forged; the graded runs of real submissions are the slow tests at the end
-(the MNIST attacks themselves are in _attacks.py, run by test_attacks.py)."""
+(the MNIST attacks themselves are in tests/support/attacks.py, run by test_attacks.py)."""
 import os
 import re
 import select
@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _grading import FAST_RUBRIC, grade_and_validate, graded_once, reference_copy
-from _paths import SOLUTIONS, import_autodiff
 from grader.mnist import EPOCH_HEADER, PARAMETER_NAMES, SLOT_BYTES, StepRefused, checked_step, initial_parameters, predict, train
 from grader.sandbox import protocol
+from tests.support.grading import FAST_RUBRIC, grade_and_validate, graded_once, reference_copy
+from tests.support.paths import SOLUTIONS, import_autodiff
 
 import_autodiff(SOLUTIONS)
 from autodiff.nn import MLP3  # noqa: E402
@@ -511,7 +511,7 @@ NUMERICAL_BACKWARD = """\
 def test_a_numerical_backward_fails_matmuls_checks_and_runs_out_of_mnists_budget(tmp_path):
     """Central differences are some 10⁵ roundings from SPEC's exact gradients (the checks' tolerance is
     10³: checking.ROUNDINGS); they once passed Matmul's checks and only MNIST's budget stopped them."""
-    from _attacks import MATMUL_BACKWARD
+    from tests.support.attacks import MATMUL_BACKWARD
 
     report = grade_and_validate(reference_copy(tmp_path, {"ops": [(MATMUL_BACKWARD, MATMUL_BACKWARD + NUMERICAL_BACKWARD)]}))
     (mnist,) = [test for test in report["tests"] if test["name"].startswith("MNIST")]

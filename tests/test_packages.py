@@ -14,15 +14,11 @@ import jsonschema
 import nbformat
 import pytest
 
-from _paths import ROOT, SOLUTIONS
 from grader import GRADED_MODULES
 from grader.sandbox import launch
 from grader.sandbox.launch import ISOLATION_LEVELS
-
-sys.path.insert(0, str(ROOT / "tools"))
-import make_gradescope  # noqa: E402
-import make_handout  # noqa: E402
-import make_notebook  # noqa: E402
+from tests.support.paths import ROOT, SOLUTIONS
+from tools import make_gradescope, make_handout, make_notebook
 
 pytestmark = pytest.mark.slow  # every test here grades whole submissions
 # The tests of a module-scoped fixture run in one test process, which builds it once.

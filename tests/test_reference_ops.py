@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from _paths import SOLUTIONS, import_autodiff
+from tests.support.paths import SOLUTIONS, import_autodiff
 
 import_autodiff(SOLUTIONS)
 from autodiff.activations import Log, ReLU, Softmax  # noqa: E402

@@ -5,12 +5,10 @@ import csv
 import io
 import json
 import re
-import sys
 
 import pytest
 
-from _grading import FAST_RUBRIC
-from _paths import ROOT, SOLUTIONS
+from benchmarks import similarity_speed
 from grader import GRADED_MODULES
 from grader.classroom.diff import compare, write_diff
 from grader.classroom.gradebook import row_problems, summarize
@@ -19,9 +17,8 @@ from grader.classroom.roster import Roster, discover
 from grader.classroom.similarity import compare_class, starter_code
 from grader.report import build_report, merged_feedback
 from grader.submission import Submission
-
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import similarity_speed  # noqa: E402
+from tests.support.grading import FAST_RUBRIC
+from tests.support.paths import SOLUTIONS
 
 BROADCAST = ("the gradient for {n} has shape {got}, but {n} has shape {want}: you forgot to reduce the broadcast "
              "(the forward broadcast {n}, so its gradient must be summed back to its shape with reduce_grad_to_shape); "

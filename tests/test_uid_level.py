@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from _attacks import ATTACKS, skip_reason
-from _grading import FAST_RUBRIC
-from _paths import ROOT, SOLUTIONS
 from grader import CHECKS
 from grader.classroom.batch import run_batch
 from grader.grade import UID_LEVEL_NOTE, grade
 from grader.sandbox import launch, protocol
 from grader.sandbox.launch import UID_POOL, Limits, protect_from_workers, readable_by_workers, start_worker, stop_worker
+from tests.support.attacks import ATTACKS, skip_reason
+from tests.support.grading import FAST_RUBRIC
+from tests.support.paths import ROOT, SOLUTIONS
 
 pytestmark = pytest.mark.skipif(not launch.level_available("uid"), reason="the uid level needs root and the sandbox runtime")
 

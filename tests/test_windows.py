@@ -26,10 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_faults import FAKE_WORKER, MISBEHAVIOURS
 
-from _grading import reference_copy
-from _paths import ROOT, SOLUTIONS
 from grader import GRADED_MODULES, mnist
 from grader.checks.checking import call_op
 from grader.course import expose_mnist
@@ -39,9 +36,10 @@ from grader.sandbox import launch, protocol
 from grader.sandbox.client import WorkerClient, WorkerFailure
 from grader.sandbox.launch import EXCHANGE, scratch_parent
 from grader.submission import load_submission, prepare_scratch
-
-sys.path.insert(0, str(ROOT / "tools"))
-import make_handout  # noqa: E402
+from tests.support.grading import reference_copy
+from tests.support.paths import SOLUTIONS
+from tests.test_faults import FAKE_WORKER, MISBEHAVIOURS
+from tools import make_handout
 
 # The supervisor without what Windows' Python lacks; it must then serve in-process.
 SANDBOX_AS_ON_WINDOWS = """\

@@ -3,7 +3,6 @@ hidden checks out of anything students receive."""
 import argparse
 import ast
 import stat
-import sys
 import tomllib
 import zipfile
 from pathlib import Path
@@ -11,9 +10,9 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name as canonical
 
+from grader import GRADED_MODULES  # the contract
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from grader import GRADED_MODULES  # noqa: E402  (the contract)
 
 FIXED_TIME = (2026, 1, 1, 0, 0, 0)  # the same inputs give the same zip, byte for byte
 SKIPPED = {"__pycache__", ".pytest_cache"}

@@ -1,7 +1,7 @@
 """Open feedback pages in headless Chromium: a screenshot of each, and a check that the browser
 logged nothing to the console (no error, no warning, no failed load).
 
-    python tools/screenshot_pages.py PAGE.html [PAGE.html ...] --out DIR
+    python -m tools.screenshot_pages PAGE.html [PAGE.html ...] --out DIR
 
 Needs Debian's chromium (apt-get install chromium). Exit status 1 if a page logged to the console.
 """

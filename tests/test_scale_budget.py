@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _grading import reference_copy
 from grader.checks import test_scale as scale
 from grader.checks.checking import CheckFailed
 from grader.checks.opspec import SPECS, scale_cases
@@ -15,6 +14,7 @@ from grader.sandbox import launch
 from grader.sandbox.client import WorkerClient
 from grader.sandbox.launch import level_available, scratch_parent
 from grader.submission import load_submission, prepare_scratch
+from tests.support.grading import reference_copy
 
 
 def drawn(op, seed=0):
@@ -268,7 +268,7 @@ def test_the_graded_run_trains_mnist_first_and_the_scale_checks_ids_are_those_co
     import subprocess
     import sys
 
-    from _paths import ROOT
+    from tests.support.paths import ROOT
 
     listed = subprocess.run([sys.executable, "-m", "pytest", "-c", str(ROOT / "grader/checks/grading.ini"), "--rootdir",
                              str(ROOT), "-p", "grader.checks.plugin", "-q", "--collect-only", str(ROOT / "grader/checks")],
