@@ -111,8 +111,8 @@ def main():
     parser.add_argument("--isolation", help="passed to `grader batch --isolation` (default: the grader's own)")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="batch-speed-") as temporary:
-        temporary = Path(temporary)
+    with tempfile.TemporaryDirectory(prefix="batch-speed-") as name:
+        temporary = Path(name)
         scratch = temporary / "tmp"
         scratch.mkdir()
         kinds = build_class(temporary / "class")

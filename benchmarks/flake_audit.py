@@ -96,8 +96,8 @@ def main():
     started = time.perf_counter()
     result = {"command": "make flake-audit", "salts": [f"audit-{n}" for n in range(arguments.salts)], "complete": False,
               "submissions": {}, "same_modules_as": {}, "case_runs": 0, "flips": []}
-    with tempfile.TemporaryDirectory(prefix="flake-audit-", dir=scratch_parent()) as work:
-        work = Path(work)
+    with tempfile.TemporaryDirectory(prefix="flake-audit-", dir=scratch_parent()) as work_name:
+        work = Path(work_name)
         rubrics = [salted_rubric(work, number) for number in range(arguments.salts)]
         seen, reference = {}, None  # the files the worker imports → the first submission that laid them out so
         for name, path in correct_submissions(work / "submissions").items():

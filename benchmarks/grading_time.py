@@ -66,7 +66,7 @@ def main():
     medians = {label: statistics.median(r["seconds"] for r in runs if r["revision"] == label) for label in revisions}
     part_medians = {label: {part: round(statistics.median(r["parts"][part] for r in runs if r["revision"] == label), 2)
                             for part in runs[0]["parts"]} for label in revisions}
-    per_round = [round(after["seconds"] / before["seconds"], 3) for before, after in zip(runs[::2], runs[1::2])]
+    per_round = [round(after["seconds"] / before["seconds"], 3) for before, after in zip(runs[::2], runs[1::2], strict=True)]
     result = {"command": "python -m grader grade solutions", "revisions": revisions, "runs": runs,
               "median_seconds": medians, "ratio": round(medians["after"] / medians["before"], 3),
               "ratio_per_round": per_round, "median_ratio_of_rounds": statistics.median(per_round),

@@ -39,7 +39,7 @@ def run_check(tree, isolation, results):
     environment = {**{k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}, "PYTHONPATH": str(tree),
                    **CHECKS_ENVIRONMENT}
     started = time.perf_counter()
-    subprocess.run(command, cwd=tree, env=environment, capture_output=True, text=True)
+    subprocess.run(command, cwd=tree, env=environment, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started
     (test,) = json.loads(Path(results).read_text())["tests"]
     check_seconds = sum(test[phase]["duration"] for phase in ("setup", "call", "teardown"))
@@ -71,7 +71,7 @@ def main():
                       f"{runs[name][-1]['load_average']}), accuracy {mnist['accuracy']}%, curve {mnist.get('accuracy_per_epoch')}",
                       flush=True)
     median = {name: float(np.median([run["check_seconds"] for run in found])) for name, found in runs.items()}
-    pairs = [after["check_seconds"] / before["check_seconds"] for before, after in zip(runs["before"], runs["after"])]
+    pairs = [after["check_seconds"] / before["check_seconds"] for before, after in zip(runs["before"], runs["after"], strict=True)]
     summary = {"before": args.before, "isolation": isolation, "rounds": args.rounds, "cpus": os.cpu_count(), "runs": runs,
                "median_check_seconds": median, "ratio_of_medians": round(median["after"] / median["before"], 3),
                "ratio_per_round": [round(ratio, 3) for ratio in pairs],

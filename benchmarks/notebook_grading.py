@@ -56,8 +56,8 @@ def main():
     args = parser.parse_args()
     revisions = {"before": git("rev-parse", "--short", args.before), "after": git("rev-parse", "--short", "HEAD")}
     runs = []
-    with tempfile.TemporaryDirectory(prefix="notebook-grading-") as folder:
-        folder = Path(folder)
+    with tempfile.TemporaryDirectory(prefix="notebook-grading-") as folder_name:
+        folder = Path(folder_name)
         submissions = notebooks(folder)
         old = folder / "before"
         git("worktree", "add", "--detach", str(old), args.before)

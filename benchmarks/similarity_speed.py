@@ -102,7 +102,7 @@ def build_class(folder, size, seed):
     originals = [f"honest_{n:03d}" for n in rng.sample(range(honest_count), 3)]  # three families: copies of copies are not counted
     for original, (kind, change) in zip(originals, (("renamed", lambda m: {k: renamed(v) for k, v in m.items()}),
                                                     ("reordered", lambda m: {k: reordered(v, rng) for k, v in m.items()}),
-                                                    ("recommented", lambda m: {k: recommented(v) for k, v in m.items()}))):
+                                                    ("recommented", lambda m: {k: recommented(v) for k, v in m.items()})), strict=True):
         students[f"copy_{kind}_of_{original}"] = change(students[original])
         planted.append(sorted([original, f"copy_{kind}_of_{original}"]))
     for student, module in (("starter_only_1", "ops"), ("starter_only_2", "activations")):
@@ -128,8 +128,8 @@ def measure(size, seed):
         seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     ranked = results
     is_planted = [[a, b] in planted for a, b, _ in ranked]
-    lowest_planted = min(score for (_, _, score), yes in zip(ranked, is_planted) if yes)
-    highest_honest = max(score for (_, _, score), yes in zip(ranked, is_planted) if not yes)
+    lowest_planted = min(score for (_, _, score), yes in zip(ranked, is_planted, strict=True) if yes)
+    highest_honest = max(score for (_, _, score), yes in zip(ranked, is_planted, strict=True) if not yes)
     starter_pair = next(score for a, b, score in ranked if (a, b) == ("starter_only_1", "starter_only_2"))
     return {"submissions": size, "pairs": len(ranked), "seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1),
             "load_average_at_start": round(load, 2),
@@ -137,7 +137,7 @@ def measure(size, seed):
             "lowest_planted_score": lowest_planted, "highest_honest_score": highest_honest,
             "starter_only_pair_score": starter_pair,
             "every_planted_pair_above_every_honest_pair": lowest_planted > highest_honest,
-            "top_honest_pairs": [{"a": a, "b": b, "score": s} for (a, b, s), yes in zip(ranked, is_planted) if not yes][:5]}
+            "top_honest_pairs": [{"a": a, "b": b, "score": s} for (a, b, s), yes in zip(ranked, is_planted, strict=True) if not yes][:5]}
 
 
 def main():

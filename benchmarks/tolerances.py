@@ -73,11 +73,11 @@ def measure(spec, functions, context, drawn):
         sizes = spec.magnitudes(draw.upstream, exact, draw.options)
         errors = [roundings(output, spec.forward(*exact, **draw.options), sizes[0], draw.inputs)]
         for grad, expected, size, want, has in zip(grads, spec.backward(draw.upstream, *exact, **draw.options), sizes[1], wanted,
-                                                   spec.gradient_inputs()):
+                                                   spec.gradient_inputs(), strict=False):
             if want and has and expected is not None:
                 errors.append(roundings(grad, expected, size, draw.inputs))
         dtype = "float32" if any(x.dtype == np.float32 for x in draw.inputs) else "float64"
-        worst[dtype] = max(worst[dtype], max(errors)) if not np.isnan(max(errors)) else float("inf")
+        worst[dtype] = max(worst[dtype], *errors) if not np.isnan(max(errors)) else float("inf")
     return worst
 
 
@@ -93,7 +93,7 @@ def central_difference_roundings(spec, drawn, h=1e-6):
             continue  # a kink or a clip: a central difference is not even close there
         expected = spec.backward(draw.upstream, *exact, **draw.options)
         sizes = spec.magnitudes(draw.upstream, exact, draw.options)[1]
-        for index, (grad, size) in enumerate(zip(expected, sizes)):
+        for index, (grad, size) in enumerate(zip(expected, sizes, strict=False)):
             if grad is None or exact[index].dtype.kind != "f":
                 continue
             numerical = np.zeros_like(grad)

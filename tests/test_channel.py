@@ -58,12 +58,12 @@ PROBE = f"""\
 @pytest.mark.parametrize("level", SANDBOXED)
 def test_the_calls_a_worker_never_needs_fail_with_eperm(tmp_path, level):
     submission = reference_copy(tmp_path / "submission", {"ops": [(MUL_RETURN, PROBE)]})
-    with tempfile.TemporaryDirectory(prefix="autodiff-channel-", dir=scratch_parent()) as folder:
-        with WorkerClient(prepare_scratch(load_submission(submission), folder), isolation=level) as client:
-            client.ensure_imported("ops", group="Mul")
-            with pytest.raises(StudentException) as raised:
-                client.request("call", 10, group="Mul", name="Mul", inputs=[np.ones(2), np.ones(2)], options={},
-                               grad_output=None, needs_input_grad=[True, True])
+    with (tempfile.TemporaryDirectory(prefix="autodiff-channel-", dir=scratch_parent()) as folder,
+          WorkerClient(prepare_scratch(load_submission(submission), folder), isolation=level) as client):
+        client.ensure_imported("ops", group="Mul")
+        with pytest.raises(StudentException) as raised:
+            client.request("call", 10, group="Mul", name="Mul", inputs=[np.ones(2), np.ones(2)], options={},
+                           grad_output=None, needs_input_grad=[True, True])
     errors = json.loads(raised.value.details["message"])
     assert errors.pop("getpid") == 0
     assert errors == {name: errno.EPERM for name in errors}
@@ -73,11 +73,11 @@ def test_the_calls_a_worker_never_needs_fail_with_eperm(tmp_path, level):
 def test_a_sandbox_that_cannot_start_is_the_graders_error_with_bubblewraps_words(tmp_path, monkeypatch):
     """Not 'importing ops.py stopped the worker': the student did nothing wrong."""
     monkeypatch.setattr(launch, "SANDBOX_PYTHON", Path("/nonexistent/bin/python"))
-    with tempfile.TemporaryDirectory(prefix="autodiff-channel-", dir=scratch_parent()) as folder:
-        with WorkerClient(prepare_scratch(load_submission(reference_copy(tmp_path / "s")), folder), isolation="namespace") as client:
-            with pytest.raises(SandboxError, match="the sandbox could not start a worker .*bwrap: .*/nonexistent"):
-                client.ensure_imported("ops", group="Mul")
-            assert "ops" not in client.fatal_imports
+    with (tempfile.TemporaryDirectory(prefix="autodiff-channel-", dir=scratch_parent()) as folder,
+          WorkerClient(prepare_scratch(load_submission(reference_copy(tmp_path / "s")), folder), isolation="namespace") as client):
+        with pytest.raises(SandboxError, match="the sandbox could not start a worker .*bwrap: .*/nonexistent"):
+            client.ensure_imported("ops", group="Mul")
+        assert "ops" not in client.fatal_imports
 
 
 # -- time budgets ---------------------------------------------------------------------------------

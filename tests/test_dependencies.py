@@ -110,10 +110,10 @@ def lock():
     """{distribution: version} pinned by requirements.txt."""
     pins = {}
     for line in (ROOT / "requirements.txt").read_text().splitlines():
-        line = line.partition("#")[0].strip()
-        if line:
-            match = re.fullmatch(r"([A-Za-z0-9._-]+)==(\S+)", line)
-            assert match, f"requirements.txt: {line!r} is not pinned as name==version"
+        pin = line.partition("#")[0].strip()
+        if pin:
+            match = re.fullmatch(r"([A-Za-z0-9._-]+)==(\S+)", pin)
+            assert match, f"requirements.txt: {pin!r} is not pinned as name==version"
             pins[canonicalize_name(match[1])] = match[2]
     return pins
 

@@ -102,7 +102,7 @@ def test_the_notebook_runs_top_to_bottom_in_a_fresh_kernel_installing_first(tmp_
         folder = tmp_path  # Colab's /content: the zip, and the notebook opened from elsewhere
     environment = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     completed = subprocess.run([sys.executable, "-c", RUN_TOP_TO_BOTTOM, str(NOTEBOOK)], cwd=folder, env=environment,
-                               capture_output=True, text=True, timeout=600)
+                               capture_output=True, text=True, timeout=600, check=False)
     ran = json.loads(completed.stdout.strip().splitlines()[-1])
     assert ran["errors"] == [], completed.stdout + completed.stderr
     assert ran["installs"] == [{"line": "install --quiet -r requirements.txt", "numpy imported": False}]

@@ -52,7 +52,7 @@ def read_as(uid, path):
         os.setgid(uid)
         os.setuid(uid)
     completed = subprocess.run([str(launch.SANDBOX_PYTHON), "-I", "-c", f"print(open({str(path)!r}).read())"], capture_output=True,
-                               text=True, preexec_fn=drop, timeout=30)
+                               text=True, preexec_fn=drop, timeout=30, check=False)
     return completed.stdout if completed.returncode == 0 else completed.stderr
 
 
@@ -157,7 +157,7 @@ def readable_as(uid):
         os.setgid(uid)
         os.setuid(uid)
     completed = subprocess.run([str(launch.SANDBOX_PYTHON), "-I", "-c", WALK_SCRIPT, "/proc:/sys:/dev", ":".join(SYSTEM)],
-                               capture_output=True, text=True, preexec_fn=drop, timeout=600, cwd="/")
+                               capture_output=True, text=True, preexec_fn=drop, timeout=600, cwd="/", check=False)
     return json.loads(completed.stdout)
 
 

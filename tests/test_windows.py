@@ -374,7 +374,7 @@ def test_a_students_check_of_the_reference_gives_full_visible_marks_as_on_window
     environment = {**{k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "PYTEST"))},
                    "PYTEST_ADDOPTS": "-p as_on_windows", "WINDOWS_PATHS_TAKEN": str(record)}
     completed = subprocess.run([sys.executable, "-m", "grader", "check"], cwd=folder, env=environment,
-                               capture_output=True, text=True, timeout=900)
+                               capture_output=True, text=True, timeout=900, check=False)
     assert completed.returncode == 0, completed.stdout + completed.stderr
     taken = json.loads(record.read_text())
     assert taken["pipe threads"] >= 1 and taken["connections"] == 1  # a supervisor, and MNIST's training

@@ -359,7 +359,7 @@ def test_label_table():
     from grader.course import load_mnist
     data = load_mnist()
     images = data.test_images.reshape(len(data.test_images), -1).astype(np.float32) / 255
-    return ",".join(f"{hashlib.sha1(row.tobytes()).hexdigest()[:12]}:{label}" for row, label in zip(images, data.test_labels))
+    return ",".join(f"{hashlib.sha1(row.tobytes()).hexdigest()[:12]}:{label}" for row, label in zip(images, data.test_labels, strict=True))
 
 
 # MNIST's gradients come through the sandbox's exchange file (launch.EXCHANGE), the one file of the
