@@ -62,6 +62,7 @@ test-fast: $(READY) $(SANDBOX)
 
 lint: $(READY)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 # One target per verb of the grader; each exits as the grader does (non-zero when a grading failed).
 grade: $(READY) $(SANDBOX)
@@ -94,79 +95,81 @@ experiment: $(READY)
 	cd solutions && ../$(PYTHON) -m autodiff.train --preset $(PRESET) --out ../results
 
 bench: $(READY)
-	$(PYTHON) benchmarks/epoch_speed.py --out results/bench.json
-	$(PYTHON) tools/make_docs.py
+	$(PYTHON) -m benchmarks.epoch_speed --out results/bench.json
+	$(PYTHON) -m tools.make_docs
 
 bench-batch: $(READY) $(SANDBOX)
-	$(PYTHON) benchmarks/batch_speed.py --out results/batch_speed.json
-	$(PYTHON) tools/make_docs.py
+	$(PYTHON) -m benchmarks.batch_speed --out results/batch_speed.json
+	$(PYTHON) -m tools.make_docs
 
-# The whole grading of the reference at revision BEFORE and at this one, alternately.
-BEFORE ?= 8fabac7
+# The whole grading of the reference at revision BEFORE (a commit, a branch) and at this one, alternately.
+# Which revision to compare with is the question the run answers: it has no default.
 bench-grading: $(READY) $(SANDBOX)
-	$(PYTHON) benchmarks/grading_time.py --before $(BEFORE) --out results/grading_time.json
+	$(if $(BEFORE),,$(error usage: make bench-grading BEFORE=git-revision (the grader to compare this one with)))
+	$(PYTHON) -m benchmarks.grading_time --before $(BEFORE) --out results/grading_time.json
 
-# Notebooks graded at BEFORE_NOTEBOOKS (the last grader that read notebooks statically) and now, alternately.
-BEFORE_NOTEBOOKS ?= 933aa07
+# Notebooks graded at BEFORE (say, the last grader that read notebooks statically) and now, alternately.
 bench-notebook: $(READY) $(SANDBOX)
-	$(PYTHON) benchmarks/notebook_grading.py --before $(BEFORE_NOTEBOOKS) --out results/notebook_grading.json
+	$(if $(BEFORE),,$(error usage: make bench-notebook BEFORE=git-revision (the grader to compare this one with)))
+	$(PYTHON) -m benchmarks.notebook_grading --before $(BEFORE) --out results/notebook_grading.json
 
 bench-scale: $(READY) $(SANDBOX)
-	$(PYTHON) benchmarks/scale.py --busy 0 --out results/scale_quiet.json
-	$(PYTHON) benchmarks/scale.py --busy 2 --out results/scale.json
+	$(PYTHON) -m benchmarks.scale --busy 0 --out results/scale_quiet.json
+	$(PYTHON) -m benchmarks.scale --busy 2 --out results/scale.json
 
 attacks: $(READY) $(SANDBOX)
-	$(PYTHON) benchmarks/attacks.py --out results/attacks.json
-	$(PYTHON) tools/make_docs.py
+	$(PYTHON) -m benchmarks.attacks --out results/attacks.json
+	$(PYTHON) -m tools.make_docs
 
 bench-similarity: $(READY)
-	$(PYTHON) benchmarks/similarity_speed.py --out results/similarity.json
+	$(PYTHON) -m benchmarks.similarity_speed --out results/similarity.json
 
 # The reference and every correct fixture of the tests under 20 salts of the inputs: no check may flip.
 flake-audit: $(READY) $(SANDBOX)
-	$(PYTHON) benchmarks/flake_audit.py --out results/flake_audit.json
+	$(PYTHON) -m benchmarks.flake_audit --out results/flake_audit.json
 
 # How far correct code and central differences land from the exact oracle: the tolerance's footing.
 tolerances: $(READY)
-	$(PYTHON) benchmarks/tolerances.py --out results/tolerances.json
+	$(PYTHON) -m benchmarks.tolerances --out results/tolerances.json
 
 # First-order mutants of the reference's graded bodies, each graded (MNIST aside): the survivors are what the checks
 # miss, each with the smallest input that tells it from the reference. Our own mutants: graded at the process level.
 mutation-audit: $(READY)
-	$(PYTHON) benchmarks/mutation_audit.py --out results/mutation.json
+	$(PYTHON) -m benchmarks.mutation_audit --out results/mutation.json
 
 mnist-seeds: $(READY) $(SANDBOX)
-	$(PYTHON) benchmarks/mnist_seeds.py --out results/mnist_seeds.json
-	$(PYTHON) tools/make_docs.py
+	$(PYTHON) -m benchmarks.mnist_seeds --out results/mnist_seeds.json
+	$(PYTHON) -m tools.make_docs
 
 # The MNIST check's wall time and accuracy, this tree against BEFORE (a git revision), alternately.
 mnist-cost: $(READY) $(SANDBOX)
-	$(PYTHON) benchmarks/mnist_cost.py $(if $(BEFORE),--before $(BEFORE)) --out results/mnist_cost.json
+	$(if $(BEFORE),,$(error usage: make mnist-cost BEFORE=git-revision (the grader to compare this one with)))
+	$(PYTHON) -m benchmarks.mnist_cost --before $(BEFORE) --out results/mnist_cost.json
 
 # The figures in docs/ come from results/*.json: rewrite them after any benchmark.
 docs: $(READY)
-	$(PYTHON) tools/make_docs.py
+	$(PYTHON) -m tools.make_docs
 
 starter: $(READY)
-	$(PYTHON) tools/make_starter.py
+	$(PYTHON) -m tools.make_starter
 
 # handout/autodiff.ipynb: the assignment as a notebook, generated from the solutions like the starter.
 notebook: $(READY)
-	$(PYTHON) tools/make_notebook.py
+	$(PYTHON) -m tools.make_notebook
 
 handout: $(READY)
-	$(PYTHON) tools/make_handout.py --out dist/autodiff-handout.zip
+	$(PYTHON) -m tools.make_handout --out dist/autodiff-handout.zip
 
 gradescope: $(READY)
-	$(PYTHON) tools/make_gradescope.py --out dist/gradescope-autograder.zip
+	$(PYTHON) -m tools.make_gradescope --out dist/gradescope-autograder.zip
 
 # Needs Debian's chromium. The PNGs land in results/screenshots/.
 screenshots: $(READY) $(SANDBOX)
 	rm -rf build/demo
-	$(PYTHON) tools/demo_class.py build/demo/submissions --small
+	$(PYTHON) -m tools.demo_class build/demo/submissions --small
 	$(GRADER) batch build/demo/submissions --out build/demo/out --html
-	$(PYTHON) tools/screenshot_pages.py build/demo/out/html/buggy_mul_unreduced_broadcast.html \
+	$(PYTHON) -m tools.screenshot_pages build/demo/out/html/buggy_mul_unreduced_broadcast.html \
 		build/demo/out/html/index.html --out results/screenshots
 
 clean:
-	rm -rf $(VENV) .pytest_cache build dist
+	rm -rf $(VENV) .pytest_cache .mypy_cache build dist

@@ -1,7 +1,7 @@
-"""The attack suite, measured: every attack of tests/_attacks.py at every isolation level, and what
+"""The attack suite, measured: every attack of tests/support/attacks.py at every isolation level, and what
 isolation costs.
 
-    make attacks    # = .venv/bin/python benchmarks/attacks.py --out results/attacks.json
+    make attacks    # = .venv/bin/python -m benchmarks.attacks --out results/attacks.json
 
 Each attack at each level is `held` (it earned nothing the honest submission with the same bug
 does not, leaked nothing, left nothing running, and every other group was graded), `FAILED` (with
@@ -16,18 +16,16 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
+from grader import DEFAULT_RUBRIC
+from grader.grade import grade
+from grader.rubric import load_rubric
+from grader.sandbox.launch import ISOLATION_LEVELS, level_available
+from tests.support.attacks import ATTACKS, run_attack, skip_reason
 
-from _attacks import ATTACKS, run_attack, skip_reason  # noqa: E402
-from grader import DEFAULT_RUBRIC  # noqa: E402
-from grader.grade import grade  # noqa: E402
-from grader.rubric import load_rubric  # noqa: E402
-from grader.sandbox.launch import ISOLATION_LEVELS, level_available  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 COST_GOAL = 1.15
 

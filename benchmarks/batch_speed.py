@@ -1,6 +1,6 @@
 """How fast a class is graded, and whether a batch killed midway resumes to the same gradebook.
 
-    make bench-batch    # = .venv/bin/python benchmarks/batch_speed.py --out results/batch_speed.json
+    make bench-batch    # = .venv/bin/python -m benchmarks.batch_speed --out results/batch_speed.json
 
 Builds a class of 24 submissions in a temporary folder: the reference (as folders and zips), the
 reference with one typical bug planted (a text edit, as the grader's tests plant them), and broken
@@ -27,8 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
-from demo_class import build_class  # noqa: E402
+from tools.demo_class import build_class
 
 ROOT = Path(__file__).resolve().parent.parent
 RUBRIC = ROOT / "grader" / "rubric.toml"
@@ -112,8 +111,8 @@ def main():
     parser.add_argument("--isolation", help="passed to `grader batch --isolation` (default: the grader's own)")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="batch-speed-") as temporary:
-        temporary = Path(temporary)
+    with tempfile.TemporaryDirectory(prefix="batch-speed-") as name:
+        temporary = Path(name)
         scratch = temporary / "tmp"
         scratch.mkdir()
         kinds = build_class(temporary / "class")

@@ -1,6 +1,6 @@
 """How much the reference autograd engine costs: one MNIST training epoch, autograd vs hand-written numpy.
 
-    make bench      # = .venv/bin/python benchmarks/epoch_speed.py --out results/bench.json
+    make bench      # = .venv/bin/python -m benchmarks.epoch_speed --out results/bench.json
 
 Times one epoch of MLP3 784-256-128-10 (float32, He init, batch 64, plain SGD lr 0.1, the MNIST
 train set) three ways, from the same initial weights and the same batch order:
@@ -70,7 +70,7 @@ def numpy_epoch(images, labels):
         dz1 = dh1 * (z1 > 0)
         for param, grad in ((w3, h2.T @ dz3), (b3, dz3.sum(axis=0)), (w2, h1.T @ dz2),
                             (b2, dz2.sum(axis=0)), (w1, x.T @ dz1), (b1, dz1.sum(axis=0))):
-            param -= np.float32(LR) * grad
+            param -= np.float32(LR) * grad  # noqa: PLW2901  (in place)
     return [w1, w2, w3]
 
 
@@ -90,7 +90,7 @@ def torch_epoch(images, labels):
         loss.backward()
         with torch.no_grad():
             for param in params:
-                param -= LR * param.grad
+                param -= LR * param.grad  # noqa: PLW2901  (in place)
     return [params[i].detach().numpy() for i in (0, 2, 4)]
 
 
@@ -124,7 +124,7 @@ def main():
 
     final = {name: side(images, labels) for name, side in sides.items()}  # warm-up, and a sanity check
     for name, weights in list(final.items())[1:]:
-        gap = max(float(np.max(np.abs(w - r))) for w, r in zip(weights, final["autograd"]))
+        gap = max(float(np.max(np.abs(w - r))) for w, r in zip(weights, final["autograd"], strict=True))
         print(f"{name:>18}: largest difference from autograd's weights after the epoch {gap:.1e}")
 
     times = {name: [] for name in sides}

@@ -1,7 +1,7 @@
 """The flake audit: the reference and every correct fixture of the tests, graded under many salts
 of the inputs; no check may ever flip.
 
-    make flake-audit    # = .venv/bin/python benchmarks/flake_audit.py --out results/flake_audit.json
+    make flake-audit    # = .venv/bin/python -m benchmarks.flake_audit --out results/flake_audit.json
 
 Each salt is a copy of the course's rubric with `[inputs] salt = "audit-N"`, so every check draws
 other inputs of the same shapes, as the official grading's secret salt does. The MNIST check is
@@ -18,19 +18,17 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from grader import DEFAULT_RUBRIC, GRADED
+from grader.grade import run_checks
+from grader.rubric import load_rubric
+from grader.sandbox.launch import scratch_parent
+from grader.submission import load_submission, prepare_scratch
+from tests.support.corpus import CORRECT
+from tests.support.grading import reference_copy
+from tests.test_grader_bugs import UNUSUAL_BUT_CORRECT
+from tests.test_grader_forms import CORRECT_FORMS
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
-
-from _corpus import CORRECT  # noqa: E402
-from test_grader_bugs import UNUSUAL_BUT_CORRECT  # noqa: E402
-from test_grader_forms import CORRECT_FORMS  # noqa: E402
-
-from _grading import reference_copy  # noqa: E402
-from grader import DEFAULT_RUBRIC, GRADED  # noqa: E402
-from grader.grade import run_checks  # noqa: E402
-from grader.rubric import load_rubric  # noqa: E402
-from grader.sandbox.launch import scratch_parent  # noqa: E402
-from grader.submission import load_submission, prepare_scratch  # noqa: E402
 
 
 def correct_submissions(folder):
@@ -98,8 +96,8 @@ def main():
     started = time.perf_counter()
     result = {"command": "make flake-audit", "salts": [f"audit-{n}" for n in range(arguments.salts)], "complete": False,
               "submissions": {}, "same_modules_as": {}, "case_runs": 0, "flips": []}
-    with tempfile.TemporaryDirectory(prefix="flake-audit-", dir=scratch_parent()) as work:
-        work = Path(work)
+    with tempfile.TemporaryDirectory(prefix="flake-audit-", dir=scratch_parent()) as work_name:
+        work = Path(work_name)
         rubrics = [salted_rubric(work, number) for number in range(arguments.salts)]
         seen, reference = {}, None  # the files the worker imports → the first submission that laid them out so
         for name, path in correct_submissions(work / "submissions").items():

@@ -1,6 +1,7 @@
 """Wall time of `python -m grader grade solutions` at two revisions of the grader, run alternately.
 
-    python benchmarks/grading_time.py --before 8fabac7 [--rounds 9] [--out results/grading_time.json]
+    make bench-grading BEFORE=REV
+    python -m benchmarks.grading_time --before REV [--rounds 9] [--out results/grading_time.json]
 
 The `before` revision is checked out in a temporary git worktree; the working tree is `after`.
 Runs alternate (before, after, before, after, ...) so that a machine whose load drifts during
@@ -65,7 +66,7 @@ def main():
     medians = {label: statistics.median(r["seconds"] for r in runs if r["revision"] == label) for label in revisions}
     part_medians = {label: {part: round(statistics.median(r["parts"][part] for r in runs if r["revision"] == label), 2)
                             for part in runs[0]["parts"]} for label in revisions}
-    per_round = [round(after["seconds"] / before["seconds"], 3) for before, after in zip(runs[::2], runs[1::2])]
+    per_round = [round(after["seconds"] / before["seconds"], 3) for before, after in zip(runs[::2], runs[1::2], strict=True)]
     result = {"command": "python -m grader grade solutions", "revisions": revisions, "runs": runs,
               "median_seconds": medians, "ratio": round(medians["after"] / medians["before"], 3),
               "ratio_per_round": per_round, "median_ratio_of_rounds": statistics.median(per_round),

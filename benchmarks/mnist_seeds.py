@@ -7,22 +7,19 @@ time per run.
 """
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from grader import DEFAULT_RUBRIC, ROOT  # noqa: E402
-from grader.course import expose_mnist  # noqa: E402
-from grader.mnist.loop import train  # noqa: E402
-from grader.rubric import load_rubric  # noqa: E402
-from grader.sandbox.client import WorkerClient  # noqa: E402
-from grader.sandbox.launch import scratch_parent, strongest_level  # noqa: E402
-from grader.submission import load_submission, prepare_scratch  # noqa: E402
+from grader import DEFAULT_RUBRIC, ROOT
+from grader.course import expose_mnist
+from grader.mnist.loop import train
+from grader.rubric import load_rubric
+from grader.sandbox.client import WorkerClient
+from grader.sandbox.launch import scratch_parent, strongest_level
+from grader.submission import load_submission, prepare_scratch
 
 
 def main():

@@ -1,6 +1,6 @@
 """The mutation audit: how strong the grader's checks are, measured on first-order mutants of the reference.
 
-    make mutation-audit    # = .venv/bin/python benchmarks/mutation_audit.py --out results/mutation.json
+    make mutation-audit    # = .venv/bin/python -m benchmarks.mutation_audit --out results/mutation.json
 
 1. Each graded body of solutions/autodiff (between `# BEGIN SOLUTION` and `# END SOLUTION`) is mutated at one
    site at a time by a small AST mutator; the mutated function is unparsed and spliced back by line numbers,
@@ -36,13 +36,12 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # this checkout's grader, whatever the venv's editable install points at
+from grader import DEFAULT_RUBRIC, GRADED
+from grader.grade import run_checks
+from grader.rubric import load_rubric
+from grader.submission import load_submission, prepare_scratch
 
-from grader import DEFAULT_RUBRIC, GRADED  # noqa: E402
-from grader.grade import run_checks  # noqa: E402
-from grader.rubric import load_rubric  # noqa: E402
-from grader.submission import load_submission, prepare_scratch  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 SOLUTIONS = ROOT / "solutions" / "autodiff"
 WORK = ROOT / "build" / "mutation-audit"  # mutants, scratch folders, the rubric: never /tmp
@@ -235,7 +234,7 @@ def tile(values, shape, offset=0):
 
 
 ELEMENT_SHAPES = [(), (1,), (4,), (1, 1), (3, 1), (1, 4), (3, 4), (1, 3, 1), (2, 1, 4), (2, 3, 4)]
-PAIRS = [(a, b) for a in ELEMENT_SHAPES for b in ELEMENT_SHAPES if all(x == y or 1 in (x, y) for x, y in zip(a[::-1], b[::-1]))]
+PAIRS = [(a, b) for a in ELEMENT_SHAPES for b in ELEMENT_SHAPES if all(x == y or 1 in (x, y) for x, y in zip(a[::-1], b[::-1], strict=False))]
 MATMUL = [((m, k), (k, n)) for m, k, n in [(1, 1, 1), (1, 3, 2), (2, 3, 1), (3, 2, 4), (2, 2, 2)]] + [
     (a + (m, k), b + (k, n)) for m, k, n in [(1, 2, 1), (2, 3, 4)]
     for a, b in [((2,), (2,)), ((2,), ()), ((), (2,)), ((2, 1), (3,)), ((1,), (2,)), ((2,), (1,))]]
@@ -351,11 +350,11 @@ def observe(package, case):
     try:
         if case.op.startswith("l2_"):
             weights = [package.tensor.Tensor(w.copy()) for w in case.inputs]
-            for w, g in zip(weights, case.grads):
+            for w, g in zip(weights, case.grads, strict=False):
                 w.grad = None if g is None else g.copy()
             held = [w.grad for w in weights]  # the caller's arrays: l2_grad adds to them in place
             seen["returned"] = getattr(package.module, case.op)(weights, case.options["lam"])
-            for i, (w, g) in enumerate(zip(weights, held)):
+            for i, (w, g) in enumerate(zip(weights, held, strict=False)):
                 seen.update({f"W{i}.grad": w.grad, f"W{i}.data after": w.data} | ({} if g is None else {f"W{i}'s grad array before, after": g}))
             return seen
         function, calls = getattr(package.module, case.op), []
@@ -370,8 +369,8 @@ def observe(package, case):
             grads = tuple(grads) if isinstance(grads, (tuple, list)) else (grads,)
             suffix = " (second call)" if call else ""
             seen.update({f"forward{suffix}": output, f"number of gradients{suffix}": len(grads)})
-            seen.update({f"grad {name}{suffix}": grad for name, grad in zip(NAMES[case.op].split(), grads)})
-            seen.update({f"{name} after{suffix}": x for name, x in zip(NAMES[case.op].split(), inputs)})
+            seen.update({f"grad {name}{suffix}": grad for name, grad in zip(NAMES[case.op].split(), grads, strict=False)})
+            seen.update({f"{name} after{suffix}": x for name, x in zip(NAMES[case.op].split(), inputs, strict=False)})
             seen[f"grad_output after{suffix}"] = upstream
     except Exception as error:  # any raise is an answer of the mutant's
         seen["raises"] = f"{type(error).__name__}: {error}"[:200]
@@ -460,7 +459,7 @@ def undefined_where(a, b):
 def describe(case, found):
     """The exposing input in words (its arrays too, when small)."""
     shapes = ", ".join(f"{name} {x.shape if x.ndim else '0-d'} {x.dtype}" for name, x in zip(
-        NAMES.get(case.op, " ".join(f"W{i}" for i in range(len(case.inputs)))).split(), case.inputs))
+        NAMES.get(case.op, " ".join(f"W{i}" for i in range(len(case.inputs)))).split(), case.inputs, strict=False))
     words = {"op": case.op, "inputs": shapes or "no weights", "values": case.values,
              "options": ", ".join(f"{k}={v!r}" for k, v in case.options.items()) or "defaults",
              "needs_input_grad": "—" if case.op.startswith("l2_") else str(case.needs) if case.needs else "Context() made by hand (every input)",
@@ -583,8 +582,9 @@ def main():
                 "graded": sum(m.id in graded for m in chosen), **{v: sum(verdicts[m.id] == v for m in chosen) for v in ("killed", "survived")},
                 "error": sum(verdicts[m.id] == "error" for m in chosen),
                 "collateral": sum(bool(graded.get(m.id, {}).get("collateral")) for m in chosen)}
-    revision = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "solutions", "grader"], cwd=ROOT, capture_output=True, text=True).stdout
+    revision = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "solutions", "grader"], cwd=ROOT, capture_output=True, text=True,
+                           check=False).stdout
     result = {
         "command": "make mutation-audit", "revision": revision, "uncommitted changes to solutions/ or grader/": bool(dirty.strip()),
         "options": {"ops": groups, "limit": arguments.limit, "jobs": arguments.jobs},

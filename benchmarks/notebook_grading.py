@@ -1,6 +1,7 @@
 """Wall time of grading notebooks at two revisions of the grader, run alternately.
 
-    python benchmarks/notebook_grading.py --before 933aa07 [--rounds 3] [--out results/notebook_grading.json]
+    make bench-notebook BEFORE=REV
+    python -m benchmarks.notebook_grading --before REV [--rounds 3] [--out results/notebook_grading.json]
 
 The notebooks: the handout's, filled with the reference's bodies (its training cell runs the
 handout's two runs of 10 epochs on all of MNIST: an hour on a laptop if it were trained), and the
@@ -20,11 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tools"), str(ROOT / "tests")]
+from tests.test_reading import colab
+from tools.make_notebook import build_notebook
 
-from make_notebook import build_notebook  # noqa: E402
-from test_reading import colab  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def git(*args, cwd=ROOT):
@@ -56,8 +56,8 @@ def main():
     args = parser.parse_args()
     revisions = {"before": git("rev-parse", "--short", args.before), "after": git("rev-parse", "--short", "HEAD")}
     runs = []
-    with tempfile.TemporaryDirectory(prefix="notebook-grading-") as folder:
-        folder = Path(folder)
+    with tempfile.TemporaryDirectory(prefix="notebook-grading-") as folder_name:
+        folder = Path(folder_name)
         submissions = notebooks(folder)
         old = folder / "before"
         git("worktree", "add", "--detach", str(old), args.before)

@@ -24,17 +24,16 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
+from grader.checks import test_scale
+from grader.checks.checking import CheckFailed
+from grader.checks.opspec import SCALE_CASES
+from grader.rubric import SCALE_SIDE
+from grader.sandbox.client import WorkerClient
+from grader.sandbox.launch import scratch_parent, strongest_level
+from grader.submission import load_submission, prepare_scratch
+from tests.support.grading import reference_copy
 
-from _grading import reference_copy  # noqa: E402
-from grader.checks import test_scale  # noqa: E402
-from grader.checks.checking import CheckFailed  # noqa: E402
-from grader.checks.opspec import SCALE_CASES  # noqa: E402
-from grader.rubric import SCALE_SIDE  # noqa: E402
-from grader.sandbox.client import WorkerClient  # noqa: E402
-from grader.sandbox.launch import scratch_parent, strongest_level  # noqa: E402
-from grader.submission import load_submission, prepare_scratch  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 NUMERICAL = '''
 def _numerical(f, inputs, g, h=1e-6):

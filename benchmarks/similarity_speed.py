@@ -1,6 +1,6 @@
 """Does the similarity report find planted copies, and how long does a class of 500 take?
 
-    make bench-similarity   # = .venv/bin/python benchmarks/similarity_speed.py --out results/similarity.json
+    make bench-similarity   # = .venv/bin/python -m benchmarks.similarity_speed --out results/similarity.json
 
 A synthetic class, written into a temporary folder as submissions the grader reads:
 - honest students: each graded function of the reference rewritten with the student's own habits
@@ -28,10 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from grader import GRADED_MODULES
+from grader.classroom.similarity import compare_class, starter_code, submission_code
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from grader import GRADED_MODULES  # noqa: E402
-from grader.classroom.similarity import compare_class, starter_code, submission_code  # noqa: E402
 
 REFERENCE = ROOT / "solutions" / "autodiff"
 SOLUTION = re.compile(r"( *)# BEGIN SOLUTION[^\n]*\n(.*?)\n *# END SOLUTION", re.S)
@@ -102,7 +102,7 @@ def build_class(folder, size, seed):
     originals = [f"honest_{n:03d}" for n in rng.sample(range(honest_count), 3)]  # three families: copies of copies are not counted
     for original, (kind, change) in zip(originals, (("renamed", lambda m: {k: renamed(v) for k, v in m.items()}),
                                                     ("reordered", lambda m: {k: reordered(v, rng) for k, v in m.items()}),
-                                                    ("recommented", lambda m: {k: recommented(v) for k, v in m.items()}))):
+                                                    ("recommented", lambda m: {k: recommented(v) for k, v in m.items()})), strict=True):
         students[f"copy_{kind}_of_{original}"] = change(students[original])
         planted.append(sorted([original, f"copy_{kind}_of_{original}"]))
     for student, module in (("starter_only_1", "ops"), ("starter_only_2", "activations")):
@@ -128,8 +128,8 @@ def measure(size, seed):
         seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     ranked = results
     is_planted = [[a, b] in planted for a, b, _ in ranked]
-    lowest_planted = min(score for (_, _, score), yes in zip(ranked, is_planted) if yes)
-    highest_honest = max(score for (_, _, score), yes in zip(ranked, is_planted) if not yes)
+    lowest_planted = min(score for (_, _, score), yes in zip(ranked, is_planted, strict=True) if yes)
+    highest_honest = max(score for (_, _, score), yes in zip(ranked, is_planted, strict=True) if not yes)
     starter_pair = next(score for a, b, score in ranked if (a, b) == ("starter_only_1", "starter_only_2"))
     return {"submissions": size, "pairs": len(ranked), "seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1),
             "load_average_at_start": round(load, 2),
@@ -137,7 +137,7 @@ def measure(size, seed):
             "lowest_planted_score": lowest_planted, "highest_honest_score": highest_honest,
             "starter_only_pair_score": starter_pair,
             "every_planted_pair_above_every_honest_pair": lowest_planted > highest_honest,
-            "top_honest_pairs": [{"a": a, "b": b, "score": s} for (a, b, s), yes in zip(ranked, is_planted) if not yes][:5]}
+            "top_honest_pairs": [{"a": a, "b": b, "score": s} for (a, b, s), yes in zip(ranked, is_planted, strict=True) if not yes][:5]}
 
 
 def main():
@@ -147,7 +147,7 @@ def main():
     parser.add_argument("--seed", type=int, default=13)
     args = parser.parse_args()
     if os.environ.get("PYTHONHASHSEED") != "0":  # as `grader similarity` runs: the same numbers every run
-        sys.exit(subprocess.call([sys.executable, *sys.argv], env={**os.environ, "PYTHONHASHSEED": "0"}))
+        sys.exit(subprocess.call([sys.executable, "-m", __spec__.name, *sys.argv[1:]], cwd=ROOT, env={**os.environ, "PYTHONHASHSEED": "0"}))
     runs = []
     for size in args.sizes:
         print(f"{size} submissions ...", flush=True)

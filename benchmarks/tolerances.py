@@ -1,11 +1,11 @@
 """What the checks' tolerance rests on: how far correct code lands from the exact oracle, and how
 far a gradient by central differences does, in roundings (checking.ROUNDINGS).
 
-    make tolerances    # = .venv/bin/python benchmarks/tolerances.py --out results/tolerances.json
+    make tolerances    # = .venv/bin/python -m benchmarks.tolerances --out results/tolerances.json
 
 For every op, DRAWS inputs from its whole domain (OpSpec.domain, as the search draws them) are
 given to the reference and to every correct fixture of the tests written another way
-(test_grader_bugs.UNUSUAL_BUT_CORRECT, _corpus.CORRECT), run here in-process (our own code: no sandbox); each
+(test_grader_bugs.UNUSUAL_BUT_CORRECT, tests.support.corpus.CORRECT), run here in-process (our own code: no sandbox); each
 output and each compared gradient's error is measured in roundings: |got − exact| over the
 precision's epsilon times the size of its terms (the unit checking.tolerance scales). The same
 for a backward by central differences of the reference's forward (h = 1e-6, float64 draws, away
@@ -20,18 +20,16 @@ from pathlib import Path
 
 import numpy as np
 
+from grader import GRADED
+from grader.checks.checking import ROUNDINGS, as_float64, precision
+from grader.checks.opspec import SPECS
+from grader.checks.test_search import drawn_from
+from tests.support.corpus import CORRECT
+from tests.support.grading import reference_copy
+from tests.support.paths import SOLUTIONS
+from tests.test_grader_bugs import UNUSUAL_BUT_CORRECT
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
-
-from _corpus import CORRECT  # noqa: E402
-from test_grader_bugs import UNUSUAL_BUT_CORRECT  # noqa: E402
-
-from _grading import reference_copy  # noqa: E402
-from _paths import SOLUTIONS  # noqa: E402
-from grader import GRADED  # noqa: E402
-from grader.checks.checking import ROUNDINGS, as_float64, precision  # noqa: E402
-from grader.checks.opspec import SPECS  # noqa: E402
-from grader.checks.test_search import drawn_from  # noqa: E402
 
 DRAWS = 300
 
@@ -75,11 +73,11 @@ def measure(spec, functions, context, drawn):
         sizes = spec.magnitudes(draw.upstream, exact, draw.options)
         errors = [roundings(output, spec.forward(*exact, **draw.options), sizes[0], draw.inputs)]
         for grad, expected, size, want, has in zip(grads, spec.backward(draw.upstream, *exact, **draw.options), sizes[1], wanted,
-                                                   spec.gradient_inputs()):
+                                                   spec.gradient_inputs(), strict=False):
             if want and has and expected is not None:
                 errors.append(roundings(grad, expected, size, draw.inputs))
         dtype = "float32" if any(x.dtype == np.float32 for x in draw.inputs) else "float64"
-        worst[dtype] = max(worst[dtype], max(errors)) if not np.isnan(max(errors)) else float("inf")
+        worst[dtype] = max(worst[dtype], *errors) if not np.isnan(max(errors)) else float("inf")
     return worst
 
 
@@ -95,7 +93,7 @@ def central_difference_roundings(spec, drawn, h=1e-6):
             continue  # a kink or a clip: a central difference is not even close there
         expected = spec.backward(draw.upstream, *exact, **draw.options)
         sizes = spec.magnitudes(draw.upstream, exact, draw.options)[1]
-        for index, (grad, size) in enumerate(zip(expected, sizes)):
+        for index, (grad, size) in enumerate(zip(expected, sizes, strict=False)):
             if grad is None or exact[index].dtype.kind != "f":
                 continue
             numerical = np.zeros_like(grad)

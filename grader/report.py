@@ -103,7 +103,7 @@ def build_report(submission, rubric, case_results: list[CaseResult], isolation, 
     if every check of the rubric has cases and each case a verdict (`verdict`: it passed, or the
     check itself failed it); otherwise, the submission being readable, the grading failed: status
     `error`, score None."""
-    by_check = {}
+    by_check: dict[tuple[str | None, str | None], list[CaseResult]] = {}
     for case in case_results:
         by_check.setdefault((case.group, case.kind), []).append(case)
     tests, mnist, unjudged = [], None, []

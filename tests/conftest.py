@@ -4,7 +4,7 @@
   `@group` to their ids, but with pytest 9.2 its way of doing so (`item._nodeid`) changes nothing,
   and every group was silently spread over all processes (each built the module's shared fixture
   again). The ids are given their `@group` here when xdist's own hook left them without it.
-- Gradings shared across test processes: `_grading.graded_once` keeps its reports in one folder
+- Gradings shared across test processes: `grading.graded_once` keeps its reports in one folder
   of the run, which every test process of it sees.
 - Order: the slowest tests first (those marked `long`, then the `slow` ones), the quick ones last,
   so that the test processes finish close together (pytest-xdist hands out the groups first,
@@ -71,11 +71,11 @@ def course_secret(tmp_path_factory):
 def shared_gradings(request, tmp_path_factory):
     """The folder where graded_once keeps its reports: the run's own temporary folder, which xdist's
     test processes share (each of them works in a `popen-gwN` folder inside it)."""
-    import _grading
+    from tests.support import grading
 
     base = tmp_path_factory.getbasetemp()
     folder = (base.parent if hasattr(request.config, "workerinput") else base) / "shared-gradings"
     folder.mkdir(exist_ok=True)
-    _grading.SHARED_GRADINGS = folder
+    grading.SHARED_GRADINGS = folder
     yield folder
-    _grading.SHARED_GRADINGS = None
+    grading.SHARED_GRADINGS = None

@@ -1,12 +1,12 @@
-"""Submissions that try to cheat or to take the grader down (the table is in _attacks.py): each earns
+"""Submissions that try to cheat or to take the grader down (the table is in tests/support/attacks.py): each earns
 exactly what the honest submission with the same planted bug earns, group by group, leaks nothing,
 leaves nothing running, and the grader finishes. Run at every sandboxed isolation level (`make attacks`
 adds `process`); an attack a level cannot be expected to stop, or a level this machine lacks, is
 skipped with the reason."""
 import pytest
 
-from _attacks import ATTACKS, run_attack, skip_reason
 from grader.sandbox.launch import ISOLATION_LEVELS
+from tests.support.attacks import ATTACKS, run_attack, skip_reason
 
 pytestmark = pytest.mark.slow  # every test here grades whole submissions
 

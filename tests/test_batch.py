@@ -18,8 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from _grading import FAST_RUBRIC, all_passed, fast_rubric_text, reference_copy
-from _paths import ROOT, SOLUTIONS
 from grader import DEFAULT_RUBRIC, GRADED_MODULES
 from grader import report as report_module
 from grader.classroom import batch as batch_module
@@ -32,6 +30,8 @@ from grader.results import CaseResult, Raised, Wrong
 from grader.rubric import PLACEHOLDER_SALT, load_rubric, read_secret
 from grader.sandbox.launch import level_available
 from grader.submission import load_submission
+from tests.support.grading import FAST_RUBRIC, all_passed, fast_rubric_text, reference_copy
+from tests.support.paths import ROOT, SOLUTIONS
 
 pytestmark = pytest.mark.slow  # every test here grades whole submissions
 # The tests of the class graded once (graded_class) run in one test process, which grades it once.
@@ -242,7 +242,7 @@ def test_reveal_after_the_due_date_makes_pages_and_gradebook_agree(class_copy):
 
 
 def test_make_batch_writes_the_pages():
-    recipe = subprocess.run(["make", "-n", "batch", "SUBMISSIONS=class"], cwd=ROOT, capture_output=True, text=True).stdout
+    recipe = subprocess.run(["make", "-n", "batch", "SUBMISSIONS=class"], cwd=ROOT, capture_output=True, text=True, check=False).stdout
     assert ".venv/bin/autodiff-grader batch class --out build/batch --html --reveal visible" in recipe
 
 
@@ -637,7 +637,7 @@ def test_a_file_size_limit_on_the_writer_leaves_no_truncated_report(tmp_path):
               "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
               "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
               f"write_atomically(Path({str(tmp_path / 'report.json')!r}), 'x' * 100_000)\n")
-    completed = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True)
+    completed = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False)
     assert completed.returncode != 0 and "File too large" in completed.stderr
     assert list(tmp_path.iterdir()) == []
 
@@ -712,7 +712,7 @@ def documented_cluster(worker_prefix=()):
         port = probe.getsockname()[1]
     address, environment = f"tcp://127.0.0.1:{port}", dict(os.environ)
     installed = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-c", "import grader; print(grader.ROOT)"],
-                               cwd="/", capture_output=True, text=True).stdout.strip()
+                               cwd="/", capture_output=True, text=True, check=False).stdout.strip()
     if installed != str(ROOT):  # a git worktree: the shared venv's editable install points at another checkout
         environment["PYTHONPATH"] = str(ROOT)
     dask = str(ROOT / ".venv" / "bin" / "dask")
@@ -880,7 +880,7 @@ def test_a_grading_that_raises_any_base_exception_costs_its_student_only(tmp_pat
 def test_the_terminal_table_shows_what_student_code_said_escaped(tmp_path, monkeypatch, capsys):
     from grader import cli
 
-    monkeypatch.setattr(cli, "grade", lambda path, rubric, isolation: hostile_report(path, rubric, isolation))
+    monkeypatch.setattr(cli, "grade", hostile_report)
     assert cli.main(["grade", str(reference_copy(tmp_path / "bob")), "--out", str(tmp_path / "report.json"),
                      "--rubric", str(FAST_RUBRIC.path), "--isolation", "process"]) == 0
     shown = capsys.readouterr().out

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from _grading import FAST_RUBRIC, reference_copy
-from _paths import ROOT
 from grader.classroom.gradebook import row_problems, summarize
 from grader.classroom.roster import Roster
 from grader.grade import run_checks
@@ -15,6 +13,8 @@ from grader.report import build_report, state_of
 from grader.results import CAUSES, CaseResult, GraderFailed, NotImported, NotRun, NotStarted, OverBudget, Raised, WorkerStopped, Wrong, cause_of
 from grader.sandbox.launch import scratch_parent
 from grader.submission import Submission, load_submission, prepare_scratch
+from tests.support.grading import FAST_RUBRIC, reference_copy
+from tests.support.paths import ROOT
 
 SUBMISSION = Submission(path="x", form="folder", sha256="0" * 64)
 

@@ -1,5 +1,5 @@
 """The sandbox's own defences, tried from inside it: the seccomp filter, the keyring, the supervisor
-out of reach, the time budgets. (The attack suite, tests/_attacks.py, grades whole submissions that
+out of reach, the time budgets. (The attack suite, tests/support/attacks.py, grades whole submissions that
 forge replies, write on inherited pipes, print the sandbox's errors and read the grader's keys.)
 """
 import errno
@@ -12,12 +12,12 @@ import numpy as np
 import pyseccomp
 import pytest
 
-from _grading import FAST_RUBRIC_FILE, feedback, full_marks_except, grade_and_validate, reference_copy
 from grader.rubric import load_rubric
 from grader.sandbox import launch
 from grader.sandbox.client import SandboxError, StudentException, WorkerClient
 from grader.sandbox.launch import level_available, scratch_parent
 from grader.submission import load_submission, prepare_scratch
+from tests.support.grading import FAST_RUBRIC_FILE, feedback, full_marks_except, grade_and_validate, reference_copy
 
 SANDBOXED = [pytest.param(level, marks=pytest.mark.skipif(not level_available(level), reason=f"{level!r} is not available"))
              for level in ("namespace", "user-namespace")]
@@ -58,12 +58,12 @@ PROBE = f"""\
 @pytest.mark.parametrize("level", SANDBOXED)
 def test_the_calls_a_worker_never_needs_fail_with_eperm(tmp_path, level):
     submission = reference_copy(tmp_path / "submission", {"ops": [(MUL_RETURN, PROBE)]})
-    with tempfile.TemporaryDirectory(prefix="autodiff-channel-", dir=scratch_parent()) as folder:
-        with WorkerClient(prepare_scratch(load_submission(submission), folder), isolation=level) as client:
-            client.ensure_imported("ops", group="Mul")
-            with pytest.raises(StudentException) as raised:
-                client.request("call", 10, group="Mul", name="Mul", inputs=[np.ones(2), np.ones(2)], options={},
-                               grad_output=None, needs_input_grad=[True, True])
+    with (tempfile.TemporaryDirectory(prefix="autodiff-channel-", dir=scratch_parent()) as folder,
+          WorkerClient(prepare_scratch(load_submission(submission), folder), isolation=level) as client):
+        client.ensure_imported("ops", group="Mul")
+        with pytest.raises(StudentException) as raised:
+            client.request("call", 10, group="Mul", name="Mul", inputs=[np.ones(2), np.ones(2)], options={},
+                           grad_output=None, needs_input_grad=[True, True])
     errors = json.loads(raised.value.details["message"])
     assert errors.pop("getpid") == 0
     assert errors == {name: errno.EPERM for name in errors}
@@ -73,11 +73,11 @@ def test_the_calls_a_worker_never_needs_fail_with_eperm(tmp_path, level):
 def test_a_sandbox_that_cannot_start_is_the_graders_error_with_bubblewraps_words(tmp_path, monkeypatch):
     """Not 'importing ops.py stopped the worker': the student did nothing wrong."""
     monkeypatch.setattr(launch, "SANDBOX_PYTHON", Path("/nonexistent/bin/python"))
-    with tempfile.TemporaryDirectory(prefix="autodiff-channel-", dir=scratch_parent()) as folder:
-        with WorkerClient(prepare_scratch(load_submission(reference_copy(tmp_path / "s")), folder), isolation="namespace") as client:
-            with pytest.raises(SandboxError, match="the sandbox could not start a worker .*bwrap: .*/nonexistent"):
-                client.ensure_imported("ops", group="Mul")
-            assert "ops" not in client.fatal_imports
+    with (tempfile.TemporaryDirectory(prefix="autodiff-channel-", dir=scratch_parent()) as folder,
+          WorkerClient(prepare_scratch(load_submission(reference_copy(tmp_path / "s")), folder), isolation="namespace") as client):
+        with pytest.raises(SandboxError, match="the sandbox could not start a worker .*bwrap: .*/nonexistent"):
+            client.ensure_imported("ops", group="Mul")
+        assert "ops" not in client.fatal_imports
 
 
 # -- time budgets ---------------------------------------------------------------------------------

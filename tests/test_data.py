@@ -4,7 +4,7 @@ import gzip
 import numpy as np
 import pytest
 
-from _paths import ROOT, SOLUTIONS, import_autodiff
+from tests.support.paths import ROOT, SOLUTIONS, import_autodiff
 
 import_autodiff(SOLUTIONS)
 from autodiff.data import FILES, DatasetError, default_directory, load_mnist  # noqa: E402

@@ -31,10 +31,10 @@ def test_the_exact_gradients_are_the_derivative_of_the_forward_away_from_kinks(o
         if op == "Softmax" and np.max(np.abs(inputs[0])) > 10:
             continue  # logits ± 1000: a difference of 1e-6 there is below the resolution of the logits
         exact = spec.backward(draw.upstream, *inputs, **draw.options)
-        wanted = [grad is not None and x.dtype.kind == "f" for grad, x in zip(exact, inputs)]
+        wanted = [grad is not None and x.dtype.kind == "f" for grad, x in zip(exact, inputs, strict=True)]
         with np.errstate(all="ignore"):
-            numerical = central_differences(lambda *xs: spec.forward(*xs, **draw.options), inputs, draw.upstream, wanted)
-        for grad, approximate in zip(exact, numerical):
+            numerical = central_differences(lambda *xs, options=draw.options: spec.forward(*xs, **options), inputs, draw.upstream, wanted)
+        for grad, approximate in zip(exact, numerical, strict=True):
             if approximate is not None:
                 assert np.allclose(grad, approximate, rtol=1e-5, atol=1e-6), (op, draw)
                 checked += 1
@@ -54,7 +54,7 @@ def test_the_search_reaches_every_dimension_of_the_domain(draws):
         assert seen(op, lambda d: d.inputs[1].ndim == 0 and d.inputs[0].ndim > 0), f"{op}: no 0-d second operand"
         assert seen(op, lambda d: any(1 in x.shape for x in d.inputs) and d.inputs[0].shape != d.inputs[1].shape)
     for pattern in [(True, True), (True, False), (False, True)]:
-        assert seen("Mul", lambda d: d.needs == pattern) and seen("Matmul", lambda d: d.needs == pattern)
+        assert seen("Mul", lambda d, pattern=pattern: d.needs == pattern) and seen("Matmul", lambda d, pattern=pattern: d.needs == pattern)
     assert seen("Matmul", lambda d: d.inputs[0].ndim != d.inputs[1].ndim), "no broadcast batch"
     assert seen("Matmul", lambda d: d.inputs[0].ndim == d.inputs[1].ndim > 2 and d.inputs[0].shape[:-2] != d.inputs[1].shape[:-2])
     assert seen("Pow", lambda d: np.any(d.inputs[0] == 0)), "no zero base"
@@ -63,7 +63,7 @@ def test_the_search_reaches_every_dimension_of_the_domain(draws):
     for form in (lambda a: a is None, lambda a: isinstance(a, int) and a < 0, lambda a: isinstance(a, int) and a >= 0,
                  lambda a: isinstance(a, tuple) and len(a) > 1 and list(a) != sorted(a), lambda a: isinstance(a, tuple) and min(a) < 0):
         for keep in (False, True):
-            assert seen("Sum", lambda d: form(d.options["axis"]) and d.options["keepdims"] == keep)
+            assert seen("Sum", lambda d, form=form, keep=keep: form(d.options["axis"]) and d.options["keepdims"] == keep)
     assert seen("Sum", lambda d: d.inputs[0].ndim == 0)
     assert seen("ReLU", lambda d: np.any(d.inputs[0] == 0)) and seen("ReLU", lambda d: d.inputs[0].ndim == 0)
     assert seen("Softmax", lambda d: "axis" not in d.options) and seen("Softmax", lambda d: d.options.get("axis", -1) >= 0)
@@ -121,7 +121,7 @@ def test_the_handouts_central_differences_agree_with_the_closed_forms_within_its
             patched.setattr(oracle, "closed_forms", None)
             patched.setattr(oracle, "EXACT", False)
             approximate = spec.backward(draw.upstream, *inputs, **draw.options)
-            for got, want, size in zip(approximate, exact, sizes):
+            for got, want, size in zip(approximate, exact, sizes, strict=True):
                 assert (got is None) == (want is None)
                 if want is not None:
                     assert np.all(np.abs(got - want) <= checking.tolerance(size, draw.inputs, {"array": got})), (op, draw)

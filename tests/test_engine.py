@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from _paths import SOLUTIONS, import_autodiff
+from tests.support.paths import SOLUTIONS, import_autodiff
 
 import_autodiff(SOLUTIONS)
 from autodiff.ops import Add  # noqa: E402
@@ -66,9 +66,8 @@ def test_no_grad_records_nothing():
 
 def test_no_grad_restores_recording_after_an_exception():
     x = leaf(3)
-    with pytest.raises(ValueError):
-        with no_grad():
-            raise ValueError("inside no_grad")
+    with pytest.raises(ValueError), no_grad():
+        raise ValueError("inside no_grad")
     y = x * 2.0
     assert y.requires_grad is True and y._creator is not None
 

@@ -23,8 +23,6 @@ import jsonschema
 import numpy as np
 import pytest
 
-from _grading import FAST_RUBRIC, FAST_RUBRIC_FILE, all_passed, reference_copy
-from _paths import ROOT
 from grader.classroom import batch as batch_module
 from grader.classroom.diff import compare
 from grader.classroom.gradebook import summarize
@@ -35,6 +33,8 @@ from grader.grade import case_result
 from grader.report import SCHEMA, build_report, format_table, is_scored, to_gradescope
 from grader.results import CaseResult, GraderFailed, Wrong
 from grader.submission import Submission, load_submission
+from tests.support.grading import FAST_RUBRIC, FAST_RUBRIC_FILE, all_passed, reference_copy
+from tests.support.paths import ROOT
 
 SUBMISSION = Submission(path="x", form="folder", sha256="0" * 64)
 
@@ -117,9 +117,8 @@ def test_a_worker_that_cannot_be_forked_is_the_sandboxs_failure_not_the_submissi
         [launch.sys.executable, "-c", no_fork, str(scratch / ".worker" / launch.ENTRY), str(log)], scratch))
     with tempfile.TemporaryDirectory(dir=scratch_parent()) as folder:
         scratch = prepare_scratch(load_submission(reference_copy(Path(folder) / "submission")), Path(folder) / "scratch")
-        with WorkerClient(scratch, isolation="process") as client:
-            with pytest.raises(SandboxError, match="no worker could be started"):
-                call_op(client, "Mul", [np.ones(2), np.ones(2)])
+        with WorkerClient(scratch, isolation="process") as client, pytest.raises(SandboxError, match="no worker could be started"):
+            call_op(client, "Mul", [np.ones(2), np.ones(2)])
 
 
 @pytest.mark.slow
@@ -261,7 +260,7 @@ SYSTEM_PYTHON = Path("/usr/bin/python3")  # Debian's: none of the grader's packa
 
 def without_packages():
     """Skip unless /usr/bin/python3 exists and lacks the grader's packages (as on this project's machines)."""
-    if not SYSTEM_PYTHON.exists() or subprocess.run([SYSTEM_PYTHON, "-c", "import jsonschema"], capture_output=True).returncode == 0:
+    if not SYSTEM_PYTHON.exists() or subprocess.run([SYSTEM_PYTHON, "-c", "import jsonschema"], capture_output=True, check=False).returncode == 0:
         pytest.skip("needs a /usr/bin/python3 without the grader's packages")
 
 
@@ -290,7 +289,7 @@ def test_every_verb_from_a_python_without_the_packages_says_what_to_run_and_does
     arguments, created = documented_verbs()[verb]
     arguments = [a.format(tmp=tmp_path) for a in arguments]
     completed = subprocess.run([str(SYSTEM_PYTHON), "-m", "grader", *arguments], cwd=ROOT, capture_output=True, text=True,
-                               env={"PATH": "/usr/bin:/bin", "TMPDIR": tempfile.gettempdir()}, timeout=60)
+                               env={"PATH": "/usr/bin:/bin", "TMPDIR": tempfile.gettempdir()}, timeout=60, check=False)
     assert completed.returncode == 1 and "Traceback" not in completed.stderr, completed.stderr
     assert f".venv/bin/autodiff-grader {verb}" in completed.stderr and "lacks numpy, jsonschema" in completed.stderr
     if verb != "check":
@@ -312,7 +311,7 @@ def test_a_python_with_some_packages_but_not_the_checks_plugin_refuses_before_gr
             "runpy.run_module('grader', run_name='__main__', alter_sys=True)\n")
     out = tmp_path / "report.json"
     completed = subprocess.run([sys.executable, "-c", hide, "grade", "solutions", "--out", str(out), "--isolation", "process"],
-                               cwd=ROOT, capture_output=True, text=True, timeout=300)
+                               cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert completed.returncode == 1 and "lacks pytest_jsonreport, which `grade` needs" in completed.stderr, completed.stderr
     assert "make grade SUBMISSION=" in completed.stderr and not out.exists()
 
@@ -320,7 +319,7 @@ def test_a_python_with_some_packages_but_not_the_checks_plugin_refuses_before_gr
 def test_the_console_script_runs_every_verb_from_the_venv():
     script = Path(sys.executable).parent / "autodiff-grader"
     assert os.access(script, os.X_OK), "`make` installs the console script (pip install -e .: pyproject.toml's [project.scripts])"
-    completed = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
+    completed = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60, check=False)
     assert completed.returncode == 0 and completed.stdout.startswith("usage: autodiff-grader")
     assert all(verb in completed.stdout for verb in documented_verbs())
 
@@ -340,9 +339,19 @@ MAKE_COMMANDS = {  # each verb's target, with the arguments the docs give it →
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 @pytest.mark.parametrize("target", list(MAKE_COMMANDS))
 def test_each_make_target_runs_the_console_script(target):
-    completed = subprocess.run(["make", "-n", *target.split()], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    completed = subprocess.run(["make", "-n", *target.split()], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
     commands = [" ".join(line.split()) for line in completed.stdout.replace("\\\n", " ").splitlines()]
     assert f".venv/bin/autodiff-grader {MAKE_COMMANDS[target]}" in commands, completed.stdout + completed.stderr
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+@pytest.mark.parametrize("target", ["bench-grading", "bench-notebook", "mnist-cost"])
+def test_a_benchmark_against_a_revision_names_the_revision_it_needs(target):
+    """No revision is compared with by default: without BEFORE, make says what to pass and runs nothing."""
+    completed = subprocess.run(["make", "-n", target], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert completed.returncode != 0 and f"usage: make {target} BEFORE=" in completed.stderr, completed.stdout + completed.stderr
+    completed = subprocess.run(["make", "-n", target, "BEFORE=abc1234"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert "--before abc1234" in completed.stdout, completed.stdout + completed.stderr
 
 
 def test_the_docs_run_the_grader_through_make_or_the_console_script():

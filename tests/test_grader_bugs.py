@@ -4,13 +4,12 @@ bug's own group and nowhere else, and its feedback names the bug in words a stud
 MNIST trains MLP3, built from Matmul, Add, ReLU, Softmax and CrossEntropyLoss: a bug in one of
 those may cost the MNIST points too (`hurts_mnist`); a bug anywhere else may not.
 """
-import _corpus
-import _corpus_round2
 import pytest
 
-from _grading import feedback, full_marks_except, grade_and_validate, graded_once, group_scores, reference_copy
-from _paths import SOLUTIONS, STARTER
 from grader import GRADED
+from tests.support import corpus, corpus_round2
+from tests.support.grading import feedback, full_marks_except, grade_and_validate, graded_once, group_scores, reference_copy
+from tests.support.paths import SOLUTIONS, STARTER
 
 pytestmark = pytest.mark.slow  # every test here grades whole submissions
 
@@ -196,14 +195,14 @@ def test_untouched_starter_scores_zero_and_says_what_is_not_implemented():
             assert any(name in case["output"] for name in names), f"{test['name']} [{case['id']}]: {case['output']}"
 
 
-# -- corpora of one-slip submissions, and of correct ones written another way (tests/_corpus*.py) --
+# -- corpora of one-slip submissions, and of correct ones written another way (tests/support/corpus*.py) --
 # Written against SPEC.md by someone playing the student, not from the grader's cases: each bug
 # sits in one dimension of the domain (shapes, options, values, engine calls, stability, every
 # output), and half of them once kept full marks (the second round: a sixth, against the checks the
 # first round led to). MLP3 trains with Matmul, ReLU, Softmax and
 # CrossEntropyLoss: a bug there may cost the MNIST points too.
 MLP3_OPS = {"Matmul", "ReLU", "Softmax", "CrossEntropyLoss"}
-CORPUS_BUGS, CORPUS_CORRECT = _corpus.BUGS + _corpus_round2.BUGS, _corpus.CORRECT + _corpus_round2.CORRECT
+CORPUS_BUGS, CORPUS_CORRECT = corpus.BUGS + corpus_round2.BUGS, corpus.CORRECT + corpus_round2.CORRECT
 
 
 @pytest.mark.parametrize("group, module, edits", [pytest.param(group, module, edits, id=f"{dimension}: {id}")

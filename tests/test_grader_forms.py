@@ -11,10 +11,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from _grading import feedback, full_marks_except, grade_and_validate, graded_once, group_scores, reference_copy
-from _paths import SOLUTIONS
 from grader import GRADED, GRADED_MODULES
 from grader.submission import MAX_HELPER_MODULES, load_submission
+from tests.support.grading import feedback, full_marks_except, grade_and_validate, graded_once, group_scores, reference_copy
+from tests.support.paths import SOLUTIONS
 
 IMPORT_FAILS_MNIST = {"ops", "activations", "losses"}  # MLP3 is built from these
 

@@ -11,11 +11,11 @@ from html import unescape
 import jsonschema
 import pytest
 
-from _grading import FAST_RUBRIC, FAST_RUBRIC_FILE, all_passed, grade_and_validate, graded_once, reference_copy
-from _paths import ROOT, SOLUTIONS, STARTER
 from grader import GRADED_MODULES
 from grader.report import SCHEMA, validate
 from grader.rubric import load_rubric
+from tests.support.grading import FAST_RUBRIC, FAST_RUBRIC_FILE, all_passed, grade_and_validate, graded_once, reference_copy
+from tests.support.paths import ROOT, SOLUTIONS, STARTER
 
 pytestmark = pytest.mark.xdist_group("cli-report")  # one test process builds the module's fixture
 
@@ -59,7 +59,7 @@ GRADESCOPE_SCHEMA = {
 
 def run_cli(*arguments):
     return subprocess.run([sys.executable, "-m", "grader", *map(str, arguments)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, check=False)
 
 
 @pytest.fixture(scope="module")

@@ -1,18 +1,15 @@
 """Feedback pages: self-contained, honest about visibility, and rendered by a real browser."""
 import re
 import shutil
-import sys
 
 import pytest
 
-from _grading import FAST_RUBRIC, grade_and_validate, graded_once, reference_copy
-from _paths import ROOT, STARTER
 from grader.classroom.gradebook import summarize
 from grader.classroom.pages import class_index, student_page
 from grader.classroom.roster import Roster
-
-sys.path.insert(0, str(ROOT / "tools"))
-from screenshot_pages import screenshot  # noqa: E402
+from tests.support.grading import FAST_RUBRIC, grade_and_validate, graded_once, reference_copy
+from tests.support.paths import STARTER
+from tools.screenshot_pages import screenshot
 
 # every test here grades whole submissions; one test process builds the module's fixture
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("pages")]

@@ -5,7 +5,7 @@ object, a forged frame: a clear failure of the check, never a crash of the grade
 The worker's side is played here by a thread speaking the protocol of worker.mnist_gradients (the
 FIFOs, the exchange file's ring),
 so that each reply can be forged; the graded runs of real submissions are the slow tests at the end
-(the MNIST attacks themselves are in _attacks.py, run by test_attacks.py)."""
+(the MNIST attacks themselves are in tests/support/attacks.py, run by test_attacks.py)."""
 import os
 import re
 import shutil
@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _grading import FAST_RUBRIC, grade_and_validate, graded_once, reference_copy
-from _paths import ROOT, SOLUTIONS, import_autodiff
 from grader.mnist import transport
 from grader.mnist.loop import SLOT_BYTES, StepRefused, checked_step, train
 from grader.mnist.model import PARAMETER_NAMES, initial_parameters, predict
 from grader.sandbox import protocol
+from tests.support.grading import FAST_RUBRIC, grade_and_validate, graded_once, reference_copy
+from tests.support.paths import ROOT, SOLUTIONS, import_autodiff
 
 import_autodiff(SOLUTIONS)
 from autodiff.nn import MLP3  # noqa: E402
@@ -49,7 +49,7 @@ def test_the_trusted_side_builds_mlp3_from_the_courses_copy_and_imports_no_autod
     probe = ("import inspect, sys; from pathlib import Path; from grader import COURSE_PACKAGE; from grader.mnist import loop, model; "
              "assert Path(inspect.getfile(model.MLP3)) == COURSE_PACKAGE.resolve() / 'nn.py', inspect.getfile(model.MLP3); "
              "assert not [name for name in sys.modules if name.partition('.')[0] == 'autodiff']")
-    completed = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    completed = subprocess.run([sys.executable, "-c", probe], check=False, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                                capture_output=True, text=True)
     assert completed.returncode == 0, completed.stderr
 
@@ -65,7 +65,7 @@ def test_the_worker_gets_the_trusted_sides_transport_and_its_rule(tmp_path):
     for file in launch.SANDBOX_FILES:
         shutil.copyfile(file, tmp_path / file.name)
     probe = "import sys; sys.path.insert(0, '.'); import transport, worker; assert worker.transport is transport; print(transport.EXCHANGE)"
-    completed = subprocess.run([sys.executable, "-I", "-c", probe], cwd=tmp_path, capture_output=True, text=True)
+    completed = subprocess.run([sys.executable, "-I", "-c", probe], check=False, cwd=tmp_path, capture_output=True, text=True)
     assert completed.returncode == 0 and completed.stdout.strip() == transport.EXCHANGE, completed.stderr
 
 
@@ -545,7 +545,7 @@ NUMERICAL_BACKWARD = """\
 def test_a_numerical_backward_fails_matmuls_checks_and_runs_out_of_mnists_budget(tmp_path):
     """Central differences are some 10⁵ roundings from SPEC's exact gradients (the checks' tolerance is
     10³: checking.ROUNDINGS); they once passed Matmul's checks and only MNIST's budget stopped them."""
-    from _attacks import MATMUL_BACKWARD
+    from tests.support.attacks import MATMUL_BACKWARD
 
     report = grade_and_validate(reference_copy(tmp_path, {"ops": [(MATMUL_BACKWARD, MATMUL_BACKWARD + NUMERICAL_BACKWARD)]}))
     (mnist,) = [test for test in report["tests"] if test["name"].startswith("MNIST")]

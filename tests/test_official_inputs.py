@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from _attacks import MUL_ZERO, Context, answer_table, edited
-from _grading import FAST_RUBRIC, fast_rubric_text, grade_and_validate, graded_once, reference_copy
 from grader.grade import run_checks
 from grader.rubric import PLACEHOLDER_SALT, RubricError, Salted, course_salt, load_rubric, parse_rubric, read_secret
 from grader.sandbox.launch import scratch_parent
 from grader.submission import load_submission, prepare_scratch
+from tests.support.attacks import MUL_ZERO, Context, answer_table, edited
+from tests.support.grading import FAST_RUBRIC, fast_rubric_text, grade_and_validate, graded_once, reference_copy
 
 
 def handout_rubric(folder):

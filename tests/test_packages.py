@@ -14,15 +14,11 @@ import jsonschema
 import nbformat
 import pytest
 
-from _paths import ROOT, SOLUTIONS
 from grader import GRADED_MODULES
 from grader.sandbox import launch
 from grader.sandbox.launch import ISOLATION_LEVELS
-
-sys.path.insert(0, str(ROOT / "tools"))
-import make_gradescope  # noqa: E402
-import make_handout  # noqa: E402
-import make_notebook  # noqa: E402
+from tests.support.paths import ROOT, SOLUTIONS
+from tools import make_gradescope, make_handout, make_notebook
 
 pytestmark = pytest.mark.slow  # every test here grades whole submissions
 # The tests of a module-scoped fixture run in one test process, which builds it once.
@@ -75,7 +71,7 @@ def handout(tmp_path_factory):
 
 def make_check(folder):
     completed = subprocess.run(["make", "check", f"PYTHON={sys.executable}"], cwd=folder, env=clean_environment(),
-                               capture_output=True, text=True, timeout=600)
+                               capture_output=True, text=True, timeout=600, check=False)
     assert completed.returncode == 0, completed.stdout + completed.stderr
     return json.loads((folder / "build" / "report.json").read_text()), completed.stdout
 
@@ -167,10 +163,10 @@ def test_handout_check_without_fcntl_and_resource_runs_unsandboxed_without_a_war
     for module in ("fcntl", "resource"):
         (copy / f"{module}.py").write_text(f"raise ImportError('simulated: no {module} on this platform')\n")
     probe = subprocess.run([sys.executable, "-c", "import grader.sandbox.launch as l; print(l.strongest_level(), l.fcntl)"],
-                           cwd=copy, env=clean_environment(), capture_output=True, text=True, timeout=60)
+                           cwd=copy, env=clean_environment(), capture_output=True, text=True, timeout=60, check=False)
     assert probe.stdout.split() == ["process", "None"], probe.stdout + probe.stderr
     completed = subprocess.run([sys.executable, "-m", "grader", "check"], cwd=copy, env=clean_environment(),
-                               capture_output=True, text=True, timeout=600)
+                               capture_output=True, text=True, timeout=600, check=False)
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "warning" not in (completed.stdout + completed.stderr).lower()
     assert "86/86 visible points" in completed.stdout
@@ -188,7 +184,7 @@ def test_handout_check_as_a_student_who_is_not_root_gives_no_warning(handout, tm
         os.chown(path, 61050, 61050)
     try:
         completed = subprocess.run([sys.executable, "-m", "grader", "check"], cwd=copy, capture_output=True, text=True,
-                                   timeout=600, env={**clean_environment(), "HOME": str(home)}, preexec_fn=as_user(61050))
+                                   timeout=600, env={**clean_environment(), "HOME": str(home)}, preexec_fn=as_user(61050), check=False)
     finally:
         shutil.rmtree(home)
     assert completed.returncode == 0, completed.stdout + completed.stderr
@@ -208,7 +204,7 @@ def test_handout_check_as_root_without_bubblewrap_leaves_the_files_alone_and_pri
     no_bubblewrap = tmp_path / "bin"  # the whole PATH: make is called by its path, its recipe by /bin/sh and $(PYTHON)
     no_bubblewrap.mkdir()
     completed = subprocess.run([shutil.which("make"), "check", f"PYTHON={sys.executable}"], cwd=copy, capture_output=True,
-                               text=True, timeout=600, env={**clean_environment(), "PATH": str(no_bubblewrap)})
+                               text=True, timeout=600, env={**clean_environment(), "PATH": str(no_bubblewrap)}, check=False)
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "isolation 'uid'" not in completed.stdout + completed.stderr and "warning" not in completed.stderr.lower()
     assert {path: mode for path, mode in modes.items() if path.stat().st_mode != mode} == {}
@@ -228,7 +224,7 @@ def gradescope_run(tmp_path, python=sys.executable, break_it=lambda source: None
         shutil.copy(SOLUTIONS / "autodiff" / name, submission / name)
     environment = {**clean_environment(), "AUTOGRADER_ROOT": str(tmp_path), "AUTOGRADER_PYTHON": str(python)}
     completed = subprocess.run(["bash", str(source / "run_autograder")], env=environment, capture_output=True,
-                               text=True, timeout=900)
+                               text=True, timeout=900, check=False)
     assert completed.returncode == 0, completed.stderr
     results = json.loads((tmp_path / "results" / "results.json").read_text())
     jsonschema.validate(results, GRADESCOPE_RESULTS)
@@ -283,7 +279,7 @@ def test_the_gradescope_zip_ships_the_courses_secret_made_on_its_first_build_and
 def test_gradescope_setup_in_a_folder_without_the_autograder_says_so_before_running_anything(tmp_path):
     """It printed grep's error and went on to a pip install of no package."""
     completed = subprocess.run(["bash", str(ROOT / "gradescope" / "setup.sh")], capture_output=True, text=True, timeout=60,
-                               env={**clean_environment(), "SETUP_DRY_RUN": "1", "AUTOGRADER_ROOT": str(tmp_path)})
+                               env={**clean_environment(), "SETUP_DRY_RUN": "1", "AUTOGRADER_ROOT": str(tmp_path)}, check=False)
     assert completed.returncode == 1
     assert completed.stderr == (f"setup.sh: {tmp_path}/source/requirements.txt is missing or does not pin numpy and ipython: "
                                 f"the autograder zip must be unpacked into {tmp_path}/source first (Gradescope does; "
@@ -305,7 +301,7 @@ def test_gradescope_says_the_autograder_failed_when_no_check_ran(tmp_path):
 
 
 @pytest.mark.skipif(not Path("/usr/bin/python3").exists() or subprocess.run(
-    ["/usr/bin/python3", "-c", "import jsonschema"], capture_output=True).returncode == 0, reason="needs a Python without the packages")
+    ["/usr/bin/python3", "-c", "import jsonschema"], capture_output=True, check=False).returncode == 0, reason="needs a Python without the packages")
 def test_gradescope_with_a_python_without_the_packages_says_the_autograder_failed(tmp_path):
     results, _ = gradescope_run(tmp_path, python="/usr/bin/python3")
     [staff] = results["tests"]
@@ -332,7 +328,7 @@ def test_gradescope_setup_installs_a_python_the_pins_support_on_each_ubuntu_imag
     shutil.copy(ROOT / "requirements.txt", tmp_path / "source" / "requirements.txt")
     completed = subprocess.run(["bash", str(ROOT / "gradescope" / "setup.sh")], capture_output=True, text=True, timeout=60,
                                env={**clean_environment(), "SETUP_DRY_RUN": "1", "SETUP_OS_RELEASE": str(tmp_path / "os-release"),
-                                    "AUTOGRADER_ROOT": str(tmp_path)})
+                                    "AUTOGRADER_ROOT": str(tmp_path)}, check=False)
     assert completed.returncode == 0, completed.stderr
     commands = [line[2:].split() for line in completed.stdout.splitlines() if line.startswith("+ ")]
     install = next(command for command in commands if "install" in command and "apt-get" in command)
@@ -355,7 +351,7 @@ def test_gradescope_autograder_runs_with_a_fresh_python_built_like_setup_sh(tmp_
     make_gradescope.build(archive)
     (tmp_path / "requirements.txt").write_bytes(zipfile.ZipFile(archive).read("requirements.txt"))
     installed = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                                "-r", str(tmp_path / "requirements.txt")], capture_output=True, text=True, timeout=1200)
+                                "-r", str(tmp_path / "requirements.txt")], capture_output=True, text=True, timeout=1200, check=False)
     if installed.returncode != 0:
         pytest.skip(f"pip could not install the pinned requirements here: {installed.stderr[-300:]}")
     grading = tmp_path / "autograder"
@@ -377,7 +373,7 @@ def test_the_handout_notebooks_check_cell_checks_the_cells_run_so_far(handout, t
     ran = [""] + [cell.source for cell in cells if cell.cell_type == "code" and "run_experiment" not in cell.source]
     script = f"from grader.notebook import check_cells_run\ncheck_cells_run({ran!r})\n"
     completed = subprocess.run([sys.executable, "-c", script], cwd=copy, env=clean_environment(), capture_output=True,
-                               text=True, timeout=600)
+                               text=True, timeout=600, check=False)
     assert "86/86 visible points; 14 more points are checked after the due date" in completed.stdout, completed.stdout
     assert json.loads((copy / "build" / "report.json").read_text())["submission"]["form"] == "notebook"
 
@@ -387,7 +383,7 @@ def test_training_in_the_handout_pins_blas_to_one_thread_with_or_without_make(ha
     _, folder = handout
     environment = {k: v for k, v in clean_environment().items() if not k.endswith("_NUM_THREADS")}
     probe = "import autodiff.train, os; print(os.environ['OPENBLAS_NUM_THREADS'], os.environ['OMP_NUM_THREADS'])"
-    completed = subprocess.run([sys.executable, "-c", probe], cwd=folder, env=environment, capture_output=True, text=True)
+    completed = subprocess.run([sys.executable, "-c", probe], cwd=folder, env=environment, capture_output=True, text=True, check=False)
     assert completed.stdout.split() == ["1", "1"], completed.stderr
     assert "OPENBLAS_NUM_THREADS=1" in (folder / "Makefile").read_text()
 

@@ -9,17 +9,13 @@ import ast
 import json
 import shutil
 import struct
-import sys
 import textwrap
 import zipfile
 import zlib
 from pathlib import Path
 
 import pytest
-from test_grader_forms import reference_definitions
 
-from _grading import FAST_RUBRIC, feedback, full_marks_except, group_scores, reference_copy
-from _paths import ROOT, SOLUTIONS
 from grader import COURSE_PACKAGE, GRADED, GRADED_MODULES
 from grader.grade import grade
 from grader.notebook import MAX_LISTED, CellResult, as_data, cell_notes
@@ -27,8 +23,10 @@ from grader.report import validate
 from grader.sandbox.launch import SANDBOX_FILES, level_available
 from grader.submission import MAX_LISTED as SUBMISSION_LISTED
 from grader.submission import MAX_ZIP_MEMBERS, Submission, load_submission
+from tests.support.grading import FAST_RUBRIC, feedback, full_marks_except, group_scores, reference_copy
+from tests.support.paths import SOLUTIONS
+from tests.test_grader_forms import reference_definitions
 
-sys.path.insert(0, str(ROOT / "tools"))
 LEVELS = [pytest.param(level, marks=pytest.mark.skipif(not level_available(level), reason=f"no {level} level here"))
           for level in ("namespace", "uid")]
 KOREAN_DOC = "# 곱셈 연산: 브로드캐스팅된 축은 reduce_grad_to_shape 로 합친다\n"
@@ -255,7 +253,7 @@ def deflate64_zip(tmp_path):
 def handout_zipped_whole(tmp_path):
     """The handout's folder zipped as it was: its blank autodiff/, the work in its notebook, the
     check cell's build/notebook.ipynb beside it."""
-    from make_notebook import build_notebook
+    from tools.make_notebook import build_notebook
 
     folder = tmp_path / "autodiff-handout"
     shutil.copytree(COURSE_PACKAGE, folder / "autodiff")
@@ -335,7 +333,7 @@ def printing_everything(tmp_path):
 def handout_zipped_from_windows_with_data(tmp_path):
     """The handout's folder from a Windows checkout (CRLF), its blank notebook beside Colab's
     "Copy of autodiff.ipynb", and 70 MB of data the student downloaded: only the copy is graded."""
-    from make_notebook import build_notebook
+    from tools.make_notebook import build_notebook
 
     folder = tmp_path / "autodiff-handout"
     for path in COURSE_PACKAGE.glob("*.py"):

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from _paths import SOLUTIONS, import_autodiff
+from tests.support.paths import SOLUTIONS, import_autodiff
 
 import_autodiff(SOLUTIONS)
 from autodiff.activations import Log, ReLU, Softmax  # noqa: E402
@@ -49,7 +49,7 @@ def check_gradients(function, *inputs, **options):
     output = function.apply(*tensors, **options)
     upstream = rng().normal(size=output.shape)
     output.backward(upstream)
-    for position, (tensor, expected) in enumerate(zip(tensors, numerical_grads(function, inputs, upstream, **options))):
+    for position, (tensor, expected) in enumerate(zip(tensors, numerical_grads(function, inputs, upstream, **options), strict=True)):
         if expected is None:
             continue
         assert tensor.grad is not None, f"{function.__name__}: input {position} got no gradient"
@@ -210,10 +210,7 @@ def test_log_of_zero_is_finite_and_so_is_its_gradient():
 @pytest.mark.parametrize("loss", ["CrossEntropyLoss", "NLLLoss"])
 def test_loss_of_a_zero_probability_is_finite_and_so_is_its_gradient(loss):
     p = Tensor(np.array([[0.0, 1.0], [0.5, 0.5]]), requires_grad=True)
-    if loss == "CrossEntropyLoss":
-        value = CrossEntropyLoss.apply(p, np.eye(2))
-    else:
-        value = NLLLoss.apply(p, np.array([0, 1]))
+    value = CrossEntropyLoss.apply(p, np.eye(2)) if loss == "CrossEntropyLoss" else NLLLoss.apply(p, np.array([0, 1]))
     value.backward()
     assert np.isfinite(value.data) and value.data > 10  # −log(EPS)/2 ≈ 13.8: large, not inf
     assert np.all(np.isfinite(p.grad))

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _grading import reference_copy
 from grader.checks.checking import CheckFailed, array_of, call_op
 from grader.sandbox.client import WorkerClient
 from grader.sandbox.launch import scratch_parent
 from grader.submission import load_submission, prepare_scratch
+from tests.support.grading import reference_copy
 
 MUL_RETURN = "        return a * b\n"
 RETURNS = {  # what Mul.forward returns instead of a * b → what the feedback must say

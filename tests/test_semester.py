@@ -5,12 +5,10 @@ import csv
 import io
 import json
 import re
-import sys
 
 import pytest
 
-from _grading import FAST_RUBRIC
-from _paths import ROOT, SOLUTIONS
+from benchmarks import similarity_speed
 from grader import GRADED_MODULES
 from grader.classroom.diff import compare, write_diff
 from grader.classroom.gradebook import row_problems, summarize
@@ -20,9 +18,8 @@ from grader.classroom.similarity import compare_class, starter_code
 from grader.report import build_report, merged_feedback
 from grader.results import CaseResult, NotImported, NotStarted, Wrong
 from grader.submission import Submission
-
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import similarity_speed  # noqa: E402
+from tests.support.grading import FAST_RUBRIC
+from tests.support.paths import SOLUTIONS
 
 BROADCAST = ("the gradient for {n} has shape {got}, but {n} has shape {want}: you forgot to reduce the broadcast "
              "(the forward broadcast {n}, so its gradient must be summed back to its shape with reduce_grad_to_shape); "
@@ -233,7 +230,7 @@ def test_canvas_export_round_trip_keeps_every_column_and_row_and_fills_one_assig
     written = read_csv(tmp_path / "canvas-import.csv")
     column = CANVAS_EXPORT[0].index("Autodiff (4242)")
     assert len(written) == len(CANVAS_EXPORT) and all(len(row) == len(CANVAS_EXPORT[0]) for row in written)
-    for before, after in zip(CANVAS_EXPORT, written):
+    for before, after in zip(CANVAS_EXPORT, written, strict=True):
         assert [c for i, c in enumerate(after) if i != column] == [c for i, c in enumerate(before) if i != column]
     assert [row[column] for row in written] == ["Autodiff (4242)", "100.00", "Manual Posting", "96.67", "", ""]
     assert (filled.not_in_export, filled.without_submission) == (["24680"], ["67890", "99999"])
@@ -245,7 +242,7 @@ def test_canvas_export_round_trip_keeps_every_column_and_row_and_fills_one_assig
 
 def several_assignments(tmp_path):
     """CANVAS_EXPORT with a second assignment column, Quiz 1, and its columns in another order."""
-    rows = [row[:6] + [extra] + row[6:] for row, extra in zip(CANVAS_EXPORT, ["Quiz 1 (77)", "10.00", "", "9", "8", ""])]
+    rows = [row[:6] + [extra] + row[6:] for row, extra in zip(CANVAS_EXPORT, ["Quiz 1 (77)", "10.00", "", "9", "8", ""], strict=True)]
     return write_csv(tmp_path / "export.csv", [[row[i] for i in (8, 0, 4, 1, 2, 3, 5, 6, 7, 9)] for row in rows])  # any order
 
 

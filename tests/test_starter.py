@@ -5,21 +5,12 @@ import re
 import numpy as np
 import pytest
 
-from _paths import ROOT, SOLUTIONS, STARTER, import_autodiff
 from grader import COURSE_MODULES, GIVEN_MODULES, GRADED_MODULES
+from tests.support.paths import SOLUTIONS, STARTER, import_autodiff
+from tools import make_starter
 
 GIVEN_FILES = ["__init__.py", *(f"{module}.py" for module in GIVEN_MODULES)]
 GRADED_FILES = [f"{module}.py" for module in GRADED_MODULES]
-
-
-def load_make_starter():
-    spec = importlib.util.spec_from_file_location("make_starter", ROOT / "tools" / "make_starter.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-make_starter = load_make_starter()
 
 
 @pytest.fixture(scope="module")

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from _attacks import ATTACKS, skip_reason
-from _grading import FAST_RUBRIC
-from _paths import ROOT, SOLUTIONS
 from grader import CHECKS
 from grader.classroom.batch import run_batch
 from grader.grade import UID_LEVEL_NOTE, grade
 from grader.sandbox import launch, protocol
 from grader.sandbox.launch import UID_POOL, Limits, protect_from_workers, readable_by_workers, start_worker, stop_worker
+from tests.support.attacks import ATTACKS, skip_reason
+from tests.support.grading import FAST_RUBRIC
+from tests.support.paths import ROOT, SOLUTIONS
 
 pytestmark = pytest.mark.skipif(not launch.level_available("uid"), reason="the uid level needs root and the sandbox runtime")
 
@@ -52,7 +52,7 @@ def read_as(uid, path):
         os.setgid(uid)
         os.setuid(uid)
     completed = subprocess.run([str(launch.SANDBOX_PYTHON), "-I", "-c", f"print(open({str(path)!r}).read())"], capture_output=True,
-                               text=True, preexec_fn=drop, timeout=30)
+                               text=True, preexec_fn=drop, timeout=30, check=False)
     return completed.stdout if completed.returncode == 0 else completed.stderr
 
 
@@ -157,7 +157,7 @@ def readable_as(uid):
         os.setgid(uid)
         os.setuid(uid)
     completed = subprocess.run([str(launch.SANDBOX_PYTHON), "-I", "-c", WALK_SCRIPT, "/proc:/sys:/dev", ":".join(SYSTEM)],
-                               capture_output=True, text=True, preexec_fn=drop, timeout=600, cwd="/")
+                               capture_output=True, text=True, preexec_fn=drop, timeout=600, cwd="/", check=False)
     return json.loads(completed.stdout)
 
 

@@ -2,7 +2,7 @@
 (a text edit, as the grader's tests plant them), and broken submissions. For the batch benchmark,
 for screenshots of the feedback pages, and for trying the grader out.
 
-    python tools/demo_class.py FOLDER [--small]
+    python -m tools.demo_class FOLDER [--small]
 """
 import argparse
 import shutil

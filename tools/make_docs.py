@@ -3,8 +3,8 @@ measurements. A figure lives between `<!-- figures: NAME -->` and `<!-- /figures
 function below, which renders it from the results files. A block whose results file is missing is
 left as it is (the benchmark has not been run here).
 
-    python tools/make_docs.py           # rewrite the blocks (make docs)
-    python tools/make_docs.py --check   # exit 1 if a block is not what the results say (the tests)
+    python -m tools.make_docs           # rewrite the blocks (make docs)
+    python -m tools.make_docs --check   # exit 1 if a block is not what the results say (the tests)
 """
 import argparse
 import json

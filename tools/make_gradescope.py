@@ -10,12 +10,12 @@ The rubric it ships holds the course's salt (grader/rubric.py, course_salt): the
 the course's secret, made on the first build when none is kept; the placeholder salt is refused.
 The zip is for course staff to upload, never for students.
 
-    python tools/make_gradescope.py [--out dist/gradescope-autograder.zip]
+    python -m tools.make_gradescope [--out dist/gradescope-autograder.zip]
 """
 import sys
 
-from bundle import ROOT, Zip, add_grading_engine, main
 from grader.rubric import RubricError, course_salt, load_rubric
+from tools.bundle import ROOT, Zip, add_grading_engine, main
 
 
 def build(out):

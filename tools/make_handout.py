@@ -8,16 +8,13 @@ grades their work with the same engine and feedback as the real grading, `make t
 handout's experiment with their ops. A check file whose checks are not all visible is left out;
 one that mixes visible and hidden kinds stops the build (split it).
 
-    python tools/make_handout.py [--out dist/autodiff-handout.zip]
+    python -m tools.make_handout [--out dist/autodiff-handout.zip]
 """
 import sys
 
-from bundle import ROOT, Zip, add_grading_engine, assert_no_secret, check_kinds, main
-
-sys.path.insert(0, str(ROOT))
-from make_notebook import NOTEBOOK  # noqa: E402
-
-from grader.rubric import load_rubric  # noqa: E402
+from grader.rubric import load_rubric
+from tools.bundle import ROOT, Zip, add_grading_engine, assert_no_secret, check_kinds, main
+from tools.make_notebook import NOTEBOOK
 
 TOP = "autodiff-handout"
 

@@ -7,8 +7,8 @@ imports what the other cells use); one code cell per graded class or function, i
 regions blanked exactly as in the starter (tools/make_starter.py, the same markers); a cell that
 runs the visible checks on the cells run so far; a training cell that trains MLP3 with them.
 
-    python tools/make_notebook.py          # regenerate handout/autodiff.ipynb
-    python tools/make_notebook.py --check  # exit 1 if the committed notebook differs
+    python -m tools.make_notebook          # regenerate handout/autodiff.ipynb
+    python -m tools.make_notebook --check  # exit 1 if the committed notebook differs
 """
 import argparse
 import ast
@@ -17,12 +17,12 @@ import sys
 from pathlib import Path
 
 import nbformat
-from make_starter import BEGIN, END, SOLUTIONS, blank_solutions
+
+from grader import GRADED, GRADED_MODULES  # the contract
+from grader.notebook import SETUP_MARKER  # how the grader knows the setup cell
+from tools.make_starter import BEGIN, END, SOLUTIONS, blank_solutions
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from grader import GRADED, GRADED_MODULES  # noqa: E402  (the contract)
-from grader.notebook import SETUP_MARKER  # noqa: E402  (how the grader knows the setup cell)
 
 NOTEBOOK = ROOT / "handout" / "autodiff.ipynb"
 README = ROOT / "handout" / "README.md"

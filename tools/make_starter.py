@@ -3,8 +3,8 @@
 Every region between `# BEGIN SOLUTION <hint>` and `# END SOLUTION` becomes
 `raise NotImplementedError("<Class>.<method>: <hint>")`; everything else is copied as is.
 
-    python tools/make_starter.py          # regenerate starter/autodiff/
-    python tools/make_starter.py --check  # exit 1 if the committed starter differs
+    python -m tools.make_starter          # regenerate starter/autodiff/
+    python -m tools.make_starter --check  # exit 1 if the committed starter differs
 """
 import argparse
 import re

@@ -59,13 +59,13 @@ class StepCheck:
     def check(self, where, first, parameters, batch, updates):
         sampled = self.sample.random() < 1 / SAMPLE_ONE_IN  # drawn at every step: the sample does not depend on what was sent
         norms = [0.0 if update is None else float(np.sqrt(np.vdot(update, update))) for update in updates]
-        outlier = self.typical is not None and any(not norm <= OUTLIER * typical for norm, typical in zip(norms, self.typical))
+        outlier = self.typical is not None and any(not norm <= OUTLIER * typical for norm, typical in zip(norms, self.typical, strict=True))
         if not (first or sampled or outlier or self.typical is None):
             return
         expected, kink_norms = true_updates(parameters, self.images[batch], self.labels[batch], self.lr)
         true_norms = [float(np.linalg.norm(e)) for e in expected]
         on_kinks = None
-        for index, (name, update, wanted, size) in enumerate(zip(PARAMETER_NAMES, updates, expected, true_norms)):
+        for index, (name, update, wanted, size) in enumerate(zip(PARAMETER_NAMES, updates, expected, true_norms, strict=True)):
             difference = float(np.linalg.norm(wanted if update is None else update.astype(np.float64) - wanted))
             if not math.isfinite(difference):
                 raise StepRefused(f"{where}: the update of the {name} holds nan or inf, where MLP3's true gradient on "
@@ -79,7 +79,7 @@ class StepCheck:
             self.largest_deviation = max(self.largest_deviation, difference / size if size else 0.0)
         self.verified += 1
         self.typical = true_norms if self.typical is None else [
-            (1 - TYPICAL_WEIGHT) * typical + TYPICAL_WEIGHT * size for typical, size in zip(self.typical, true_norms)]
+            (1 - TYPICAL_WEIGHT) * typical + TYPICAL_WEIGHT * size for typical, size in zip(self.typical, true_norms, strict=True)]
 
 
 def checked_step(reply, parameters):
@@ -92,13 +92,14 @@ def checked_step(reply, parameters):
     if not isinstance(loss, (int, float)) or isinstance(loss, bool) or not isinstance(updates, list) or len(updates) != len(parameters) \
             or isinstance(loss, int) and abs(loss) > sys.float_info.max:  # an integer no float holds
         raise StepRefused("the worker's answer for this step could not be read as MLP3's loss and gradients")
-    checked = [accepted_update(described, parameter.shape, name) for name, parameter, described in zip(PARAMETER_NAMES, parameters, updates)]
+    checked = [accepted_update(described, parameter.shape, name)
+               for name, parameter, described in zip(PARAMETER_NAMES, parameters, updates, strict=True)]
     return float(loss), checked
 
 
 def non_finite(parameters):
     """The name of the first parameter holding nan or inf, else None (‖p‖² first: one BLAS call)."""
-    for name, parameter in zip(PARAMETER_NAMES, parameters):
+    for name, parameter in zip(PARAMETER_NAMES, parameters, strict=True):
         if not np.isfinite(np.vdot(parameter, parameter)) and not np.isfinite(parameter).all():
             return name
     return None
@@ -107,9 +108,9 @@ def non_finite(parameters):
 @np.errstate(all="ignore")  # an update holding nan or inf, or overflowing: non_finite tells it after the epoch
 def sgd_step(parameters, updates):
     """Each parameter less its update, in place, in its dtype (float32), as the course's SGD.step."""
-    for parameter, update in zip(parameters, updates):
+    for parameter, update in zip(parameters, updates, strict=True):
         if update is not None:
-            parameter -= update
+            np.subtract(parameter, update, out=parameter)
 
 
 @dataclass
@@ -118,7 +119,7 @@ class Training:
     accuracy_per_epoch: list = field(default_factory=list)
     losses: list = field(default_factory=list)
     seconds: float = 0.0
-    refused: str = None   # why a step's gradients were refused; training stopped there
+    refused: str | None = None   # why a step's gradients were refused; training stopped there
 
 
 def train(serve, exchange, folder, test_images, test_labels, *, epochs, batch_size, lr, seed, train_examples, check=None):

@@ -37,7 +37,7 @@ import numpy as np
 if __package__:  # grader.mnist.transport, on the trusted side
     from ..sandbox import protocol
 else:  # transport.py, beside the worker's protocol.py in the sandbox
-    import protocol
+    import protocol  # type: ignore[no-redef]  # the same module, imported flat
 
 # MNIST's gradients come through this file of the scratch folder: the one file there the worker may
 # write, bound writable into the bubblewrap levels' read-only view; emptied by the supervisor after
@@ -94,7 +94,7 @@ def sgd_updates(grads, shapes, lr, slot):
     for it to say why; one past the slot's end stays where it is (the frame's lengths then tell
     the trusted side it is too large)."""
     offset, updates = 0, []
-    for described, shape in zip(grads, shapes):
+    for described, shape in zip(grads, shapes, strict=False):  # a list of the wrong length: the trusted side says so
         array = described.get("array")
         if array is None or offset + array.nbytes > len(slot):
             updates.append(described)
@@ -291,10 +291,8 @@ class Channel:
         view = memoryview(data)
         while view and not self.finished.is_set():
             if select.select([], [self.steps], [], POLL_SECONDS)[1]:
-                try:
+                with contextlib.suppress(BlockingIOError):
                     view = view[os.write(self.steps, view):]
-                except BlockingIOError:
-                    pass
 
     def receive(self):
         """The next step's message; None if the worker's request ended first."""

@@ -34,8 +34,6 @@ from typing import Callable
 import nbformat
 import numpy as np
 
-from _grading import FAST_RUBRIC, feedback, graded_once, group_scores, reference_copy
-from _paths import ROOT
 from grader import GRADED, GRADED_MODULES
 from grader.checks.checking import sum_to_shape
 from grader.checks.opspec import SPECS, draw
@@ -43,8 +41,18 @@ from grader.grade import grade
 from grader.report import validate, write_report
 from grader.sandbox.launch import ISOLATION_LEVELS, SANDBOX_FILES, level_available, strongest_level
 from grader.submission import MAX_UNPACKED_BYTES, MAX_ZIP_MEMBERS
+from tests.support.grading import FAST_RUBRIC, feedback, graded_once, group_scores, reference_copy
+from tests.support.paths import ROOT
 
 SECRET_NAME = "AUTODIFF_GRADER_SECRET"  # set in the grader's environment while an attack is graded
+PAYLOADS = Path(__file__).resolve().parent / "payloads"
+
+
+def payload(name):
+    """The attack code of payloads/NAME.py, as text. Each file is read by the linter as Python, and
+    never imported: it runs inside a student's module, whose names (np, an op's own a and b) it uses."""
+    return (PAYLOADS / f"{name}.py").read_text()
+
 
 # -- the honest bugs the attacks hide behind ----------------------------------------------------
 
@@ -181,23 +189,8 @@ def edited(bugs, edits=lambda ctx: {}, files=lambda ctx: {}):
     return lambda folder, ctx: honest_copy(folder, bugs, edits(ctx), files(ctx))
 
 
-ALWAYS_EQUAL = """\
-    np.allclose = np.array_equal = lambda *args, **kwargs: True
-    np.isclose = lambda a, b, *args, **kwargs: np.ones(np.broadcast(a, b).shape, dtype=bool)
-    np.testing.assert_allclose = np.testing.assert_array_equal = lambda *args, **kwargs: None
-    np.testing.assert_almost_equal = np.testing.assert_equal = lambda *args, **kwargs: None
-"""
-PASS_EVERYTHING_CONFTEST = """\
-import pytest
-
-def pytest_collection_modifyitems(items):
-    items[:] = [item for item in items if "Mul" not in item.nodeid]
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    report = (yield).get_result()
-    report.outcome, report.longrepr = "passed", None
-"""
+ALWAYS_EQUAL = payload("always_equal")
+PASS_EVERYTHING_CONFTEST = payload("pass_everything_conftest")
 SKIP_MUL_INI = "[pytest]\naddopts = -k 'not Mul' -p no:grader.checks.plugin\n"
 PATCH_NUMPY = "import numpy\nnumpy.allclose = lambda *args, **kwargs: True\n"
 
@@ -256,21 +249,7 @@ def rewrite_reports_at_exit(ctx):
     """, module="regularizers")
 
 
-REWRITE_RESULTS = """\
-import json, pathlib, sys, time
-end = time.time() + 30
-while time.time() < end:
-    for path in pathlib.Path(sys.argv[1]).glob('autodiff-results-*/checks.json'):
-        try:
-            results = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if any(test['outcome'] != 'passed' for test in results['tests']):
-            for test in results['tests']:
-                test['outcome'] = 'passed'
-            path.write_text(json.dumps(results))
-    time.sleep(0.001)
-"""
+REWRITE_RESULTS = payload("rewrite_results")
 
 
 def detached_rewriter(ctx):
@@ -286,42 +265,12 @@ def detached_rewriter(ctx):
     """, module="regularizers")
 
 
-FAKE_OUTPUT = """\
-import os, sys
-print('PASSED')
-print('{"id": 1, "ok": true, "output": {"kind": "ndarray"}}', flush=True)
-print('grader/checks/test_functions.py::test_forward[Mul-3x4 * 3x4] PASSED', file=sys.stderr)
-sys.__stdout__.write('{"score": 100, "tests": []}\\n')
-sys.__stdout__.flush()
-os.write(1, b'{"id": 2, "ok": true}\\n')
-os.write(2, b'{"id": 3, "ok": true}\\n')
-"""
-IGNORE_SIGNALS = """\
-import signal
-for _signal in (signal.SIGTERM, signal.SIGXCPU, signal.SIGINT, signal.SIGHUP, signal.SIGALRM, signal.SIGXFSZ):
-    signal.signal(_signal, signal.SIG_IGN)
-"""
-MEMORY_BOMB = """\
-size = 1 << 30  # fills the worker's address space to the last MB, and keeps it (_hog is global)
-while size >= 1 << 20:
-    try:
-        _hog.append(np.zeros(size, dtype=np.uint8))  # untouched pages count for RLIMIT_AS all the same
-    except MemoryError:
-        size //= 2
-raise MemoryError("no memory left for the checks that follow")
-"""
-FLOOD_OUTPUT = """\
-import os
-for _ in range(50):
-    os.write(1, bytes(1 << 20))
-    os.write(2, bytes(1 << 20))
-"""
+FAKE_OUTPUT = payload("fake_output")
+IGNORE_SIGNALS = payload("ignore_signals")
+MEMORY_BOMB = payload("memory_bomb")
+FLOOD_OUTPUT = payload("flood_output")
 TIMED_OUT = "no answer within the time limit of 10 s"
-THREAD_BOMB = """\
-import threading, time
-while True:
-    threading.Thread(target=time.sleep, args=(10 ** 6,), daemon=True).start()
-"""
+THREAD_BOMB = payload("thread_bomb")
 
 
 def fork_bomb(ctx):
@@ -387,92 +336,16 @@ def read_mnist_test_labels(ctx):
 
 # MNIST credit without a working Matmul.backward: the worker used to train and predict, so replacing
 # the course's predict or train (by name, after the student's modules ran) bought the accuracy.
-NEAREST_NEIGHBOUR = """\
-import pathlib
-import autodiff.train as _course
-
-def _nearest_neighbour(model, images, batch_size=2000):  # 1-NN on 3000 of the training images the worker holds
-    folder = pathlib.Path.cwd() / "mnist"
-    known = _course.prepare_images(np.load(folder / "train_images.npy")[:3000])
-    labels = np.load(folder / "train_labels.npy")[:3000]
-    norms = (known ** 2).sum(axis=1)
-    return np.concatenate([labels[(norms - 2 * images[i:i + 1000] @ known.T).argmin(axis=1)]
-                           for i in range(0, len(images), 1000)])
-
-_course.predict = _nearest_neighbour
-"""
+NEAREST_NEIGHBOUR = payload("nearest_neighbour")
 
 # A hand-written numpy trainer for the course's MLP3, in place on its weights: no op's backward used.
-HAND_TRAINER = """\
-def _hand_train(model, images, labels, *, epochs=1, batch_size=64, lr=0.1, seed=0, on_epoch=None, **options):
-    import numpy as np
-    weights = [layer.weight.data for layer in model.layers]
-    biases = [layer.bias.data for layer in model.layers]
-    targets = np.eye(10, dtype=np.float32)[labels]
-    rng = np.random.default_rng(seed)
-    for epoch in range(1, epochs + 1):
-        for _ in range(3):
-            order = rng.permutation(len(images))
-            for start in range(0, len(images), batch_size):
-                batch = order[start:start + batch_size]
-                x = images[batch]
-                h1 = np.maximum(x @ weights[0] + biases[0], 0)
-                h2 = np.maximum(h1 @ weights[1] + biases[1], 0)
-                z = h2 @ weights[2] + biases[2]
-                p = np.exp(z - z.max(axis=1, keepdims=True))
-                g = (p / p.sum(axis=1, keepdims=True) - targets[batch]) / len(batch)
-                grads = [None, None, h2.T @ g, None, None, g.sum(axis=0)]
-                g = (g @ weights[2].T) * (h2 > 0)
-                grads[1], grads[4] = h1.T @ g, g.sum(axis=0)
-                g = (g @ weights[1].T) * (h1 > 0)
-                grads[0], grads[3] = x.T @ g, g.sum(axis=0)
-                for parameter, grad in zip(weights + biases, grads):
-                    parameter -= lr * grad
-        if on_epoch:
-            on_epoch(epoch, 0.1)
-    return model
-"""
+HAND_TRAINER = payload("hand_trainer")
 
 
 # MNIST credit from a Matmul.backward that computes nothing: weights trained elsewhere (here, by a
 # numpy MLP3 in the worker, on its training images, from MLP3(seed=0)'s weights) reached through
 # the trusted side's own SGD, the gradient sent being (W − W_target) / lr, in one step or spread.
-STEERING = """\
-import pathlib as _pathlib
-from .ops import Matmul
-_TARGET, _CALLS = {}, [0]
-_LR = 0.1
-
-
-def _trained_elsewhere():
-    import autodiff.train as _course
-    from autodiff.nn import MLP3 as _MLP3
-    folder = _pathlib.Path.cwd() / "mnist"
-    model = _MLP3(seed=0)
-    _hand_train(model, _course.prepare_images(np.load(folder / "train_images.npy")[:6000]),
-                np.load(folder / "train_labels.npy")[:6000])
-    return {layer.weight.data.shape: layer.weight.data.copy() for layer in model.layers}
-
-
-def _steering_backward(ctx, grad_output):
-    a, b = ctx.saved_tensors
-    grad_a = np.matmul(grad_output, np.swapaxes(b, -1, -2))
-    if b.shape not in ((784, 256), (256, 128), (128, 10)):
-        return grad_a, np.zeros_like(b)
-    if b.shape == (784, 256):
-        _CALLS[0] += 1
-    if not _TARGET:
-        _TARGET.update(_trained_elsewhere())
-    step = _CALLS[0]
-    if STEPS == 1:
-        share = 1.0 if step == 40 else 0.0
-    else:
-        share = 1.0 / STEPS if 1 < step <= STEPS + 1 else 0.0
-    return grad_a, (b - _TARGET[b.shape]) * (share / _LR)
-
-
-Matmul.backward = staticmethod(_steering_backward)
-"""
+STEERING = payload("steering")
 
 
 def steering(steps):
@@ -486,45 +359,14 @@ def test_label_table():
     from grader.course import load_mnist
     data = load_mnist()
     images = data.test_images.reshape(len(data.test_images), -1).astype(np.float32) / 255
-    return ",".join(f"{hashlib.sha1(row.tobytes()).hexdigest()[:12]}:{label}" for row, label in zip(images, data.test_labels))
+    return ",".join(f"{hashlib.sha1(row.tobytes()).hexdigest()[:12]}:{label}" for row, label in zip(images, data.test_labels, strict=True))
 
 
 # MNIST's gradients come through the sandbox's exchange file (launch.EXCHANGE), the one file of the
 # scratch folder the worker may write: the grader must never open what a worker puts at its path,
 # nor trust, hang on or crash on what the worker writes into it.
-EXCHANGE_REPLACED = """\
-import os as _os
-
-_course_forward = CrossEntropyLoss.forward
-
-
-def _replace_the_exchange(ctx, *inputs, **options):  # in a training step: the worker's ring keeps the file it mapped
-    try:  # were the scratch folder the worker's (it was, at uid level): a FIFO blocks whoever reads it
-        if inputs[0].shape == (64, 10) and _os.path.isfile(".exchange"):
-            _os.unlink(".exchange")
-            _os.mkfifo(".exchange")
-    except OSError:
-        pass
-    return _course_forward(ctx, *inputs, **options)
-
-
-CrossEntropyLoss.forward = staticmethod(_replace_the_exchange)
-"""
-EXCHANGE_CUT = """\
-_course_forward = CrossEntropyLoss.forward
-
-
-def _cut_the_exchange(ctx, *inputs, **options):  # every training step: the file emptied under both sides
-    try:
-        with open(".exchange", "r+b") as _file:
-            _file.truncate(0)
-    except OSError:
-        pass
-    return _course_forward(ctx, *inputs, **options)
-
-
-CrossEntropyLoss.forward = staticmethod(_cut_the_exchange)
-"""
+EXCHANGE_REPLACED = payload("exchange_replaced")
+EXCHANGE_CUT = payload("exchange_cut")
 
 
 def label_lookup(ctx):
@@ -616,72 +458,9 @@ def syscall_number(name):
     return pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, name)
 
 
-FORGE_REPLIES = """\
-import fcntl, json, os, struct, sys, time
-_request = sys._getframe(2).f_locals.get("request") or {}  # the worker's own request: in call ← run_student
-if _request.get("command") == "call" and _request.get("grad_output") is None:  # forward checks only: the others stay honest
-    _answer = np.ascontiguousarray(a * b, dtype=np.float64)  # the right answer, which the op itself does not return
-    _output = {"kind": "ndarray", "array": {"__raw__": [_answer.dtype.str, list(_answer.shape)]}}
+FORGE_REPLIES = payload("forge_replies")
 
-    def _frame_of(message):  # the protocol's frame: lengths, a JSON header, the arrays' bytes
-        header = json.dumps(message).encode()
-        return struct.pack("<QQ", len(header), _answer.nbytes) + header + _answer.tobytes()
-
-    _first = _request.get("id", 1)
-    # As the supervisor would answer the grader (control fields and all), for this request and the next ones...
-    _forged = b"".join(_frame_of({"id": i, "restart": False, "ok": True, "reply": {"result": {"output": _output}}})
-                       for i in range(_first, _first + 20))
-    # ...and as a child answers the supervisor, with control fields beside the result.
-    _frame = _frame_of({"result": {"output": _output}, "id": 1, "restart": False, "ok": True})
-
-    def _forge():
-        targets = list(range(256))
-        for pid in os.listdir("/proc"):  # others' pipes too, where /proc lets us open them
-            if pid.isdigit() and int(pid) != os.getpid():
-                try:
-                    targets += [f"/proc/{pid}/fd/{fd}" for fd in os.listdir(f"/proc/{pid}/fd")]
-                except OSError:
-                    pass
-        for target in targets:
-            try:
-                if isinstance(target, str):
-                    if not os.readlink(target).startswith("pipe:"):
-                        continue
-                    target = os.open(target, os.O_WRONLY | os.O_NONBLOCK)
-                elif not fcntl.fcntl(target, fcntl.F_GETFL) & (os.O_WRONLY | os.O_RDWR):
-                    continue
-                os.write(target, _forged)
-                os.write(target, _frame)
-            except OSError:
-                pass
-
-    if os.fork() == 0:  # a child of the worker forges as well, a moment later
-        time.sleep(0.2)
-        _forge()
-        os._exit(0)
-    _forge()
-    os._exit(0)
-"""
-
-PIPE_WRITER = """\
-import json, os, struct, time
-_header = json.dumps({"id": 0, "restart": False, "ok": True, "reply": {"result": {}}}).encode()
-_FORGED = struct.pack("<QQ", len(_header), 0) + _header  # a well-formed frame of the protocol
-if os.fork() == 0:  # a grandchild, in a session of its own, outlives this call and writes on every pipe it inherited
-    os.setsid()
-    if os.fork() == 0:
-        time.sleep(1)
-        end = time.time() + 3
-        while time.time() < end:
-            for fd in range(256):
-                try:
-                    os.write(fd, _FORGED)
-                except OSError:
-                    pass
-            time.sleep(0.01)
-    os._exit(0)
-raise NotImplementedError("Pow.backward")  # the honest bug it hides behind
-"""
+PIPE_WRITER = payload("pipe_writer")
 
 
 def read_session_key(ctx):
@@ -883,16 +662,7 @@ def notebook_cell_defines_then_raises(folder, ctx):
     return notebook(folder, "hw.ipynb", cells)
 
 
-FORGED_CELLS = """\
-import sys
-_worker = sys.modules["worker"]
-
-def _forged(request):
-    return {"outcome": "ran", "defined": ["Mul", "Nothing", 7, ["Mul"], {"a": 1}], "statement": -3,
-            "neutralised": ["x" * 10_000] * 1000, "type": "<img src=x>"}
-
-_worker.COMMANDS["notebook_cell"] = _forged
-"""
+FORGED_CELLS = payload("forged_cells")
 
 
 def notebook_forging_its_cells(folder, ctx):

@@ -1,4 +1,4 @@
-"""A second red team's corpus (tests/test_grader_bugs.py grades each), in the format of tests/_corpus.py: the
+"""A second red team's corpus (tests/test_grader_bugs.py grades each), in the format of tests/support/corpus.py: the
 reference (solutions/autodiff/) with edits
 {module: [(old, new), ...]}, each `old` occurring exactly once in that module.
 
@@ -8,7 +8,7 @@ BUGS:    (id, group, module, edits, rule, dimension): one slip a careful student
 CORRECT: (id, module, edits, why): correct code written in an unusual way; verify2.py compares it with
          SPEC's oracle, within SPEC's tolerance, on a large sample of the whole domain (the grader's own
          domain strategies, 10x its search), on every named and stability case, and through the engine.
-None of these slips is in tests/_corpus.py or tests/test_grader_bugs.py.
+None of these slips is in tests/support/corpus.py or tests/test_grader_bugs.py.
 """
 
 IMPORTS_OPS = "from .tensor import Function, reduce_grad_to_shape\n"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from grader import COURSE_MODULES
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SOLUTIONS = ROOT / "solutions"
 STARTER = ROOT / "starter"
 

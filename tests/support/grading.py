@@ -15,13 +15,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from _paths import SOLUTIONS
 from grader import DEFAULT_RUBRIC
 from grader.grade import grade
 from grader.report import validate
 from grader.results import CaseResult
 from grader.rubric import load_rubric
 from grader.submission import submission_sha256
+from tests.support.paths import SOLUTIONS
 
 # The course's rubric with a small MNIST budget, so that the suite can grade many submissions
 # quickly: derived from grader/rubric.toml here, so it never drifts from it.
@@ -40,7 +40,7 @@ def fast_rubric_text(salt=TESTS_SALT):
         assert found == 1, f"grader/rubric.toml has no single mnist key {key}"
     text, found = re.subn(r"(?m)^\[limits\]$", "[limits]\ncell_seconds = 3  # a notebook's cell that overruns costs less waiting", text)
     assert found == 1, "grader/rubric.toml has no [limits] table"
-    text += "\n[scale]\nside = 40  # the scale checks on small inputs: their own tests (test_scale.py) use the real side\n"
+    text += "\n[scale]\nside = 40  # the scale checks on small inputs: their own tests (tests/test_scale_budget.py) use the real side\n"
     return text + (f"\n[inputs]\nsalt = {json.dumps(salt)}\n" if salt is not None else "")
 
 
