@@ -31,3 +31,13 @@ def test_nothing_in_the_project_refers_to_the_shared_folder_outside_it():
     outside = "../" + "shared"  # spelled apart, so that this file is not a hit of its own search
     found = subprocess.run(["git", "grep", "-l", "-F", outside], cwd=ROOT, capture_output=True, text=True, check=False).stdout.split()
     assert found == []
+
+
+def test_the_spine_picture_names_modules_that_exist():
+    """docs/grading.md's picture of the grader names its modules by file: each must still be one."""
+    text = (ROOT / "docs" / "grading.md").read_text()
+    picture = re.search(r"## The spine in one picture\n\n```text\n(.*?)```", text, re.S).group(1)
+    named = set(re.findall(r"([\w/]+\.py)\b", picture))
+    modules = {path.relative_to(ROOT / "grader").as_posix() for path in (ROOT / "grader").rglob("*") if path.is_file()}
+    missing = {name for name in named if not any(module == name or module.endswith("/" + name) for module in modules)}
+    assert named and not missing, f"the picture names files grader/ no longer has: {sorted(missing)}"

@@ -345,13 +345,17 @@ def fresh_clone(folder):
     subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(ROOT), str(folder)], check=True)
     listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
                             capture_output=True, text=True, check=True).stdout.split("\0")
-    for relative in filter(None, listed):
+    listed = set(filter(None, listed))
+    for relative in listed:
         source, target = ROOT / relative, folder / relative
         if source.is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
         elif target.exists():
             target.unlink()
+    committed = subprocess.run(["git", "ls-files", "-z"], cwd=folder, capture_output=True, text=True, check=True).stdout
+    for relative in set(filter(None, committed.split("\0"))) - listed:  # removed or renamed since the last commit
+        (folder / relative).unlink()
     subprocess.run(["git", "add", "-A"], cwd=folder, check=True)
     subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "--quiet", "--allow-empty", "-m", "wip"],
                    cwd=folder, check=True)
