@@ -65,7 +65,7 @@ class CellResult:
 
 def read_notebook(text):
     """A Notebook for a notebook's JSON text (any nbformat version nbformat reads)."""
-    import nbformat  # here, not at the top: grading a folder never needs it (a tenth of a second to import)
+    import nbformat  # here, not at the top: grading a folder never needs it, and its import takes time
 
     try:
         notebook = nbformat.reads(text, as_version=4)

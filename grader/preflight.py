@@ -1,8 +1,9 @@
 """Before the command line does anything: does this Python have the packages the verb needs?
 
 `python -m grader` runs on whichever `python` comes first: the machine's own, an unactivated
-shell's. Without the grader's packages a grading cannot run (a pytest without its JSON plugin
-once gave 0/100 and exit status 0), and a batch crashed after it had changed its output folder.
+shell's. Without the grader's packages a grading cannot run, and finding that out halfway is too
+late: a grading without pytest's JSON plugin has no results to score, and a batch has already
+changed its output folder.
 This module imports the standard library only, and only looks the packages up (find_spec: none
 is imported), so that `python -m grader` can refuse before anything is created or changed, and
 say which command to run instead. `grader/__init__.py` imports nothing heavy for the same reason.

@@ -147,7 +147,7 @@ def parse_rubric(data, path):
     return Rubric(str(path), hashlib.sha256(data).hexdigest(), points, visibility, mnist, salt, limits, unshipped, side, data)
 
 
-# What grader/rubric.toml shipped as its salt before the course's secret: every course that kept it drew the
+# A public salt, the placeholder of grader/rubric.toml's published copies: every course that keeps it draws the
 # same official inputs as every other. Official runs refuse it.
 PLACEHOLDER_SALT = "autodiff-course-salt-change-me"
 SECRET_HEADER = """\

@@ -35,8 +35,8 @@ class CheckFailed(AssertionError):
         self.cause = cause or Wrong(message.partition("\n")[0])
 
 
-# Prefixed to a check's id (file::test[case]) when seeding its inputs: where the checks lived when
-# their inputs were first drawn. Kept, so that moving the files moves no grade.
+# Prefixed to a check's id (file::test[case]) when seeding its inputs: a fixed folder, never the check
+# files' own, so that moving the files moves no student's inputs, and no grade.
 SEED_PREFIX = "tests/checks/"
 
 

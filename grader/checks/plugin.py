@@ -104,7 +104,7 @@ def scale_ahead(request, rubric):
     """The scale checks' expected directional derivatives (test_scale.derivatives_ahead), computed
     in a thread from when first asked for: the MNIST check asks, and runs first, so that they are
     computed while MNIST trains (the worker computing, this process mostly waiting) rather than in
-    the scale checks' own time, of which they took a fifth; for the scale checks collected only.
+    the scale checks' own time, of which they are a large part; for the scale checks collected only.
     None when none is to run (a selection, or a handout whose rubric does not ship them)."""
     ops = [item.callspec.params["op"] for item in request.session.items if check_kind(item) == "scale"]
     if not ops:
@@ -134,7 +134,7 @@ def search_ahead(request, rubric):
 def pytest_collection_modifyitems(items):
     """The checks of one group run one after another: the sandbox keeps a worker child per group,
     and every change of group forks a fresh one that imports the student's modules again (a
-    notebook's imports, matplotlib say, cost a second each time). MNIST's group first (see
+    notebook's cells replayed, their imports included: matplotlib, say). MNIST's group first (see
     scale_ahead); otherwise stable: the order within a group, and of the groups, stay the files'."""
     checks = Path(__file__).resolve().parent
     if not all(Path(item.path).parent == checks for item in items):  # the project's own test run: leave it be

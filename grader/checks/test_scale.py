@@ -164,8 +164,8 @@ def judge_scale(student, op, rng, side, ahead=None):
 def slow_part(student, op, case, inputs, expected, reference, seconds):
     """The diagnosis of a slow call (`seconds`, None if stopped; `reference`, the grader's own time
     for it): the forward alone is timed, and the part named that took the more time beyond the
-    grader's own for it. (Not the forward alone against a budget of its own: the floor makes that
-    budget loose, and a loop in the forward that fits it made the whole call slow all the same.)"""
+    grader's own for it. (The forward alone has no budget of its own: the floor would make it
+    loose, and a loop in the forward that fits it still makes the whole call slow.)"""
     size, budget = max(x.size for x in inputs), budget_of(reference)
     with student.paused():
         forward_reference = reference_seconds(op, case.options, inputs, expected, None)
@@ -217,7 +217,7 @@ def judge_values(op, case, inputs, expected, upstream, reply, rng, derivatives=N
 
 def draw_directions(op, inputs, rng):
     """DIRECTIONS random directions for each input the case wants a gradient for (None for the
-    others). Random signs: E⟨g, v⟩² = ‖g‖² as for normal draws, at a quarter of the cost of drawing them."""
+    others). Random signs, not normal draws: the same E⟨g, v⟩² = ‖g‖², and far cheaper to draw."""
     return [[rng.integers(0, 2, size=x.shape, dtype=np.int8) * 2.0 - 1.0 for _ in range(DIRECTIONS)] if wanted else None
             for x, wanted in zip(inputs, SPECS[op].gradient_inputs())]
 

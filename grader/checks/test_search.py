@@ -19,7 +19,7 @@ from ..results import Wrong
 from .checking import CheckFailed, call_op, judge_backward, judge_forward, judge_unchanged, rng_for
 from .opspec import HAND_MADE, SPECS
 
-SEARCH_EXAMPLES = 30   # draws per op: about 20 ms of the grading each (docs/grading.md, "The search")
+SEARCH_EXAMPLES = 30   # draws per op; what they cost a grading: docs/grading.md, "The search"
 SEARCH = settings(max_examples=SEARCH_EXAMPLES, phases=[Phase.generate, Phase.shrink], database=None, deadline=None,
                   suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
 

@@ -6,12 +6,13 @@ the loss and SGD's updates, lr · gradient, as a frame (protocol.encode_frame) w
 header come through a second FIFO (`gradients`) and whose raw bytes the worker has put in a slot
 of the sandbox's exchange file (EXCHANGE, opened by the grader before any worker ran): a ring of
 RING_SLOTS slots, step k in slot k mod RING_SLOTS, the file's first bytes counting the steps the
-trusted side has taken out, so that the worker rewrites a slot only once it has been read. (A
-megabyte a step through a pipe cost a millisecond a step, a third of the step itself; a copy into
-a mapping of the file costs a fifth of that.) The trusted side reads the slot into memory of its
-own, and only then checks it: whatever the worker writes to the file, or wherever, reaches nothing
-but its own steps. Where there are no FIFOs (Windows: a student's own check, process level), the
-FIFOs' bytes go through one TCP connection on 127.0.0.1 instead (SocketChannel, step_streams).
+trusted side has taken out, so that the worker rewrites a slot only once it has been read. (The
+arrays go through a file, not the pipe: a pipe's copies in and out would be a large part of a short
+step, a copy into a mapping of the file is a small one.) The trusted side reads the slot into
+memory of its own, and only then checks it: whatever the worker writes to the file, or wherever,
+reaches nothing but its own steps. Where there are no FIFOs (Windows: a student's own check,
+process level), the FIFOs' bytes go through one TCP connection on 127.0.0.1 instead
+(SocketChannel, step_streams).
 
 The worker's end: worker_end, a WorkerEnd (the streams, and the ring: StepRing). The trusted
 side's: Channel, or SocketChannel (CHANNEL: this machine's). Between them, accepted_update: what
