@@ -27,7 +27,7 @@ from _attacks import ATTACKS, run_attack, skip_reason  # noqa: E402
 from grader import DEFAULT_RUBRIC  # noqa: E402
 from grader.grade import grade  # noqa: E402
 from grader.rubric import load_rubric  # noqa: E402
-from grader.sandbox.launch import ISOLATION_LEVELS, level_available  # noqa: E402
+from grader.sandbox.levels import ISOLATION_LEVELS, level_available  # noqa: E402
 
 COST_GOAL = 1.15
 

@@ -21,7 +21,8 @@ from grader.course import expose_mnist  # noqa: E402
 from grader.mnist import train  # noqa: E402
 from grader.rubric import load_rubric  # noqa: E402
 from grader.sandbox.client import WorkerClient  # noqa: E402
-from grader.sandbox.launch import scratch_parent, strongest_level  # noqa: E402
+from grader.sandbox.launch import scratch_parent  # noqa: E402
+from grader.sandbox.levels import strongest_level  # noqa: E402
 from grader.submission import load_submission, prepare_scratch  # noqa: E402
 
 

@@ -33,7 +33,8 @@ from grader.checks.checking import CheckFailed  # noqa: E402
 from grader.checks.opspec import SCALE_CASES  # noqa: E402
 from grader.rubric import SCALE_SIDE  # noqa: E402
 from grader.sandbox.client import WorkerClient  # noqa: E402
-from grader.sandbox.launch import scratch_parent, strongest_level  # noqa: E402
+from grader.sandbox.launch import scratch_parent  # noqa: E402
+from grader.sandbox.levels import strongest_level  # noqa: E402
 from grader.submission import load_submission, prepare_scratch  # noqa: E402
 
 NUMERICAL = '''

@@ -41,7 +41,7 @@ from grader.checks.checking import sum_to_shape
 from grader.checks.opspec import SPECS, draw
 from grader.grade import grade
 from grader.report import validate, write_report
-from grader.sandbox.launch import ISOLATION_LEVELS, level_available, strongest_level
+from grader.sandbox.levels import ISOLATION_LEVELS, level_available, strongest_level
 from grader.submission import MAX_UNPACKED_BYTES, MAX_ZIP_MEMBERS
 
 SECRET_NAME = "AUTODIFF_GRADER_SECRET"  # set in the grader's environment while an attack is graded

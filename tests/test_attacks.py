@@ -6,7 +6,7 @@ skipped with the reason."""
 import pytest
 
 from _attacks import ATTACKS, run_attack, skip_reason
-from grader.sandbox.launch import ISOLATION_LEVELS
+from grader.sandbox.levels import ISOLATION_LEVELS
 
 pytestmark = pytest.mark.slow  # every test here grades whole submissions
 

@@ -29,7 +29,7 @@ from grader.classroom.roster import discover
 from grader.cli import main
 from grader.report import build_report, write_atomically
 from grader.rubric import PLACEHOLDER_SALT, load_rubric, read_secret
-from grader.sandbox.launch import level_available
+from grader.sandbox.levels import level_available
 from grader.submission import load_submission
 
 pytestmark = pytest.mark.slow  # every test here grades whole submissions

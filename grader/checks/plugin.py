@@ -16,7 +16,8 @@ from .. import DEFAULT_RUBRIC, ROOT
 from ..notebook import NOTEBOOK_FILE, as_data, cell_notes, run_notebook
 from ..rubric import load_rubric
 from ..sandbox.client import START_TIMEOUT, SandboxError, TimeBudget, WorkerClient
-from ..sandbox.launch import scratch_parent, strongest_level
+from ..sandbox.launch import scratch_parent
+from ..sandbox.levels import strongest_level
 from ..sandbox.protocol import NOTEBOOK_GROUP, WHOLE_MODEL
 from ..submission import load_submission, prepare_scratch
 from .checking import CheckFailed

@@ -29,7 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import protocol
-from .launch import Limits, paused, start_worker, stop_worker
+from .launch import Limits, start_worker, stop_worker
+from .levels import isolation_level
+from .reaping import paused
 
 SUPERVISOR_GRACE = 15  # seconds the supervisor may take, beyond a request's limit, to end a child and answer
 START_TIMEOUT = 60     # seconds for a fresh sandbox to say it is ready (numpy imported)
@@ -78,6 +80,7 @@ class StudentException(Exception):
 class WorkerClient:
     def __init__(self, scratch, isolation="process", limits=Limits(), budget=None):
         self.scratch, self.isolation, self.limits, self.budget = scratch, isolation, limits, budget
+        self.level = isolation_level(isolation)
         self.process = None
         self.timed_out = {}    # key → message, for operations that must not be run again
         self.fatal_imports = {}  # module → (status, message), for modules whose import killed the worker
@@ -203,7 +206,7 @@ class WorkerClient:
     # -- process ----------------------------------------------------------------------------
     def _start(self):
         try:
-            self.process = start_worker(self.scratch, self.limits, self.isolation)
+            self.process = start_worker(self.scratch, self.limits, self.level)
         except OSError as error:
             raise SandboxError(f"the sandbox could not start a worker: {error}") from None
         self.starts += 1
@@ -296,7 +299,7 @@ class WorkerClient:
         sandbox_error = self._sandbox_error()
         if sandbox_error:
             return f": the sandbox could not start it ({sandbox_error})"
-        if code > 128 and self.isolation != "process":
+        if code > 128 and self.level.bubblewrap:
             code = 128 - code  # bubblewrap reports a worker killed by signal N as 128 + N
         if code < 0:
             name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
