@@ -74,3 +74,23 @@ def test_what_each_level_can_do_is_what_the_platforms_table_says():
     assert having("sandboxed") == ["namespace", "uid", "user-namespace"]
     assert [name for name, level in LEVELS.items() if level.contain(Limits()) and level.contain(Limits()).strict] == \
         ["namespace", "uid", "user-namespace"]
+
+
+@pytest.mark.skipif(not level_available("uid"), reason="'uid' is not available")
+def test_an_exit_status_over_128_means_a_signal_only_where_bubblewrap_reports_it(monkeypatch, tmp_path):
+    """bubblewrap reports a worker killed by signal N as status 128 + N; at `uid` there is no
+    bubblewrap, and a supervisor's status 137 is a status."""
+    import textwrap
+
+    from test_faults import FAKE_WORKER
+
+    from grader.sandbox import launch
+    from grader.sandbox.client import WorkerClient, WorkerFailure
+
+    fake = tmp_path / launch.ENTRY
+    fake.write_text(FAKE_WORKER.format(misbehaviour=textwrap.indent("os._exit(137)", " " * 4)))
+    monkeypatch.setattr(launch, "SANDBOX_FILES", [fake, *launch.SANDBOX_FILES[1:]])
+    with tempfile.TemporaryDirectory(dir=scratch_parent()) as scratch:
+        with WorkerClient(scratch, isolation="uid") as client:
+            with pytest.raises(WorkerFailure, match="the worker exited with status 137"):
+                client.request("call", timeout=20)
