@@ -5,6 +5,7 @@ forge replies, write on inherited pipes, print the sandbox's errors and read the
 import errno
 import json
 import re
+import sys
 import tempfile
 from pathlib import Path
 
@@ -129,7 +130,7 @@ def test_without_a_watchable_child_the_supervisor_serves_in_process(monkeypatch)
     from grader.checks.checking import call_op
 
     def command(scratch, limits, log, seccomp):
-        return [launch.sys.executable, "-c", WITHOUT_PIDFD, str(scratch / ".worker" / launch.ENTRY), str(log)], scratch
+        return [sys.executable, "-c", WITHOUT_PIDFD, str(scratch / ".worker" / launch.ENTRY), str(log)], scratch
 
     monkeypatch.setattr(isolation_level("process"), "command", command)
     with tempfile.TemporaryDirectory(dir=scratch_parent()) as folder:

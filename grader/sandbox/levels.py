@@ -5,7 +5,7 @@ one mechanism per module: uidpool.py, seccomp.py, permissions.py, reaping.py, co
   sandboxed `import numpy`);
 - `prepare(scratch)`: what the level arranges before its worker starts (a uid from the pool, the
   scratch folder opened to it); returns the uid's claim, or None;
-- `command(scratch, limits, log, seccomp)`: the program that becomes the sandbox (bubblewrap
+- `command(scratch, limits, log, seccomp_fd)`: the program that becomes the sandbox (bubblewrap
   around the supervisor, or the supervisor), and its working directory;
 - `contain(limits)`: what the worker's process does to itself first, with one thread (contain.py
   carries it out): its rlimits and a fresh session keyring; None where there is no `resource`
@@ -44,6 +44,7 @@ import functools
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -69,7 +70,7 @@ class Containment:
     strict: bool   # a limit the system refuses stops the start (not at `process`: a laptop's macOS refuses RLIMIT_AS)
     keyctl: int | None  # keyctl's call number, to join a fresh session keyring; None: no kernel keyrings
 
-    def program(self, python, runtime):
+    def program(self, python: Path | str, runtime: Path) -> list[str]:
         """The command that carries it out, before the sandbox's own command."""
         plan = {"limits": [list(pair) for pair in self.limits], "strict": self.strict, "keyctl": self.keyctl}
         return [str(python), "-I", "-S", str(Path(runtime) / CONTAIN), json.dumps(plan)]
@@ -87,21 +88,22 @@ class IsolationLevel:
         return f"<isolation level {self.name}>"
 
     # -- the steps ------------------------------------------------------------------------------
-    def available(self):
+    def available(self) -> bool:
         """Can this machine start a worker at this level? (Tried: a sandboxed `import numpy`.)"""
         return self.requirements_met() and probe(self)
 
-    def requirements_met(self):
+    def requirements_met(self) -> bool:
         return resource is not None and fcntl is not None
 
-    def prepare(self, scratch):
+    def prepare(self, scratch: Path) -> "uidpool.UidClaim | None":
         return None
 
-    def command(self, scratch, limits, log, seccomp):
-        """(argv, working directory) of the sandbox: the supervisor with its log (a descriptor, or a path on Windows)."""
+    def command(self, scratch: Path, limits, log: int | Path, seccomp_fd: int | None) -> tuple[list[str], Path | str]:
+        """(argv, working directory) of the sandbox: the supervisor with its log (a descriptor, or a
+        path on Windows); seccomp_fd: the filter's descriptor, for bubblewrap to load."""
         return [str(self.python()), "-I", str(Path(scratch) / ".worker" / ENTRY), str(log)], scratch
 
-    def contain(self, limits):
+    def contain(self, limits) -> Containment | None:
         if resource is None:
             return None
         return Containment(limits=(("RLIMIT_CPU", limits.cpu_seconds), ("RLIMIT_AS", limits.memory_bytes),
@@ -110,15 +112,15 @@ class IsolationLevel:
                            + ((("RLIMIT_NPROC", limits.processes),) if self.pooled_uid else ()),
                            strict=self.sandboxed, keyctl=seccomp.keyctl_number())
 
-    def reap(self, process):
+    def reap(self, process: subprocess.Popen) -> None:
         reaping.kill_group(process)
 
     # -- what the steps share -------------------------------------------------------------------
-    def python(self):
+    def python(self) -> Path:
         """The interpreter the sandbox runs on: the worker's uid must be able to read it."""
         return SANDBOX_PYTHON if self.pooled_uid else Path(sys.executable)
 
-    def home(self, scratch):
+    def home(self, scratch: Path) -> str:
         return str(scratch)
 
 
@@ -154,7 +156,7 @@ class Bubblewrap(IsolationLevel):
     def requirements_met(self):
         return super().requirements_met() and shutil.which("bwrap") is not None
 
-    def command(self, scratch, limits, log, seccomp):
+    def command(self, scratch, limits, log, seccomp_fd):
         python = self.python()
         binds = ["--ro-bind", "/usr", "/usr"]
         for link in ("bin", "lib", "lib64", "sbin"):
@@ -166,7 +168,7 @@ class Bubblewrap(IsolationLevel):
         command = ["bwrap", "--unshare-all", "--as-pid-1", "--die-with-parent", "--new-session", "--hostname", "sandbox",
                    *binds, "--ro-bind", str(scratch), "/scratch", "--bind", str(Path(scratch) / exchange), f"/scratch/{exchange}",
                    "--proc", "/proc", "--dev", "/dev",
-                   "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp", "--chdir", "/scratch", "--seccomp", str(seccomp),
+                   "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp", "--chdir", "/scratch", "--seccomp", str(seccomp_fd),
                    str(python), "-I", f"/scratch/.worker/{ENTRY}", str(log)]
         return command, "/"
 
@@ -187,8 +189,8 @@ class Uid(PooledUid):
     def requirements_met(self):
         return super().requirements_met() and SANDBOX_PYTHON.is_file()
 
-    def command(self, scratch, limits, log, seccomp):
-        argv, cwd = super().command(scratch, limits, log, seccomp)
+    def command(self, scratch, limits, log, seccomp_fd):
+        argv, cwd = super().command(scratch, limits, log, seccomp_fd)
         # The supervisor's processes are then all of a uid no other process has: it may kill(-1).
         return [*argv, "own-uid"], cwd
 
@@ -214,7 +216,7 @@ LEVELS = {level.name: level for level in (Namespace(), Uid(), UserNamespace(), P
 ISOLATION_LEVELS = tuple(LEVELS)  # strongest first: what `auto` tries in order
 
 
-def isolation_level(name):
+def isolation_level(name: "str | IsolationLevel") -> IsolationLevel:
     """The level called `name` (an IsolationLevel is returned as it is)."""
     if isinstance(name, IsolationLevel):
         return name
@@ -225,15 +227,15 @@ def isolation_level(name):
 
 
 @functools.lru_cache(maxsize=None)
-def level_available(name):
+def level_available(name: str) -> bool:
     return isolation_level(name).available()
 
 
-def strongest_level():
+def strongest_level() -> str:
     return next(name for name in ISOLATION_LEVELS if level_available(name))
 
 
-def probe(level):
+def probe(level: IsolationLevel) -> bool:
     """Start a sandbox at this level on an empty scratch folder: did its supervisor say it was ready?"""
     from . import launch
 

@@ -20,14 +20,14 @@ class UidClaim:
     uid: int
     lock: int | None
 
-    def release(self):
+    def release(self) -> None:
         """The uid is free again: call only once nothing runs as it any more."""
         if self.lock is not None:
             os.close(self.lock)
             self.lock = None
 
 
-def claim_uid():
+def claim_uid() -> UidClaim:
     """A uid no other running worker has."""
     UID_LOCKS.mkdir(mode=0o700, exist_ok=True)
     for uid in UID_POOL:
