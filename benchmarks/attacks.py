@@ -22,7 +22,7 @@ from pathlib import Path
 from grader import DEFAULT_RUBRIC
 from grader.grade import grade
 from grader.rubric import load_rubric
-from grader.sandbox.launch import ISOLATION_LEVELS, level_available
+from grader.sandbox.levels import ISOLATION_LEVELS, level_available
 from tests.support.attacks import ATTACKS, run_attack, skip_reason
 
 ROOT = Path(__file__).resolve().parent.parent

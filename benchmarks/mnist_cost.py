@@ -52,7 +52,7 @@ def run_check(tree, isolation, results):
 
 
 def main():
-    from grader.sandbox.launch import strongest_level
+    from grader.sandbox.levels import strongest_level
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", required=True, help="the git revision to compare with (a commit, a branch)")

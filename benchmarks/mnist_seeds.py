@@ -18,7 +18,8 @@ from grader.course import expose_mnist
 from grader.mnist.loop import train
 from grader.rubric import load_rubric
 from grader.sandbox.client import WorkerClient
-from grader.sandbox.launch import scratch_parent, strongest_level
+from grader.sandbox.launch import scratch_parent
+from grader.sandbox.levels import strongest_level
 from grader.submission import load_submission, prepare_scratch
 
 

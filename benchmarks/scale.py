@@ -29,7 +29,8 @@ from grader.checks.checking import CheckFailed
 from grader.checks.opspec import SCALE_CASES
 from grader.rubric import SCALE_SIDE
 from grader.sandbox.client import WorkerClient
-from grader.sandbox.launch import scratch_parent, strongest_level
+from grader.sandbox.launch import scratch_parent
+from grader.sandbox.levels import strongest_level
 from grader.submission import load_submission, prepare_scratch
 from tests.support.grading import reference_copy
 

@@ -34,7 +34,8 @@ from .grade import GraderError, check_dataset, grade
 from .preflight import refusal
 from .report import format_table, is_scored, write_atomically, write_report
 from .rubric import RubricError, course_salt, load_rubric
-from .sandbox.launch import ISOLATION_LEVELS, level_available, protect_from_workers, strongest_level
+from .sandbox.levels import ISOLATION_LEVELS, LEVELS, isolation_level, level_available, strongest_level
+from .sandbox.permissions import protect_from_workers
 from .submission import SubmissionError
 
 
@@ -128,7 +129,7 @@ def main(argv=None):
         rubric = salted.rubric
         if salted.note:
             print(salted.note, file=sys.stderr if salted.source == "placeholder" else sys.stdout)
-    if args.isolation == "process" and args.command != "check":  # a student checking their own code needs no sandbox
+    if not isolation_level(args.isolation).sandboxed and args.command != "check":  # a student checking their own code needs no sandbox
         print("warning: isolation level 'process': student code runs as this user, without a sandbox "
               "(run as root with bubblewrap installed for 'namespace', or as root for 'uid')", file=sys.stderr)
     if args.command == "batch":
@@ -162,9 +163,10 @@ def add_isolation_options(parser):
 
 
 # A student's own check (`make check`, the notebook's check cell): the strongest level that leaves
-# the student's files as they are. Not `uid`, which a root gets without bubblewrap (a TA's server):
-# it closes the grader's files, here the student's handout, to other users, and says so in the report.
-OWN_CHECK_LEVELS = tuple(level for level in ISOLATION_LEVELS if level != "uid")
+# the student's files as they are. Not one guarded by file permissions (`uid`, which a root gets without
+# bubblewrap, a TA's server): it closes the grader's files, here the student's handout, to other users,
+# and says so in the report.
+OWN_CHECK_LEVELS = tuple(name for name, level in LEVELS.items() if not level.guarded_by_permissions)
 
 
 def choose_isolation(requested, required):
@@ -173,9 +175,8 @@ def choose_isolation(requested, required):
     else:
         level = strongest_level() if requested == "auto" else requested
     if not level_available(level):
-        raise GraderError(f"isolation level {level!r} is not available on this machine (namespace needs root and "
-                          f"bubblewrap; uid needs root and the sandbox runtime; user-namespace needs bubblewrap and a "
-                          f"non-root user)")
+        needs = "; ".join(f"{name} needs {other.needs}" for name, other in LEVELS.items() if other.needs)
+        raise GraderError(f"isolation level {level!r} is not available on this machine ({needs})")
     if required and ISOLATION_LEVELS.index(level) > ISOLATION_LEVELS.index(required):
         raise GraderError(f"isolation level {level!r} is below the required {required!r}")
     return level
@@ -183,7 +184,7 @@ def choose_isolation(requested, required):
 
 def batch(args, rubric):
     formats = ("native", "gradescope") if args.gradescope else ("native",)
-    if args.isolation == "uid":  # without namespaces, only permissions keep the class's reports from student code
+    if isolation_level(args.isolation).guarded_by_permissions:  # only permissions keep the class's reports from student code
         args.out.mkdir(parents=True, exist_ok=True)
         protect_from_workers([args.out])
     lms = (LMSExport("canvas", args.canvas_export, args.canvas_assignment, args.canvas_match, args.missing_as_zero,

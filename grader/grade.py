@@ -22,7 +22,9 @@ from . import CHECKS, ROOT
 from .course import DatasetError, load_mnist, mnist_directory
 from .report import build_report
 from .results import CaseResult, GraderFailed
-from .sandbox.launch import ONE_BLAS_THREAD, protect_from_workers, readable_by_workers, scratch_parent
+from .sandbox.launch import ONE_BLAS_THREAD, scratch_parent
+from .sandbox.levels import isolation_level
+from .sandbox.permissions import protect_from_workers, readable_by_workers
 from .submission import load_submission, prepare_scratch
 
 GRADER = Path(__file__).resolve().parent
@@ -64,7 +66,7 @@ def protect_grader_files(rubric, inputs=()):
 
 def grade(path, rubric, isolation="process"):
     started = time.perf_counter()
-    messages = protect_grader_files(rubric, [path]) if isolation == "uid" else []
+    messages = protect_grader_files(rubric, [path]) if isolation_level(isolation).guarded_by_permissions else []
     submission = load_submission(path)
     if submission.error:
         return build_report(submission, rubric, [], isolation, time.perf_counter() - started,

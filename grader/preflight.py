@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CONSOLE_SCRIPT = ROOT / ".venv" / "bin" / "autodiff-grader"  # installed by the Makefile (pyproject.toml's [project.scripts])
 
 # The modules each verb imports, here and in the checks' pytest process (grade.run_checks runs it
-# on this same Python). The sandbox's own Python is launch.py's to find.
+# on this same Python). The sandbox's own Python is levels.py's to find.
 REPORTS = ("numpy", "jsonschema")  # every verb reads or writes reports (cli.py imports them all)
 GRADING = (*REPORTS, "tomllib" if sys.version_info >= (3, 11) else "tomli", "pytest", "pytest_jsonreport", "hypothesis",
            "nbformat", "IPython")

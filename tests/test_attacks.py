@@ -5,7 +5,7 @@ adds `process`); an attack a level cannot be expected to stop, or a level this m
 skipped with the reason."""
 import pytest
 
-from grader.sandbox.launch import ISOLATION_LEVELS
+from grader.sandbox.levels import ISOLATION_LEVELS
 from tests.support.attacks import ATTACKS, run_attack, skip_reason
 
 pytestmark = pytest.mark.slow  # every test here grades whole submissions

@@ -28,7 +28,7 @@ from grader.cli import main
 from grader.report import build_report, write_atomically
 from grader.results import CaseResult, Raised, Wrong
 from grader.rubric import PLACEHOLDER_SALT, load_rubric, read_secret
-from grader.sandbox.launch import level_available
+from grader.sandbox.levels import level_available
 from grader.submission import load_submission
 from tests.support.grading import FAST_RUBRIC, all_passed, fast_rubric_text, reference_copy
 from tests.support.paths import ROOT, SOLUTIONS

@@ -5,6 +5,7 @@ forge replies, write on inherited pipes, print the sandbox's errors and read the
 import errno
 import json
 import re
+import sys
 import tempfile
 from pathlib import Path
 
@@ -13,9 +14,10 @@ import pyseccomp
 import pytest
 
 from grader.rubric import load_rubric
-from grader.sandbox import launch
+from grader.sandbox import launch, levels
 from grader.sandbox.client import SandboxError, StudentException, WorkerClient
-from grader.sandbox.launch import level_available, scratch_parent
+from grader.sandbox.launch import scratch_parent
+from grader.sandbox.levels import isolation_level, level_available
 from grader.submission import load_submission, prepare_scratch
 from tests.support.grading import FAST_RUBRIC_FILE, feedback, full_marks_except, grade_and_validate, reference_copy
 
@@ -72,7 +74,7 @@ def test_the_calls_a_worker_never_needs_fail_with_eperm(tmp_path, level):
 @pytest.mark.skipif(not level_available("namespace"), reason="'namespace' is not available")
 def test_a_sandbox_that_cannot_start_is_the_graders_error_with_bubblewraps_words(tmp_path, monkeypatch):
     """Not 'importing ops.py stopped the worker': the student did nothing wrong."""
-    monkeypatch.setattr(launch, "SANDBOX_PYTHON", Path("/nonexistent/bin/python"))
+    monkeypatch.setattr(levels, "runtime_folders", lambda python: [Path("/nonexistent/venv")])  # bubblewrap cannot bind it
     with (tempfile.TemporaryDirectory(prefix="autodiff-channel-", dir=scratch_parent()) as folder,
           WorkerClient(prepare_scratch(load_submission(reference_copy(tmp_path / "s")), folder), isolation="namespace") as client):
         with pytest.raises(SandboxError, match="the sandbox could not start a worker .*bwrap: .*/nonexistent"):
@@ -127,10 +129,10 @@ def test_without_a_watchable_child_the_supervisor_serves_in_process(monkeypatch)
     replies, groups and student exceptions (simulated here by removing os.pidfd_open)."""
     from grader.checks.checking import call_op
 
-    def command(scratch, isolation, limits, log, seccomp):
-        return [launch.sys.executable, "-c", WITHOUT_PIDFD, str(scratch / ".worker" / launch.ENTRY), str(log)], scratch
+    def command(scratch, limits, log, seccomp):
+        return [sys.executable, "-c", WITHOUT_PIDFD, str(scratch / ".worker" / launch.ENTRY), str(log)], scratch
 
-    monkeypatch.setattr(launch, "_command", command)
+    monkeypatch.setattr(isolation_level("process"), "command", command)
     with tempfile.TemporaryDirectory(dir=scratch_parent()) as folder:
         scratch = prepare_scratch(load_submission(reference_copy(Path(folder) / "submission", {"ops": [
             ("        a, b, y = ctx.saved_tensors\n", "        raise NotImplementedError('Pow.backward: later')\n")]})),

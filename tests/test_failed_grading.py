@@ -108,13 +108,14 @@ def test_a_worker_that_cannot_be_forked_is_the_sandboxs_failure_not_the_submissi
     from grader.sandbox import launch
     from grader.sandbox.client import SandboxError, WorkerClient
     from grader.sandbox.launch import scratch_parent
+    from grader.sandbox.levels import isolation_level
     from grader.submission import load_submission, prepare_scratch
 
     no_fork = ("import errno, os, runpy, sys\n"
                "def fork():\n    raise BlockingIOError(errno.EAGAIN, 'Resource temporarily unavailable')\n"
                "os.fork = fork\nsys.argv = sys.argv[1:]\nrunpy.run_path(sys.argv[0], run_name='__main__')\n")
-    monkeypatch.setattr(launch, "_command", lambda scratch, isolation, limits, log, seccomp: (
-        [launch.sys.executable, "-c", no_fork, str(scratch / ".worker" / launch.ENTRY), str(log)], scratch))
+    monkeypatch.setattr(isolation_level("process"), "command", lambda scratch, limits, log, seccomp: (
+        [sys.executable, "-c", no_fork, str(scratch / ".worker" / launch.ENTRY), str(log)], scratch))
     with tempfile.TemporaryDirectory(dir=scratch_parent()) as folder:
         scratch = prepare_scratch(load_submission(reference_copy(Path(folder) / "submission")), Path(folder) / "scratch")
         with WorkerClient(scratch, isolation="process") as client, pytest.raises(SandboxError, match="no worker could be started"):

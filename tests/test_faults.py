@@ -25,6 +25,7 @@ from grader.sandbox import client as client_module
 from grader.sandbox import launch, protocol
 from grader.sandbox.client import WorkerClient, WorkerFailure
 from grader.sandbox.launch import scratch_parent
+from grader.sandbox.levels import level_available
 from grader.submission import load_submission, prepare_scratch
 from tests.support.grading import feedback, full_marks_except, grade_and_validate, group_scores, reference_copy
 from tests.support.paths import ROOT, SOLUTIONS
@@ -115,7 +116,7 @@ def test_misbehaving_worker_fails_the_request_clearly_and_is_replaced(fake_worke
         assert client.starts == 2
 
 
-@pytest.mark.skipif(not launch.level_available("namespace"), reason="isolation level 'namespace' is not available")
+@pytest.mark.skipif(not level_available("namespace"), reason="isolation level 'namespace' is not available")
 def test_stopped_namespace_worker_leaves_nothing_running_as_its_uid(monkeypatch):
     """Killed processes count against the uid's RLIMIT_NPROC until they are gone (and reaped): the
     uid goes to the next worker only then, or a thread or fork bomb would stop that worker starting."""

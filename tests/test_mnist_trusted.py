@@ -572,7 +572,8 @@ def test_mnist_as_the_first_request_of_a_fresh_sandbox_trains(tmp_path):
     worker's uid, which must leave their modes be (it made the gradients FIFO unwritable to it:
     "the worker closed the protocol channel")."""
     from grader.grade import run_checks
-    from grader.sandbox.launch import scratch_parent, strongest_level
+    from grader.sandbox.launch import scratch_parent
+    from grader.sandbox.levels import strongest_level
     from grader.submission import load_submission, prepare_scratch
 
     with tempfile.TemporaryDirectory(dir=scratch_parent()) as scratch:

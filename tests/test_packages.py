@@ -16,7 +16,7 @@ import pytest
 
 from grader import GRADED_MODULES
 from grader.sandbox import launch
-from grader.sandbox.launch import ISOLATION_LEVELS
+from grader.sandbox.levels import ISOLATION_LEVELS, level_available
 from tests.support.paths import ROOT, SOLUTIONS
 from tools import make_gradescope, make_handout, make_notebook
 
@@ -162,7 +162,7 @@ def test_handout_check_without_fcntl_and_resource_runs_unsandboxed_without_a_war
         shutil.copy(SOLUTIONS / "autodiff" / name, copy / "autodiff" / name)
     for module in ("fcntl", "resource"):
         (copy / f"{module}.py").write_text(f"raise ImportError('simulated: no {module} on this platform')\n")
-    probe = subprocess.run([sys.executable, "-c", "import grader.sandbox.launch as l; print(l.strongest_level(), l.fcntl)"],
+    probe = subprocess.run([sys.executable, "-c", "import grader.sandbox.levels as l; print(l.strongest_level(), l.fcntl)"],
                            cwd=copy, env=clean_environment(), capture_output=True, text=True, timeout=60, check=False)
     assert probe.stdout.split() == ["process", "None"], probe.stdout + probe.stderr
     completed = subprocess.run([sys.executable, "-m", "grader", "check"], cwd=copy, env=clean_environment(),
@@ -193,7 +193,7 @@ def test_handout_check_as_a_student_who_is_not_root_gives_no_warning(handout, tm
 
 
 @HANDOUT
-@pytest.mark.skipif(not launch.level_available("uid"), reason="the uid level needs root and the sandbox runtime")
+@pytest.mark.skipif(not level_available("uid"), reason="the uid level needs root and the sandbox runtime")
 def test_handout_check_as_root_without_bubblewrap_leaves_the_files_alone_and_prints_no_isolation_note(handout, tmp_path):
     """A TA's server: root, the course's sandbox runtime, no bubblewrap. `make check` chose the
     `uid` level there, printed the grader's isolation note and closed the handout's files to others."""
@@ -388,22 +388,31 @@ def test_training_in_the_handout_pins_blas_to_one_thread_with_or_without_make(ha
     assert "OPENBLAS_NUM_THREADS=1" in (folder / "Makefile").read_text()
 
 
+# contain.py on a system that refuses RLIMIT_AS (macOS), as its first program's Python would.
+REFUSING_RLIMIT_AS = ("import resource, runpy, sys\n"
+                      "real = resource.setrlimit\n"
+                      "def setrlimit(limit, values):\n"
+                      "    if limit == resource.RLIMIT_AS:\n"
+                      "        raise ValueError('current limit exceeds maximum limit')\n"
+                      "    real(limit, values)\n"
+                      "resource.setrlimit = setrlimit\n"
+                      "sys.argv = sys.argv[1:]\n"
+                      "runpy.run_path(sys.argv[0], run_name='__main__')\n")
+
+
 def test_a_limit_the_system_refuses_does_not_stop_a_students_own_check(monkeypatch, tmp_path):
-    """macOS refuses RLIMIT_AS: the `process` level (a laptop) starts its worker without it."""
-    import types
+    """macOS refuses RLIMIT_AS: the `process` level (a laptop) starts its worker without it; a
+    sandboxed level would not start at all."""
+    from grader.sandbox import levels, protocol
 
-    from grader.sandbox import launch, protocol
-
-    def setrlimit(limit, values):
-        if limit == launch.resource.RLIMIT_AS:
-            raise ValueError("current limit exceeds maximum limit")
-        real.setrlimit(limit, values)
-
-    real = launch.resource
-    monkeypatch.setattr(launch, "resource", types.SimpleNamespace(**{k: getattr(real, k) for k in dir(real) if k.isupper()},
-                                                                  setrlimit=setrlimit))
+    program = levels.Containment.program
+    monkeypatch.setattr(levels.Containment, "program", lambda containment, python, runtime: [
+        sys.executable, "-c", REFUSING_RLIMIT_AS, *program(containment, python, runtime)[3:]])
     process = launch.start_worker(tmp_path, isolation="process")
     try:
         assert protocol.decode_frame(*protocol.read_frame(process.stdout.fileno()))["ready"] is True  # the supervisor, numpy imported
     finally:
         launch.stop_worker(process)
+    strict = levels.isolation_level("namespace").contain(launch.Limits())
+    refused = subprocess.run([*strict.program(sys.executable, tmp_path / ".worker"), "true"], capture_output=True, text=True, check=False)
+    assert refused.returncode != 0 and "contain: ValueError: current limit exceeds maximum limit" in refused.stderr

@@ -20,7 +20,8 @@ from grader import COURSE_PACKAGE, GRADED, GRADED_MODULES
 from grader.grade import grade
 from grader.notebook import MAX_LISTED, CellResult, as_data, cell_notes
 from grader.report import validate
-from grader.sandbox.launch import SANDBOX_FILES, level_available
+from grader.sandbox.launch import SANDBOX_FILES
+from grader.sandbox.levels import level_available
 from grader.submission import MAX_LISTED as SUBMISSION_LISTED
 from grader.submission import MAX_ZIP_MEMBERS, Submission, load_submission
 from tests.support.grading import FAST_RUBRIC, feedback, full_marks_except, group_scores, reference_copy

@@ -10,9 +10,10 @@ import pytest
 from grader.checks import test_scale as scale
 from grader.checks.checking import CheckFailed
 from grader.checks.opspec import SPECS, scale_cases
-from grader.sandbox import launch
+from grader.sandbox import reaping
 from grader.sandbox.client import WorkerClient
-from grader.sandbox.launch import level_available, scratch_parent
+from grader.sandbox.launch import scratch_parent
+from grader.sandbox.levels import level_available
 from grader.submission import load_submission, prepare_scratch
 from tests.support.grading import reference_copy
 
@@ -311,6 +312,6 @@ def test_the_grader_times_itself_with_every_process_of_the_sandbox_stopped(tmp_p
         with WorkerClient(Path(scratch), level) as client:
             client.ensure_imported("ops", group="Mul")
             with client.paused():
-                states = {pid: launch._state(pid) for pid in launch._processes_of(client.process.uid)}
+                states = {pid: reaping.state(pid) for pid in reaping.processes_of(client.process.uid)}
                 assert len(states) >= 5 and set(states.values()) == {"T"}, states
-            assert all(launch._state(pid) != "T" for pid in states if Path(f"/proc/{pid}").exists())
+            assert all(reaping.state(pid) != "T" for pid in states if Path(f"/proc/{pid}").exists())

@@ -15,13 +15,16 @@ import pytest
 from grader import CHECKS
 from grader.classroom.batch import run_batch
 from grader.grade import UID_LEVEL_NOTE, grade
-from grader.sandbox import launch, protocol
-from grader.sandbox.launch import UID_POOL, Limits, protect_from_workers, readable_by_workers, start_worker, stop_worker
+from grader.sandbox import launch, levels, protocol
+from grader.sandbox.launch import Limits, start_worker, stop_worker
+from grader.sandbox.levels import SANDBOX_PYTHON, level_available
+from grader.sandbox.permissions import protect_from_workers, readable_by_workers
+from grader.sandbox.uidpool import UID_POOL
 from tests.support.attacks import ATTACKS, skip_reason
 from tests.support.grading import FAST_RUBRIC
 from tests.support.paths import ROOT, SOLUTIONS
 
-pytestmark = pytest.mark.skipif(not launch.level_available("uid"), reason="the uid level needs root and the sandbox runtime")
+pytestmark = pytest.mark.skipif(not level_available("uid"), reason="the uid level needs root and the sandbox runtime")
 
 
 def proc_field(pid, file, label):
@@ -47,12 +50,8 @@ def test_the_worker_runs_as_a_pooled_uid_with_its_limits_in_the_graders_scratch_
 
 def read_as(uid, path):
     """Try to read path as this uid; the outcome as text."""
-    def drop():
-        os.setgroups([])
-        os.setgid(uid)
-        os.setuid(uid)
-    completed = subprocess.run([str(launch.SANDBOX_PYTHON), "-I", "-c", f"print(open({str(path)!r}).read())"], capture_output=True,
-                               text=True, preexec_fn=drop, timeout=30, check=False)
+    completed = subprocess.run([str(SANDBOX_PYTHON), "-I", "-c", f"print(open({str(path)!r}).read())"], capture_output=True,
+                               text=True, user=uid, group=uid, extra_groups=[], timeout=30, check=False)
     return completed.stdout if completed.returncode == 0 else completed.stderr
 
 
@@ -95,8 +94,8 @@ def test_auto_prefers_namespace_then_uid_then_user_namespace_then_process(monkey
     chosen = []
     for available in ({"namespace", "uid", "process"}, {"uid", "user-namespace", "process"}, {"user-namespace", "process"},
                       {"process"}):
-        monkeypatch.setattr(launch, "level_available", lambda level, available=available: level in available)
-        chosen.append(launch.strongest_level())
+        monkeypatch.setattr(levels, "level_available", lambda level, available=available: level in available)
+        chosen.append(levels.strongest_level())
     assert chosen == ["namespace", "uid", "user-namespace", "process"]
 
 
@@ -130,7 +129,7 @@ def test_a_batch_at_the_uid_level_closes_its_output_folder_to_student_code(open_
 
 # What a pooled uid may read and the grader does not control: the system, the sandbox's runtime.
 SYSTEM = ("/usr/", "/etc/", "/lib/", "/lib64/", "/lib32/", "/bin/", "/sbin/", "/var/lib/", "/var/cache/", "/var/log/",
-          str(launch.SANDBOX_PYTHON.parent.parent) + "/")
+          str(SANDBOX_PYTHON.parent.parent) + "/")
 WALK_SCRIPT = """\
 import json, os, sys
 skip, system = tuple(sys.argv[1].split(":")), tuple(sys.argv[2].split(":"))
@@ -152,12 +151,8 @@ print(json.dumps(readable))
 
 def readable_as(uid):
     """Every file a process of this uid can open, outside /proc, /sys, /dev and SYSTEM."""
-    def drop():
-        os.setgroups([])
-        os.setgid(uid)
-        os.setuid(uid)
-    completed = subprocess.run([str(launch.SANDBOX_PYTHON), "-I", "-c", WALK_SCRIPT, "/proc:/sys:/dev", ":".join(SYSTEM)],
-                               capture_output=True, text=True, preexec_fn=drop, timeout=600, cwd="/", check=False)
+    completed = subprocess.run([str(SANDBOX_PYTHON), "-I", "-c", WALK_SCRIPT, "/proc:/sys:/dev", ":".join(SYSTEM)],
+                               capture_output=True, text=True, user=uid, group=uid, extra_groups=[], timeout=600, cwd="/", check=False)
     return json.loads(completed.stdout)
 
 

@@ -35,9 +35,10 @@ from grader.mnist.loop import train
 from grader.mnist.model import initial_parameters
 from grader.mnist.transport import EPOCH_HEADER
 from grader.sandbox import client as client_module
-from grader.sandbox import launch, protocol
+from grader.sandbox import launch, levels, protocol
 from grader.sandbox.client import StudentException, WorkerClient, WorkerFailure
 from grader.sandbox.launch import EXCHANGE, scratch_parent
+from grader.sandbox.levels import isolation_level
 from grader.submission import load_submission, prepare_scratch
 from tests.support.grading import reference_copy
 from tests.support.paths import SOLUTIONS
@@ -58,7 +59,7 @@ supervisor.main()
 """
 
 
-def windows_command(scratch, isolation, limits, log, seccomp):
+def windows_command(scratch, limits, log, seccomp):
     return [sys.executable, "-I", "-c", SANDBOX_AS_ON_WINDOWS, str(scratch / ".worker" / launch.ENTRY), str(log)], scratch
 
 
@@ -68,7 +69,8 @@ def simulate_windows(monkeypatch):
         monkeypatch.delattr(os, name)
     monkeypatch.setattr(client_module, "SELECTABLE_PIPES", False)
     monkeypatch.setattr(launch, "LOG_BY_PATH", True)
-    monkeypatch.setattr(launch, "_command", windows_command)
+    monkeypatch.setattr(levels, "resource", None)  # no rlimits: the worker's command is started as it is
+    monkeypatch.setattr(isolation_level("process"), "command", windows_command)
     monkeypatch.setattr(transport, "CHANNEL", transport.SocketChannel)
 
 
@@ -370,14 +372,14 @@ for name in ("readv", "set_blocking", "mkfifo", "killpg"):
 sys.modules.update(fcntl=None, resource=None)
 
 from grader.mnist import transport
-from grader.sandbox import client, launch
+from grader.sandbox import client, launch, levels
 
 SANDBOX_AS_ON_WINDOWS = {SANDBOX_AS_ON_WINDOWS!r}
 client.SELECTABLE_PIPES = False
 launch.LOG_BY_PATH = True
-launch._command = lambda scratch, isolation, limits, log, seccomp: (
+levels.LEVELS["process"].command = lambda scratch, limits, log, seccomp: (
     [sys.executable, "-I", "-c", SANDBOX_AS_ON_WINDOWS, str(scratch / ".worker" / launch.ENTRY), str(log)], scratch)
-assert transport.CHANNEL is transport.SocketChannel and launch.fcntl is None
+assert transport.CHANNEL is transport.SocketChannel and levels.fcntl is None and levels.resource is None
 taken = {{"pipe threads": 0, "connections": 0}}
 
 

@@ -19,7 +19,8 @@ from ..results import CaseResult, GraderFailed
 from ..rubric import load_rubric
 from ..sandbox.client import START_TIMEOUT, SandboxError, TimeBudget, WorkerClient
 from ..sandbox.contract import NOTEBOOK_GROUP, WHOLE_MODEL
-from ..sandbox.launch import scratch_parent, strongest_level
+from ..sandbox.launch import scratch_parent
+from ..sandbox.levels import strongest_level
 from ..submission import load_submission, prepare_scratch
 from .checking import CheckFailed
 

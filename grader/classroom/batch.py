@@ -31,7 +31,8 @@ from .. import VERSION
 from ..grade import grade
 from ..report import build_report, is_scored, write_atomically, write_report
 from ..rubric import course_salt, parse_rubric
-from ..sandbox.launch import protect_from_workers
+from ..sandbox.levels import isolation_level
+from ..sandbox.permissions import protect_from_workers
 from ..submission import Submission, submission_sha256, unpack_zip
 from .diff import FILES as DIFF_FILES
 from .diff import compare, load_reports, write_diff
@@ -94,7 +95,7 @@ def run_batch(source, out, rubric, jobs=None, force=False, only=(), formats=("na
     out = Path(out)
     rubric = course_salt(rubric, official=True).rubric  # a batch is official: the course's own inputs
     sheet = lms.read(rubric.max_score) if lms else None  # an export that cannot be filled stops the batch here
-    if isolation == "uid":  # the classmates' submissions and reports, out of every worker's reach
+    if isolation_level(isolation).guarded_by_permissions:  # the classmates' submissions and reports, out of every worker's reach
         out.mkdir(parents=True, exist_ok=True)
         protect_from_workers([source, out])
     roster = discover(source, out / "staging", pattern)

@@ -29,7 +29,9 @@ from pathlib import Path
 
 from . import failures, protocol
 from .failures import StudentException, WorkerFailure
-from .launch import Limits, paused, start_worker, stop_worker
+from .launch import Limits, start_worker, stop_worker
+from .levels import isolation_level
+from .reaping import paused
 
 SUPERVISOR_GRACE = 15  # seconds the supervisor may take, beyond a request's limit, to end a child and answer
 START_TIMEOUT = 60     # seconds for a fresh sandbox to say it is ready (numpy imported)
@@ -62,6 +64,7 @@ class TimeBudget:
 class WorkerClient:
     def __init__(self, scratch, isolation="process", limits=Limits(), budget=None):
         self.scratch, self.isolation, self.limits, self.budget = scratch, isolation, limits, budget
+        self.level = isolation_level(isolation)
         self.process = None
         self.timed_out = {}    # key → message, for operations that must not be run again
         self.fatal_imports = {}  # module → (status, message), for modules whose import killed the worker
@@ -118,7 +121,7 @@ class WorkerClient:
             self._imported = set()
         failure = reply.get("failure")
         if isinstance(failure, dict) and failure.get("sandbox") is True:  # the supervisor's own words: no student code ran
-            raise SandboxError(f"the sandbox could not start a worker ({self.isolation} isolation): {failure.get('message')}")
+            raise SandboxError(f"the sandbox could not start a worker ({self.level.name} isolation): {failure.get('message')}")
         if isinstance(failure, dict):
             raise self._failed(WorkerFailure.from_data(failure), key, cut_short)
         body = reply.get("reply") if isinstance(reply.get("reply"), dict) else {}
@@ -181,13 +184,13 @@ class WorkerClient:
         self._imported.add(module)
 
     def paused(self):
-        """The sandbox's processes stopped while the grader times itself (launch.paused)."""
+        """The sandbox's processes stopped while the grader times itself (reaping.paused)."""
         return paused(self.process) if self.process is not None else contextlib.nullcontext()
 
     # -- process ----------------------------------------------------------------------------
     def _start(self):
         try:
-            self.process = start_worker(self.scratch, self.limits, self.isolation)
+            self.process = start_worker(self.scratch, self.limits, self.level)
         except OSError as error:
             raise SandboxError(f"the sandbox could not start a worker: {error}") from None
         self.starts += 1
@@ -205,7 +208,7 @@ class WorkerClient:
         if ready.get("ready") is not True:
             why = self._sandbox_error() or ready.get("failure") or "it did not say it was ready"
             self.stop()
-            raise SandboxError(f"the sandbox could not start a worker ({self.isolation} isolation): {why}")
+            raise SandboxError(f"the sandbox could not start a worker ({self.level.name} isolation): {why}")
 
     def _write(self, parts, timeout, said=None):
         """A request frame's buffers to the supervisor, before the deadline."""
@@ -272,7 +275,7 @@ class WorkerClient:
         sandbox_error = None if code is None else self._sandbox_error()
         if sandbox_error:
             return WorkerFailure("error", f"the worker exited: the sandbox could not start it ({sandbox_error})")
-        if code is not None and code > 128 and self.isolation != "process":
+        if code is not None and code > 128 and self.level.bubblewrap:
             code = 128 - code  # bubblewrap reports a worker killed by signal N as 128 + N
         return failures.exited(code)
 

@@ -39,7 +39,8 @@ from grader.checks.checking import sum_to_shape
 from grader.checks.opspec import SPECS, draw
 from grader.grade import grade
 from grader.report import validate, write_report
-from grader.sandbox.launch import ISOLATION_LEVELS, SANDBOX_FILES, level_available, strongest_level
+from grader.sandbox.launch import SANDBOX_FILES
+from grader.sandbox.levels import ISOLATION_LEVELS, level_available, strongest_level
 from grader.submission import MAX_UNPACKED_BYTES, MAX_ZIP_MEMBERS
 from tests.support.grading import FAST_RUBRIC, feedback, graded_once, group_scores, reference_copy
 from tests.support.paths import ROOT
