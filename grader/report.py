@@ -148,9 +148,14 @@ def build_report(submission, rubric, case_results: list[CaseResult], isolation, 
 
 
 def cause_data(cause):
-    """A case's cause as a report holds it, each text in it bounded as the case's output is."""
-    return cause and {key: clean_text(value, CASE_LIMIT) if isinstance(value, str) else value
-                      for key, value in cause.to_data().items()}
+    """A case's cause as a report holds it, each text in it (and in a cause within it) bounded as
+    the case's output is."""
+    return cause and bounded(cause.to_data())
+
+
+def bounded(data):
+    return {key: clean_text(value, CASE_LIMIT) if isinstance(value, str) else bounded(value) if isinstance(value, dict) else value
+            for key, value in data.items()}
 
 
 VISIBILITY_ORDER = ("visible", "after_due_date", "after_published", "hidden")  # when a check is shown, soonest first

@@ -4,7 +4,7 @@ pytest's JSON report (`to_data`), read back by grade.py (`from_data`), and kept 
 as each case's `cause`. The report, the terminal, the gradebook, the pages and Gradescope read the
 cause, never the text shown to the student: that text is written for a person, not to be parsed.
 """
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from typing import ClassVar
 
 
@@ -15,12 +15,23 @@ class Cause:
     kind: ClassVar[str] = ""
 
     def to_data(self) -> dict:
-        return {"kind": self.kind, **asdict(self)}
+        return {"kind": self.kind, **{field.name: _data(getattr(self, field.name)) for field in fields(self)}}
 
     @staticmethod
     def from_data(data: dict) -> "Cause":
+        """The cause `to_data` wrote; a field a report written before it existed lacks is its default."""
         cause = CAUSES[data["kind"]]
-        return cause(**{field.name: data[field.name] for field in fields(cause)})
+        return cause(**{field.name: _cause(data[field.name]) for field in fields(cause)
+                        if field.name in data or field.default is MISSING})
+
+
+def _data(value):
+    return value.to_data() if isinstance(value, Cause) else value
+
+
+def _cause(value):
+    """A field's value as a report holds it: a cause within the cause (a dict with its kind) read as one."""
+    return Cause.from_data(value) if isinstance(value, dict) and value.get("kind") in CAUSES else value
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,7 @@ class NotImported(Cause):
     kind: ClassVar[str] = "could not be imported"
     module: str  # its file: ops.py
     why: str     # how its import ended, one line: "raised SyntaxError: …", "stopped the worker: …"
+    ended: "Raised | WorkerStopped | None" = None  # the same, as data: what the import raised, or how the worker stopped
 
 
 @dataclass(frozen=True)

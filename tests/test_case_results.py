@@ -37,13 +37,15 @@ def test_the_starters_stub_is_a_cause_not_started_with_its_hint_under_the_search
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("head, why", [("def broken(:\n    pass", "raised SyntaxError: "),
-                                       ("import os\nos._exit(0)", "stopped the worker: the worker exited with status 0")])
-def test_a_module_that_does_not_import_is_named_by_the_cause(tmp_path, head, why):
+@pytest.mark.parametrize("head, why, ended", [
+    ("def broken(:\n    pass", "raised SyntaxError: ", lambda e: e.type == "SyntaxError" and e.phase == "importing ops.py"),
+    ("import os\nos._exit(0)", "stopped the worker: the worker exited with status 0",
+     lambda e: e == WorkerStopped("error", "the worker exited with status 0 (did the code call sys.exit or os._exit?)"))])
+def test_a_module_that_does_not_import_is_named_by_the_cause(tmp_path, head, why, ended):
     folder = reference_copy(tmp_path / "submission", {"ops": [("import numpy as np\n", f"import numpy as np\n{head}\n")]})
     cases = [case for case in checked(tmp_path, folder, "test_forward and Mul") if case.group == "Mul"]
     assert all(isinstance(case.cause, NotImported) and case.cause.module == "ops.py" and case.cause.why.startswith(why)
-               for case in cases), cases
+               and ended(case.cause.ended) for case in cases), cases
 
 
 @pytest.mark.slow
@@ -70,7 +72,9 @@ def test_feedback_that_reads_like_a_stub_or_an_import_failure_is_taken_for_neith
     assert summarize({"s": stub, "i": imports}, Roster(), FAST_RUBRIC)["modules_not_imported"] == []
 
 
-CAUSE_OF_EACH_KIND = [NotStarted("forward", "Mul.forward: compute y = a * b"), NotImported("ops.py", "raised SyntaxError: x"),
+CAUSE_OF_EACH_KIND = [NotStarted("forward", "Mul.forward: compute y = a * b"),
+                      NotImported("ops.py", "raised SyntaxError: x", Raised("importing ops.py", "SyntaxError", "x", '  File "ops.py", line 1')),
+                      NotImported("losses.py", "stopped the worker: it exited", WorkerStopped("error", "it exited")),
                       Raised("backward", "ValueError", "bad", '  File "ops.py", line 9, in backward'), Wrong("values differ"),
                       OverBudget(3.5, 1.25), OverBudget(None, None), WorkerStopped("timeout", "the call took over 10 s"),
                       GraderFailed("RuntimeError", "a bug in a check"), NotRun()]
@@ -87,3 +91,70 @@ def test_every_kind_of_cause_goes_through_pytests_report_and_the_score_report_as
     causes = {(test["group"], test["kind"]): cause_of(test["cases"][0]) for test in report["tests"]}
     assert [causes[check] for check in checks[:len(results)]] == CAUSE_OF_EACH_KIND
     assert state_of([report["tests"][0]]) == "not started" and state_of([report["tests"][1]]) == "could not be imported"
+
+
+def test_an_import_that_stopped_the_worker_is_a_cause_with_its_failure_as_data():
+    """The client hands the module and the failure it met to the check; nothing is cut back out of the words."""
+    from grader.checks.checking import CheckFailed, ask
+    from grader.sandbox.client import ImportStopped
+    from grader.sandbox.failures import WorkerFailure
+
+    class Student:
+        def ensure_imported(self, module, group=None):
+            raise ImportStopped(module, WorkerFailure("error", "the worker exited with status 0\n(its log: importing ops.py)"))
+
+    with pytest.raises(CheckFailed) as failed:
+        ask(Student(), "call", ["ops"], key=("Mul", "forward", ""))
+    assert str(failed.value).startswith("importing ops.py stopped the worker: the worker exited with status 0")
+    assert failed.value.cause == NotImported("ops.py", "stopped the worker: the worker exited with status 0",
+                                             WorkerStopped("error", "the worker exited with status 0\n(its log: importing ops.py)"))
+
+
+def test_an_import_that_raised_is_a_cause_with_the_exception_as_the_worker_reported_it():
+    from grader.checks.checking import CheckFailed, ask
+    from grader.sandbox.failures import StudentException
+
+    details = {"phase": "importing ops.py", "type": "SyntaxError", "message": "invalid syntax (ops.py, line 3)",
+               "traceback": '  File "ops.py", line 3'}
+
+    class Student:
+        def ensure_imported(self, module, group=None):
+            raise StudentException(details)
+
+    with pytest.raises(CheckFailed) as failed:
+        ask(Student(), "call", ["ops"], key=("Mul", "forward", ""))
+    assert failed.value.cause == NotImported("ops.py", "raised SyntaxError: invalid syntax (ops.py, line 3)",
+                                             Raised("importing ops.py", "SyntaxError", "invalid syntax (ops.py, line 3)",
+                                                    '  File "ops.py", line 3'))
+
+
+def test_reports_written_before_causes_are_read_by_every_classroom_tool(tmp_path):
+    """A report without a case's `cause`, or with a cause without the fields added since: its cause
+    is unknown (None), and the gradebook, the pages, the diff, the terminal and Gradescope read it."""
+    import json
+
+    from grader.classroom.diff import compare
+    from grader.classroom.gradebook import write_class_files
+    from grader.classroom.pages import class_index, student_page
+    from grader.report import format_table, to_gradescope
+
+    results = [CaseResult(g, k, "c", "failed", "importing ops.py raised SyntaxError: x", NotImported("ops.py", "raised SyntaxError: x"),
+                          fraction=0.0) if k == "forward" else CaseResult(g, k, "c", "passed") for g, k in FAST_RUBRIC.points]
+    new = build_report(SUBMISSION, FAST_RUBRIC, results, "process", 1.0)
+    old = json.loads(json.dumps(new))
+    for test in old["tests"]:
+        for case in test["cases"]:
+            del case["cause"]
+    older_cause = json.loads(json.dumps(new))
+    for test in older_cause["tests"]:
+        for case in test["cases"]:
+            if case["cause"]:
+                del case["cause"]["ended"]
+    assert {cause_of(case) for test in old["tests"] for case in test["cases"]} == {None}
+    assert {cause_of(case) for test in older_cause["tests"] for case in test["cases"]} - {None} == {NotImported("ops.py", "raised SyntaxError: x")}
+    reports = {"old": old, "older": older_cause, "new": new}
+    summary = write_class_files(tmp_path, reports, Roster(), FAST_RUBRIC)
+    assert summary["modules_not_imported"] == [{"module": "ops.py", "students": 2}]  # the old report's cause is unknown
+    assert "could not be imported" not in row_problems(old) and "Mul" in student_page(old, reveal="all")
+    assert "old" in class_index(reports, summary, {s: f"{s}.html" for s in reports})
+    assert compare({"s": old}, {"s": new}) == [] and format_table(old) and to_gradescope(old)["tests"]

@@ -413,6 +413,26 @@ def test_a_forged_frame_stops_the_training_with_a_reason(frame):
     assert "the worker" in training.refused
 
 
+@pytest.mark.parametrize("channel", [transport.Channel, transport.SocketChannel])
+def test_the_trusted_side_reads_each_step_through_the_protocols_one_reader(monkeypatch, channel):
+    """n bytes are read by one loop (protocol.read_exactly), on either channel: each step's lengths
+    and header from the worker's stream, its arrays from the exchange file's slot into the same memory."""
+    calls, read_exactly = [], protocol.read_exactly
+
+    def counted(source, size, into=None):
+        calls.append((getattr(source, "__self__", None), size, into))
+        return read_exactly(source, size, into)
+
+    monkeypatch.setattr(protocol, "read_exactly", counted)
+    monkeypatch.setattr(transport, "CHANNEL", channel)
+    training = run(zero_step)
+    assert training.refused is None and training.losses == [2.0, 2.0]
+    header_reads = [size for owner, size, _ in calls if isinstance(owner, channel)]
+    slot_reads = [(size, into) for owner, size, into in calls if into is not None]
+    assert header_reads[::2] == [protocol.FRAME_PREFIX.size] * 6 and len(header_reads) == 12
+    assert [size for size, _ in slot_reads] == [ZERO_BYTES] * 6 and len({id(into) for _, into in slot_reads}) == 1
+
+
 def test_steps_stream_through_the_ring_many_times_over():
     """More steps than slots, each with its own values: the worker rewrites a slot only once this
     side took it out (a slot rewritten early would train on another step's gradients)."""

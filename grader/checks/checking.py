@@ -10,7 +10,7 @@ import hashlib
 import numpy as np
 
 from ..results import NotImported, NotStarted, OverBudget, Raised, WorkerStopped, Wrong
-from ..sandbox.client import BudgetSpent, StudentException, WorkerFailure
+from ..sandbox.client import BudgetSpent, ImportStopped, StudentException, WorkerFailure
 from ..sandbox.contract import GRADED
 from . import oracle
 from .oracle import reduce_to
@@ -63,13 +63,15 @@ def ask(student, command, modules, timeout=OP_TIMEOUT, key=None, group=None, **f
         try:
             student.ensure_imported(module, group=group)
         except StudentException as raised:
+            why = exception_words(raised.details)[1]
             raise CheckFailed(explain_exception(raised.details),
-                              cause=NotImported(f"{module}.py", exception_words(raised.details)[1].partition("\n")[0])) from None
+                              cause=NotImported(f"{module}.py", why.partition("\n")[0], raised_cause(raised.details))) from None
         except BudgetSpent as failure:
             raise CheckFailed(str(failure), status=failure.status, cause=OverBudget(None, None)) from None
-        except WorkerFailure as failure:  # the client words it "importing M.py stopped the worker: …"
-            why = str(failure).removeprefix(f"importing {module}.py ").partition("\n")[0]
-            raise CheckFailed(str(failure), status=failure.status, cause=NotImported(f"{module}.py", why)) from None
+        except ImportStopped as failure:
+            stopped = WorkerStopped(failure.stopped.status, str(failure.stopped))
+            raise CheckFailed(str(failure), status=failure.status,
+                              cause=NotImported(f"{module}.py", f"stopped the worker: {stopped.message}".partition("\n")[0], stopped)) from None
     try:
         return student.request(command, timeout, key=key, group=group, **fields)
     except StudentException as raised:
@@ -118,10 +120,14 @@ def explain_exception(details):
 def exception_cause(details):
     """The Cause of an exception student code raised in a call: the starter's NotImplementedError
     is an op not started, its message the starter's hint; anything else, what it raised."""
+    cause = raised_cause(details)
+    return NotStarted(cause.phase, cause.message) if cause.type == "NotImplementedError" else cause
+
+
+def raised_cause(details):
+    """What student code raised, as the worker reported it (worker.student_exception), as a Raised."""
     phase, kind, message = (str(details.get(name, default)) for name, default in
                             (("phase", "?"), ("type", "Exception"), ("message", "")))
-    if kind == "NotImplementedError":
-        return NotStarted(phase, message)
     return Raised(phase, kind, message, student_frames(details))
 
 
@@ -336,16 +342,24 @@ def unchanged(after, before):
         after.dtype == before.dtype and np.array_equal(after, before, equal_nan=before.dtype.kind in "fc")
 
 
+def gradient_of(what, name, described, shape):
+    """(the gradient for input `name` as an array, None), its shape the caller's to judge; (None,
+    None) when the gradient is None; (None, what is wrong) when it is no array."""
+    if described.get("kind") == "none":
+        return None, None
+    try:
+        return array_of(f"{what} (the gradient for {name})", described, shape), None
+    except CheckFailed as failed:
+        return None, str(failed)
+
+
 def judge_no_gradient(what, name, described, shape, differentiable):
     """An input that gets no gradient compared: SPEC defines none (NLLLoss's target: None or all
     zeros), or the engine said it needs none, or SPEC leaves it undefined there (None, or any array
     of its shape: the engine checks the shape)."""
-    if described.get("kind") == "none":
-        return None
-    try:
-        got = array_of(f"{what} (the gradient for {name})", described, shape)
-    except CheckFailed as failed:
-        return str(failed)
+    got, problem = gradient_of(what, name, described, shape)
+    if got is None:
+        return problem
     if got.shape != shape:
         return f"the gradient for {name} has shape {got.shape}, but {name} has shape {shape} (or return None: it needs none)"
     if not differentiable and np.any(got != 0):
@@ -356,12 +370,9 @@ def judge_no_gradient(what, name, described, shape, differentiable):
 def judge_gradient(what, name, described, shape, expected, atol, alternatives, batch=None):
     """None if the gradient for input `name` is right within atol; else the diagnosis. Shape first:
     an unreduced broadcast would otherwise slip through numpy's own broadcasting."""
-    if described.get("kind") == "none":
-        return f"{what} returned None as the gradient for {name}; it needs one of shape {shape}"
-    try:
-        got = array_of(f"{what} (the gradient for {name})", described, shape)
-    except CheckFailed as failed:
-        return str(failed)
+    got, problem = gradient_of(what, name, described, shape)
+    if got is None:
+        return problem or f"{what} returned None as the gradient for {name}; it needs one of shape {shape}"
     if got.shape != shape:
         reduced = sum_to_shape(got, shape)
         if reduced is not None:

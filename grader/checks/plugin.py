@@ -107,14 +107,11 @@ def scale_ahead(request, rubric):
     computed while MNIST trains (the worker computing, this process mostly waiting) rather than in
     the scale checks' own time, of which they are a large part; for the scale checks collected only.
     None when none is to run (a selection, or a handout whose rubric does not ship them)."""
-    ops = [item.callspec.params["op"] for item in request.session.items if check_kind(item) == "scale"]
-    if not ops:
-        yield None
-        return
-    from .test_scale import derivatives_ahead
+    def derivatives(ops):
+        from .test_scale import derivatives_ahead
+        return derivatives_ahead(rubric.scale_side, rubric.salt, ops)
 
-    with ThreadPoolExecutor(1, thread_name_prefix="scale-ahead") as thread:
-        yield thread.submit(derivatives_ahead, rubric.scale_side, rubric.salt, ops)
+    yield from computed_ahead(request, "scale", derivatives)
 
 
 @pytest.fixture(scope="session")
@@ -122,14 +119,22 @@ def search_ahead(request, rubric):
     """The search checks' draws (test_search.draws_ahead), generated in a thread from when first
     asked for, as scale_ahead's derivatives are: while MNIST trains. Drawing them is most of what
     the search costs a correct submission. None when no search is to run."""
-    ops = [item.callspec.params["op"] for item in request.session.items if check_kind(item) == "search"]
+    def draws(ops):
+        from .test_search import draws_ahead
+        return draws_ahead(rubric.salt, ops)
+
+    yield from computed_ahead(request, "search", draws)
+
+
+def computed_ahead(request, kind, compute):
+    """compute(ops) for the ops of the `kind` checks collected, as a Future, in a thread of its own
+    from when first asked for; None when no such check is to run."""
+    ops = [item.callspec.params["op"] for item in request.session.items if check_kind(item) == kind]
     if not ops:
         yield None
         return
-    from .test_search import draws_ahead
-
-    with ThreadPoolExecutor(1, thread_name_prefix="search-ahead") as thread:
-        yield thread.submit(draws_ahead, rubric.salt, ops)
+    with ThreadPoolExecutor(1, thread_name_prefix=f"{kind}-ahead") as thread:
+        yield thread.submit(compute, ops)
 
 
 def pytest_collection_modifyitems(items):

@@ -285,7 +285,8 @@ class Channel:
     def stop(self):
         """End the training; what the worker still sends is read and dropped until its request ends."""
         self._write(EPOCH_HEADER.pack(0, 0))
-        while self._read(MAX_HEADER_BYTES, partial=True) is not None:
+        dropped = memoryview(bytearray(MAX_HEADER_BYTES))
+        while self._read_into(dropped):
             pass
 
     def _write(self, data):
@@ -335,30 +336,28 @@ class Channel:
             if descriptor is None:
                 return None
             self.ring = io.FileIO(descriptor, "r+")
-        view, got = memoryview(self.body)[:size], 0
         self.ring.seek(FIRST_SLOT + self.taken % RING_SLOTS * self.slot_bytes)
-        while got < size:
-            count = self.ring.readinto(view[got:])
-            if not count:
-                raise StepRefused("the worker's exchange file ended before the step's gradients (was it cut short?)")
-            got += count
+        view = protocol.read_exactly(self.ring.readinto, size, into=self.body)
+        if view is None:
+            raise StepRefused("the worker's exchange file ended before the step's gradients (was it cut short?)")
         self.taken += 1
         self.ring.seek(0)
         self.ring.write(RING_COUNTER.pack(self.taken))
         return view
 
-    def _read(self, size, partial=False):
-        """size bytes (with partial, what there is, at least one, up to size) from the gradients
-        FIFO, or None once the request ended."""
-        buffer = bytearray(size)
-        view, got = memoryview(buffer), 0
-        while got < size and not (partial and got):
-            if not select.select([self.gradients], [], [], POLL_SECONDS)[0]:
-                if self.finished.is_set():
-                    return None
-                continue
-            got += self.reader.readinto(view[got:]) or 0
-        return buffer
+    def _read(self, size):
+        """size bytes from the worker's stream of step headers, or None once its request ended."""
+        return protocol.read_exactly(self._read_into, size)
+
+    def _read_into(self, view):
+        """What the gradients FIFO holds, read into view once it holds anything; 0 once the
+        request ended (the FIFO, open for writing here too, never ends of itself)."""
+        while True:
+            if select.select([self.gradients], [], [], POLL_SECONDS)[0]:
+                if count := self.reader.readinto(view):
+                    return count
+            elif self.finished.is_set():
+                return 0
 
     def close(self):
         self.reader.close()
@@ -406,27 +405,20 @@ class SocketChannel(Channel):
                 except OSError:  # the worker closed the connection: its request is ending
                     return
 
-    def _read(self, size, partial=False):
-        """As Channel._read; None also once the worker closed the connection."""
-        buffer = bytearray(size)
-        view, got = memoryview(buffer), 0
-        while got < size and not (partial and got):
-            if not self._connected():
-                return None
+    def _read_into(self, view):
+        """As Channel._read_into; 0 also once the worker closed the connection."""
+        while self._connected():
             if not select.select([self.connection], [], [], POLL_SECONDS)[0]:
                 if self.finished.is_set():
-                    return None
+                    return 0
                 continue
             try:
-                count = self.connection.recv_into(view[got:])
+                return self.connection.recv_into(view)
             except BlockingIOError:
                 continue
             except OSError:  # reset: the worker is gone
-                return None
-            if not count:
-                return None
-            got += count
-        return buffer
+                return 0
+        return 0
 
     def close(self):
         for end in (self.connection, self.listener, self.ring):

@@ -45,6 +45,15 @@ class BudgetSpent(WorkerFailure):
         super().__init__("timeout", message)
 
 
+class ImportStopped(WorkerFailure):
+    """A graded module's import stopped the worker: which module, and the failure it met (as data,
+    for the check's cause); said to the student as "importing M.py stopped the worker: …"."""
+
+    def __init__(self, module, stopped):
+        super().__init__(stopped.status, f"importing {module}.py stopped the worker: {stopped}")
+        self.module, self.stopped = module, stopped
+
+
 class SandboxError(Exception):
     """The sandbox could not start: the grader's problem (its machine, its set-up), not the submission's."""
 
@@ -67,7 +76,7 @@ class WorkerClient:
         self.level = isolation_level(isolation)
         self.process = None
         self.timed_out = {}    # key → message, for operations that must not be run again
-        self.fatal_imports = {}  # module → (status, message), for modules whose import killed the worker
+        self.fatal_imports = {}  # module → the WorkerFailure its import met, for modules whose import killed the worker
         self.failed_imports = {}  # module → the exception's details, for modules whose import raised
         self.spent = {}          # group → seconds of worker time its requests took, measured here
         self.last_seconds = 0.0  # how long the last request took, measured here
@@ -165,7 +174,7 @@ class WorkerClient:
         the module's later checks at once instead of killing one worker per check. An import that
         raised is not tried again either (a memory bomb at import would cost seconds per check)."""
         if module in self.fatal_imports:
-            raise WorkerFailure(*self.fatal_imports[module])
+            raise ImportStopped(module, self.fatal_imports[module])
         if module in self.failed_imports:
             raise StudentException(self.failed_imports[module])
         self._enter(group)
@@ -179,8 +188,8 @@ class WorkerClient:
         except BudgetSpent:  # the group's time is spent, not the module's fault: other groups still import it
             raise
         except WorkerFailure as failure:
-            self.fatal_imports[module] = (failure.status, f"importing {module}.py stopped the worker: {failure}")
-            raise WorkerFailure(*self.fatal_imports[module]) from None
+            self.fatal_imports[module] = failure
+            raise ImportStopped(module, failure) from None
         self._imported.add(module)
 
     def paused(self):

@@ -100,11 +100,12 @@ def read_frame(source):
     return None if body is None else (bytes(header), body)
 
 
-def read_exactly(source, size):
-    """size bytes, in a writable buffer, from a blocking descriptor or through source(view) → the
-    bytes it read into view (0 at the end); None if the end comes first."""
+def read_exactly(source, size, into=None):
+    """size bytes, in a writable buffer (new, or `into`'s first size bytes: memory the caller
+    reuses), from a blocking descriptor or through source(view) → the bytes it read into view (0
+    at the end); None if the end comes first."""
     read = source if callable(source) else functools.partial(read_into, source)
-    buffer = bytearray(size)
+    buffer = bytearray(size) if into is None else memoryview(into)[:size]
     view, got = memoryview(buffer), 0
     while got < size:
         count = read(view[got:got + (1 << 20)])

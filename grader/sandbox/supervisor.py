@@ -239,6 +239,15 @@ def children():
         return set()
 
 
+def replied(request, reply_header, reply_body, ok, restart):
+    """The supervisor's reply frame (its buffers) to a request a worker answered: the worker's reply
+    (worker.answer's header, parsed as one whole JSON object: spliced in, it is one value, and its
+    body) inside the supervisor's own fields, as the value of "reply"."""
+    head = b'{"id": %s, "restart": %s, "ok": %s, "reply": %s}' % (
+        json.dumps(request["id"]).encode(), b"true" if restart else b"false", b"true" if ok else b"false", reply_header)
+    return [protocol.FRAME_PREFIX.pack(len(head), len(reply_body)) + head, reply_body]
+
+
 class Supervisor:
     def __init__(self):
         self.child = None
@@ -248,9 +257,8 @@ class Supervisor:
         id, command, group and time limit only: its arrays are the child's to decode. The child's
         reply goes back inside the supervisor's own fields, as the value of "reply"."""
         request = json.loads(header)
-        if request["command"] in protocol.SUPERVISOR_COMMANDS:
-            return protocol.encode_frame({"id": request["id"], "restart": False, "ok": True,
-                                          "reply": {"result": worker.COMMANDS[request["command"]](request)}})
+        if request["command"] in protocol.SUPERVISOR_COMMANDS:  # answered here, by the worker's own answer
+            return replied(request, *InProcess(None).ask(header, body, float(request["timeout"])), restart=False)
         group = request.get("group")
         if self.child is not None and self.child.group != group:
             self.end_child()
@@ -268,10 +276,7 @@ class Supervisor:
         restart = not self.child.fit_for_more()
         if restart:
             self.end_child()
-        # The child's header was parsed above as one whole JSON object: spliced in, it is one value.
-        head = b'{"id": %s, "restart": %s, "ok": %s, "reply": %s}' % (
-            json.dumps(request["id"]).encode(), b"true" if restart else b"false", b"true" if ok else b"false", reply_header)
-        return [protocol.FRAME_PREFIX.pack(len(head), len(reply_body)) + head, reply_body]
+        return replied(request, reply_header, reply_body, ok, restart)
 
     def failed(self, request, failure):
         """The reply to a request its child could not answer (failure: WorkerFailure.as_data, and
