@@ -17,9 +17,10 @@ it only words the report and shapes the student's own replay.
 """
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from . import GIVEN_MODULES, GRADED
 from .sandbox.client import BudgetSpent, StudentException, WorkerClient, WorkerFailure
@@ -75,7 +76,8 @@ def read_notebook(text: str) -> Notebook:
         raise NotebookError(f"{type(error).__name__}: {str(error)[:200]}") from None
     from IPython.core.inputtransformer2 import TransformerManager  # IPython's own reading of a cell's first lines
 
-    cleanup = TransformerManager().cleanup_transforms  # leading blank lines, a common indent, prompts: linear
+    # leading blank lines, a common indent, prompts: linear
+    cleanup = cast(list[Callable[[list[str]], list[str]]], TransformerManager().cleanup_transforms)
     parts: dict[str, list[str]]
     result, parts = Notebook(), {}  # parts: module → the bodies its %%writefile cells leave it as, joined once
     for number, cell in enumerate(notebook.cells, 1):

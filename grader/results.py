@@ -5,7 +5,7 @@ as each case's `cause`. The report, the terminal, the gradebook, the pages and G
 cause, never the text shown to the student: that text is written for a person, not to be parsed.
 """
 from dataclasses import asdict, dataclass, fields
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 @dataclass(frozen=True)
@@ -14,11 +14,11 @@ class Cause:
     name in a report (the report's `cases[].cause.kind`)."""
     kind: ClassVar[str] = ""
 
-    def to_data(self) -> dict:
+    def to_data(self) -> dict[str, Any]:
         return {"kind": self.kind, **asdict(self)}
 
     @staticmethod
-    def from_data(data: dict) -> "Cause":
+    def from_data(data: dict[str, Any]) -> "Cause":
         cause = CAUSES[data["kind"]]
         return cause(**{field.name: data[field.name] for field in fields(cause)})
 
@@ -103,19 +103,19 @@ class CaseResult:
     fraction: float = 1.0       # of the check's points this case earns
     seconds: float = 0.0
     verdict: bool = True        # passed, or failed by the check itself; False: the grader failed (no verdict)
-    mnist: dict | None = None   # the MNIST check's training: accuracy, curve, epochs, seconds
+    mnist: dict[str, Any] | None = None  # the MNIST check's training: accuracy, curve, epochs, seconds
 
-    def to_data(self) -> dict:
+    def to_data(self) -> dict[str, Any]:
         return {**asdict(self), "cause": self.cause and self.cause.to_data()}
 
     @classmethod
-    def from_data(cls, data: dict) -> "CaseResult":
+    def from_data(cls, data: dict[str, Any]) -> "CaseResult":
         cause = data.get("cause")
         return cls(**{**{field.name: data[field.name] for field in fields(cls) if field.name in data},
                       "cause": cause and Cause.from_data(cause)})
 
 
-def cause_of(case: dict) -> Cause | None:
+def cause_of(case: dict[str, Any]) -> Cause | None:
     """The cause of a case of a report (its `cases[]` entry); None when it passed, or when the
     report was written before reports carried causes."""
     data = case.get("cause")

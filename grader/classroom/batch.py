@@ -249,9 +249,9 @@ def _graded(todo, rubric, isolation, jobs, scheduler):
                     yield failed_report(student.id, student.path, rubric, isolation, error)
         return
     with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
-        futures = [pool.submit(grade_student, s.id, s.path, rubric, isolation) for s in todo]
-        for future in as_completed(futures):
-            yield future.result()
+        running = [pool.submit(grade_student, s.id, s.path, rubric, isolation) for s in todo]
+        for done in as_completed(running):
+            yield done.result()
 
 
 def packed(path: str | os.PathLike[str]) -> bytes:

@@ -118,7 +118,7 @@ def read_canvas(export: str | os.PathLike[str], points_possible: float, assignme
 
     def named(name):
         return [i for i, heading in enumerate(header)
-                if name in (heading, CANVAS_ASSIGNMENT.match(heading) and CANVAS_ASSIGNMENT.match(heading)["name"])]
+                if name in (heading, (match := CANVAS_ASSIGNMENT.match(heading)) and match["name"])]
 
     if new_assignment:
         if named(new_assignment):

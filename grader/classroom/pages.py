@@ -9,8 +9,8 @@ gets a page that says so, with its reasons, and no points anywhere.
 from html import escape
 from typing import Any
 
-from ..report import STATES, format_points, group_summaries, is_scored, state_of
-from ..results import cause_of
+from ..report import STATES, GroupSummary, format_points, group_summaries, is_scored, state_of
+from ..results import Cause, cause_of
 from .gradebook import row_problems
 
 REVEALED = {"visible": {"visible"}, "after_due_date": {"visible", "after_due_date"},
@@ -113,6 +113,7 @@ def _group_table(tests):
 def _what_to_fix(tests):
     """Each group not passed, as its state is shown (STATES): a box per failing check; one box for
     the groups a module that could not be imported costs; one quiet line per group not started."""
+    once: dict[tuple[str, Cause | None], tuple[str, list[GroupSummary]]]  # (state, cause) → (its output, the groups)
     boxes, once, lines = [], {}, []
     for group, summary in group_summaries(tests).items():
         shown = STATES[summary.state].shown

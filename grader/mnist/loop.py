@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,7 +143,7 @@ def train(serve: Callable[..., object], exchange: Callable[[], int | None], fold
         return round(100 * float(np.mean(predict(weights, test_images) == test_labels)), 2)
 
     def loop(evaluator):
-        evaluations = []  # each epoch's accuracy, computed in a thread of its own while the worker goes on
+        evaluations: list[Future[float]] = []  # each epoch's accuracy, computed in a thread of its own while the worker goes on
         try:
             started = time.perf_counter()
             rng = np.random.default_rng(seed)

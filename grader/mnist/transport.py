@@ -392,7 +392,7 @@ class SocketChannel(Channel):
         self.finished = threading.Event()  # set when the worker's request ended, however
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.fields = {**self.fields, "port": self.listener.getsockname()[1]}
-        self.connection = None
+        self.connection: socket.socket | None = None
 
     def _connected(self):
         """Accept the worker's connection (once); False if its request ended before it connected."""
@@ -407,6 +407,7 @@ class SocketChannel(Channel):
     def _write(self, data):
         view = memoryview(data).cast("B")
         while view and self._connected() and not self.finished.is_set():
+            assert self.connection is not None  # _connected
             if select.select([], [self.connection], [], POLL_SECONDS)[1]:
                 try:
                     view = view[self.connection.send(view):]
@@ -422,6 +423,7 @@ class SocketChannel(Channel):
         while got < size and not (partial and got):
             if not self._connected():
                 return None
+            assert self.connection is not None  # _connected
             if not select.select([self.connection], [], [], POLL_SECONDS)[0]:
                 if self.finished.is_set():
                     return None
