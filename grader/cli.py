@@ -21,6 +21,7 @@ import json
 import os
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from . import DEFAULT_RUBRIC
@@ -33,13 +34,13 @@ from .classroom.pages import student_page
 from .grade import GraderError, check_dataset, grade
 from .preflight import refusal
 from .report import format_table, is_scored, write_atomically, write_report
-from .rubric import RubricError, course_salt, load_rubric
+from .rubric import Rubric, RubricError, course_salt, load_rubric
 from .sandbox.levels import ISOLATION_LEVELS, LEVELS, isolation_level, level_available, strongest_level
 from .sandbox.permissions import protect_from_workers
 from .submission import SubmissionError
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     # Named as it was started: the console script, or `python -m grader` (the handout and Gradescope have only that).
     program = "python -m grader" if Path(sys.argv[0]).name == "__main__.py" else "autodiff-grader"
     parser = argparse.ArgumentParser(prog=program, description="Grade autodiff submissions.")
@@ -154,7 +155,7 @@ def main(argv=None):
     return 0
 
 
-def add_isolation_options(parser):
+def add_isolation_options(parser: argparse.ArgumentParser) -> None:
     levels = ", ".join(ISOLATION_LEVELS)
     parser.add_argument("--isolation", default="auto", choices=["auto", *ISOLATION_LEVELS],
                         help=f"how student code is isolated, strongest first: {levels} (default: the strongest available)")
@@ -169,7 +170,7 @@ def add_isolation_options(parser):
 OWN_CHECK_LEVELS = tuple(name for name, level in LEVELS.items() if not level.guarded_by_permissions)
 
 
-def choose_isolation(requested, required):
+def choose_isolation(requested: str, required: str | None) -> str:
     if requested == "own":
         level = next(level for level in OWN_CHECK_LEVELS if level_available(level))
     else:
@@ -182,7 +183,7 @@ def choose_isolation(requested, required):
     return level
 
 
-def batch(args, rubric):
+def batch(args: argparse.Namespace, rubric: Rubric) -> int:
     formats = ("native", "gradescope") if args.gradescope else ("native",)
     if isolation_level(args.isolation).guarded_by_permissions:  # only permissions keep the class's reports from student code
         args.out.mkdir(parents=True, exist_ok=True)
@@ -220,7 +221,7 @@ def batch(args, rubric):
     return 1 if unwritten or failed else 0
 
 
-def diff(args):
+def diff(args: argparse.Namespace) -> int:
     old, new = load_reports(args.old), load_reports(args.new)
     if not old or not new:
         print(f"grader: cannot compare: no reports in {args.old if not old else args.new}", file=sys.stderr)
@@ -230,7 +231,7 @@ def diff(args):
     return 0
 
 
-def canvas_upload(args):
+def canvas_upload(args: argparse.Namespace) -> int:
     token = os.environ.get("CANVAS_TOKEN")
     reports = load_reports(args.out)
     if not token or not reports:
@@ -253,7 +254,7 @@ def canvas_upload(args):
     return 0
 
 
-def similarity(out, threshold):
+def similarity(out: Path, threshold: float) -> int:
     try:
         pairs, flagged = similarity_module.run(out, threshold)
     except RuntimeError as error:

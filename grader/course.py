@@ -9,25 +9,29 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
 from . import COURSE_PACKAGE
 
 _spec = importlib.util.spec_from_file_location("_course_data", COURSE_PACKAGE / "data.py")
+assert _spec is not None and _spec.loader is not None  # a file path always has a spec and a loader
 _data = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_data)
 
 COURSE_NAME = "_course_autodiff"  # the course's copy of the package, as course_module imports it
 
 
-def course_module(name):
+def course_module(name: str) -> ModuleType:
     """The course's module `name` (`nn`, say), from the course's copy of the package (graded bodies
     blank: nothing of a student's), imported as _course_autodiff.<name>, its relative imports
     resolved within that copy."""
     if COURSE_NAME not in sys.modules:
         spec = importlib.util.spec_from_file_location(COURSE_NAME, COURSE_PACKAGE / "__init__.py",
                                                       submodule_search_locations=[str(COURSE_PACKAGE)])
+        assert spec is not None and spec.loader is not None
         package = importlib.util.module_from_spec(spec)
         sys.modules[COURSE_NAME] = package
         spec.loader.exec_module(package)
@@ -39,7 +43,7 @@ DatasetError = _data.DatasetError
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "autodiff-grader"
 
 
-def load_mnist():
+def load_mnist() -> Any:
     """MNIST as the course loads it (each file's checksum verified), kept decompressed in the
     user's cache under the SHA-256 of the compressed files it came from: a grading loads MNIST
     twice (the dataset check, the checks' process), a batch once per student, and each load
@@ -69,7 +73,7 @@ def load_mnist():
     return data
 
 
-def expose_mnist(scratch):
+def expose_mnist(scratch: Path) -> tuple[Path, np.ndarray, np.ndarray]:
     """Write what the worker may see into scratch/mnist: the training images and labels. Returns
     the folder and the test images and labels, which stay with the caller (grader/mnist/loop.py
     computes the accuracy here)."""

@@ -15,13 +15,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from . import CHECKS, ROOT
 from .course import DatasetError, load_mnist, mnist_directory
 from .report import build_report
 from .results import CaseResult, GraderFailed
+from .rubric import Rubric
 from .sandbox.launch import ONE_BLAS_THREAD, scratch_parent
 from .sandbox.levels import isolation_level
 from .sandbox.permissions import protect_from_workers, readable_by_workers
@@ -36,7 +39,7 @@ class GraderError(Exception):
     """The grader itself cannot run (its own files are missing or broken): no report is possible."""
 
 
-def check_dataset():
+def check_dataset() -> None:
     """Refuse before grading anyone if MNIST is missing or corrupt."""
     try:
         load_mnist()
@@ -48,7 +51,7 @@ UID_LEVEL_NOTE = ("isolation 'uid': student code ran as an unprivileged user, ke
                   "permissions; its network access was not blocked (this level makes no namespaces)")
 
 
-def protect_grader_files(rubric, inputs=()):
+def protect_grader_files(rubric: Rubric, inputs: Iterable[str | os.PathLike[str]] = ()) -> list[str]:
     """At the `uid` level: make what the worker must not read unreadable to others: the grader's
     checkout but its Python runtime (the checks, the solutions, the .git history, the MNIST test
     labels), the rubric and the test labels wherever they are, and each of `inputs` (a submission,
@@ -64,7 +67,7 @@ def protect_grader_files(rubric, inputs=()):
                                if exposed else [])
 
 
-def grade(path, rubric, isolation="process"):
+def grade(path: str | os.PathLike[str], rubric: Rubric, isolation: str = "process") -> dict[str, Any]:
     started = time.perf_counter()
     messages = protect_grader_files(rubric, [path]) if isolation_level(isolation).guarded_by_permissions else []
     submission = load_submission(path)
@@ -87,7 +90,8 @@ def grade(path, rubric, isolation="process"):
 CHECKS_ENVIRONMENT = {"PYTHONDONTWRITEBYTECODE": "1", **ONE_BLAS_THREAD}
 
 
-def run_checks(scratch, rubric, isolation, results, select=None):
+def run_checks(scratch: Path, rubric: Rubric, isolation: str, results: Path,
+               select: str | None = None) -> tuple[list[CaseResult], str | None, dict[str, Any] | None]:
     """Run grader/checks in a fresh pytest process with the grader's own configuration; return
     (cases, problem, notebook), problem being set when the checks could not run at all, notebook
     what a notebook's first run did (plugin.NOTEBOOK_RUN; None for other forms). select: a pytest
@@ -124,7 +128,7 @@ def run_checks(scratch, rubric, isolation, results, select=None):
     return [case_result(test) for test in checks["tests"]], None, notebook
 
 
-def case_result(test):
+def case_result(test: dict[str, Any]) -> CaseResult:
     """One pytest test's CaseResult, as the checks' plugin made it (plugin.case_result). A test it
     said nothing of, or whose outcome its result does not account for, has no verdict."""
     data = test.get("metadata", {}).get("case")

@@ -16,11 +16,14 @@ cell that last bound the name keeps its own). What the worker says about a cell 
 it only words the report and shapes the student's own replay.
 """
 import json
+import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 from . import GIVEN_MODULES, GRADED
-from .sandbox.client import BudgetSpent, StudentException, WorkerFailure
+from .sandbox.client import BudgetSpent, StudentException, WorkerClient, WorkerFailure
 from .sandbox.contract import NOTEBOOK_GROUP, writefile_module
 
 NOTEBOOK_FILE, PLAN_FILE = "notebook.json", "notebook-plan.json"  # in the scratch folder (sandbox/worker.py)
@@ -36,7 +39,7 @@ OUTCOMES = ("ran", "raised", "over budget")  # what a worker may say of a cell
 SETUP_MARKER = "# autodiff handout: the setup cell (run it first)"
 
 
-def is_setup_cell(source):
+def is_setup_cell(source: str) -> bool:
     """Is this the handout's setup cell? Its first line is the marker, exactly."""
     return source.partition("\n")[0].rstrip() == SETUP_MARKER
 
@@ -47,9 +50,9 @@ class NotebookError(Exception):
 
 @dataclass
 class Notebook:
-    cells: list = field(default_factory=list)    # code cells: {"number": place in the notebook, "source": text}
-    modules: dict = field(default_factory=dict)  # module name → source, from %%writefile cells
-    notes: list = field(default_factory=list)
+    cells: list[dict[str, Any]] = field(default_factory=list)  # code cells: {"number": place in the notebook, "source": text}
+    modules: dict[str, str] = field(default_factory=dict)  # module name → source, from %%writefile cells
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -60,10 +63,10 @@ class CellResult:
     outcome: str
     detail: str = ""
     seconds: float = 0.0
-    neutralised: list = field(default_factory=list)
+    neutralised: list[str] = field(default_factory=list)
 
 
-def read_notebook(text):
+def read_notebook(text: str) -> Notebook:
     """A Notebook for a notebook's JSON text (any nbformat version nbformat reads)."""
     import nbformat  # here, not at the top: grading a folder never needs it, and its import takes time
 
@@ -73,7 +76,9 @@ def read_notebook(text):
         raise NotebookError(f"{type(error).__name__}: {str(error)[:200]}") from None
     from IPython.core.inputtransformer2 import TransformerManager  # IPython's own reading of a cell's first lines
 
-    cleanup = TransformerManager().cleanup_transforms  # leading blank lines, a common indent, prompts: linear
+    # leading blank lines, a common indent, prompts: linear
+    cleanup = cast(list[Callable[[list[str]], list[str]]], TransformerManager().cleanup_transforms)
+    parts: dict[str, list[str]]
     result, parts = Notebook(), {}  # parts: module → the bodies its %%writefile cells leave it as, joined once
     for number, cell in enumerate(notebook.cells, 1):
         if cell.get("cell_type") != "code":
@@ -107,16 +112,17 @@ def _writefile(number, arguments, body, notebook, parts):
     notebook.notes.append(f"cell {number}: {shown} is module {module} of the submission")
 
 
-def write_cells(notebook_cells, scratch):
+def write_cells(notebook_cells: list[dict[str, Any]], scratch: str | os.PathLike[str]) -> None:
     (Path(scratch) / NOTEBOOK_FILE).write_text(json.dumps({"cells": notebook_cells}), encoding="utf-8")
 
 
-def run_notebook(client, scratch, limits):
+def run_notebook(client: WorkerClient, scratch: str | os.PathLike[str], limits: dict[str, float]) -> tuple[list[CellResult], list[str]]:
     """The notebook's first run, cell by cell, in the sandbox's `notebook` group; writes the plan
     every other group replays. Returns (a CellResult per code cell, the graded names defined)."""
     scratch = Path(scratch)
     cells = json.loads((scratch / NOTEBOOK_FILE).read_text(encoding="utf-8"))["cells"]
     budget, total = limits["cell_seconds"], limits["notebook_seconds"]
+    kept: list[list[int | None]]  # [cell index, statements kept (None: all)]
     results, kept, kept_seconds, spent, defined = [], [], 0.0, 0.0, set()
     for index, cell in enumerate(cells):
         if spent >= total:
@@ -167,7 +173,7 @@ def _read_reply(reply, number, budget):
     return CellResult(number, outcome, detail, neutralised=neutralised), keep, names
 
 
-def cell_notes(results):
+def cell_notes(results: list[CellResult]) -> list[str]:
     """The report's lines for the cells that did not simply run (at most MAX_LISTED, then how many more)."""
     notes = []
     for result in results:
@@ -180,12 +186,12 @@ def cell_notes(results):
                                  if len(notes) > MAX_LISTED else [])
 
 
-def as_data(results):
+def as_data(results: list[CellResult]) -> list[dict[str, Any]]:
     """The report's list of the cells (the first MAX_LISTED: a report stays small, whatever the notebook)."""
     return [asdict(result) for result in results[:MAX_LISTED]]
 
 
-def check_cells_run(inputs, out="build/notebook.ipynb"):
+def check_cells_run(inputs: list[str], out: str = "build/notebook.ipynb") -> None:
     """The handout notebook's check cell: the cells run so far (IPython's `In`, oldest first, so a
     cell run again overrides its earlier run; this cell left out) become a notebook, checked like
     a submission by `python -m grader check` in a separate process. Nothing needs saving first,

@@ -39,9 +39,9 @@ MAKE_TARGETS = {  # the Makefile's target for each verb, as README.md shows it
 }
 
 
-def missing(argv):
+def missing(argv: list[str]) -> list[str]:
     """The modules the command line `argv` needs that this Python cannot import, in order."""
-    verb = next((argument for argument in argv if not argument.startswith("-")), None)
+    verb = next((argument for argument in argv if not argument.startswith("-")), "")
     needed = [*NEEDS.get(verb, REPORTS), *(module for option, modules in OPTIONS.items()
                                            if any(a == option or a.startswith(option + "=") for a in argv) for module in modules)]
     return [module for module in dict.fromkeys(needed) if not _importable(module)]
@@ -54,7 +54,7 @@ def _importable(module):
         return False
 
 
-def refusal(argv, program="python -m grader"):
+def refusal(argv: list[str], program: str = "python -m grader") -> str | None:
     """None when this Python can run `argv`; else what to tell the user: what is missing, and the
     command to run instead (the project's venv, where the Makefile installs everything)."""
     absent = missing(argv)

@@ -10,16 +10,21 @@ import platform
 import re
 import tempfile
 import textwrap
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 import jsonschema
 import numpy as np
 
 from . import VERSION
-from .results import CaseResult, NotImported, NotRun, NotStarted, cause_of
+from .results import CaseResult, Cause, NotImported, NotRun, NotStarted, cause_of
+from .rubric import Rubric
 from .sandbox.contract import GRADED, MLP3_OPS, WHOLE_MODEL
+
+if TYPE_CHECKING:
+    from .submission import Submission
 
 SCHEMA = json.loads((Path(__file__).resolve().parent / "report.schema.json").read_text())
 # The groups a report may name: the contract's, declared once (contract.GRADED), and MNIST's.
@@ -32,7 +37,7 @@ CASE_LIMIT = 4_000    # characters of one case's feedback, before a check's case
 CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]")
 
 
-def caused_by(cause, cases):
+def caused_by(cause: type[Cause], cases: Iterable[dict[str, Any]]) -> bool:
     """Did every one of `cases` (a report's) fail for a cause of that type (results.py)?"""
     return all(isinstance(cause_of(case), cause) for case in cases)
 
@@ -43,7 +48,7 @@ class State:
     or on one check: when it holds, given the cases that did not pass and the checks; its color on
     a page; what a page shows of a group in it (`checks`: a box per failing check; `once`: one box
     for the groups that fail the same way; `line`: one quiet line; '': nothing)."""
-    holds: Callable
+    holds: Callable[[list[dict[str, Any]], list[dict[str, Any]]], bool]  # (the failing cases, the checks) → does it hold
     color: str
     shown: str
 
@@ -59,25 +64,25 @@ STATES = {
 }
 
 
-def state_of(checks):
+def state_of(checks: list[dict[str, Any]]) -> str:
     """The state of a group's checks (or of one check, as a list of one)."""
     failing = [case for check in checks for case in check["cases"] if case["status"] != "passed"]
     return next(name for name, state in STATES.items() if state.holds(failing, checks))
 
 
-def state_line(checks, state):
+def state_line(checks: list[dict[str, Any]], state: str) -> str:
     """The group's feedback in one line: the starter's hint while it is not started (what to do
     next), else the first failing check's kind, case and first line."""
     failing = [(check, case) for check in checks for case in check["cases"] if case["status"] != "passed"]
     if not failing:
         return ""
     if state == "not started":  # every failing case's cause holds the hint
-        return cause_of(failing[0][1]).hint.partition("\n")[0]
+        return cast(NotStarted, cause_of(failing[0][1])).hint.partition("\n")[0]
     check, case = failing[0]
     return f"{check['kind']} [{case['id']}]: {case['output'].splitlines()[0] if case['output'] else ''}"
 
 
-def clean_text(text, limit=TEXT_LIMIT):
+def clean_text(text: str, limit: int = TEXT_LIMIT) -> str:
     """Text that may hold what student code said (exception types and messages, tracebacks, printed
     output, notes), made safe for a report, a terminal and a page: lone surrogates replaced (they
     cannot be written as UTF-8), control characters shown as escapes, the length bounded."""
@@ -86,7 +91,7 @@ def clean_text(text, limit=TEXT_LIMIT):
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit} more characters cut)"
 
 
-def cleaned(value):
+def cleaned(value: Any) -> Any:
     """A report with clean_text applied to every string in it, keys included: the one place
     where what came from student code is made safe, on its way into a report."""
     if isinstance(value, str):
@@ -98,7 +103,8 @@ def cleaned(value):
     return value
 
 
-def build_report(submission, rubric, case_results: list[CaseResult], isolation, seconds, messages=()):
+def build_report(submission: "Submission", rubric: Rubric, case_results: list[CaseResult], isolation: str, seconds: float,
+                 messages: Iterable[str] = ()) -> dict[str, Any]:
     """case_results: the checks' cases (grade.case_result). The report is `graded`, with a score, only
     if every check of the rubric has cases and each case a verdict (`verdict`: it passed, or the
     check itself failed it); otherwise, the submission being readable, the grading failed: status
@@ -106,6 +112,7 @@ def build_report(submission, rubric, case_results: list[CaseResult], isolation, 
     by_check: dict[tuple[str | None, str | None], list[CaseResult]] = {}
     for case in case_results:
         by_check.setdefault((case.group, case.kind), []).append(case)
+    tests: list[dict[str, Any]]
     tests, mnist, unjudged = [], None, []
     for (group, kind), points in rubric.points.items():
         cases = [replace(c, output=clean_text(str(c.output), CASE_LIMIT)) for c in by_check.pop((group, kind), [])]
@@ -147,13 +154,13 @@ def build_report(submission, rubric, case_results: list[CaseResult], isolation, 
     }))
 
 
-def cause_data(cause):
+def cause_data(cause: Cause | None) -> dict[str, Any] | None:
     """A case's cause as a report holds it, each text in it (and in a cause within it) bounded as
     the case's output is."""
-    return cause and bounded(cause.to_data())
+    return None if cause is None else bounded(cause.to_data())
 
 
-def bounded(data):
+def bounded(data: dict[str, Any]) -> dict[str, Any]:
     return {key: clean_text(value, CASE_LIMIT) if isinstance(value, str) else bounded(value) if isinstance(value, dict) else value
             for key, value in data.items()}
 
@@ -161,7 +168,7 @@ def bounded(data):
 VISIBILITY_ORDER = ("visible", "after_due_date", "after_published", "hidden")  # when a check is shown, soonest first
 
 
-def mnist_lead(tests):
+def mnist_lead(tests: list[dict[str, Any]]) -> None:
     """A failed MNIST check names the ops MLP3 trains through whose own checks failed, shown no
     later than it is (a hidden check's verdict is not told): the training only says that some
     gradient is wrong (or nan, or inf), their checks say which."""
@@ -180,11 +187,11 @@ def mnist_lead(tests):
 CASE_SPECIFICS = re.compile(r"\((?:\s*-?\d+\s*,?)*\)|-?\b\d+(?:\.\d+)?(?:e[-+]?\d+)?\b|\bnan\b|\binf\b|\b[a-z]\b")
 
 
-def diagnosis_key(problem):
+def diagnosis_key(problem: str) -> str:
     return CASE_SPECIFICS.sub("#", problem.splitlines()[0])
 
 
-def merged_feedback(cases):
+def merged_feedback(cases: list[CaseResult]) -> str:
     """A check's feedback saying each diagnosis once, with the cases it applies to: identical
     diagnoses across cases (differing only in shapes, values or which input) are one paragraph,
     shown with the first case's details. A problem is a line of a case's feedback, with the
@@ -192,7 +199,7 @@ def merged_feedback(cases):
     failing = [c for c in cases if c.status != "passed"]
     if not failing:
         return "passed" if len(cases) == 1 else f"all {len(cases)} cases passed"
-    groups = {}
+    groups: dict[str, tuple[list[str], list[str]]] = {}  # diagnosis → (case ids, its problems)
     for case in failing:
         for problem in re.split(r"\n(?=\S)", case.output.strip()) or [""]:
             ids, texts = groups.setdefault(diagnosis_key(problem), ([], []))
@@ -209,11 +216,11 @@ def merged_feedback(cases):
     return "\n".join(lines)
 
 
-def validate(report):
+def validate(report: dict[str, Any]) -> None:
     jsonschema.validate(report, SCHEMA)
 
 
-def checked(report):
+def checked(report: dict[str, Any]) -> dict[str, Any]:
     """The report, flagged if it does not match its schema: it is written all the same (a lost
     report is worse than an odd one), with the failure as a message, the status `error` and no
     score, which puts it in front of a human."""
@@ -227,13 +234,13 @@ def checked(report):
     return report
 
 
-def is_scored(report):
+def is_scored(report: dict[str, Any]) -> bool:
     """Does the report carry a score: a grading whose checks all ran (`graded`), or a submission
     the grader could not read (`unreadable`: 0)? An `error` report has none, whatever it holds."""
     return report.get("status") in ("graded", "unreadable") and isinstance(report.get("score"), (int, float))
 
 
-def to_gradescope(report):
+def to_gradescope(report: dict[str, Any]) -> dict[str, Any]:
     """Gradescope's results.json. Gradescope hides the total while any test is hidden, so the
     top-level output says the visible points and how many more come after the due date; texts are
     Markdown; each test is tagged with its group and kind; extra_data keeps what staff need to
@@ -241,6 +248,8 @@ def to_gradescope(report):
     failed is said as run_autograder says it: not graded, and why in a test only staff see."""
     if not is_scored(report):
         return failed_for_gradescope(report)
+    group_numbers: dict[str, int]
+    checks_in_group: dict[int, int]
     group_numbers, checks_in_group, tests = {}, {}, []
     for test in report["tests"]:
         group = group_numbers.setdefault(test["group"], len(group_numbers) + 1)
@@ -253,9 +262,9 @@ def to_gradescope(report):
     visible, later = visible_points(report["tests"])
     summary = f"**{format_points(visible[0])} / {format_points(visible[1])} visible points**" + (
         f"; {format_points(later)} more points are checked after the due date." if later else ".")
-    states = {}
-    for group, group_summary in group_summaries(report["tests"]).items():
-        states.setdefault(group_summary.state, []).append(group)
+    states: dict[str, list[str]] = {}
+    for name, group_summary in group_summaries(report["tests"]).items():
+        states.setdefault(group_summary.state, []).append(name)
     # the groups a page shows in one line or one box (STATES' `shown`), named here, where their checks are not
     summary += "".join(f"\n\n{state}: {', '.join(groups)}" for state, groups in states.items() if STATES[state].shown in ("line", "once"))
     mnist = report.get("mnist") or {}
@@ -274,7 +283,7 @@ GRADER_FAILED = ("The autograder failed; course staff have been told. Your submi
                  "this is not about your code.")
 
 
-def failed_for_gradescope(report):
+def failed_for_gradescope(report: dict[str, Any]) -> dict[str, Any]:
     """results.json for a grading that failed: Gradescope has no empty score, so 0, with the
     message of run_autograder's own failure and `grader_failed` for staff and scripts."""
     why = "\n".join(report["messages"]) or f"report status {report['status']}"
@@ -303,21 +312,21 @@ def _markdown_output(test):
     return f"**{state}**\n\n{_markdown_text(shown)}"
 
 
-def visible_points(tests):
+def visible_points(tests: list[dict[str, Any]]) -> tuple[tuple[float, float], float]:
     """((score, max) of the visible checks, the max of the others): what a student sees before the due date."""
     shown = [t for t in tests if t["visibility"] == "visible"]
     later = sum(t["max_score"] for t in tests if t["visibility"] != "visible")
     return (round(sum(t["score"] for t in shown), 2), sum(t["max_score"] for t in shown)), later
 
 
-def write_report(report, path, format="native"):
+def write_report(report: dict[str, Any], path: str | os.PathLike[str], format: str = "native") -> None:
     """Written whatever the content: cleaned again (a report may come from elsewhere than
     build_report), and anything that is not JSON written as its text."""
     content = cleaned(to_gradescope(report) if format == "gradescope" else report)
     write_atomically(Path(path), json.dumps(content, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
-def write_atomically(path, text):
+def write_atomically(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -338,13 +347,13 @@ class GroupSummary:
     max_score: float
     state: str      # one of STATES
     feedback: str   # state_line: what the terminal's table and the report's `groups` say of it
-    checks: list
+    checks: list[dict[str, Any]]
 
 
-def group_summaries(tests):
+def group_summaries(tests: list[dict[str, Any]]) -> dict[str, GroupSummary]:
     """{group: GroupSummary}, in the tests' order: the one place the report's `groups`, the
     terminal, the gradebook, the pages and Gradescope sum a group and name its state."""
-    groups = {}
+    groups: dict[str, list[dict[str, Any]]] = {}
     for test in tests:
         groups.setdefault(test["group"], []).append(test)
     summaries = {}
@@ -358,7 +367,7 @@ def group_summaries(tests):
 TABLE_WIDTH = 100
 
 
-def format_table(report, unshipped_points=0):
+def format_table(report: dict[str, Any], unshipped_points: float = 0) -> str:
     """The terminal summary, in lines of at most TABLE_WIDTH columns: one line per group with its
     points, its state (STATES) and its feedback line (the starter's hint while not started),
     wrapped; then the total and the visible points.
@@ -385,6 +394,6 @@ def format_table(report, unshipped_points=0):
     return "\n".join(lines)
 
 
-def format_points(value):
+def format_points(value: float) -> str:
     """Points as the gradebook writes them too: 96, 96.5, 98.67 (scores are rounded to 2 places)."""
     return f"{round(float(value), 2):g}"

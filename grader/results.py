@@ -5,7 +5,7 @@ as each case's `cause`. The report, the terminal, the gradebook, the pages and G
 cause, never the text shown to the student: that text is written for a person, not to be parsed.
 """
 from dataclasses import MISSING, asdict, dataclass, fields
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 @dataclass(frozen=True)
@@ -14,22 +14,22 @@ class Cause:
     name in a report (the report's `cases[].cause.kind`)."""
     kind: ClassVar[str] = ""
 
-    def to_data(self) -> dict:
+    def to_data(self) -> dict[str, Any]:
         return {"kind": self.kind, **{field.name: _data(getattr(self, field.name)) for field in fields(self)}}
 
     @staticmethod
-    def from_data(data: dict) -> "Cause":
+    def from_data(data: dict[str, Any]) -> "Cause":
         """The cause `to_data` wrote; a field a report written before it existed lacks is its default."""
         cause = CAUSES[data["kind"]]
         return cause(**{field.name: _cause(data[field.name]) for field in fields(cause)
                         if field.name in data or field.default is MISSING})
 
 
-def _data(value):
+def _data(value: Any) -> Any:
     return value.to_data() if isinstance(value, Cause) else value
 
 
-def _cause(value):
+def _cause(value: Any) -> Any:
     """A field's value as a report holds it: a cause within the cause (a dict with its kind) read as one."""
     return Cause.from_data(value) if isinstance(value, dict) and value.get("kind") in CAUSES else value
 
@@ -115,19 +115,19 @@ class CaseResult:
     fraction: float = 1.0       # of the check's points this case earns
     seconds: float = 0.0
     verdict: bool = True        # passed, or failed by the check itself; False: the grader failed (no verdict)
-    mnist: dict | None = None   # the MNIST check's training: accuracy, curve, epochs, seconds
+    mnist: dict[str, Any] | None = None  # the MNIST check's training: accuracy, curve, epochs, seconds
 
-    def to_data(self) -> dict:
+    def to_data(self) -> dict[str, Any]:
         return {**asdict(self), "cause": self.cause and self.cause.to_data()}
 
     @classmethod
-    def from_data(cls, data: dict) -> "CaseResult":
+    def from_data(cls, data: dict[str, Any]) -> "CaseResult":
         cause = data.get("cause")
         return cls(**{**{field.name: data[field.name] for field in fields(cls) if field.name in data},
                       "cause": cause and Cause.from_data(cause)})
 
 
-def cause_of(case: dict) -> Cause | None:
+def cause_of(case: dict[str, Any]) -> Cause | None:
     """The cause of a case of a report (its `cases[]` entry); None when it passed, or when the
     report was written before reports carried causes."""
     data = case.get("cause")

@@ -5,25 +5,26 @@ import json
 import os
 import re
 import secrets
+from typing import Any
 
 try:
     import tomllib
 except ImportError:  # Python 3.10 (a student's machine): the same parser, from PyPI
-    import tomli as tomllib
-from dataclasses import dataclass
+    import tomli as tomllib  # type: ignore[no-redef]
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import ROOT
 from .sandbox.contract import CHECK_KINDS, GRADED, WHOLE_MODEL
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
-MNIST_KEYS = {"epochs": int, "batch_size": int, "lr": float, "seed": int, "train_examples": int,
+MNIST_KEYS: dict[str, type | tuple[type, ...]] = {"epochs": int, "batch_size": int, "lr": float, "seed": int, "train_examples": int,
               "time_budget_seconds": (int, float), "full_credit_accuracy": (int, float),
               "zero_credit_accuracy": (int, float)}
 # [limits]: seconds of worker time, all optional. A group of checks (a graded name) may spend its
 # share, the whole grading the total; MNIST's share adds mnist.time_budget_seconds. A notebook's
 # first run (grader/notebook.py): each cell its cell_seconds, all of them notebook_seconds.
-LIMITS = {"group_seconds": 60, "total_seconds": 900, "cell_seconds": 5, "notebook_seconds": 60}
+LIMITS: dict[str, float] = {"group_seconds": 60, "total_seconds": 900, "cell_seconds": 5, "notebook_seconds": 60}
 SCALE_SIDE = 1000  # [scale] side unless the rubric says otherwise: the scale checks' inputs have about side² elements
 
 
@@ -35,26 +36,26 @@ class RubricError(Exception):
 class Rubric:
     path: str
     sha256: str
-    points: dict      # (group, kind) → points, in the file's order
-    visibility: dict  # kind → visibility
-    mnist: dict
+    points: dict[tuple[str, str], float]  # (group, kind) → points, in the file's order
+    visibility: dict[str, str]  # kind → visibility
+    mnist: dict[str, Any]
     salt: str = ""    # mixed into every check's input seed: the official inputs differ from the handout's
-    limits: dict = None  # [limits] with its defaults filled in
+    limits: dict[str, float] = field(default_factory=LIMITS.copy)  # [limits] with its defaults filled in
     unshipped_points: float = 0  # the course's points whose checks this rubric leaves out (a handout's)
     scale_side: int = SCALE_SIDE
     text: bytes = b""  # what it was read from, sha256's bytes: whatever grades with it reads this, salt included
 
     @property
-    def max_score(self):
+    def max_score(self) -> float:
         return sum(self.points.values())
 
-    def visibility_of(self, kind):
+    def visibility_of(self, kind: str) -> str:
         return self.visibility.get(kind, "visible")
 
-    def visible_toml(self):
+    def visible_toml(self) -> str:
         """This rubric with only its visible checks, as TOML: the rubric of the student handout,
         which must not carry the weights of the checks it does not ship, nor the salt."""
-        groups = {}
+        groups: dict[str, list[str]] = {}
         for (group, kind), points in self.points.items():
             if self.visibility_of(kind) == "visible":
                 groups.setdefault(group, []).append(f"{kind} = {points}")
@@ -68,7 +69,7 @@ class Rubric:
                   "[handout]", f"unshipped_points = {hidden + self.unshipped_points!r}"]
         return "\n".join(lines) + "\n"
 
-    def with_salt(self, salt):
+    def with_salt(self, salt: str) -> "Rubric":
         """This rubric with `[inputs] salt` set, in its text: the checks' process, a Dask worker and
         Gradescope's copy read the salt from the text, and its hash (which `grader batch` compares
         before keeping a report) changes with it."""
@@ -87,13 +88,13 @@ class Rubric:
             raise RubricError(f"{self.path}: the course's secret cannot be written as a TOML string: make a new one")
         return salted
 
-    def mnist_credit(self, accuracy):
+    def mnist_credit(self, accuracy: float) -> float:
         """Fraction of the MNIST points for a test accuracy in %: a linear ramp."""
         low, high = self.mnist["zero_credit_accuracy"], self.mnist["full_credit_accuracy"]
         return min(1.0, max(0.0, (accuracy - low) / (high - low)))
 
 
-def load_rubric(path):
+def load_rubric(path: str | os.PathLike[str]) -> Rubric:
     try:
         data = Path(path).read_bytes()
     except OSError as error:
@@ -101,7 +102,7 @@ def load_rubric(path):
     return parse_rubric(data, path)
 
 
-def parse_rubric(data, path):
+def parse_rubric(data: bytes, path: str | os.PathLike[str]) -> Rubric:
     """The rubric in `data` (bytes), read from `path` (said in messages and reports)."""
     try:
         table = tomllib.loads(data.decode("utf-8"))
@@ -158,7 +159,7 @@ SECRET_HEADER = """\
 """
 
 
-def secret_file():
+def secret_file() -> Path:
     """Where the course's secret is kept: course-secret.txt at the checkout's root (git-ignored; no
     package takes files from there), or the file $AUTODIFF_COURSE_SECRET names."""
     return Path(os.environ.get("AUTODIFF_COURSE_SECRET") or ROOT / "course-secret.txt")
@@ -170,10 +171,10 @@ class Salted:
     "kept" or "made" (the course's secret, in `file`), "placeholder" or "none" (a practice grading)."""
     rubric: Rubric
     source: str
-    file: Path = None
+    file: Path | None = None
 
     @property
-    def note(self):
+    def note(self) -> str | None:
         """What to tell the user, or None."""
         if self.source == "made":
             return (f"inputs: a new secret salt for this course, made and kept in {self.file}: keep it (private, out of "
@@ -186,7 +187,7 @@ class Salted:
         return None
 
 
-def course_salt(rubric, official):
+def course_salt(rubric: Rubric, official: bool) -> Salted:
     """The rubric with the salt of the course's inputs. The rubric's own salt when it sets one; else
     the course's secret, kept in secret_file(). Official (a batch, the Gradescope build): the
     placeholder is refused, and the secret is made when none is kept. Not official (`grader grade`
@@ -208,7 +209,7 @@ def course_salt(rubric, official):
     return Salted(rubric.with_salt(secret), source, path)
 
 
-def read_secret(path):
+def read_secret(path: str | os.PathLike[str]) -> str | None:
     """The secret kept in `path` (its first line that is not a comment), or None when there is no file."""
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
@@ -222,7 +223,7 @@ def read_secret(path):
     return secret
 
 
-def make_secret(path):
+def make_secret(path: str | os.PathLike[str]) -> tuple[str, str]:
     """A new random secret written to `path` (readable by its owner only), unless another run made
     one first: then that one. Returns (secret, "made" or "kept")."""
     path = Path(path)
@@ -235,7 +236,10 @@ def make_secret(path):
     try:
         os.link(partial, path)  # never over a secret another run just made: grades drawn from it may exist
     except FileExistsError:
-        return read_secret(path), "kept"
+        kept = read_secret(path)
+        if kept is None:  # made by another run, and deleted again since
+            raise RubricError(f"the course's secret {path} was made and deleted by another run: run again") from None
+        return kept, "kept"
     finally:
         partial.unlink()
     return secret, "made"

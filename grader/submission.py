@@ -23,6 +23,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from . import COURSE_PACKAGE, GRADED, GRADED_MODULES
 from .notebook import NotebookError, read_notebook, write_cells
@@ -49,19 +50,19 @@ NAME_CODE_PAGES = ("utf-8", "cp949", "cp437")
 class Submission:
     path: str
     form: str = "unreadable"
-    sources: dict = field(default_factory=dict)   # graded module → its bytes, as handed in
-    helpers: dict = field(default_factory=dict)   # the student's own further module → its bytes
-    cells: list = field(default_factory=list)     # a notebook's code cells (notebook.py)
-    cell_results: list = field(default_factory=list)  # what each did when the notebook ran (notebook.CellResult, as data)
-    hashes: dict = field(default_factory=dict)    # submitted file → SHA-256 of its bytes
-    found: list = field(default_factory=list)     # graded names the sources define
-    missing: list = field(default_factory=list)   # graded names they do not
-    ignored: list = field(default_factory=list)   # submitted files the grader does not use, with why
-    notes: list = field(default_factory=list)     # what the grader did about the submission's form
-    error: str = None                             # why it could not be read at all
-    sha256: str = None                            # of the whole submission as handed in
+    sources: dict[str, bytes] = field(default_factory=dict)   # graded module → its bytes, as handed in
+    helpers: dict[str, bytes] = field(default_factory=dict)   # the student's own further module → its bytes
+    cells: list[dict[str, Any]] = field(default_factory=list)  # a notebook's code cells (notebook.py)
+    cell_results: list[dict[str, Any]] = field(default_factory=list)  # what each did when the notebook ran (notebook.CellResult, as data)
+    hashes: dict[str, str] = field(default_factory=dict)    # submitted file → SHA-256 of its bytes
+    found: list[str] = field(default_factory=list)     # graded names the sources define
+    missing: list[str] = field(default_factory=list)   # graded names they do not
+    ignored: list[str] = field(default_factory=list)   # submitted files the grader does not use, with why
+    notes: list[str] = field(default_factory=list)     # what the grader did about the submission's form
+    error: str | None = None                      # why it could not be read at all
+    sha256: str | None = None                     # of the whole submission as handed in
 
-    def notebook_ran(self, cell_results, defined, notes):
+    def notebook_ran(self, cell_results: list[dict[str, Any]], defined: list[str], notes: list[str]) -> None:
         """What the notebook's run found: its cells' outcomes, and the graded names it defines
         (besides those of its %%writefile modules)."""
         self.cell_results = cell_results
@@ -69,7 +70,7 @@ class Submission:
         self.missing = [name for name in GRADED if name not in self.found]
         self.notes += [_printable(note) for note in notes]
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """As the report holds it: its lists bounded (MAX_LISTED each, then how many more), whatever was handed in."""
         return {"path": self.path, "form": self.form, "sha256": self.sha256, "files": self.hashes, "found": self.found,
                 "helpers": sorted(self.helpers), "missing": self.missing, "cells": self.cell_results,
@@ -83,7 +84,7 @@ def _bounded(items, what):
     return items if len(items) <= MAX_LISTED else items[:MAX_LISTED] + [f"… and {len(items) - MAX_LISTED} more {what}"]
 
 
-def load_submission(path):
+def load_submission(path: str | os.PathLike[str]) -> Submission:
     path = Path(path)
     submission = Submission(path=str(path), sha256=submission_sha256(path))
     try:
@@ -119,7 +120,7 @@ def _printable(text):
     return text.encode("utf-8", "replace").decode("utf-8")
 
 
-def prepare_scratch(submission, scratch):
+def prepare_scratch(submission: Submission, scratch: str | os.PathLike[str]) -> Path:
     """Lay out what the worker imports: the course's package with the student's graded and helper
     modules, their bytes as handed in (a helper answers to its bare name too: see the worker);
     for a notebook, the course's package and the notebook's cells."""
@@ -134,7 +135,7 @@ def prepare_scratch(submission, scratch):
     return scratch
 
 
-def decoded(data):
+def decoded(data: bytes) -> tuple[str, None] | tuple[None, str]:
     """A module's text as Python decodes it (a BOM, a coding line, else UTF-8): (text, None), or
     (None, why) where Python could not."""
     try:  # the lines as Python's tokenizer splits them: a Mac's lone CR ends one too
@@ -408,7 +409,7 @@ def _graded_root(folder, files):
     return min(candidates)[3] if candidates else None
 
 
-def submission_sha256(path):
+def submission_sha256(path: str | os.PathLike[str]) -> str:
     """SHA-256 of a submission as handed in: a file's bytes, or a folder's file names and bytes."""
     path = Path(path)
     digest = hashlib.sha256()
@@ -421,7 +422,7 @@ def submission_sha256(path):
     return digest.hexdigest()
 
 
-def unpack_zip(path, target, max_members=MAX_ZIP_MEMBERS, max_bytes=MAX_UNPACKED_BYTES):
+def unpack_zip(path: Path, target: Path, max_members: int = MAX_ZIP_MEMBERS, max_bytes: int = MAX_UNPACKED_BYTES) -> list[str]:
     """Extract as unzip and Explorer would, with care: no absolute paths, no '..', no links;
     junk, what lies too deep and what is not code set aside, then the count and size of the rest bounded.
     Returns the names of the entries it refused."""
@@ -435,7 +436,7 @@ def unpack_zip(path, target, max_members=MAX_ZIP_MEMBERS, max_bytes=MAX_UNPACKED
         raise SubmissionError(f"{path.name} is not a readable zip archive ({why}); {EXPECTED}") from None
 
 
-def member_name(member):
+def member_name(member: zipfile.ZipInfo) -> str:
     """An entry's name as the tool that wrote it meant it: UTF-8 where its flag says so (zipfile
     has decoded it), else its bytes in the first of NAME_CODE_PAGES that reads them; backslashes
     (Windows' own tools) as separators."""

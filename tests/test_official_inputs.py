@@ -109,3 +109,14 @@ def test_the_checks_draw_their_inputs_from_the_salt_of_the_rubric_graded_with_no
         cases, problem, _ = run_checks(Path(scratch), salted, "process", tmp_path / "results.json", select="test_forward and Mul")
     mul = [case.status for case in cases if case.group == "Mul"]
     assert problem is None and mul and set(mul) == {"failed"}, cases
+
+
+def test_a_secret_another_run_made_and_deleted_again_is_refused_not_used_as_none(tmp_path, monkeypatch):
+    """make_secret lost the race to another run, whose secret is gone when it reads it: no salt of None."""
+    import grader.rubric
+
+    secret = tmp_path / "course-secret.txt"
+    secret.write_text("made by another run\n")
+    monkeypatch.setattr(grader.rubric, "read_secret", lambda path: None)
+    with pytest.raises(RubricError, match="made and deleted by another run"):
+        grader.rubric.make_secret(secret)

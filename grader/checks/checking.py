@@ -6,14 +6,20 @@ a transpose, an ignored grad_output), and the worst element with its index, expe
 Feedback never shows the inputs of a case, only shapes and the worst element.
 """
 import hashlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+import pytest
 
-from ..results import NotImported, NotStarted, OverBudget, Raised, WorkerStopped, Wrong
-from ..sandbox.client import BudgetSpent, ImportStopped, StudentException, WorkerFailure
+from ..results import Cause, NotImported, NotStarted, OverBudget, Raised, WorkerStopped, Wrong
+from ..sandbox.client import BudgetSpent, ImportStopped, StudentException, WorkerClient, WorkerFailure
 from ..sandbox.contract import GRADED
 from . import oracle
 from .oracle import reduce_to
+
+if TYPE_CHECKING:
+    from .opspec import OpSpec
 
 RTOL, ATOL = 1e-4, 1e-6            # the graph check's gradients: against central differences of a whole graph
 FORWARD_RTOL, FORWARD_ATOL = 1e-7, 1e-9
@@ -29,7 +35,7 @@ class CheckFailed(AssertionError):
     """A check's verdict. status: failed (wrong answer), error (crashed), timeout; cause: why, as
     data (results.py), by default a wrong value diagnosed by the message's first line."""
 
-    def __init__(self, message, status="failed", fraction=0.0, cause=None):
+    def __init__(self, message: str, status: str = "failed", fraction: float = 0.0, cause: Cause | None = None) -> None:
         super().__init__(message)
         self.status, self.fraction = status, fraction
         self.cause = cause or Wrong(message.partition("\n")[0])
@@ -40,20 +46,21 @@ class CheckFailed(AssertionError):
 SEED_PREFIX = "tests/checks/"
 
 
-def seeded_rng(request):
+def seeded_rng(request: pytest.FixtureRequest) -> np.random.Generator:
     """Inputs derived from the check's id and the rubric's salt: the same submission gets the same
     inputs on every run, and the official grading (salted) other inputs than the handout's."""
     return rng_for(request.node.path.name + "::" + request.node.nodeid.partition("::")[2],
                    request.getfixturevalue("rubric").salt)
 
 
-def rng_for(check, salt):
+def rng_for(check: str, salt: str) -> np.random.Generator:
     """seeded_rng of the check `file::test[case]`."""
     check_id = f"{salt}\0{SEED_PREFIX}{check}" if salt else SEED_PREFIX + check
     return np.random.default_rng(int.from_bytes(hashlib.sha256(check_id.encode()).digest()[:8], "little"))
 
 
-def ask(student, command, modules, timeout=OP_TIMEOUT, key=None, group=None, **fields):
+def ask(student: WorkerClient, command: str, modules: Sequence[str], timeout: float = OP_TIMEOUT, key: tuple[str, ...] | None = None,
+        group: str | None = None, **fields: Any) -> Any:
     """One request to the worker, after importing the graded modules it needs (each on its own,
     so that a module whose import fails is named); failures become CheckFailed. `group`: the
     graded name the request is checked for (default: the key's, else the `name` field's); the
@@ -82,8 +89,9 @@ def ask(student, command, modules, timeout=OP_TIMEOUT, key=None, group=None, **f
         raise CheckFailed(str(failure), status=failure.status, cause=WorkerStopped(failure.status, str(failure))) from None
 
 
-def call_op(student, name, inputs, options=None, grad_output=None, needs_input_grad=None, timeout=OP_TIMEOUT, check="",
-            unchanged=True):
+def call_op(student: WorkerClient, name: str, inputs: Sequence[np.ndarray], options: dict[str, Any] | None = None,
+            grad_output: np.ndarray | None = None, needs_input_grad: Sequence[bool] | None = None, timeout: float = OP_TIMEOUT,
+            check: str = "", unchanged: bool = True) -> Any:
     """forward (and backward, given grad_output) of graded Function `name` in the worker, its ctx
     made with needs_input_grad (None: a Context() made by hand, every input needing a gradient); with
     `unchanged`, the inputs and grad_output as the op left them come back too. A call that times
@@ -94,7 +102,7 @@ def call_op(student, name, inputs, options=None, grad_output=None, needs_input_g
                needs_input_grad=None if needs_input_grad is None else list(needs_input_grad), unchanged=unchanged)
 
 
-def exception_words(details):
+def exception_words(details: dict[str, Any]) -> tuple[str, str]:
     """(phase, what it did) of an exception the worker reported, as the feedback says them."""
     phase, kind, message = details.get("phase", "?"), details.get("type", "Exception"), details.get("message", "")
     if kind == "NotImplementedError":
@@ -104,12 +112,12 @@ def exception_words(details):
     return phase, f"raised {kind}: {message}"
 
 
-def student_frames(details):
+def student_frames(details: dict[str, Any]) -> str:
     trace = details.get("traceback")
     return trace if isinstance(trace, str) else ""
 
 
-def explain_exception(details):
+def explain_exception(details: dict[str, Any]) -> str:
     """The feedback on an exception student code raised: what raised, and its frames (none for the
     starter's NotImplementedError: where a not-started op raises is the stub itself, no news)."""
     text = " ".join(exception_words(details))
@@ -117,14 +125,14 @@ def explain_exception(details):
     return f"{text}\n{trace}" if trace and details.get("type") != "NotImplementedError" else text
 
 
-def exception_cause(details):
+def exception_cause(details: dict[str, Any]) -> NotStarted | Raised:
     """The Cause of an exception student code raised in a call: the starter's NotImplementedError
     is an op not started, its message the starter's hint; anything else, what it raised."""
     cause = raised_cause(details)
     return NotStarted(cause.phase, cause.message) if cause.type == "NotImplementedError" else cause
 
 
-def raised_cause(details):
+def raised_cause(details: dict[str, Any]) -> Raised:
     """What student code raised, as the worker reported it (worker.student_exception), as a Raised."""
     phase, kind, message = (str(details.get(name, default)) for name, default in
                             (("phase", "?"), ("type", "Exception"), ("message", "")))
@@ -138,7 +146,7 @@ DTYPE_KINDS = {"c": "complex numbers", "O": "Python objects", "V": "structured r
                "m": "time intervals", "U": "strings", "S": "bytes"}
 
 
-def array_of(what, described, expected_shape=None):
+def array_of(what: str, described: Any, expected_shape: Sequence[int] | None = None) -> np.ndarray:
     """The array a student function returned, or CheckFailed saying what came instead.
     A single number is accepted where a 0-d array is expected. Only real numbers are read:
     a complex array is refused, not cast (the cast would silently drop its imaginary part)."""
@@ -168,7 +176,7 @@ def array_of(what, described, expected_shape=None):
     raise CheckFailed(f"{what} returned {shown}, expected {wanted}")
 
 
-def items_of(what, described, count):
+def items_of(what: str, described: Any, count: int) -> list[Any]:
     """A backward's gradients as a list of `count` described values (a bare array for one input)."""
     kind = described.get("kind") if isinstance(described, dict) else None
     if kind in ("tuple", "list"):
@@ -181,7 +189,7 @@ def items_of(what, described, count):
     raise CheckFailed(f"{what} returned a single value; expected a tuple of {count} gradients, one per input")
 
 
-def precision(inputs, described):
+def precision(inputs: Sequence[np.ndarray], described: Any) -> np.finfo:
     """The float type a value is judged in: the least precise among the float inputs and the result
     (a result in less than float32 is judged as float32: half precision loses the answer)."""
     types = [np.finfo(x.dtype) for x in inputs if x.dtype.kind == "f"]
@@ -195,7 +203,7 @@ def precision(inputs, described):
 APPROXIMATE_RTOL, APPROXIMATE_ATOL = 1e-4, 1e-6
 
 
-def tolerance(size, inputs, described):
+def tolerance(size: np.ndarray, inputs: Sequence[np.ndarray], described: Any) -> np.ndarray:
     """The absolute tolerance of each element of a value whose terms have magnitude `size`: ROUNDINGS
     roundings of them, and what underflow can lose (the float type's smallest normal number)."""
     info = precision(inputs, described)
@@ -204,7 +212,8 @@ def tolerance(size, inputs, described):
     return ROUNDINGS * float(info.eps) * size + float(info.smallest_normal) + loose
 
 
-def mismatch(got, expected, rtol, atol, alternatives=(), batch=None):
+def mismatch(got: np.ndarray, expected: np.ndarray, rtol: float, atol: float | np.ndarray, alternatives: Sequence[tuple[str, np.ndarray | None]] = (),
+             batch: int | None = None) -> str | None:
     """None if got matches expected; else what is wrong, as specifically as can be told.
 
     alternatives: (explanation, array) pairs of known wrong answers to recognise; batch: N,
@@ -237,7 +246,7 @@ def mismatch(got, expected, rtol, atol, alternatives=(), batch=None):
     return "values differ" + worst_element(got, expected, atol)
 
 
-def worst_element(got, expected, atol=None):
+def worst_element(got: np.ndarray, expected: np.ndarray, atol: float | np.ndarray | None = None) -> str:
     """The element furthest beyond its tolerance (atol), or relatively furthest off without one."""
     if got.ndim == 0:
         return "; expected {}, got {}".format(*digits(float(expected), float(got)))
@@ -248,7 +257,7 @@ def worst_element(got, expected, atol=None):
     return "; worst element at index {}: expected {}, got {}".format(tuple(int(i) for i in index), *digits(expected[index], got[index]))
 
 
-def digits(expected, got):
+def digits(expected: float, got: float) -> tuple[str, str]:
     """The two numbers with as many digits as it takes to tell them apart (6 at least, 17 at most)."""
     for places in range(6, 18):
         shown = f"{expected:.{places}g}", f"{got:.{places}g}"
@@ -257,7 +266,7 @@ def digits(expected, got):
     return shown
 
 
-def sum_to_shape(grad, shape):
+def sum_to_shape(grad: np.ndarray, shape: Sequence[int]) -> np.ndarray | None:
     """What the gradient would be after summing over broadcast axes (reduce_grad_to_shape's job),
     None where that cannot give `shape`."""
     try:
@@ -267,12 +276,12 @@ def sum_to_shape(grad, shape):
     return reduced if reduced is not None and reduced.shape == tuple(shape) else None
 
 
-def as_float64(inputs):
+def as_float64(inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     """The inputs as the oracle computes with them: float64, exactly the values sent (integers stay)."""
     return [x if x.dtype.kind in "iu" else x.astype(np.float64) for x in inputs]
 
 
-def judge_forward(spec, inputs, options, described, what=None):
+def judge_forward(spec: "OpSpec", inputs: Sequence[np.ndarray], options: dict[str, Any], described: Any, what: str | None = None) -> str | None:
     """None if the forward's output (as the worker described it) is SPEC's, within its tolerance; else the diagnosis."""
     exact = as_float64(inputs)
     expected = np.asarray(spec.forward(*exact, **options), dtype=np.float64)
@@ -286,7 +295,8 @@ def judge_forward(spec, inputs, options, described, what=None):
     return f"{what} is wrong: {problem}" if problem else None
 
 
-def judge_backward(spec, inputs, options, upstream, wanted, described, alternatives=True):
+def judge_backward(spec: "OpSpec", inputs: Sequence[np.ndarray], options: dict[str, Any], upstream: np.ndarray, wanted: Sequence[bool],
+                   described: Any, alternatives: bool = True) -> list[str]:
     """The problems of a backward's gradients (as the worker described them), input by input:
     each input the engine wants a gradient for and SPEC defines one, against the exact oracle;
     the others, None or an array of the input's shape (all zeros where SPEC defines none)."""
@@ -303,20 +313,21 @@ def judge_backward(spec, inputs, options, upstream, wanted, described, alternati
             problem = judge_no_gradient(f"{spec.name}.backward", name, grads[index], inputs[index].shape,
                                         spec.gradient_inputs()[index])
         else:
+            gradient = cast(np.ndarray, expected[index])  # compared: SPEC defines it
             others = [expected[i] for i in range(len(inputs)) if i != index and compared[i]]
             known = [("it does not use grad_output (it is the gradient for an all-ones grad_output): multiply by grad_output",
                       with_ones[index]),
                      *[("it is the gradient of the other input", other) for other in others],
-                     ("it is transposed", np.swapaxes(expected[index], -1, -2) if expected[index].ndim >= 2 else None),
+                     ("it is transposed", np.swapaxes(gradient, -1, -2) if gradient.ndim >= 2 else None),
                      *mistakes[index]] if alternatives else []
-            problem = judge_gradient(f"{spec.name}.backward", name, grads[index], inputs[index].shape, expected[index],
-                                     tolerance(sizes[index], inputs, grads[index]), known,
+            problem = judge_gradient(f"{spec.name}.backward", name, grads[index], inputs[index].shape, gradient,
+                                     tolerance(cast(np.ndarray, sizes[index]), inputs, grads[index]), known,
                                      batch=inputs[0].shape[0] if spec.is_loss else None)
         problems += [problem] if problem else []
     return problems
 
 
-def judge_unchanged(spec, inputs, reply, upstream=None):
+def judge_unchanged(spec: "OpSpec", inputs: Sequence[np.ndarray], reply: dict[str, Any], upstream: np.ndarray | None = None) -> list[str]:
     """What the call changed in place that it must not: an input, grad_output, or (in backward) the
     forward's output, which the engine's output tensor holds. Each array as the worker carried it
     back, compared to the bit; nothing is said of what the worker did not carry back."""
@@ -336,13 +347,13 @@ def judge_unchanged(spec, inputs, reply, upstream=None):
     return problems
 
 
-def unchanged(after, before):
+def unchanged(after: object, before: object) -> bool:
     """Is the array the worker sent back the one it was given, to the bit?"""
     return isinstance(after, np.ndarray) and isinstance(before, np.ndarray) and after.shape == before.shape and \
         after.dtype == before.dtype and np.array_equal(after, before, equal_nan=before.dtype.kind in "fc")
 
 
-def gradient_of(what, name, described, shape):
+def gradient_of(what: str, name: str, described: Any, shape: tuple[int, ...]) -> tuple[np.ndarray | None, str | None]:
     """(the gradient for input `name` as an array, None), its shape the caller's to judge; (None,
     None) when the gradient is None; (None, what is wrong) when it is no array."""
     if described.get("kind") == "none":
@@ -353,7 +364,7 @@ def gradient_of(what, name, described, shape):
         return None, str(failed)
 
 
-def judge_no_gradient(what, name, described, shape, differentiable):
+def judge_no_gradient(what: str, name: str, described: Any, shape: tuple[int, ...], differentiable: bool) -> str | None:
     """An input that gets no gradient compared: SPEC defines none (NLLLoss's target: None or all
     zeros), or the engine said it needs none, or SPEC leaves it undefined there (None, or any array
     of its shape: the engine checks the shape)."""
@@ -367,7 +378,8 @@ def judge_no_gradient(what, name, described, shape, differentiable):
     return None
 
 
-def judge_gradient(what, name, described, shape, expected, atol, alternatives, batch=None):
+def judge_gradient(what: str, name: str, described: Any, shape: tuple[int, ...], expected: np.ndarray, atol: float | np.ndarray,
+                   alternatives: Sequence[tuple[str, np.ndarray | None]], batch: int | None = None) -> str | None:
     """None if the gradient for input `name` is right within atol; else the diagnosis. Shape first:
     an unreduced broadcast would otherwise slip through numpy's own broadcasting."""
     got, problem = gradient_of(what, name, described, shape)

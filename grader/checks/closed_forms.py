@@ -8,16 +8,16 @@ import numpy as np
 from .oracle import reduce_to as summed_to
 
 
-def mul(upstream, left, right):
+def mul(upstream: np.ndarray, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return summed_to(upstream * right, np.shape(left)), summed_to(upstream * left, np.shape(right))
 
 
-def matmul(upstream, left, right):
+def matmul(upstream: np.ndarray, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (summed_to(np.matmul(upstream, np.swapaxes(right, -1, -2)), np.shape(left)),
             summed_to(np.matmul(np.swapaxes(left, -1, -2), upstream), np.shape(right)))
 
 
-def power(upstream, base, exponent):
+def power(upstream: np.ndarray, base: np.ndarray, exponent: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """dB only where every base is positive: SPEC defines it nowhere else."""
     with np.errstate(all="ignore"):
         by_base = summed_to(upstream * exponent * np.power(base, exponent - 1.0), np.shape(base))
@@ -25,7 +25,7 @@ def power(upstream, base, exponent):
     return by_base, by_exponent
 
 
-def total(upstream, values, axis=None, keepdims=False):
+def total(upstream: np.ndarray, values: np.ndarray, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> tuple[np.ndarray]:
     upstream = np.asarray(upstream, dtype=np.float64)
     if axis is not None and not keepdims:
         upstream = np.expand_dims(upstream, axis)

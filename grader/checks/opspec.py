@@ -10,60 +10,70 @@ is its OpSpec here (docs/grading.md, "Adding a graded op").
 Named cases draw their values from a generator seeded by the check's id and the rubric's salt
 (checking.seeded_rng): the same inputs for every student of a course.
 """
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from numpy.typing import ArrayLike
 
 from ..rubric import SCALE_SIDE
 from . import oracle
 from .checking import seeded_rng, sum_to_shape
 from .oracle import EPS
 
+if TYPE_CHECKING:
+    from _pytest.mark import ParameterSet
+
+Sampler = Callable[[np.random.Generator], np.ndarray]  # a named case's draw of one input
+Fill = Callable[[np.random.Generator, tuple[int, ...]], np.ndarray]  # a way of the domain to fill an array of a shape
+Leaves = Callable[[np.random.Generator], list[np.ndarray]]  # a graph's leaves, or a named case's inputs, all at once
+Magnitudes = tuple[np.ndarray, Sequence[np.ndarray | None]]  # (of the output, of each gradient)
+Mistakes = list[list[tuple[str, np.ndarray | None]]]  # for each input, (diagnosis, its wrong gradient) pairs
 HAND_MADE = "Context()"  # needs_input_grad of a Context made by hand (a student's own test): every input needs a gradient
 
 
 # -- samplers of named cases: rng → array -------------------------------------------------------
-def normal(*shape):
+def normal(*shape: int) -> Sampler:
     return lambda rng: rng.normal(size=shape)
 
 
-def away_from_zero(*shape):
+def away_from_zero(*shape: int) -> Sampler:
     return lambda rng: rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.2, 2.0, size=shape)
 
 
-def positive(*shape):
+def positive(*shape: int) -> Sampler:
     return lambda rng: rng.uniform(0.3, 2.0, size=shape)
 
 
-def probabilities(*shape):
+def probabilities(*shape: int) -> Sampler:
     return lambda rng: rng.uniform(0.05, 1.0, size=shape)
 
 
-def one_hot(n, classes):
+def one_hot(n: int, classes: int) -> Sampler:
     return lambda rng: np.eye(classes)[rng.integers(classes, size=n)]
 
 
-def soft_targets(n, classes):
+def soft_targets(n: int, classes: int) -> Sampler:
     return lambda rng: rng.dirichlet(np.ones(classes), size=n)
 
 
-def class_indices(n, classes, dtype=np.int64):
+def class_indices(n: int, classes: int, dtype: type = np.int64) -> Sampler:
     return lambda rng: rng.integers(classes, size=n).astype(dtype)
 
 
-def integers(low, high, *shape):
+def integers(low: int, high: int, *shape: int) -> Sampler:
     return lambda rng: rng.integers(low, high, size=shape)
 
 
-def constant(value):
+def constant(value: float) -> Sampler:
     return lambda rng: np.asarray(value, dtype=np.float64)
 
 
-def with_values(sample, values):
+def with_values(sample: Sampler, values: Sequence[float]) -> Sampler:
     """sample's draw with about a third of its entries (at least one) set to values from `values`."""
     def draw(rng):
         x = np.array(sample(rng), dtype=np.float64)
@@ -73,7 +83,7 @@ def with_values(sample, values):
     return draw
 
 
-def right_class_at(value, n, classes, indices):
+def right_class_at(value: float, n: int, classes: int, indices: bool) -> Leaves:
     """Probabilities with each row's target class at exactly `value`, and the targets (indices or one-hot)."""
     def draw(rng):
         p, target = probabilities(n, classes)(rng), rng.integers(classes, size=n)
@@ -82,7 +92,7 @@ def right_class_at(value, n, classes, indices):
     return draw
 
 
-def shifted_rows(sample, offsets, axis):
+def shifted_rows(sample: Sampler, offsets: Sequence[float], axis: int) -> Sampler:
     """sample's draw plus a different large offset for each slice along every axis but `axis`."""
     def draw(rng):
         x = sample(rng)
@@ -95,13 +105,13 @@ def shifted_rows(sample, offsets, axis):
 @dataclass
 class Case:
     id: str
-    inputs: object                    # one sampler per positional input, or one sampler of them all
-    options: dict = field(default_factory=dict)
+    inputs: list[Sampler] | Leaves  # one sampler per positional input, or one sampler of them all
+    options: dict[str, Any] = field(default_factory=dict)
     robustness: bool = False          # the op's case for test_robustness (default: its first case)
-    needs_input_grad: object = None   # a tuple as the engine sets it, HAND_MADE, or None: the inputs SPEC differentiates
-    dtype: type = np.float64          # of the float inputs (MLP3 trains in float32)
+    needs_input_grad: tuple[bool, ...] | str | None = None  # a tuple as the engine sets it, HAND_MADE, or None: the inputs SPEC differentiates
+    dtype: type[np.floating[Any]] = np.float64  # of the float inputs (MLP3 trains in float32)
 
-    def sample(self, rng):
+    def sample(self, rng: np.random.Generator) -> list[np.ndarray]:
         arrays = [np.asarray(x) for x in (self.inputs(rng) if callable(self.inputs) else [draw(rng) for draw in self.inputs])]
         return [x if x.dtype.kind in "iu" else x.astype(self.dtype) for x in arrays]  # integer inputs stay integer
 
@@ -109,37 +119,39 @@ class Case:
 @dataclass(frozen=True)
 class OpSpec:
     name: str
-    input_names: tuple
-    forward: Callable                 # the oracle's forward, float64
-    backward: Callable                # (g, *inputs, **options) → one exact gradient per input (None: not compared)
-    size: Callable = None             # (g, *inputs, **options) → (output, gradients) magnitudes; None: multilinear (see magnitudes)
-    differentiable: tuple = None      # which inputs SPEC gives a gradient (default: all)
-    domain: Callable = None           # () → Hypothesis strategy of Draw: the whole domain, for the search
-    cases: list = field(default_factory=list)
-    stability: list = field(default_factory=list)
-    scale: Callable = None            # side → Case, about side² elements
-    linear_inputs: tuple = ()         # inputs the forward is linear in (the scale check's exact derivatives)
-    graph: tuple = None               # (leaves from an rng, which leaves need a gradient, steps, options of f or one per call): test_graph
-    forward_mistakes: Callable = lambda inputs: []
-    gradient_mistakes: Callable = None  # (inputs, upstream) → for each input, (diagnosis, gradient) pairs
+    input_names: tuple[str, ...]
+    forward: Callable[..., np.ndarray]  # the oracle's forward, float64
+    backward: Callable[..., Sequence[np.ndarray | None]]  # (g, *inputs, **options) → one exact gradient per input (None: not compared)
+    size: Callable[..., Magnitudes] | None = None  # (g, *inputs, **options) → (output, gradients) magnitudes; None: multilinear (see magnitudes)
+    differentiable: tuple[bool, ...] | None = None  # which inputs SPEC gives a gradient (default: all)
+    domain: Callable[[], st.SearchStrategy["Draw"]] | None = None  # () → Hypothesis strategy of Draw: the whole domain, for the search
+    cases: list[Case] = field(default_factory=list)
+    stability: list[Case] = field(default_factory=list)
+    scale: Callable[[int], Case] | None = None  # side → Case, about side² elements
+    linear_inputs: tuple[int, ...] = ()  # inputs the forward is linear in (the scale check's exact derivatives)
+    # (leaves from an rng, which leaves need a gradient, steps, options of f or one per call): test_graph
+    graph: tuple[Leaves, tuple[bool, ...], list[dict[str, Any]], dict[str, Any] | list[dict[str, Any]]] | None = None
+    forward_mistakes: Callable[[list[np.ndarray]], list[tuple[str, np.ndarray]]] = lambda inputs: []
+    gradient_mistakes: Callable[[list[np.ndarray], np.ndarray], Mistakes] | None = None  # (inputs, upstream) → Mistakes
     is_loss: bool = False             # a mean over the batch: the feedback names a factor of N
 
-    def gradient_inputs(self):
+    def gradient_inputs(self) -> tuple[bool, ...]:
         return self.differentiable or (True,) * len(self.input_names)
 
-    def needs(self, case_needs):
+    def needs(self, case_needs: tuple[bool, ...] | str | None) -> tuple[tuple[bool, ...] | None, tuple[bool, ...]]:
         """The needs_input_grad a call sends (None: a hand-made Context) and the inputs whose gradient the engine wants."""
-        if case_needs == HAND_MADE:
+        if isinstance(case_needs, str):  # HAND_MADE
             return None, (True,) * len(self.input_names)
         needs = tuple(case_needs or self.gradient_inputs())
         return needs, needs
 
-    def strategy(self):
+    def strategy(self) -> st.SearchStrategy["Draw"]:
         """The domain's draws, less those whose exact answer the inputs' float type cannot hold (a base
         of 1e-20 to the power −2 in float32): there no float32 code can be right."""
+        assert self.domain is not None, f"{self.name} has no domain to search"
         return self.domain().filter(lambda drawn: representable(self, drawn))
 
-    def magnitudes(self, upstream, inputs, options):
+    def magnitudes(self, upstream: np.ndarray, inputs: Sequence[np.ndarray], options: dict[str, Any]) -> Magnitudes:
         """The size of the terms behind each output element and each gradient element: the oracle on
         absolute values for the multilinear ops, the op's own `size` for the others."""
         if self.size:
@@ -152,12 +164,12 @@ class OpSpec:
 class Draw:
     """One input of the domain, as the search draws it: the op's inputs, options, upstream
     gradient and needs_input_grad (a tuple, or HAND_MADE)."""
-    inputs: tuple
-    options: dict
+    inputs: tuple[np.ndarray, ...]
+    options: dict[str, Any]
     upstream: np.ndarray
-    needs: object
+    needs: tuple[bool, ...] | str
 
-    def describe(self, names):
+    def describe(self, names: Sequence[str]) -> str:
         lines = []
         for name, x in zip(names, self.inputs):
             shown = np.array2string(x, precision=6, separator=", ", threshold=24) if x.size <= 24 else "…"
@@ -170,7 +182,7 @@ class Draw:
         return "\n".join("    " + line for line in lines)
 
 
-def representable(spec, drawn):
+def representable(spec: OpSpec, drawn: Draw) -> bool:
     """Are the exact output and gradients of a draw finite in the least precise float type of its inputs?"""
     largest = min((float(np.finfo(x.dtype).max) for x in drawn.inputs if x.dtype.kind == "f"), default=float(np.finfo(np.float64).max))
     exact = [x.astype(np.float64) if x.dtype.kind == "f" else x for x in drawn.inputs]
@@ -187,7 +199,7 @@ def representable(spec, drawn):
 DTYPES = st.sampled_from([np.float64, np.float32])
 
 
-def region(low, high, edges, simple=(-2, 3)):
+def region(low: float, high: float, edges: ArrayLike, simple: tuple[int, int] = (-2, 3)) -> st.SearchStrategy[Fill]:
     """Ways to fill an array, simplest first: small integers, any float in [low, high], the op's
     edge points (its kinks and clips), and floats with a third of them at edge points."""
     edges = np.asarray(edges, dtype=np.float64)
@@ -201,7 +213,7 @@ def region(low, high, edges, simple=(-2, 3)):
                             lambda rng, shape: rng.choice(edges, size=shape), mixed])
 
 
-def fills(*ways):
+def fills(*ways: Fill) -> st.SearchStrategy[Fill]:
     return st.sampled_from(ways)
 
 
@@ -212,21 +224,22 @@ REALS = region(-3.0, 3.0, (0.0, 1.0, -1.0, 0.5))
 UPSTREAM = region(-2.0, 2.0, (1.0, -1.0, 0.5), simple=(1, 3))
 
 
-def arrays(draw, dtype, shape, fills=REALS):
+def arrays(draw: st.DrawFn, dtype: type, shape: Sequence[int], fills: st.SearchStrategy[Fill] = REALS) -> np.ndarray:
     fill = draw(fills)
     rng = np.random.default_rng(draw(SEEDS))
     return np.asarray(fill(rng, tuple(shape))).astype(dtype)
 
 
-def upstream_for(draw, shape):
+def upstream_for(draw: st.DrawFn, shape: Sequence[int]) -> np.ndarray:
     return arrays(draw, np.float64, shape, UPSTREAM)
 
 
-NEEDS = {1: st.sampled_from([(True,), HAND_MADE]), 2: st.sampled_from([(True, True), (True, False), (False, True), HAND_MADE]),
-         "first only": st.sampled_from([(True, False), HAND_MADE])}
+NEEDS: dict[int | str, st.SearchStrategy[tuple[bool, ...] | str]] = {
+    1: st.sampled_from([(True,), HAND_MADE]), 2: st.sampled_from([(True, True), (True, False), (False, True), HAND_MADE]),
+    "first only": st.sampled_from([(True, False), HAND_MADE])}
 
 
-def needs_of(draw, which):
+def needs_of(draw: st.DrawFn, which: int | str) -> tuple[bool, ...] | str:
     return draw(NEEDS[which])
 
 
@@ -241,12 +254,13 @@ NONZERO_BASES = fills(lambda rng, shape: rng.choice([1.0, -1.0, 2.0, -2.0], size
                       lambda rng, shape: rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.05, 3.0, size=shape))
 ZERO_BASES = fills(lambda rng, shape: rng.integers(-2, 3, size=shape).astype(np.float64),
                    lambda rng, shape: np.where(rng.random(size=shape) < 0.4, 0.0, rng.uniform(-3.0, 3.0, size=shape)))
-INTEGER_EXPONENTS = {low: fills(lambda rng, shape, low=low: rng.integers(low, 4, size=shape)) for low in (-3, 1)}
+INTEGER_EXPONENTS = {low: fills(lambda rng, shape, low=low: rng.integers(low, 4, size=shape))  # type: ignore[misc]  # mypy infers no lambda with a default
+                     for low in (-3, 1)}
 BASE_KINDS = st.sampled_from(["positive", "any sign, integer exponents", "zeros, exponents from 1"])
 
 
 @st.composite
-def elementwise_binary(draw, pow_domain=False):
+def elementwise_binary(draw: st.DrawFn, pow_domain: bool = False) -> Draw:
     """Mul's domain, or Pow's: any broadcasting pair of shapes, 0-d operands included."""
     shapes = draw(BROADCASTING)
     dtype = draw(DTYPES)
@@ -264,7 +278,7 @@ def elementwise_binary(draw, pow_domain=False):
 
 
 @st.composite
-def matmul_domain(draw):
+def matmul_domain(draw: st.DrawFn) -> Draw:
     batch = draw(BATCHES)
     n, k, m = (draw(SIDES) for _ in range(3))
     dtype = draw(DTYPES)
@@ -274,11 +288,12 @@ def matmul_domain(draw):
 
 
 @st.composite
-def sum_domain(draw):
+def sum_domain(draw: st.DrawFn) -> Draw:
     shape = draw(SHAPES)
     x = arrays(draw, draw(DTYPES), shape)
     ndim = len(shape)
     form = draw(st.sampled_from(["None", "int", "tuple"] if ndim else ["None"]))
+    axis: int | tuple[int, ...] | None
     if form == "None":
         axis = None
     elif form == "int":
@@ -286,12 +301,13 @@ def sum_domain(draw):
     else:  # distinct axes, in any order, each positive or negative
         axes = draw(st.lists(st.integers(0, ndim - 1), min_size=1, max_size=ndim, unique=True))
         axis = tuple(a - ndim if draw(st.booleans()) else a for a in axes)
-    options = {"axis": axis, "keepdims": draw(st.booleans())}
+    options: dict[str, Any] = {"axis": axis, "keepdims": draw(st.booleans())}
     return Draw((x,), options, upstream_for(draw, np.sum(x, **options).shape), needs_of(draw, 1))
 
 
 @st.composite
-def unary_domain(draw, values, min_dims=0, axis=False, offsets=st.just(0.0)):
+def unary_domain(draw: st.DrawFn, values: st.SearchStrategy[Fill], min_dims: int = 0, axis: bool = False,
+                 offsets: st.SearchStrategy[float] = st.just(0.0)) -> Draw:
     shape = draw(SHAPES if min_dims == 0 else NONEMPTY_SHAPES)
     dtype = draw(DTYPES)
     x = arrays(draw, np.float64, shape, values) + draw(offsets)
@@ -308,7 +324,7 @@ INDEX_TYPES = st.sampled_from([np.int64, np.int32])
 
 
 @st.composite
-def loss_domain(draw, indices):
+def loss_domain(draw: st.DrawFn, indices: bool) -> Draw:
     n, c = draw(SIDES), draw(SIDES)
     dtype = draw(DTYPES)
     p = arrays(draw, dtype, (n, c), PROBABILITIES)
@@ -334,7 +350,7 @@ def _reduced(compute, shape):
         return None
 
 
-def matmul_mistakes(inputs, upstream):
+def matmul_mistakes(inputs: list[np.ndarray], upstream: np.ndarray) -> Mistakes:
     a, b = inputs
     return [[("it multiplies by B where Bᵀ belongs: dA = G Bᵀ (B with its last two axes transposed)",
               _reduced(lambda: np.matmul(upstream, b), a.shape))],
@@ -342,31 +358,31 @@ def matmul_mistakes(inputs, upstream):
               _reduced(lambda: np.matmul(a, upstream), b.shape))]]
 
 
-def pow_mistakes(inputs, upstream):
+def pow_mistakes(inputs: list[np.ndarray], upstream: np.ndarray) -> Mistakes:
     a, b = inputs
     return [[("it is b ⊙ y / a, which is 0/0 where a = 0: use b ⊙ a^(b-1)", _reduced(lambda: upstream * b * a ** b / a, a.shape))],
             [("it takes log(b), the log of the exponent: dB = g ⊙ a^b ⊙ log(a), the log of the base",
               _reduced(lambda: upstream * a ** b * np.log(b), b.shape))]]
 
 
-def relu_mistakes(inputs, upstream):
+def relu_mistakes(inputs: list[np.ndarray], upstream: np.ndarray) -> Mistakes:
     return [[("it passes the gradient where x is exactly 0; SPEC fixes the gradient there as 0: use x > 0, not x >= 0",
               upstream * (inputs[0] >= 0))]]
 
 
-def nll_forward_mistakes(inputs):
+def nll_forward_mistakes(inputs: list[np.ndarray]) -> list[tuple[str, np.ndarray]]:
     p, target = inputs
     with np.errstate(all="ignore"):
         block = -np.sum(np.log(np.maximum(p[:, target], EPS))) / len(p)
     return [("it takes p[:, target], an N×N block; take one entry per row: p[np.arange(N), target]", np.asarray(block))]
 
 
-def log_forward_mistakes(inputs):
+def log_forward_mistakes(inputs: list[np.ndarray]) -> list[tuple[str, np.ndarray]]:
     with np.errstate(all="ignore"):
         return [("it takes log(x + EPS), not log(max(x, EPS))", np.log(inputs[0] + EPS))]
 
 
-def log_mistakes(inputs, upstream):
+def log_mistakes(inputs: list[np.ndarray], upstream: np.ndarray) -> Mistakes:
     with np.errstate(all="ignore"):
         return [[("it divides by x + EPS, not max(x, EPS)", upstream / (inputs[0] + EPS))]]
 
@@ -379,7 +395,7 @@ UNARY = [{"op": "f", "args": [0]}, {"op": "Add", "args": [0, 1]}, {"op": "f", "a
 LOSS = [{"op": "f", "args": [0, 1]}, {"op": "Add", "args": [0, 2]}, {"op": "f", "args": [5, 3]}, {"op": "Add", "args": [4, 6]}]
 
 
-def shifted(sample, shift):
+def shifted(sample: Sampler, shift: float) -> Leaves:
     """Leaves x and c, with x + c keeping x's sign and size (away from kinks and clips)."""
     def leaves(rng):
         x = sample(rng)
@@ -387,7 +403,7 @@ def shifted(sample, shift):
     return leaves
 
 
-def pair(first, second):
+def pair(first: Sampler, second: Sampler) -> Leaves:
     return lambda rng: [first(rng), second(rng)]
 
 
@@ -398,7 +414,7 @@ EDGE_BROADCASTS = [("0-d with 0-d", (), ()), ("1x3x1 with 2x1x4", (1, 3, 1), (2,
                    ("1 with 3x4", (1,), (3, 4)), ("3x4 with 3x1", (3, 4), (3, 1)), ("1x1 with 2x3", (1, 1), (2, 3))]
 
 
-def engine_cases(first, second):
+def engine_cases(first: Callable[..., Sampler], second: Callable[..., Sampler]) -> list[Case]:
     """The binary op as the course's engine and a student's own test call it."""
     return [Case("3x4 * 3x4, Context() made by hand", [first(3, 4), second(3, 4)], needs_input_grad=HAND_MADE),
             Case("3x4 * 1x4 in float32 (as MLP3 trains)", [first(3, 4), second(1, 4)], dtype=np.float32)]
@@ -551,7 +567,7 @@ SPECS = {spec.name: spec for spec in [
 LOSSES = tuple(name for name, spec in SPECS.items() if spec.is_loss)
 
 
-def scale_cases(side=SCALE_SIDE):
+def scale_cases(side: int = SCALE_SIDE) -> dict[str, Case]:
     """The scale checks' inputs (test_scale.py), about side² elements each: at the default side of
     1000, 10⁶ elements, where a gradient by numerical differences takes days (one forward per
     element) and a Python loop over elements a second or more; the binary element-wise ops
@@ -562,19 +578,19 @@ def scale_cases(side=SCALE_SIDE):
 SCALE_CASES = scale_cases()
 
 
-def cases(select=lambda op, case: True, table="cases"):
+def cases(select: Callable[[str, Case], bool] = lambda op, case: True, table: str = "cases") -> list["ParameterSet"]:
     """Each op's named cases of `table`, as pytest parameters: pytest's id names the op too (it seeds the
     case's inputs), the `case` marker is the case's own id, the report's."""
     return [pytest.param(op, case, id=f"{op}-{case.id}", marks=pytest.mark.case(case.id)) for op, spec in SPECS.items()
             for case in getattr(spec, table) if select(op, case)]
 
 
-def robustness_case(op, case):
+def robustness_case(op: str, case: Case) -> bool:
     marked = [c for c in SPECS[op].cases if c.robustness]
     return case is (marked[0] if marked else SPECS[op].cases[0])
 
 
-def draw(op, case, request):
+def draw(op: str, case: Case, request: pytest.FixtureRequest) -> tuple[np.random.Generator, list[np.ndarray], np.ndarray]:
     """(rng, inputs, the oracle's output) of a named case, from the check's seeded generator."""
     rng = seeded_rng(request)
     inputs = case.sample(rng)
@@ -582,6 +598,6 @@ def draw(op, case, request):
     return rng, inputs, output
 
 
-def as_float64(inputs):
+def as_float64(inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     """The inputs as the oracle computes with them: float64, exactly the values sent (integers stay)."""
     return [x if x.dtype.kind in "iu" else x.astype(np.float64) for x in inputs]

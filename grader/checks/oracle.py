@@ -14,12 +14,15 @@ central differences (tests/test_reference_ops.py).
 A backward returns one gradient per input; None where SPEC defines none (NLLLoss's target) or
 where it is undefined (Pow's dB unless every base is positive): those are not compared.
 """
+from collections.abc import Callable, Sequence
+from typing import Any
+
 import numpy as np
 
 EPS = 1e-12
 
 
-def reduce_to(grad, shape):
+def reduce_to(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """grad summed over the axes broadcasting added or stretched, to `shape` (the course's
     reduce_grad_to_shape, in float64)."""
     grad = np.asarray(grad, dtype=np.float64)
@@ -32,7 +35,7 @@ def reduce_to(grad, shape):
 try:  # after reduce_to, which it uses
     from . import closed_forms  # the course's grader only: the student handout leaves it out
 except ImportError:
-    closed_forms = None
+    closed_forms = None  # type: ignore[assignment]
 EXACT = closed_forms is not None  # else the core ops' gradients are central differences (checking.tolerance loosens)
 
 
@@ -42,12 +45,12 @@ def _log_abs(x):
         return np.where(x != 0, np.log(np.abs(np.where(x != 0, x, 1.0))), 0.0)
 
 
-def pow_forward(a, b):
+def pow_forward(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     with np.errstate(all="ignore"):
         return np.power(a, b)
 
 
-def sum_forward(a, axis=None, keepdims=False):
+def sum_forward(a: np.ndarray, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> np.ndarray:
     return np.sum(a, axis, keepdims=keepdims)
 
 
@@ -71,11 +74,11 @@ pow_backward = _approximate(pow_forward, "power")
 sum_backward = _approximate(sum_forward, "total")
 
 
-def relu_backward(g, x):
+def relu_backward(g: np.ndarray, x: np.ndarray) -> tuple[np.ndarray]:
     return (g * (x > 0),)
 
 
-def pow_size(g, a, b):
+def pow_size(g: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """An exponential's relative error grows with its exponent: |b log a| roundings for exp(b log a)."""
     b = np.asarray(b, dtype=np.float64)
     with np.errstate(all="ignore"):
@@ -85,70 +88,71 @@ def pow_size(g, a, b):
     return y * (1 + np.abs(b * _log_abs(a))), (grad_a, grad_b)
 
 
-def softmax(x, axis=-1):
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     exp = np.exp(x - np.max(x, axis=axis, keepdims=True))
     return exp / np.sum(exp, axis=axis, keepdims=True)
 
 
-def softmax_backward(g, x, axis=-1):
+def softmax_backward(g: np.ndarray, x: np.ndarray, axis: int = -1) -> tuple[np.ndarray]:
     y = softmax(x, axis)
     return (y * (g - np.sum(g * y, axis=axis, keepdims=True)),)
 
 
-def softmax_size(g, x, axis=-1):
+def softmax_size(g: np.ndarray, x: np.ndarray, axis: int = -1) -> tuple[np.ndarray, tuple[np.ndarray]]:
     """exp(x − m) is off by |x − m| roundings of its argument (so is exp(x − logsumexp))."""
     y = softmax(x, axis)
     spread = 2 + np.abs(x - np.max(x, axis=axis, keepdims=True)) + np.log(x.shape[axis])
     return y * spread, (y * spread * (np.abs(g) + np.sum(np.abs(g) * y, axis=axis, keepdims=True)),)
 
 
-def log_forward(x):
+def log_forward(x: np.ndarray) -> np.ndarray:
     return np.log(np.maximum(x, EPS))
 
 
-def log_backward(g, x):
+def log_backward(g: np.ndarray, x: np.ndarray) -> tuple[np.ndarray]:
     return (g / np.maximum(x, EPS),)
 
 
-def cross_entropy(p, t):
+def cross_entropy(p: np.ndarray, t: np.ndarray) -> np.ndarray:
     return np.asarray(-np.sum(t * np.log(np.maximum(p, EPS))) / p.shape[0])
 
 
-def cross_entropy_backward(g, p, t):
+def cross_entropy_backward(g: np.ndarray, p: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n = p.shape[0]
     return -g * t / (n * np.maximum(p, EPS)), -g * np.log(np.maximum(p, EPS)) / n
 
 
-def cross_entropy_size(g, p, t):
+def cross_entropy_size(g: np.ndarray, p: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
     n, log = p.shape[0], np.abs(np.log(np.maximum(p, EPS))) + 1
     return np.asarray(np.sum(np.abs(t) * log) / n), (np.abs(g * t) / (n * np.maximum(p, EPS)), np.abs(g) * log / n)
 
 
-def nll(p, target):
+def nll(p: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.asarray(-np.sum(np.log(np.maximum(p[np.arange(p.shape[0]), target], EPS))) / p.shape[0])
 
 
-def nll_backward(g, p, target):
+def nll_backward(g: np.ndarray, p: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, None]:
     picked = np.arange(len(p)), target
     grad = np.zeros(p.shape, dtype=np.float64)
     np.add.at(grad, picked, -g / (len(p) * np.maximum(p[picked], EPS)))
     return grad, None
 
 
-def nll_size(g, p, target):
+def nll_size(g: np.ndarray, p: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, None]]:
     picked = np.arange(len(p)), target
     return np.asarray(np.sum(np.abs(np.log(np.maximum(p[picked], EPS))) + 1) / len(p)), (np.abs(nll_backward(g, p, target)[0]), None)
 
 
-def l2_penalty(weights, lam):
+def l2_penalty(weights: Sequence[np.ndarray], lam: float) -> Any:  # a numpy scalar, or 0 for no weights
     return lam * sum(np.sum(np.square(w)) for w in weights)
 
 
-def central_differences(f, inputs, upstream, differentiable, h=1e-6):
+def central_differences(f: Callable[..., Any], inputs: Sequence[np.ndarray], upstream: np.ndarray, differentiable: Sequence[bool],
+                        h: float = 1e-6) -> list[np.ndarray | None]:
     """dL/d(input) for L = Σ upstream ⊙ f(*inputs), for each differentiable input (None for the
     others), each element moved by h of its own size (h itself at 0): the project's tests check the
     closed forms with it, away from kinks and clips, and the student handout's oracle uses it."""
-    grads = []
+    grads: list[np.ndarray | None] = []
     for index, x in enumerate(inputs):
         if not differentiable[index]:
             grads.append(None)

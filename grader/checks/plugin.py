@@ -7,16 +7,19 @@ in solutions/. Each test's CaseResult (results.py) is made here, from its marker
 CheckFailed it raised, and added to the JSON report as metadata, which is all grade.py reads back.
 """
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 from .. import DEFAULT_RUBRIC, ROOT
 from ..notebook import NOTEBOOK_FILE, as_data, cell_notes, run_notebook
 from ..results import CaseResult, GraderFailed
-from ..rubric import load_rubric
+from ..rubric import Rubric, load_rubric
 from ..sandbox.client import START_TIMEOUT, SandboxError, TimeBudget, WorkerClient
 from ..sandbox.contract import NOTEBOOK_GROUP, WHOLE_MODEL
 from ..sandbox.launch import scratch_parent
@@ -25,21 +28,21 @@ from ..submission import load_submission, prepare_scratch
 from .checking import CheckFailed
 
 
-def pytest_addoption(parser):
+def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("grader")
     group.addoption("--scratch", help="a submission prepared by the grader (default: the reference in solutions/)")
     group.addoption("--rubric", default=str(DEFAULT_RUBRIC), help="rubric TOML file")
     group.addoption("--isolation", default="auto", help="isolation level of the worker (default: the strongest available)")
 
 
-def pytest_configure(config):
+def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "group(name): the graded name a check belongs to")
     config.addinivalue_line("markers", "kind(name): the kind of check, as the rubric names it (forward, backward, …)")
     config.addinivalue_line("markers", "case(id): a parametrized case's id in the report")
 
 
 @pytest.fixture(scope="session")
-def scratch(request):
+def scratch(request: pytest.FixtureRequest) -> Iterator[Path]:
     given = request.config.getoption("--scratch")
     if given:
         yield Path(given)
@@ -51,12 +54,12 @@ def scratch(request):
 
 
 @pytest.fixture(scope="session")
-def rubric(request):
+def rubric(request: pytest.FixtureRequest) -> Rubric:
     return load_rubric(request.config.getoption("--rubric"))
 
 
 @pytest.fixture(scope="session")
-def student(request, scratch):
+def student(request: pytest.FixtureRequest, scratch: Path) -> Iterator[WorkerClient]:
     """The sandbox serving the submission; for a notebook, after its first run (notebook.py),
     whose plan every group then replays."""
     isolation = request.config.getoption("--isolation")
@@ -74,10 +77,10 @@ def student(request, scratch):
         yield client
 
 
-NOTEBOOK_RUN = {}  # this grading's notebook run, for the JSON report (grade.py reads it)
+NOTEBOOK_RUN: dict[str, Any] = {}  # this grading's notebook run, for the JSON report (grade.py reads it)
 
 
-def time_budget(rubric):
+def time_budget(rubric: Rubric) -> TimeBudget:
     """The rubric's [limits]; MNIST's share also holds its training budget, a notebook's first
     run all of its own."""
     limits = rubric.limits
@@ -86,13 +89,13 @@ def time_budget(rubric):
 
 
 @pytest.hookimpl(optionalhook=True)
-def pytest_json_modifyreport(json_report):
+def pytest_json_modifyreport(json_report: dict[str, Any]) -> None:
     if NOTEBOOK_RUN:
         json_report["notebook"] = NOTEBOOK_RUN
 
 
 @pytest.fixture(scope="session")
-def mnist(scratch):
+def mnist(scratch: Path) -> tuple[Path, np.ndarray, np.ndarray]:
     """Training images and labels written where the worker reads them; the test images and labels,
     which stay here."""
     from ..course import expose_mnist
@@ -101,7 +104,7 @@ def mnist(scratch):
 
 
 @pytest.fixture(scope="session")
-def scale_ahead(request, rubric):
+def scale_ahead(request: pytest.FixtureRequest, rubric: Rubric) -> Iterator[Future[dict[str, Any]] | None]:
     """The scale checks' expected directional derivatives (test_scale.derivatives_ahead), computed
     in a thread from when first asked for: the MNIST check asks, and runs first, so that they are
     computed while MNIST trains (the worker computing, this process mostly waiting) rather than in
@@ -115,7 +118,7 @@ def scale_ahead(request, rubric):
 
 
 @pytest.fixture(scope="session")
-def search_ahead(request, rubric):
+def search_ahead(request: pytest.FixtureRequest, rubric: Rubric) -> Iterator[Future[dict[str, Any]] | None]:
     """The search checks' draws (test_search.draws_ahead), generated in a thread from when first
     asked for, as scale_ahead's derivatives are: while MNIST trains. Drawing them is most of what
     the search costs a correct submission. None when no search is to run."""
@@ -126,10 +129,11 @@ def search_ahead(request, rubric):
     yield from computed_ahead(request, "search", draws)
 
 
-def computed_ahead(request, kind, compute):
+def computed_ahead(request: pytest.FixtureRequest, kind: str, compute: Callable[[list[str]], Any]) -> Iterator[Future | None]:
     """compute(ops) for the ops of the `kind` checks collected, as a Future, in a thread of its own
     from when first asked for; None when no such check is to run."""
-    ops = [item.callspec.params["op"] for item in request.session.items if check_kind(item) == kind]
+    ops = [item.callspec.params["op"] for item in request.session.items  # type: ignore[attr-defined]  # a check's items: Functions
+           if check_kind(item) == kind]
     if not ops:
         yield None
         return
@@ -137,7 +141,7 @@ def computed_ahead(request, kind, compute):
         yield thread.submit(compute, ops)
 
 
-def pytest_collection_modifyitems(items):
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The checks of one group run one after another: the sandbox keeps a worker child per group,
     and every change of group forks a fresh one that imports the student's modules again (a
     notebook's cells replayed, their imports included: matplotlib, say). MNIST's group first (see
@@ -145,13 +149,13 @@ def pytest_collection_modifyitems(items):
     checks = Path(__file__).resolve().parent
     if not all(Path(item.path).parent == checks for item in items):  # the project's own test run: leave it be
         return
-    first_seen = {}
+    first_seen: dict[str | None, int] = {}
     for item in items:
         first_seen.setdefault(check_group(item), len(first_seen))
     items.sort(key=lambda item: (check_group(item) != WHOLE_MODEL, first_seen[check_group(item)]))
 
 
-def check_group(item):
+def check_group(item: pytest.Item) -> str | None:
     """The graded name a test belongs to: its `op` parameter, or its `group` marker."""
     params = getattr(getattr(item, "callspec", None), "params", {})
     if "op" in params:
@@ -160,13 +164,13 @@ def check_group(item):
     return marker.args[0] if marker else None
 
 
-def check_kind(item):
+def check_kind(item: pytest.Item) -> str | None:
     """The kind of check a test is: its `kind` marker."""
     marker = item.get_closest_marker("kind")
     return marker.args[0] if marker else None
 
 
-def case_id(item):
+def case_id(item: pytest.Item) -> str:
     """A test's case id in the report: its `case` marker ("-" for a check of one case)."""
     marker = item.get_closest_marker("case")
     return marker.args[0] if marker else "-"
@@ -178,7 +182,7 @@ TRAINING = pytest.StashKey[dict]()  # the MNIST check's training (accuracy, curv
 
 
 @pytest.hookimpl(optionalhook=True)
-def pytest_json_runtest_metadata(item, call):
+def pytest_json_runtest_metadata(item: pytest.Item, call: pytest.CallInfo[None]) -> dict[str, Any]:
     """Each test's CaseResult, for grade.py (pytest-json-report's hook, called after setup, call
     and teardown): made where its verdict is known, the call (or a setup that failed), its seconds
     those of all three. Its verdict is the check's own: it passed, or it failed the submission
@@ -192,9 +196,9 @@ def pytest_json_runtest_metadata(item, call):
     return {"case": replace(item.stash[CASE], seconds=item.stash[SECONDS]).to_data()}
 
 
-def case_result(item, when, error):
+def case_result(item: pytest.Item, when: str, error: BaseException | None) -> CaseResult:
     """The case's result as the check left it (its seconds are counted apart)."""
-    ids = {"group": check_group(item), "kind": check_kind(item), "id": case_id(item), "mnist": item.stash.get(TRAINING, None)}
+    ids: dict[str, Any] = {"group": check_group(item), "kind": check_kind(item), "id": case_id(item), "mnist": item.stash.get(TRAINING, None)}
     if error is None:
         return CaseResult(**ids, status="passed")
     if isinstance(error, CheckFailed):  # the check's verdict on the submission; anything else is the grader's failure

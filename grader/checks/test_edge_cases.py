@@ -9,13 +9,14 @@ date: the student handout ships only files whose checks are all visible.
 import numpy as np
 import pytest
 
+from ..sandbox.client import WorkerClient
 from .checking import CheckFailed, array_of, call_op, items_of, judge_backward, judge_forward, judge_unchanged
-from .opspec import SPECS, cases, draw, robustness_case
+from .opspec import SPECS, Case, cases, draw, robustness_case
 
 
 @pytest.mark.kind("robustness")
 @pytest.mark.parametrize("op, case", cases(robustness_case))
-def test_robustness(student, op, case, request):
+def test_robustness(student: WorkerClient, op: str, case: Case, request: pytest.FixtureRequest) -> None:
     """Zero upstream gives zero gradients; the same call twice gives the same answer; inputs are not
     modified; and the answer is right. The values are what makes this check count against an answer
     table: its inputs (drawn from its own id) are produced by no run of the handout, which does not
@@ -28,7 +29,7 @@ def test_robustness(student, op, case, request):
                            for g in (upstream, upstream, np.zeros_like(upstream)))
     problems = judge_unchanged(spec, inputs, first, upstream)
     outputs = [array_of(f"{op}.forward", reply.get("output"), np.shape(output)) for reply in (first, second)]
-    if outputs[0].shape != outputs[1].shape or not np.allclose(*outputs, rtol=1e-12, atol=0):
+    if outputs[0].shape != outputs[1].shape or not np.allclose(outputs[0], outputs[1], rtol=1e-12, atol=0):
         problems.append(f"{op}.forward gave different answers for the same inputs: does it keep state between calls?")
     wrong = judge_forward(spec, inputs, case.options, first.get("output"), what=f"{op}.forward on this check's inputs")
     problems += [wrong] if wrong else []
@@ -56,7 +57,7 @@ ADVICE = {"Softmax": "subtract the maximum along the axis before exp", "Log": "c
 
 @pytest.mark.kind("stability")
 @pytest.mark.parametrize("op, case", cases(table="stability"))
-def test_stability(student, op, case, request):
+def test_stability(student: WorkerClient, op: str, case: Case, request: pytest.FixtureRequest) -> None:
     """SPEC's values where a naive formula overflows, takes log(0) or divides by 0: the forward and
     every gradient SPEC defines, finite and equal to SPEC's formulas (at a clip, these are not the
     derivative of the forward, which is flat there: SPEC's g / EPS, not 0)."""

@@ -6,13 +6,14 @@ Run by the grader against a submission; run directly (pytest grader/checks) they
 import numpy as np
 import pytest
 
+from ..sandbox.client import WorkerClient
 from .checking import CheckFailed, call_op, judge_backward, judge_forward, judge_unchanged
-from .opspec import SPECS, cases, draw
+from .opspec import SPECS, Case, cases, draw
 
 
 @pytest.mark.kind("forward")
 @pytest.mark.parametrize("op, case", cases())
-def test_forward(student, op, case, request):
+def test_forward(student: WorkerClient, op: str, case: Case, request: pytest.FixtureRequest) -> None:
     spec = SPECS[op]
     _, inputs, _ = draw(op, case, request)
     reply = call_op(student, op, inputs, case.options, needs_input_grad=spec.needs(case.needs_input_grad)[0])
@@ -24,7 +25,7 @@ def test_forward(student, op, case, request):
 
 @pytest.mark.kind("backward")
 @pytest.mark.parametrize("op, case", cases())
-def test_backward(student, op, case, request):
+def test_backward(student: WorkerClient, op: str, case: Case, request: pytest.FixtureRequest) -> None:
     spec = SPECS[op]
     rng, inputs, output = draw(op, case, request)
     upstream = rng.normal(size=np.shape(output))  # random: an all-ones upstream hides an ignored grad_output

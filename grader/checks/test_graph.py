@@ -8,9 +8,12 @@ course's Add hands one array to both branches), state kept between calls (on the
 of ctx), and gradients the engine must add up. Counted as robustness: the rubric keeps it with
 test_edge_cases.py's checks.
 """
+from typing import Any
+
 import numpy as np
 import pytest
 
+from ..sandbox.client import WorkerClient
 from ..sandbox.contract import GRADED
 from .checking import ATOL, RTOL, CheckFailed, array_of, ask, call_op, items_of, mismatch, seeded_rng
 from .opspec import BINARY, SPECS
@@ -20,14 +23,14 @@ GRAPHS = {name: spec.graph for name, spec in SPECS.items() if spec.graph}
 LEAF_NAMES = ("x", "w", "c", "t2")
 
 
-def with_options(steps, options):
+def with_options(steps: list[dict[str, Any]], options: dict[str, Any] | list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The steps, each call of f with its options: `options` for all of them, or a list, one per call
     (two calls with different options find options kept on the class instead of on ctx)."""
     per_call = iter(options if isinstance(options, list) else [options] * sum(step["op"] == "f" for step in steps))
     return [{**step, "options": next(per_call) if step["op"] == "f" else {}} for step in steps]
 
 
-def evaluate(op, leaves, steps):
+def evaluate(op: str, leaves: list[np.ndarray], steps: list[dict[str, Any]]) -> list[np.ndarray]:
     """Every value of the graph in float64, from the oracle: the leaves, then each step's result."""
     values = list(leaves)
     for step in steps:
@@ -36,7 +39,8 @@ def evaluate(op, leaves, steps):
     return values
 
 
-def exact_gradients(op, leaves, steps, seed, wanted):
+def exact_gradients(op: str, leaves: list[np.ndarray], steps: list[dict[str, Any]], seed: np.ndarray,
+                    wanted: tuple[bool, ...]) -> list[np.ndarray | None]:
     """Each wanted leaf's gradient of Σ seed ⊙ out, by the chain rule over the oracle's exact backward."""
     values = evaluate(op, leaves, steps)
     grads = [np.zeros(np.shape(value)) for value in values]
@@ -58,7 +62,7 @@ GRAPH_CASE = "graph: a tensor feeding two ops"
 # Counted as robustness (the kind marker); the function keeps its name, which seeds its inputs (checking.seeded_rng).
 @pytest.mark.kind("robustness")
 @pytest.mark.parametrize("op", [pytest.param(op, id=f"{op}-{GRAPH_CASE}", marks=pytest.mark.case(GRAPH_CASE)) for op in GRAPHS])
-def test_robustness(student, op, request):
+def test_robustness(student: WorkerClient, op: str, request: pytest.FixtureRequest) -> None:
     sample, wanted, recipe_steps, options = GRAPHS[op]
     rng = seeded_rng(request)
     leaves = [np.asarray(leaf) if np.asarray(leaf).dtype.kind in "iu" else np.asarray(leaf, dtype=np.float64) for leaf in sample(rng)]
@@ -92,7 +96,7 @@ def test_robustness(student, op, request):
                       f"class or a global instead of ctx) or an array changed in place")
 
 
-def differences(names, described, expected):
+def differences(names: list[str], described: list[Any], expected: list[np.ndarray]) -> list[str]:
     """What differs between the values the worker described and the expected arrays, in words."""
     problems = []
     for name, value, want in zip(names, described, expected):
@@ -107,7 +111,8 @@ def differences(names, described, expected):
     return problems
 
 
-def isolated_calls(student, op, binary, steps, leaves, seed):
+def isolated_calls(student: WorkerClient, op: str, binary: bool, steps: list[dict[str, Any]], leaves: list[np.ndarray],
+                   seed: np.ndarray) -> list[np.ndarray]:
     """The graph's output and gradients put together from the op's calls made one by one (each
     forward straight before its backward, on a fresh ctx, given its share of the seed), as the
     backward check makes them."""

@@ -8,11 +8,15 @@ number. The budget is wall-clock time: a far too slow implementation (a backward
 by numerical differences, say) scores zero for this check, and the rest of the report is unaffected.
 """
 import math
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ..course import load_mnist
 from ..mnist.loop import StepCheck, train
+from ..rubric import Rubric
+from ..sandbox.client import WorkerClient
 from .checking import CheckFailed, ask
 from .plugin import TRAINING
 
@@ -23,7 +27,7 @@ HINT_OPS = " — the forward and backward checks above show which op is the like
 @pytest.mark.group("MNIST")
 @pytest.mark.kind("accuracy")
 @pytest.mark.usefixtures("scale_ahead", "search_ahead")  # started now, computed while MNIST trains (plugin.py)
-def test_accuracy(student, rubric, mnist, request):
+def test_accuracy(student: WorkerClient, rubric: Rubric, mnist: tuple[Path, np.ndarray, np.ndarray], request: pytest.FixtureRequest) -> None:
     settings = rubric.mnist
     folder, test_images, test_labels = mnist
 

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from ..sandbox.client import WorkerClient
 from .checking import CheckFailed, array_of, ask, mismatch, seeded_rng
 from .oracle import l2_penalty
 
@@ -9,7 +10,7 @@ SHAPES = [pytest.param(shapes, id=name, marks=pytest.mark.case(name))
           for name, shapes in [("one 3x4 matrix", [(3, 4)]), ("three matrices", [(4, 5), (5, 3), (3, 2)])]]
 
 
-def weights_for(request, shapes):
+def weights_for(request: pytest.FixtureRequest, shapes: list[tuple[int, ...]]) -> tuple[np.random.Generator, list[np.ndarray], float]:
     rng = seeded_rng(request)
     return rng, [rng.normal(size=shape) for shape in shapes], float(rng.uniform(1e-3, 1e-1))
 
@@ -17,7 +18,7 @@ def weights_for(request, shapes):
 @pytest.mark.group("l2_penalty")
 @pytest.mark.kind("value")
 @pytest.mark.parametrize("shapes", SHAPES)
-def test_value(student, shapes, request):
+def test_value(student: WorkerClient, shapes: list[tuple[int, ...]], request: pytest.FixtureRequest) -> None:
     _, weights, lam = weights_for(request, shapes)
     reply = ask(student, "regularizer", ["regularizers"], name="l2_penalty", weights=weights, grads=[None] * len(weights), lam=lam)
     value = array_of("l2_penalty", reply.get("value"), ())
@@ -37,7 +38,7 @@ def test_value(student, shapes, request):
 @pytest.mark.group("l2_grad")
 @pytest.mark.kind("update")
 @pytest.mark.parametrize("shapes", SHAPES)
-def test_update(student, shapes, request):
+def test_update(student: WorkerClient, shapes: list[tuple[int, ...]], request: pytest.FixtureRequest) -> None:
     """Adds exactly 2λW to each W.grad (sets it where grad is None) and leaves W itself alone."""
     rng, weights, lam = weights_for(request, shapes)
     grads = [None if i == 0 else rng.normal(size=w.shape) for i, w in enumerate(weights)]

@@ -20,17 +20,24 @@ place where the forward is linear in x (exact, and one forward).
 """
 import contextlib
 import time
+from collections.abc import Iterable, Mapping
+from concurrent.futures import Future
+from typing import Any, cast
 
 import numpy as np
 import pytest
 
 from ..results import OverBudget
-from ..rubric import SCALE_SIDE
+from ..rubric import SCALE_SIDE, Rubric
 from ..sandbox import protocol
-from ..sandbox.client import StudentException, WorkerFailure
+from ..sandbox.client import StudentException, WorkerClient, WorkerFailure
 from ..sandbox.contract import GRADED
 from .checking import CheckFailed, array_of, call_op, items_of, mismatch, rng_for, seeded_rng
-from .opspec import LOSSES, SCALE_CASES, SPECS, scale_cases
+from .opspec import LOSSES, SCALE_CASES, SPECS, Case, scale_cases
+
+Directions = list[list[np.ndarray] | None]  # for each input, its random directions (None: no gradient wanted)
+Derivatives = tuple[Directions, list[np.ndarray | None]]  # the directions, and the expected derivatives along them
+Ahead = tuple[Mapping[str, Any], list[np.ndarray | None]]  # derivatives_ahead's: the generator's state after the draws, the derivatives
 
 SCALE_FACTOR = 5          # the budget: this many times the reference time, plus SCALE_FLOOR (results/scale.json)
 SCALE_FLOOR = 0.25        # seconds: a fixed cost per request (the pipes' copies, a busy scheduler)
@@ -41,7 +48,7 @@ FORWARD_RTOL_AT_SCALE = 1e-4
 DIRECTIONS, STEP, DIRECTIONAL_RTOL = 2, 1e-5, 1e-3
 
 
-def draw_scale(op, rng, side=SCALE_SIDE):
+def draw_scale(op: str, rng: np.random.Generator, side: int = SCALE_SIDE) -> tuple[Case, list[np.ndarray], np.ndarray, np.ndarray]:
     """(case, inputs, oracle output, upstream gradient) of the op's scale case, about side² elements."""
     case = scale_cases(side)[op]
     inputs = case.sample(rng)
@@ -49,7 +56,7 @@ def draw_scale(op, rng, side=SCALE_SIDE):
     return case, inputs, output, rng.normal(size=output.shape)
 
 
-def reference_seconds(op, options, inputs, output, upstream):
+def reference_seconds(op: str, options: dict[str, Any], inputs: list[np.ndarray], output: np.ndarray, upstream: np.ndarray | None) -> float:
     """What the call (a forward, and a backward given upstream) costs done right, measured now by
     trusted code on this machine: the request and a reply of the same size through the protocol
     and its pipes' copies, and the oracle's forward (three times over for a forward and a backward);
@@ -66,18 +73,18 @@ def reference_seconds(op, options, inputs, output, upstream):
     return fastest
 
 
-def round_trip(message):
+def round_trip(message: dict[str, Any]) -> None:
     """A message through the protocol, copied as the two pipes on its way copy it (grader →
     supervisor → child, or back)."""
     header, *body = protocol.encode_frame(message)
     protocol.decode_frame(header[protocol.FRAME_PREFIX.size:], bytearray(bytearray(b"".join(body))))
 
 
-def budget_of(reference):
+def budget_of(reference: float) -> float:
     return SCALE_FLOOR + SCALE_FACTOR * reference
 
 
-def timed_call(student, op, case, inputs, upstream, budget):
+def timed_call(student: WorkerClient, op: str, case: Case, inputs: list[np.ndarray], upstream: np.ndarray | None, budget: float) -> tuple[float, Any]:
     """(seconds, reply) of one call (a forward, and a backward given upstream), timed here; stopped
     at HARD_LIMIT_FACTOR budgets (CheckFailed, status timeout). A worker to start or a module to
     import is not timed: call_op meets the same failure again and reports it."""
@@ -95,11 +102,11 @@ SLOW = {"forward": "a Python loop over elements?",
 
 @pytest.mark.kind("scale")
 @pytest.mark.parametrize("op", [pytest.param(op, id=op, marks=pytest.mark.case(op)) for op in SCALE_CASES])
-def test_scale(student, rubric, op, request, scale_ahead):
+def test_scale(student: WorkerClient, rubric: Rubric, op: str, request: pytest.FixtureRequest, scale_ahead: Future[dict[str, Ahead]] | None) -> None:
     judge_scale(student, op, seeded_rng(request), rubric.scale_side, computed_ahead(scale_ahead, op))
 
 
-def computed_ahead(future, op):
+def computed_ahead(future: Future[dict[str, Ahead]] | None, op: str) -> Ahead | None:
     """derivatives_ahead's for op from plugin.scale_ahead's thread (waiting for it: nothing runs
     beside a timed call), or None when it did not compute them — the op not among them, or the
     thread failed (memory, say, beside MNIST): the check then computes its own, as it always can."""
@@ -108,7 +115,7 @@ def computed_ahead(future, op):
     return future.result().get(op)
 
 
-def derivatives_ahead(side, salt, ops=SCALE_CASES):
+def derivatives_ahead(side: int, salt: str, ops: Iterable[str] = SCALE_CASES) -> dict[str, Ahead]:
     """The part of each op's check that no student code can change and that costs the most here:
     the expected directional derivatives of its first draw (the oracle's forward twice per
     direction where it is not linear), computed as judge_scale computes them, for computing while
@@ -123,7 +130,8 @@ def derivatives_ahead(side, salt, ops=SCALE_CASES):
     return ahead
 
 
-def draw_judged(op, rng, side, ahead=None):
+def draw_judged(op: str, rng: np.random.Generator, side: int,
+                ahead: Ahead | None = None) -> tuple[Case, list[np.ndarray], np.ndarray, np.ndarray, Derivatives]:
     """draw_scale's draw, and what its gradients are judged by: (each wanted input's random
     directions, the expected derivatives along them), these taken from `ahead` when it was
     computed from the very same draws."""
@@ -134,7 +142,7 @@ def draw_judged(op, rng, side, ahead=None):
     return case, inputs, expected, upstream, (directions, expected_derivatives(op, case.options, inputs, upstream, directions))
 
 
-def judge_scale(student, op, rng, side, ahead=None):
+def judge_scale(student: WorkerClient, op: str, rng: np.random.Generator, side: int, ahead: Ahead | None = None) -> None:
     """One call, forward and backward, timed against its budget, its values compared; over budget,
     again on fresh inputs of the same shapes, up to ATTEMPTS calls in all (a busy moment of the
     machine is not the student's; a loop is slow every time, and an answer remembered from an
@@ -161,7 +169,8 @@ def judge_scale(student, op, rng, side, ahead=None):
     raise slow_part(student, op, case, inputs, expected, reference, fastest)
 
 
-def slow_part(student, op, case, inputs, expected, reference, seconds):
+def slow_part(student: WorkerClient, op: str, case: Case, inputs: list[np.ndarray], expected: np.ndarray, reference: float,
+              seconds: float | None) -> CheckFailed:
     """The diagnosis of a slow call (`seconds`, None if stopped; `reference`, the grader's own time
     for it): the forward alone is timed, and the part named that took the more time beyond the
     grader's own for it. (The forward alone has no budget of its own: the floor would make it
@@ -169,6 +178,7 @@ def slow_part(student, op, case, inputs, expected, reference, seconds):
     size, budget = max(x.size for x in inputs), budget_of(reference)
     with student.paused():
         forward_reference = reference_seconds(op, case.options, inputs, expected, None)
+    forward_seconds: float | None
     try:
         forward_seconds, _ = timed_call(student, op, case, inputs, None, budget_of(forward_reference))
     except CheckFailed as failed:
@@ -189,7 +199,8 @@ def slow_part(student, op, case, inputs, expected, reference, seconds):
                        f"{SLOW[slow]}", status="timeout", cause=OverBudget(round(seconds, 3), round(budget, 3)))
 
 
-def judge_values(op, case, inputs, expected, upstream, reply, rng, derivatives=None):
+def judge_values(op: str, case: Case, inputs: list[np.ndarray], expected: np.ndarray, upstream: np.ndarray, reply: dict[str, Any],
+                 rng: np.random.Generator, derivatives: Derivatives | None = None) -> None:
     """The reply's forward against the oracle's, its gradients along random directions (drawn from
     rng here unless `derivatives` gives them, with their expected derivatives: draw_judged)."""
     got = array_of(f"{op}.forward", reply.get("output"), expected.shape)
@@ -208,27 +219,29 @@ def judge_values(op, case, inputs, expected, upstream, reply, rng, derivatives=N
     for index, name in enumerate(SPECS[op].input_names):
         if SPECS[op].gradient_inputs()[index]:
             gradient = array_of(f"{op}.backward (the gradient for {name})", grads[index], inputs[index].shape)
-            problem = directional_mismatch(inputs[index].shape, gradient, directions[index], values[index])
+            problem = directional_mismatch(inputs[index].shape, gradient, cast(list[np.ndarray], directions[index]),
+                                           cast(np.ndarray, values[index]))  # not None: a wanted gradient
             if problem:
                 problems.append(f"the gradient for {name} is wrong at scale ({case.id}): {problem}")
     if problems:
         raise CheckFailed("\n".join(problems))
 
 
-def draw_directions(op, inputs, rng):
+def draw_directions(op: str, inputs: list[np.ndarray], rng: np.random.Generator) -> Directions:
     """DIRECTIONS random directions for each input the case wants a gradient for (None for the
     others). Random signs, not normal draws: the same E⟨g, v⟩² = ‖g‖², and far cheaper to draw."""
     return [[rng.integers(0, 2, size=x.shape, dtype=np.int8) * 2.0 - 1.0 for _ in range(DIRECTIONS)] if wanted else None
             for x, wanted in zip(inputs, SPECS[op].gradient_inputs())]
 
 
-def expected_derivatives(op, options, inputs, upstream, directions):
+def expected_derivatives(op: str, options: dict[str, Any], inputs: list[np.ndarray], upstream: np.ndarray,
+                         directions: Directions) -> list[np.ndarray | None]:
     """For each input with directions, the derivatives of L = Σ upstream ⊙ f along them."""
     return [None if along is None else np.array([directional_derivative(op, options, inputs, upstream, index, v) for v in along])
             for index, along in enumerate(directions)]
 
 
-def directional_mismatch(shape, got, directions, expected):
+def directional_mismatch(shape: tuple[int, ...], got: np.ndarray, directions: list[np.ndarray], expected: np.ndarray) -> str | None:
     """None if ⟨got, v⟩ matches the expected directional derivative of L = Σ upstream ⊙ f along
     each random v; else what is wrong. The tolerance is relative to the gradient's size, estimated from
     the directional derivatives themselves (never from `got`, which would let a huge answer pass)."""
@@ -247,7 +260,7 @@ def directional_mismatch(shape, got, directions, expected):
             f"(⟨gradient, v⟩ against a difference of the loss)")
 
 
-def directional_derivative(op, options, inputs, upstream, index, v):
+def directional_derivative(op: str, options: dict[str, Any], inputs: list[np.ndarray], upstream: np.ndarray, index: int, v: np.ndarray) -> float:
     """The derivative of L = Σ upstream ⊙ f along v for input `index`: (L(x + hv) − L(x − hv)) / 2h,
     or exactly L with v in x's place where f is linear in that input."""
     def loss(shifted):

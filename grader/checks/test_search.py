@@ -9,22 +9,26 @@ of a course). An input the op gets wrong is shrunk to the smallest Hypothesis ca
 feedback shows it whole, with what SPEC expects there.
 """
 import random
+from collections.abc import Iterable
+from concurrent.futures import Future
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis.errors import Flaky, NoSuchExample
 
-from ..results import Wrong
+from ..results import Cause, Wrong
+from ..rubric import Rubric
+from ..sandbox.client import WorkerClient
 from .checking import CheckFailed, call_op, judge_backward, judge_forward, judge_unchanged, rng_for
-from .opspec import HAND_MADE, SPECS
+from .opspec import HAND_MADE, SPECS, Draw, OpSpec
 
 SEARCH_EXAMPLES = 30   # draws per op; what they cost a grading: docs/grading.md, "The search"
 SEARCH = settings(max_examples=SEARCH_EXAMPLES, phases=[Phase.generate, Phase.shrink], database=None, deadline=None,
                   suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
 
 
-def problems_on(student, spec, drawn, diagnose=False):
+def problems_on(student: WorkerClient, spec: OpSpec, drawn: Draw, diagnose: bool = False) -> tuple[list[str], Cause | None]:
     """What is wrong with the op's answer on one drawn input ([] when right), and the cause of the
     call's failure when it gave no answer (None when it answered)."""
     sent, wanted = spec.needs(drawn.needs)
@@ -46,18 +50,18 @@ def problems_on(student, spec, drawn, diagnose=False):
     return problems, None
 
 
-def seed_of(op, salt):
+def seed_of(op: str, salt: str) -> int:
     """The search's seed: from the check's id and the salt, as every check's inputs."""
     return int(rng_for(f"test_search.py::test_search[{op}]", salt).integers(1 << 62))
 
 
-def draws(op, salt):
+def draws(op: str, salt: str) -> list[Draw]:
     """The draws the search makes of a correct submission (one that fails none of them), in order:
     Hypothesis's generation, given the same seed, depends on nothing but whether a draw failed."""
     return drawn_from(SPECS[op], seed_of(op, salt))
 
 
-def drawn_from(spec, seed, count=SEARCH_EXAMPLES):
+def drawn_from(spec: OpSpec, seed: int, count: int = SEARCH_EXAMPLES) -> list[Draw]:
     """The first `count` draws of the op's domain from `seed`, as the search makes them (also what
     the project's tests and benchmarks/tolerances.py sample the domain with)."""
     drawn = []
@@ -74,20 +78,20 @@ def drawn_from(spec, seed, count=SEARCH_EXAMPLES):
     return drawn
 
 
-def draws_ahead(salt, ops):
+def draws_ahead(salt: str, ops: Iterable[str]) -> dict[str, list[Draw]]:
     """Each op's draws, for computing while MNIST trains (plugin.search_ahead)."""
     return {op: draws(op, salt) for op in ops}
 
 
 @pytest.mark.kind("search")
 @pytest.mark.parametrize("op", [pytest.param(op, id=op, marks=pytest.mark.case(op)) for op, spec in SPECS.items() if spec.domain])
-def test_search(student, rubric, op, search_ahead):
+def test_search(student: WorkerClient, rubric: Rubric, op: str, search_ahead: Future[dict[str, list[Draw]]] | None) -> None:
     spec = SPECS[op]
     ahead = search_ahead.result() if search_ahead is not None and search_ahead.exception() is None else {}
     failing = next((drawn for drawn in ahead.get(op) or draws(op, rubric.salt) if problems_on(student, spec, drawn)[0]), None)
     if failing is None:
         return  # right on every draw: the search would draw these very inputs and find nothing
-    stopped = []
+    stopped: list[CheckFailed] = []
 
     def fails(drawn):
         if stopped:

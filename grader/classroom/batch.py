@@ -24,13 +24,15 @@ import shutil
 import tempfile
 import traceback
 import zipfile
+from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
+from typing import Any
 
 from .. import VERSION
 from ..grade import grade
 from ..report import build_report, is_scored, write_atomically, write_report
-from ..rubric import course_salt, parse_rubric
+from ..rubric import Rubric, course_salt, parse_rubric
 from ..sandbox.levels import isolation_level
 from ..sandbox.permissions import protect_from_workers
 from ..submission import Submission, submission_sha256, unpack_zip
@@ -38,9 +40,9 @@ from .diff import FILES as DIFF_FILES
 from .diff import compare, load_reports, write_diff
 from .gradebook import FILES as CLASS_FILES
 from .gradebook import row_problems, write_class_files
-from .lms import IMPORT_FILES
+from .lms import IMPORT_FILES, LMSExport, Sheet
 from .pages import class_index, student_page
-from .roster import discover
+from .roster import Roster, Student, discover
 from .similarity import FILES as SIMILARITY_FILES
 
 PAGES = "html"
@@ -51,11 +53,11 @@ NAMES = "names.json"
 NAME_SOURCES = ("submissions", *sorted(IMPORT_FILES))  # whose name the gradebook shows: the first that has one
 
 
-def report_path(out, student_id, format="native"):
+def report_path(out: str | os.PathLike[str], student_id: str, format: str = "native") -> Path:
     return Path(out) / "reports" / (f"{student_id}.json" if format == "native" else f"{student_id}.{format}.json")
 
 
-def is_current(out, student, content_hash, rubric, isolation):
+def is_current(out: Path, student: Student, content_hash: str, rubric: Rubric, isolation: str) -> bool:
     """Does a finished report for this exact submission, grader, rubric and isolation already exist?
     A grading that failed is never finished: a rerun grades it again."""
     try:
@@ -66,7 +68,7 @@ def is_current(out, student, content_hash, rubric, isolation):
         return False
 
 
-def grade_student(student_id, path, rubric, isolation):
+def grade_student(student_id: str, path: str | os.PathLike[str], rubric: Rubric, isolation: str) -> dict[str, Any]:
     """Grade one student; never raises: a failure of the grader itself becomes that student's report."""
     try:
         report = grade(path, rubric, isolation)
@@ -78,7 +80,7 @@ def grade_student(student_id, path, rubric, isolation):
     return report
 
 
-def failed_report(student_id, path, rubric, isolation, error):
+def failed_report(student_id: str, path: str | os.PathLike[str], rubric: Rubric, isolation: str, error: BaseException) -> dict[str, Any]:
     """The report of a submission the grader itself failed on: status error, no score, and the reason."""
     detail = traceback.format_exception_only(type(error), error)[-1].strip()
     report = build_report(Submission(path=str(path), form="unknown", sha256=submission_sha256(path)), rubric, [],
@@ -87,8 +89,11 @@ def failed_report(student_id, path, rubric, isolation, error):
     return report
 
 
-def run_batch(source, out, rubric, jobs=None, force=False, only=(), formats=("native",), scheduler=None,
-              pattern=None, isolation="process", progress=True, html=False, reveal="visible", lms=None):
+def run_batch(source: str | os.PathLike[str], out: str | os.PathLike[str], rubric: Rubric, jobs: int | None = None,
+              force: bool = False, only: Collection[str] = (), formats: Sequence[str] = ("native",),
+              scheduler: str | None = None, pattern: str | None = None, isolation: str = "process", progress: bool = True,
+              html: bool = False, reveal: str = "visible",
+              lms: LMSExport | None = None) -> tuple[Roster, list[str], list[str], dict[str, str]]:
     """Grade every submission in `source` into `out`; returns (roster, graded ids, skipped ids,
     {student id: why their report could not be written}). lms: an LMSExport to fill.
     roster.written names the other files written (the LMS file, diff.md)."""
@@ -148,6 +153,7 @@ def run_batch(source, out, rubric, jobs=None, force=False, only=(), formats=("na
                 elif not converted.is_file() or converted.stat().st_mtime_ns < path.stat().st_mtime_ns:
                     write_report(reports[student.id], converted, format)
     if lms:
+        assert sheet is not None  # read above, with lms
         filled = lms.fill(out, sheet, {student: report["score"] if is_scored(report) else None for student, report in reports.items()})
         roster.written[filled.path.name] = filled.path
         roster.notes += [f"{student}: graded, but not in the {lms.kind} export (not in {filled.path.name})"
@@ -164,7 +170,7 @@ def run_batch(source, out, rubric, jobs=None, force=False, only=(), formats=("na
     return roster, [s.id for s in todo], skipped, unwritten
 
 
-def kept_names(out, roster, kind, sheet):
+def kept_names(out: Path, roster: Roster, kind: str | None, sheet: Sheet | None) -> dict[str, str]:
     """{student id: name}: of every name a run was given (the submissions' file names, each LMS
     export), kept in names.json, the first found in NAME_SOURCES' order; the same whichever run
     was given which."""
@@ -177,6 +183,7 @@ def kept_names(out, roster, kind, sheet):
         if isinstance(kept, dict) else {}
     given = {"submissions": {s.id: s.name for s in roster.students if s.name}}
     if sheet:
+        assert kind is not None  # an export read has its kind
         given[kind] = {student: name for student, name in sheet.names.items() if name}
     for source, names in given.items():
         kept[source] = {**kept.get(source, {}), **names}
@@ -187,7 +194,7 @@ def kept_names(out, roster, kind, sheet):
             for student in {s for names in kept.values() for s in names}}
 
 
-def keep_previous(out):
+def keep_previous(out: Path) -> None:
     """The output as it is (its reports and everything derived from them) into previous/, replacing
     the one there. Built apart first, so that a kill leaves either previous/ or the output whole."""
     building = out / ".previous-next"
@@ -202,20 +209,20 @@ def keep_previous(out):
     building.rename(out / "previous")
 
 
-def remove(path):
+def remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
     else:
         path.unlink(missing_ok=True)
 
 
-def prune(folder):
+def prune(folder: Path) -> None:
     """Remove `folder` if no file is left in it (an empty staging/, a class with no report)."""
     if folder.is_dir() and not any(path.is_file() for path in folder.rglob("*")):
         shutil.rmtree(folder)
 
 
-def write_pages(folder, reports, summary, reveal="visible"):
+def write_pages(folder: Path, reports: dict[str, dict[str, Any]], summary: dict[str, Any], reveal: str = "visible") -> None:
     """A feedback page per student (checks shown as the rubric's visibility and `reveal` allow)
     and the class index linking them."""
     pages = {student: f"{student}.html" for student in reports}
@@ -243,12 +250,12 @@ def _graded(todo, rubric, isolation, jobs, scheduler):
                     yield failed_report(student.id, student.path, rubric, isolation, error)
         return
     with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
-        futures = [pool.submit(grade_student, s.id, s.path, rubric, isolation) for s in todo]
-        for future in as_completed(futures):
-            yield future.result()
+        running = [pool.submit(grade_student, s.id, s.path, rubric, isolation) for s in todo]
+        for done in as_completed(running):
+            yield done.result()
 
 
-def packed(path):
+def packed(path: str | os.PathLike[str]) -> bytes:
     """A submission as bytes: a file's own, or a folder zipped (its files, no links)."""
     path = Path(path)
     if path.is_file():
@@ -260,13 +267,14 @@ def packed(path):
     return buffer.getvalue()
 
 
-def grade_bytes(student_id, name, is_folder, payload, rubric_text, path, rubric_path, isolation):
+def grade_bytes(student_id: str, name: str, is_folder: bool, payload: bytes, rubric_text: bytes, path: str, rubric_path: str,
+                isolation: str) -> str:
     """On a Dask worker: the submission rebuilt from its bytes under its own name (a folder is
     unpacked, so it is graded as a folder and hashes the same), graded with the rubric's text (its
     salt in it), and the report returned as JSON text naming the paths the instructor's machine knows."""
     rubric = parse_rubric(rubric_text, rubric_path)
-    with tempfile.TemporaryDirectory(prefix="autodiff-batch-") as temporary:
-        temporary = Path(temporary)
+    with tempfile.TemporaryDirectory(prefix="autodiff-batch-") as folder:
+        temporary = Path(folder)
         submission = temporary / "submission" / name
         submission.parent.mkdir()
         if is_folder:

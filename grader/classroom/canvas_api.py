@@ -6,6 +6,8 @@ One request (Canvas's bulk grade update, through `canvasapi`) posts every graded
 keyed by Canvas user id (the id in Canvas's download names). The token is read from the
 environment, never from the command line (which shell history and `ps` keep).
 """
+from typing import Any
+
 from ..report import format_points
 
 
@@ -13,7 +15,7 @@ class CanvasUploadError(Exception):
     """The upload could not be made: said in one line."""
 
 
-def upload_grades(url, token, course_id, assignment_id, scores):
+def upload_grades(url: str, token: str, course_id: int, assignment_id: int, scores: dict[str, float]) -> dict[str, Any]:
     """scores: {Canvas user id: score}. Returns Canvas's progress of the bulk update (a dict)."""
     from canvasapi import Canvas
     from canvasapi.exceptions import CanvasException

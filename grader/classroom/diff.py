@@ -6,14 +6,16 @@ flipped, and why when the reports say (the rubric's hash, the grader's version, 
 import csv
 import io
 import json
+import os
 from pathlib import Path
+from typing import Any
 
 from ..report import format_points, is_scored, write_atomically
 
 FILES = ("diff.md", "diff.csv")  # what write_diff writes in its folder
 
 
-def load_reports(folder):
+def load_reports(folder: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
     """{student id: native report} of a batch output (or of its reports/ folder)."""
     folder = Path(folder)
     reports = folder / "reports" if (folder / "reports").is_dir() else folder
@@ -28,7 +30,7 @@ def load_reports(folder):
     return found
 
 
-def compare(old, new):
+def compare(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per student whose score changed or a check of whom flipped (passed ↔ not), largest change first."""
     rows = []
     for student in sorted(set(old) | set(new)):
@@ -79,7 +81,7 @@ def _why(before, after):
     return reasons or ["same rubric, grader and submission: a check that is not deterministic, or a lost worker"]
 
 
-def diff_markdown(rows, old_label, new_label):
+def diff_markdown(rows: list[dict[str, Any]], old_label: str, new_label: str) -> str:
     gained = sum(1 for row in rows if (row["change"] or 0) > 0)
     lost = sum(1 for row in rows if (row["change"] or 0) < 0)
     lines = [f"# Regrade: {old_label} → {new_label}", "",
@@ -91,7 +93,7 @@ def diff_markdown(rows, old_label, new_label):
     return "\n".join(lines) + "\n"
 
 
-def write_diff(folder, rows, old_label, new_label):
+def write_diff(folder: str | os.PathLike[str], rows: list[dict[str, Any]], old_label: str, new_label: str) -> str:
     folder = Path(folder)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")

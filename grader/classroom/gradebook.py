@@ -10,16 +10,20 @@ import io
 import json
 import statistics
 from collections import Counter
+from pathlib import Path
+from typing import Any
 
 from ..report import caused_by, format_points, group_summaries, is_scored, write_atomically
 from ..results import NotImported, cause_of
+from ..rubric import Rubric
+from .roster import Roster
 
 FILES = ("gradebook.csv", "summary.json", "summary.md", "score_histogram.png")  # what write_class_files writes
 
 
-def import_failures(report):
+def import_failures(report: dict[str, Any]) -> dict[str, str]:
     """{module file: why it could not be imported} of a graded report, first cause per module."""
-    failures = {}
+    failures: dict[str, str] = {}
     for test in report["tests"]:
         for case in test["cases"]:
             cause = cause_of(case)
@@ -28,13 +32,13 @@ def import_failures(report):
     return failures
 
 
-def failed_on_its_own(test):
+def failed_on_its_own(test: dict[str, Any]) -> bool:
     """Did the check fail, and not only because a module it needs could not be imported (that is
     one cause of the row's, however many checks it fails)?"""
     return test["status"] != "passed" and not caused_by(NotImported, [c for c in test["cases"] if c["status"] != "passed"])
 
 
-def row_problems(report):
+def row_problems(report: dict[str, Any]) -> str:
     """What an instructor should know about one report, the summary's "needs a human look": ''
     when nothing. A zero (saying so when no group was started), a module that could not be
     imported (one cause, however many checks it failed), a check the grader could not finish."""
@@ -51,7 +55,8 @@ def row_problems(report):
     return "; ".join(problems)
 
 
-def write_class_files(out, reports, roster, rubric, names=None):
+def write_class_files(out: Path, reports: dict[str, dict[str, Any]], roster: Roster, rubric: Rubric,
+                      names: dict[str, str] | None = None) -> dict[str, Any]:
     """names: {student id: name}, from the LMS's file names or its export, where it gives one."""
     groups = list(dict.fromkeys(group for group, _ in rubric.points))
     ids = sorted(reports)
@@ -75,7 +80,7 @@ def write_class_files(out, reports, roster, rubric, names=None):
     return summary
 
 
-def summarize(reports, roster, rubric):
+def summarize(reports: dict[str, dict[str, Any]], roster: Roster, rubric: Rubric) -> dict[str, Any]:
     scores = [reports[s]["score"] for s in sorted(reports) if is_scored(reports[s])]
     # Only what was graded: an unreadable submission ran no check, so it failed none.
     # A check failed because its module did not import is counted once as that, not as a failed check.
@@ -104,7 +109,7 @@ def summarize(reports, roster, rubric):
     }
 
 
-def summary_markdown(summary):
+def summary_markdown(summary: dict[str, Any]) -> str:
     failed = summary["not_graded"]
     lines = ["# Class summary", "",
              f"{summary['count']} submissions; mean {summary['mean']}, median {summary['median']}, "
@@ -130,7 +135,7 @@ def summary_markdown(summary):
     return "\n".join(lines) + "\n"
 
 
-def draw_histogram(scores, max_score, path):
+def draw_histogram(scores: list[float], max_score: float, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

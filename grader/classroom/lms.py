@@ -18,9 +18,11 @@ export are returned, to be listed, never dropped.
 """
 import csv
 import io
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from ..report import format_points, write_atomically
 
@@ -38,11 +40,11 @@ class LMSError(Exception):
 @dataclass
 class Sheet:
     """An export read, its column chosen: what filling it needs, known before any grading."""
-    table: list
-    style: tuple
+    table: list[list[str]]
+    style: tuple[bool, str]  # (a byte-order mark, the line ends): as the export was written
     column: int                                         # the column to fill (inserted already when new)
-    students: dict = field(default_factory=dict)        # row index → student id
-    names: dict = field(default_factory=dict)           # student id → name the export gives
+    students: dict[int, str] = field(default_factory=dict)  # row index → student id
+    names: dict[str, str] = field(default_factory=dict)     # student id → name the export gives
 
 
 @dataclass
@@ -50,10 +52,10 @@ class Filled:
     path: Path
     column: str
     filled: int = 0
-    without_submission: list = field(default_factory=list)   # export rows (their ids) with no submission
-    not_in_export: list = field(default_factory=list)        # student ids graded but absent from the export
-    not_graded: list = field(default_factory=list)           # export rows (their ids) whose grading failed: left empty
-    names: dict = field(default_factory=dict)                 # student id → name the export gives
+    without_submission: list[str] = field(default_factory=list)   # export rows (their ids) with no submission
+    not_in_export: list[str] = field(default_factory=list)        # student ids graded but absent from the export
+    not_graded: list[str] = field(default_factory=list)           # export rows (their ids) whose grading failed: left empty
+    names: dict[str, str] = field(default_factory=dict)           # student id → name the export gives
 
 
 @dataclass
@@ -62,22 +64,22 @@ class LMSExport:
     `fill` it after."""
     kind: str
     path: Path
-    assignment: str = None       # Canvas: the column to fill, by name or "Name (id)" heading
+    assignment: str | None = None  # Canvas: the column to fill, by name or "Name (id)" heading
     match: str = "user-id"
     missing_as_zero: bool = False
-    new_assignment: str = None   # Canvas: a new column of this name instead (a new assignment to Canvas)
+    new_assignment: str | None = None  # Canvas: a new column of this name instead (a new assignment to Canvas)
 
-    def read(self, points_possible):
+    def read(self, points_possible: float) -> Sheet:
         """The export read and its column chosen (LMSError when it cannot be filled as asked)."""
         if self.kind == "canvas":
             return read_canvas(self.path, points_possible, self.assignment, self.match, self.new_assignment)
         return read_moodle(self.path)
 
-    def fill(self, out, sheet, scores):
+    def fill(self, out: str | os.PathLike[str], sheet: Sheet, scores: dict[str, float | None]) -> Filled:
         return fill_sheet(sheet, Path(out) / IMPORT_FILES[self.kind], scores, self.missing_as_zero)
 
 
-def read_table(path):
+def read_table(path: str | os.PathLike[str]) -> tuple[list[list[str]], tuple[bool, str]]:
     """The rows, padded to the header's width, and how the file was written (byte-order mark, line ends)."""
     try:
         raw = Path(path).read_bytes().decode("utf-8")
@@ -90,7 +92,7 @@ def read_table(path):
     return [row + [""] * (width - len(row)) for row in table], (raw[:1] == "\ufeff", "\r\n" if "\r\n" in raw else "\n")
 
 
-def write_table(path, table, style):
+def write_table(path: str | os.PathLike[str], table: list[list[str]], style: tuple[bool, str]) -> None:
     """Written as the export was: the LMS reads back what it wrote."""
     bom, newline = style
     buffer = io.StringIO()
@@ -98,7 +100,8 @@ def write_table(path, table, style):
     write_atomically(Path(path), ("\ufeff" if bom else "") + buffer.getvalue())
 
 
-def read_canvas(export, points_possible, assignment=None, match="user-id", new_assignment=None):
+def read_canvas(export: str | os.PathLike[str], points_possible: float, assignment: str | None = None, match: str = "user-id",
+                new_assignment: str | None = None) -> Sheet:
     """A Canvas gradebook export and the column to fill: `assignment` (its name or its "Name (id)"
     heading), else the export's only assignment column; a new column only when `new_assignment`
     names it. Nothing else is guessed: several columns and no choice is an error naming them."""
@@ -115,7 +118,7 @@ def read_canvas(export, points_possible, assignment=None, match="user-id", new_a
 
     def named(name):
         return [i for i, heading in enumerate(header)
-                if name in (heading, CANVAS_ASSIGNMENT.match(heading) and CANVAS_ASSIGNMENT.match(heading)["name"])]
+                if name in (heading, (match := CANVAS_ASSIGNMENT.match(heading)) and match["name"])]
 
     if new_assignment:
         if named(new_assignment):
@@ -148,7 +151,7 @@ def read_canvas(export, points_possible, assignment=None, match="user-id", new_a
     return sheet
 
 
-def read_moodle(worksheet):
+def read_moodle(worksheet: str | os.PathLike[str]) -> Sheet:
     """Moodle's grading worksheet: its Grade column, matched by participant number."""
     table, style = read_table(worksheet)
     header = table[0]
@@ -163,7 +166,7 @@ def read_moodle(worksheet):
     return sheet
 
 
-def fill_sheet(sheet, out, scores, missing_as_zero=False):
+def fill_sheet(sheet: Sheet, out: str | os.PathLike[str], scores: dict[str, float | None], missing_as_zero: bool = False) -> Filled:
     """scores: {student id: score, or None for a grading that failed}. Writes `out`; returns what was filled and what was not."""
     table = [list(row) for row in sheet.table]
     filled = Filled(Path(out), table[0][sheet.column], names=dict(sheet.names))
@@ -172,7 +175,7 @@ def fill_sheet(sheet, out, scores, missing_as_zero=False):
             table[i][sheet.column] = ""
             filled.not_graded.append(student_id)
         elif student_id in scores:
-            table[i][sheet.column] = format_points(scores[student_id])
+            table[i][sheet.column] = format_points(cast(float, scores[student_id]))  # not None: the branch above
             filled.filled += 1
         else:
             table[i][sheet.column] = "0" if missing_as_zero else ""
@@ -182,10 +185,12 @@ def fill_sheet(sheet, out, scores, missing_as_zero=False):
     return filled
 
 
-def fill_canvas(export, out, scores, points_possible, assignment=None, match="user-id", missing_as_zero=False,
-                new_assignment=None):
+def fill_canvas(export: str | os.PathLike[str], out: str | os.PathLike[str], scores: dict[str, float | None], points_possible: float,
+                assignment: str | None = None, match: str = "user-id", missing_as_zero: bool = False,
+                new_assignment: str | None = None) -> Filled:
     return fill_sheet(read_canvas(export, points_possible, assignment, match, new_assignment), out, scores, missing_as_zero)
 
 
-def fill_moodle(worksheet, out, scores, missing_as_zero=False):
+def fill_moodle(worksheet: str | os.PathLike[str], out: str | os.PathLike[str], scores: dict[str, float | None],
+                missing_as_zero: bool = False) -> Filled:
     return fill_sheet(read_moodle(worksheet), out, scores, missing_as_zero)

@@ -7,9 +7,10 @@ names the most that may be shown (`visible` before the due date, `after_due_date
 gets a page that says so, with its reasons, and no points anywhere.
 """
 from html import escape
+from typing import Any
 
-from ..report import STATES, format_points, group_summaries, is_scored, state_of
-from ..results import cause_of
+from ..report import STATES, GroupSummary, format_points, group_summaries, is_scored, state_of
+from ..results import Cause, cause_of
 from .gradebook import row_problems
 
 REVEALED = {"visible": {"visible"}, "after_due_date": {"visible", "after_due_date"},
@@ -30,7 +31,7 @@ a { color: #0b57d0; }
 """
 
 
-def student_page(report, reveal="visible"):
+def student_page(report: dict[str, Any], reveal: str = "visible") -> str:
     if not is_scored(report):
         return error_page(report)
     shown = [t for t in report["tests"] if t["visibility"] in REVEALED[reveal]]
@@ -54,7 +55,7 @@ def student_page(report, reveal="visible"):
     return _page(title, parts)
 
 
-def error_page(report):
+def error_page(report: dict[str, Any]) -> str:
     """The page of a grading that failed: not graded, why (the grader's words), and what was handed in."""
     title = f"Feedback for {report.get('student') or report['submission']['path']}"
     parts = [f"<h1>{escape(title)}</h1>", "<p class='score'>not graded</p>",
@@ -67,7 +68,7 @@ def error_page(report):
     return _page(title, parts)
 
 
-def class_index(reports, summary, pages):
+def class_index(reports: dict[str, dict[str, Any]], summary: dict[str, Any], pages: dict[str, str]) -> str:
     """reports: {student id: report}; pages: {student id: relative link to that student's page}."""
     groups = list(dict.fromkeys(t["group"] for r in reports.values() for t in r["tests"]))
     failed = summary.get("not_graded", [])
@@ -112,6 +113,7 @@ def _group_table(tests):
 def _what_to_fix(tests):
     """Each group not passed, as its state is shown (STATES): a box per failing check; one box for
     the groups a module that could not be imported costs; one quiet line per group not started."""
+    once: dict[tuple[str, Cause | None], tuple[str, list[GroupSummary]]]  # (state, cause) → (its output, the groups)
     boxes, once, lines = [], {}, []
     for group, summary in group_summaries(tests).items():
         shown = STATES[summary.state].shown

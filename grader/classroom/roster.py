@@ -12,6 +12,7 @@
 A `.zip` of either is unpacked first (with the same care as a student's zip). Anything that fits
 neither layout is listed as unmatched, never dropped silently.
 """
+import os
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -40,13 +41,13 @@ class Student:
 
 @dataclass
 class Roster:
-    students: list = field(default_factory=list)
-    unmatched: list = field(default_factory=list)   # entries that fit no layout
-    notes: list = field(default_factory=list)
-    written: dict = field(default_factory=dict)     # what a batch wrote besides the gradebook: {what: path}
+    students: list[Student] = field(default_factory=list)
+    unmatched: list[str] = field(default_factory=list)   # entries that fit no layout
+    notes: list[str] = field(default_factory=list)
+    written: dict[str, Path] = field(default_factory=dict)     # what a batch wrote besides the gradebook: {what: path}
 
 
-def discover(source, staging, pattern=None):
+def discover(source: str | os.PathLike[str], staging: str | os.PathLike[str], pattern: str | None = None) -> Roster:
     """The students in `source` (a folder or a .zip of one). Grouped LMS files and unpacked
     archives are laid out under `staging`, which is emptied first, and made only for them.
     pattern: one layout's regular expression, instead of recognising Canvas's and Moodle's."""
@@ -68,14 +69,15 @@ def discover(source, staging, pattern=None):
     for compiled in patterns:
         if "id" not in compiled.groupindex:
             raise SubmissionError(f"the id pattern {compiled.pattern!r} has no group named 'id', as in (?P<id>\\d+)")
-    grouped, names = {}, {}
+    grouped: dict[str, list[tuple[Path, str]]] = {}  # student id → (file, its name in the student's folder)
+    names: dict[str, str] = {}
     for entry in sorted(source.iterdir()):
         if entry.name.startswith(".") or entry.name in ("__MACOSX", "__pycache__"):
             continue
         match = next((m for m in (p.match(entry.name) for p in patterns) if m), None)
         if match and entry.is_dir():  # Moodle's folder of one student's files
-            files = sorted(p for p in entry.rglob("*") if p.is_file())
-            grouped.setdefault(match["id"], []).extend((p, p.relative_to(entry).as_posix()) for p in files)
+            found = sorted(p for p in entry.rglob("*") if p.is_file())
+            grouped.setdefault(match["id"], []).extend((p, p.relative_to(entry).as_posix()) for p in found)
         elif match:
             grouped.setdefault(match["id"], []).append((entry, match.groupdict().get("file") or entry.name))
         elif entry.is_dir() or entry.suffix.lower() in (".zip", ".ipynb"):
@@ -104,7 +106,7 @@ def discover(source, staging, pattern=None):
     return roster
 
 
-def _single_folder(folder):
+def _single_folder(folder: Path) -> Path:
     """Archives often wrap everything in one top folder: descend into it."""
     entries = [e for e in folder.iterdir() if not e.name.startswith(".") and e.name != "__MACOSX"]
     return entries[0] if len(entries) == 1 and entries[0].is_dir() else folder

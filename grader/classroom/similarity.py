@@ -27,6 +27,9 @@ from concurrent.futures import ProcessPoolExecutor
 from html import escape
 from itertools import combinations
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from .. import COURSE_PACKAGE, GRADED_MODULES
 from ..report import write_atomically
@@ -40,25 +43,25 @@ FILES = ("similarity.json", "similarity")  # what similarity_report writes in a 
 PARALLEL_FROM = 40            # submissions: fewer are fingerprinted in this process
 
 
-def submission_code(path):
+def submission_code(path: str | os.PathLike[str]) -> str:
     """The graded modules of one submission as one text, in a fixed module order."""
     submission = load_submission(path)
     texts = [decoded(submission.sources[m])[0] or "" for m in GRADED_MODULES if m in submission.sources]
     return "\n\n".join(texts + [cell["source"] for cell in submission.cells])
 
 
-def starter_code():
+def starter_code() -> str:
     return "\n\n".join((COURSE_PACKAGE / f"{m}.py").read_text() for m in GRADED_MODULES if (COURSE_PACKAGE / f"{m}.py").is_file())
 
 
-def fingerprint(item):
+def fingerprint(item: tuple[str, str, list[int] | None]) -> Any:  # a copydetect CodeFingerprint
     from copydetect import CodeFingerprint
 
     name, code, given = item
     return CodeFingerprint(f"{name}.py", K, WINDOW, boilerplate=given, fp=io.StringIO(code))
 
 
-def fingerprints(codes, starter):
+def fingerprints(codes: dict[str, str], starter: str) -> dict[str, Any]:
     """{student: copydetect CodeFingerprint} with the starter's and the class's common fingerprints
     removed. Tokenizing is most of the time: spread over the cores for a large class."""
     from copydetect.utils import get_token_coverage
@@ -82,7 +85,7 @@ def fingerprints(codes, starter):
     return prints
 
 
-def compare_class(codes, starter):
+def compare_class(codes: dict[str, str], starter: str) -> tuple[list[tuple[str, str, float]], dict[str, Any]]:
     """[(a, b, score)] for every pair, most similar first, and the fingerprints. The score of a pair
     is the share of each one's fingerprints found in the other, averaged (0 when either has none)."""
     prints = fingerprints(codes, starter)
@@ -95,7 +98,7 @@ def compare_class(codes, starter):
     return sorted(results, key=lambda r: (-r[2], r[0], r[1])), prints
 
 
-def similarity_report(out, threshold=DEFAULT_THRESHOLD):
+def similarity_report(out: str | os.PathLike[str], threshold: float = DEFAULT_THRESHOLD) -> tuple[list[dict[str, Any]], list[tuple[str, str, float]]]:
     """Compare the graded submissions of a batch output; write similarity.json and the pages."""
     from copydetect import compare_files
 
@@ -120,9 +123,9 @@ def similarity_report(out, threshold=DEFAULT_THRESHOLD):
     return pairs, flagged
 
 
-def clusters(flagged):
+def clusters(flagged: list[tuple[str, str, float]]) -> list[list[str]]:
     """Connected groups of students linked by flagged pairs, largest first."""
-    group_of = {}
+    group_of: dict[str, set[str]] = {}
     for a, b, *_ in flagged:
         merged = group_of.get(a, {a}) | group_of.get(b, {b})
         for student in merged:
@@ -131,7 +134,7 @@ def clusters(flagged):
     return sorted((sorted(g) for g in unique), key=lambda g: (-len(g), g))
 
 
-def pair_page(a, b, score, code_a, code_b, slices):
+def pair_page(a: str, b: str, score: float, code_a: str, code_b: str, slices: tuple[np.ndarray, np.ndarray] | None) -> str:
     from copydetect.utils import highlight_overlap
 
     def shown(code, cut):
@@ -146,7 +149,7 @@ def pair_page(a, b, score, code_a, code_b, slices):
                  f"<div><h2>{escape(b)}</h2>{shown(code_b, cut_b)}</div></div>")
 
 
-def clusters_page(flagged, threshold, count):
+def clusters_page(flagged: list[tuple[str, str, float]], threshold: float, count: int) -> str:
     groups = "".join(f"<li>{', '.join(escape(s) for s in group)}</li>" for group in clusters(flagged)) or "<li>none</li>"
     rows = "".join(f"<tr><td><a href='{escape(a)}--{escape(b)}.html'>{escape(a)} and {escape(b)}</a></td><td>{score:.0%}</td></tr>"
                    for a, b, score in flagged)
@@ -162,7 +165,7 @@ def _page(title, body):
             f"<style>{style}</style></head><body>{body}</body></html>\n")
 
 
-def run(out, threshold=DEFAULT_THRESHOLD):
+def run(out: str | os.PathLike[str], threshold: float = DEFAULT_THRESHOLD) -> tuple[list[dict[str, Any]], int]:
     """similarity_report in a child process with a fixed hash seed (see the module's docstring);
     returns (pairs, number flagged)."""
     completed = subprocess.run([sys.executable, "-m", "grader.classroom.similarity", str(out), "--threshold", str(threshold)],

@@ -18,8 +18,11 @@ import math
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -49,14 +52,14 @@ class StepCheck:
     more than OUTLIER times its typical verified update, which bounds what an unverified step may
     move a weight. A mismatch refuses the step: the training stops there."""
 
-    def __init__(self, images, labels, lr, salt):
+    def __init__(self, images: np.ndarray, labels: np.ndarray, lr: float, salt: str) -> None:
         self.images, self.labels, self.lr = images, labels, lr
         self.sample = np.random.default_rng(int.from_bytes(hashlib.sha256(f"mnist-steps:{salt}".encode()).digest()[:8], "little"))
-        self.typical = None  # per parameter: the typical norm of its true update, from the verified steps
+        self.typical: list[float] | None = None  # per parameter: the typical norm of its true update, from the verified steps
         self.verified = 0
         self.largest_deviation = 0.0  # max over verified steps and parameters of ‖sent − true‖ / ‖true‖
 
-    def check(self, where, first, parameters, batch, updates):
+    def check(self, where: str, first: bool, parameters: list[np.ndarray], batch: np.ndarray, updates: list[np.ndarray | None]) -> None:
         sampled = self.sample.random() < 1 / SAMPLE_ONE_IN  # drawn at every step: the sample does not depend on what was sent
         norms = [0.0 if update is None else float(np.sqrt(np.vdot(update, update))) for update in updates]
         outlier = self.typical is not None and any(not norm <= OUTLIER * typical for norm, typical in zip(norms, self.typical, strict=True))
@@ -82,7 +85,7 @@ class StepCheck:
             (1 - TYPICAL_WEIGHT) * typical + TYPICAL_WEIGHT * size for typical, size in zip(self.typical, true_norms, strict=True)]
 
 
-def checked_step(reply, parameters):
+def checked_step(reply: dict[str, Any], parameters: list[np.ndarray]) -> tuple[float, list[np.ndarray | None]]:
     """The loss and SGD's updates (lr · gradient) of a step's reply, each as transport.accepted_update
     accepts it: a real floating-point array of its parameter's shape, or None (no gradient reached
     it: SGD leaves it as it is). Whether they are finite is told by the weights at the epoch's end
@@ -97,7 +100,7 @@ def checked_step(reply, parameters):
     return float(loss), checked
 
 
-def non_finite(parameters):
+def non_finite(parameters: list[np.ndarray]) -> str | None:
     """The name of the first parameter holding nan or inf, else None (‖p‖² first: one BLAS call)."""
     for name, parameter in zip(PARAMETER_NAMES, parameters, strict=True):
         if not np.isfinite(np.vdot(parameter, parameter)) and not np.isfinite(parameter).all():
@@ -106,7 +109,7 @@ def non_finite(parameters):
 
 
 @np.errstate(all="ignore")  # an update holding nan or inf, or overflowing: non_finite tells it after the epoch
-def sgd_step(parameters, updates):
+def sgd_step(parameters: list[np.ndarray], updates: list[np.ndarray | None]) -> None:
     """Each parameter less its update, in place, in its dtype (float32), as the course's SGD.step."""
     for parameter, update in zip(parameters, updates, strict=True):
         if update is not None:
@@ -116,13 +119,14 @@ def sgd_step(parameters, updates):
 @dataclass
 class Training:
     """What the trusted loop measured: test accuracy (%) and mean loss per epoch, its own time."""
-    accuracy_per_epoch: list = field(default_factory=list)
-    losses: list = field(default_factory=list)
+    accuracy_per_epoch: list[float] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
     refused: str | None = None   # why a step's gradients were refused; training stopped there
 
 
-def train(serve, exchange, folder, test_images, test_labels, *, epochs, batch_size, lr, seed, train_examples, check=None):
+def train(serve: Callable[..., object], exchange: Callable[[], int | None], folder: Path, test_images: np.ndarray, test_labels: np.ndarray, *,
+          epochs: int, batch_size: int, lr: float, seed: int, train_examples: int, check: StepCheck | None = None) -> Training:
     """Train MLP3 with minibatch SGD on gradients from the worker, as autodiff.train.train does;
     returns a Training. check: a StepCheck that verifies steps before they are applied.
 
@@ -139,7 +143,7 @@ def train(serve, exchange, folder, test_images, test_labels, *, epochs, batch_si
         return round(100 * float(np.mean(predict(weights, test_images) == test_labels)), 2)
 
     def loop(evaluator):
-        evaluations = []  # each epoch's accuracy, computed in a thread of its own while the worker goes on
+        evaluations: list[Future[float]] = []  # each epoch's accuracy, computed in a thread of its own while the worker goes on
         try:
             started = time.perf_counter()
             rng = np.random.default_rng(seed)

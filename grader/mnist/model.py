@@ -7,6 +7,9 @@ them through Matmul, ReLU and Softmax, graded names whose bodies in the course's
 (only the student's fill them, and the trusted side never runs student code). So they are written
 here in plain numpy, from SPEC.md's closed forms, on the shapes the course's model has.
 """
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from ..checks.oracle import EPS  # SPEC.md's clip of log and of divisors
@@ -16,13 +19,13 @@ MLP3 = course_module("nn").MLP3
 FLOAT32_DOT = 2.0 ** -24  # a float32 dot product of n terms is within n × this of the sum of their magnitudes
 
 
-def initial_parameters(seed):
+def initial_parameters(seed: int) -> list[np.ndarray]:
     """The weights and biases of the course's MLP3(seed=seed), layer after layer: He-initialised
     float32 weights, zero biases."""
     return [parameter.data for parameter in MLP3(seed=seed).parameters()]
 
 
-def parameter_names(model):
+def parameter_names(model: Any) -> tuple[str, ...]:  # the course's MLP3
     """Each parameter's name as the feedback gives it ("layer 2 bias"), in the order of model.parameters()."""
     names = {id(getattr(layer, kind)): f"layer {index} {kind}" for index, layer in enumerate(model.layers, 1) for kind in ("weight", "bias")}
     return tuple(names[id(parameter)] for parameter in model.parameters())
@@ -34,7 +37,7 @@ PARAMETER_COUNT = sum(parameter.data.size for parameter in _MODEL.parameters())
 CLASSES = _MODEL.parameters()[-1].data.shape[0]  # the last layer's bias: one per class
 
 
-def predict(parameters, images, batch_size=2000):
+def predict(parameters: list[np.ndarray], images: np.ndarray, batch_size: int = 2000) -> np.ndarray:
     """The most probable class of each image (uint8, (N, 28, 28)): MLP3's forward in plain numpy,
     float32 as the course computes it. Softmax keeps the order of the logits: their argmax."""
     classes = []
@@ -48,7 +51,8 @@ def predict(parameters, images, batch_size=2000):
     return np.concatenate(classes)
 
 
-def true_updates(parameters, images, labels, lr):
+def true_updates(parameters: list[np.ndarray], images: np.ndarray, labels: np.ndarray,
+                 lr: float) -> tuple[list[np.ndarray], Callable[[], list[float]]]:
     """lr · MLP3's gradients on this batch, from the oracle's math (SPEC.md) in float64: the
     course's forward (Linear → ReLU → Linear → ReLU → Linear → Softmax, the images as the course
     prepares them) and CrossEntropyLoss with its clip at EPS, differentiated in closed form; and a

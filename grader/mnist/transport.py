@@ -32,6 +32,9 @@ import re
 import select
 import struct
 import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -55,7 +58,7 @@ LOSS_KEY, UPDATES_KEY = b'{"loss": ', b', "updates": '  # how each step's header
 NUMBER = re.compile(rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?|NaN|-?Infinity")  # a JSON number, as json.dumps writes one
 
 
-def slot_bytes(numbers):
+def slot_bytes(numbers: int) -> int:
     """A slot's size for a model of `numbers` parameters: their gradients even as float128 (16
     bytes a number), in whole pages."""
     return -(-16 * numbers // 4096) * 4096
@@ -67,7 +70,7 @@ class StepRefused(Exception):
 
 # -- what SGD applies ---------------------------------------------------------------------------------
 
-def accepted_update(described, shape, name="parameter"):
+def accepted_update(described: Any, shape: tuple[int, ...], name: str = "parameter") -> np.ndarray | None:  # described: as the worker sent it
     """The array SGD subtracts from a parameter of this shape, of an update (or gradient) as the
     worker describes it (worker.describe): None when no gradient reached the parameter (kind
     "none": SGD leaves it as it is, as the course's SGD does); StepRefused, saying why, unless it
@@ -88,7 +91,7 @@ def accepted_update(described, shape, name="parameter"):
     return update
 
 
-def sgd_updates(grads, shapes, lr, slot):
+def sgd_updates(grads: list[dict[str, Any]], shapes: Sequence[tuple[int, ...]], lr: float, slot: np.ndarray) -> list[dict[str, Any]]:
     """SGD's update of each parameter, lr · its gradient (described), computed straight into the
     ring's slot (StepRing.send_updates), where sending it would have copied it anyway: one pass
     over a megabyte a step, not three. A gradient the trusted side will refuse goes as it came,
@@ -119,7 +122,7 @@ class StepRing:
     slot of the ring, its lengths and header to the pipe; a slot is rewritten only once the
     trusted side has counted it taken out."""
 
-    def __init__(self, path, slots, slot_bytes, first_slot):
+    def __init__(self, path: str | os.PathLike[str], slots: int, slot_bytes: int, first_slot: int) -> None:
         self.slots, self.slot_bytes, self.first_slot, self.written = slots, slot_bytes, first_slot, 0
         size = first_slot + slots * slot_bytes
         with open(path, "r+b") as file:
@@ -127,9 +130,10 @@ class StepRing:
             self.map = mmap.mmap(file.fileno(), size)
         self.map[:RING_COUNTER.size] = RING_COUNTER.pack(0)
         self.bytes = np.frombuffer(self.map, np.uint8)
-        self.layouts = {}  # send_updates: (the header after the loss, the body's bytes) of each layout of updates
+        # send_updates: (the header after the loss, the body's bytes) of each layout of updates
+        self.layouts: dict[tuple[Any, ...], tuple[bytes, int]] = {}
 
-    def next_slot(self, stopped):
+    def next_slot(self, stopped: Callable[[], bool]) -> np.ndarray | None:
         """The next slot's memory (writable bytes), once the trusted side has taken out what it last
         held; None if stopped() said so while every slot was still unread."""
         while self.written - RING_COUNTER.unpack_from(self.map)[0] >= self.slots:
@@ -138,7 +142,7 @@ class StepRing:
         offset = self.first_slot + self.written % self.slots * self.slot_bytes
         return self.bytes[offset:offset + self.slot_bytes]
 
-    def put(self, parts, out, stopped):
+    def put(self, parts: list[Any], out: BinaryIO, stopped: Callable[[], bool]) -> bool:
         """Send a frame (encode_frame's buffers) through the ring and out (its header); False if
         stopped() said so while every slot was still unread. Each array is copied to its place in
         the slot unless it is there already; a body larger than a slot stays out of it: its
@@ -157,7 +161,8 @@ class StepRing:
         self._send(head, out)
         return True
 
-    def send_updates(self, loss, grads, shapes, lr, out, stopped):
+    def send_updates(self, loss: float, grads: list[dict[str, Any]], shapes: Sequence[tuple[int, ...]], lr: float, out: BinaryIO,
+                     stopped: Callable[[], bool]) -> list[dict[str, Any]] | None:
         """A step: the loss and SGD's updates, computed straight into the next slot (sgd_updates),
         as the frame {"loss", "updates"}; the updates sent, or None if stopped() said so while
         every slot was still unread. Every correct step has the same header but for the loss: its
@@ -193,10 +198,10 @@ class WorkerEnd:
     reads each epoch's order and weights, send_updates() sends a step, stopped() tells whether
     the trusted side ended the training (anything arriving on `steps` within an epoch)."""
 
-    def __init__(self, ring, steps, out):
+    def __init__(self, ring: StepRing, steps: io.RawIOBase, out: BinaryIO) -> None:
         self.ring, self.steps, self.out = ring, steps, out
 
-    def epochs(self):
+    def epochs(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Each epoch's order of the training set (int32 indices) and the trusted side's weights
         (float32, parameter after parameter, in writable memory: the model's own), after their
         sizes (EPOCH_HEADER), until the trusted side sends zeros for them: the training's end."""
@@ -207,16 +212,17 @@ class WorkerEnd:
             order = np.frombuffer(read_exactly(self.steps, 4 * count), dtype="<i4")
             yield order, np.frombuffer(read_exactly(self.steps, weight_bytes), dtype="<f4")
 
-    def stopped(self, wait=RING_WAIT):
+    def stopped(self, wait: float = RING_WAIT) -> bool:
         return bool(select.select([self.steps], [], [], wait)[0])
 
-    def send_updates(self, loss, grads, shapes, lr):
+    def send_updates(self, loss: float, grads: list[dict[str, Any]], shapes: Sequence[tuple[int, ...]],
+                     lr: float) -> list[dict[str, Any]] | None:
         """The step's loss and SGD's updates (StepRing.send_updates); None once the training ended."""
         return self.ring.send_updates(loss, grads, shapes, lr, self.out, self.stopped)
 
 
 @contextlib.contextmanager
-def worker_end(data, request):
+def worker_end(data: Path, request: dict[str, Any]) -> Iterator[WorkerEnd]:
     """The worker's end of the training its request (Channel.fields) asks for, in the data folder."""
     ring = StepRing(request["exchange"], request["slots"], request["slot_bytes"], request["first_slot"])
     with step_streams(data, request) as (steps, out):
@@ -224,7 +230,7 @@ def worker_end(data, request):
 
 
 @contextlib.contextmanager
-def step_streams(data, request):
+def step_streams(data: Path, request: dict[str, Any]) -> Iterator[tuple[io.RawIOBase, BinaryIO]]:
     """The steps to read and the gradients to write: the trusted side's two FIFOs in the data
     folder, or (no FIFOs: Windows) the two directions of a connection to the port it listens on."""
     if "port" not in request:
@@ -238,7 +244,7 @@ def step_streams(data, request):
         yield steps, out
 
 
-def read_exactly(stream, size):
+def read_exactly(stream: io.RawIOBase, size: int) -> bytearray:
     """size bytes from the steps' stream, in a writable buffer (the arrays made from it are the model's own)."""
     data = protocol.read_exactly(stream.readinto, size)
     if data is None:
@@ -253,8 +259,9 @@ class Channel:
     training, and the sandbox's exchange file, whose descriptor `exchange()` gives once the
     worker's first step arrived (the sandbox serving the request is then the one running); its
     slots of `slot_bytes` each. `fields` is what the worker's request needs to open its end."""
+    fields: dict[str, Any]
 
-    def __init__(self, folder, exchange, slot_bytes):
+    def __init__(self, folder: Path, exchange: Callable[[], int | None], slot_bytes: int) -> None:
         self._init_ring(exchange, slot_bytes)
         token = os.urandom(8).hex()
         names = {"steps": f"steps-{token}", "gradients": f"gradients-{token}"}
@@ -269,20 +276,22 @@ class Channel:
         self.gradients = os.open(self.paths["gradients"], os.O_RDWR | os.O_NONBLOCK)
         self.reader = io.FileIO(self.gradients, "r", closefd=False)
 
-    def _init_ring(self, exchange, slot_bytes):
+    def _init_ring(self, exchange: Callable[[], int | None], slot_bytes: int) -> None:
+        self.ring: io.FileIO | None
         self.exchange, self.ring, self.taken, self.slot_bytes = exchange, None, 0, slot_bytes
         self.fields = {"exchange": EXCHANGE, "slots": RING_SLOTS, "slot_bytes": slot_bytes, "first_slot": FIRST_SLOT}
         self.body = bytearray(slot_bytes)  # each step's arrays, copied into the same memory: used before the next step
-        self.last = None  # (the last frame's header after its loss, its body's size), the message decoded from it
+        # (the last frame's header after its loss, its body's size), the message decoded from it
+        self.last: tuple[tuple[bytes, int], dict[str, Any]] | None = None
 
-    def send_epoch(self, order, parameters):
+    def send_epoch(self, order: np.ndarray, parameters: list[np.ndarray]) -> None:
         """An epoch: its order of the training set and the current weights (a copy: nothing the
         worker does to it comes back)."""
-        weights = [memoryview(parameter).cast("B") for parameter in parameters]
+        weights = [memoryview(parameter).cast("B") for parameter in parameters]  # type: ignore[arg-type]  # numpy declares the buffer protocol from Python 3.12
         for data in (EPOCH_HEADER.pack(len(order), sum(map(len, weights))), order.astype("<i4").data.cast("B"), *weights):
             self._write(data)
 
-    def stop(self):
+    def stop(self) -> None:
         """End the training; what the worker still sends is read and dropped until its request ends."""
         self._write(EPOCH_HEADER.pack(0, 0))
         dropped = memoryview(bytearray(MAX_HEADER_BYTES))
@@ -296,7 +305,7 @@ class Channel:
                 with contextlib.suppress(BlockingIOError):
                     view = view[os.write(self.steps, view):]
 
-    def receive(self):
+    def receive(self) -> dict[str, Any] | None:
         """The next step's message; None if the worker's request ended first."""
         prefix = self._read(protocol.FRAME_PREFIX.size)
         if prefix is None:
@@ -359,7 +368,7 @@ class Channel:
             elif self.finished.is_set():
                 return 0
 
-    def close(self):
+    def close(self) -> None:
         self.reader.close()
         for descriptor in (self.steps, self.gradients):
             os.close(descriptor)
@@ -375,14 +384,14 @@ class SocketChannel(Channel):
     student's own check takes this path, whose worker is the student's own code anyway, and
     whatever comes through is checked as any step is."""
 
-    def __init__(self, folder, exchange, slot_bytes):
+    def __init__(self, folder: Path, exchange: Callable[[], int | None], slot_bytes: int) -> None:
         import socket  # here only: as the worker's end, it is needed where there are no FIFOs
 
         self._init_ring(exchange, slot_bytes)
         self.finished = threading.Event()  # set when the worker's request ended, however
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.fields = {**self.fields, "port": self.listener.getsockname()[1]}
-        self.connection = None
+        self.connection: socket.socket | None = None
 
     def _connected(self):
         """Accept the worker's connection (once); False if its request ended before it connected."""
@@ -397,6 +406,7 @@ class SocketChannel(Channel):
     def _write(self, data):
         view = memoryview(data).cast("B")
         while view and self._connected() and not self.finished.is_set():
+            assert self.connection is not None  # _connected
             if select.select([], [self.connection], [], POLL_SECONDS)[1]:
                 try:
                     view = view[self.connection.send(view):]
@@ -405,9 +415,10 @@ class SocketChannel(Channel):
                 except OSError:  # the worker closed the connection: its request is ending
                     return
 
-    def _read_into(self, view):
+    def _read_into(self, view: memoryview) -> int:
         """As Channel._read_into; 0 also once the worker closed the connection."""
         while self._connected():
+            assert self.connection is not None  # _connected
             if not select.select([self.connection], [], [], POLL_SECONDS)[0]:
                 if self.finished.is_set():
                     return 0
@@ -420,7 +431,7 @@ class SocketChannel(Channel):
                 return 0
         return 0
 
-    def close(self):
+    def close(self) -> None:
         for end in (self.connection, self.listener, self.ring):
             if end is not None:
                 end.close()
