@@ -192,6 +192,41 @@ def mutation():
             f"**{counts['survived']} survived**, **{counts['collateral']} with collateral** (a point lost in another group).\n")
 
 
+def report_identity():
+    data = results("report_identity")
+    counts, normalisation = data["counts"], data["normalisation"]
+    fixtures = sum(entry["submission"].startswith("corpus") for entry in data["submissions"])
+    text = (f"`{data['command']}` ({data['date']}; before = {data['revisions']['before']}, after = {data['revisions']['after']}; "
+            f"{data['rubric']}; `{', '.join(data['isolation'])}` isolation; graded in {data['grading_seconds'] / 60:.1f} min on "
+            f"{data['machine']['cpus']} cores, {data['machine']['jobs']} at once): **{counts['submissions']}** submissions "
+            f"({counts['submissions'] - fixtures} named, {fixtures} fixtures of the tests' corpora), "
+            f"**{counts['identical']} identical**, **{counts['differing']} differ**. Left out of the comparison: "
+            f"{', '.join(f'`{path}`' for path in normalisation['dropped'])}, the seconds written in texts, and the fields only the new "
+            f"reports have ({', '.join(f'`{path}` ×{count}' for path, count in normalisation['new_fields_dropped'].items()) or 'none'}).\n")
+    found = {}  # (check, path, before, after) → the submissions where the reports differ so
+    for entry in data["submissions"]:
+        for difference in entry.get("first_differences", [entry.get("first_difference")] if not entry["identical"] else []):
+            where = re.sub(r"^tests\[\d+\]\.", "", difference["path"])
+            where = re.sub(r"\[\d+\]", "[*]", where)
+            key = (difference.get("check") or "", where, json.dumps(difference["before"], ensure_ascii=False),
+                   json.dumps(difference["after"], ensure_ascii=False))
+            found.setdefault(key, []).append(entry["submission"])
+    if found:
+        everywhere = counts["submissions"]
+        rows = [[check, f"`{where}`", cell(before), cell(after),
+                 f"all {everywhere}" if len(names) == everywhere else ", ".join(names) if len(names) <= 3 else len(names)]
+                for (check, where, before, after), names in found.items()]
+        text += ("\nThe differences (the first 20 of each report), with the submissions where each is found:\n\n"
+                 + table(["check", "where", "before", "after", "submissions"], rows))
+    return text
+
+
+def cell(value, width=90):
+    """A JSON value in a table's cell, as code: cut to `width`, its pipes escaped."""
+    value = value if len(value) <= width else value[:width] + "…"
+    return "`" + value.replace("|", "\\|").replace("`", "'") + "`"
+
+
 def render(text):
     """The text with every figures block whose results exist rendered anew."""
     def replace(match):
