@@ -49,6 +49,8 @@ MASKED = ((re.compile(r"\d+(?:\.\d+)? s of training"), "<seconds> s of training"
           (re.compile(r"budget (is|of) \d+(?:\.\d+)? s"), r"budget \1 <seconds> s"),
           (re.compile(r"did not finish within \d+(?:\.\d+)? s"), "did not finish within <seconds> s"))
 ABSENT = "<absent>"
+# pytest's escape of a character outside ASCII in a test id (an old grader's case ids were cut from them)
+ESCAPE = re.compile(r"\\x([0-9a-f]{2})|\\u([0-9a-f]{4})|\\U([0-9a-f]{8})")
 PATHS_LISTED = 20  # of a differing report, the first paths where it differs
 
 
@@ -184,6 +186,7 @@ def compare(name, old, new):
     entry["identical"] = canonical(before) == canonical(after) and old[0] == new[0]
     entry["same_key_order"] = key_order(before) == key_order(after)
     entry["differences"] = len(found)
+    entry["only_ascii_escapes"] = bool(found) and all(unescaped(a) == b for _, a, b in found)
     if found:
         entry["first_differences"] = [{"path": path_text(path), "check": check_name(after, path), "before": a, "after": b}
                                       for path, a, b in found[:PATHS_LISTED]]
@@ -191,6 +194,13 @@ def compare(name, old, new):
     elif old[0] != new[0]:
         entry["first_difference"] = {"path": "(exit code)", "before": old[0], "after": new[0]}
     return entry, added
+
+
+def unescaped(value):
+    """A text with the ASCII escapes pytest writes into its test ids (\\xb1, \\u2212) turned back into characters."""
+    if not isinstance(value, str):
+        return value
+    return ESCAPE.sub(lambda match: chr(int(next(filter(None, match.groups())), 16)), value)
 
 
 def check_name(report, path):
@@ -246,7 +256,8 @@ def results(record):
         "normalisation": {"dropped": list(DROPPED), "masked_in_texts": [pattern.pattern for pattern, _ in MASKED],
                           "new_fields_dropped": dict(sorted(added.items()))},
         "counts": {"submissions": len(entries), "identical": sum(e["identical"] for e in entries),
-                   "differing": sum(not e["identical"] for e in entries)},
+                   "differing": sum(not e["identical"] for e in entries),
+                   "differing_only_in_ascii_escapes": sum(e.get("only_ascii_escapes", False) for e in entries)},
         "submissions": entries,
         "grading_seconds": record["seconds"],
         "machine": record["machine"], "date": record["date"],
