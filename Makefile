@@ -30,7 +30,7 @@ REVEAL ?= visible
 # Any other option of the verb, passed as it is: ARGS="--force", ARGS="--only 12345 67890".
 ARGS ?=
 
-.PHONY: sandbox-runtime test test-fast lint grade batch diff similarity canvas-upload experiment bench bench-batch bench-grading bench-notebook bench-scale bench-similarity attacks \
+.PHONY: sandbox-runtime test test-fast lint grade batch diff similarity canvas-upload experiment bench bench-batch bench-grading bench-notebook report-identity bench-scale bench-similarity attacks \
 	flake-audit tolerances mutation-audit mnist-seeds mnist-cost docs starter notebook handout gradescope screenshots clean
 
 $(READY): requirements.txt pyproject.toml
@@ -112,6 +112,13 @@ bench-grading: $(READY) $(SANDBOX)
 bench-notebook: $(READY) $(SANDBOX)
 	$(if $(BEFORE),,$(error usage: make bench-notebook BEFORE=git-revision (the grader to compare this one with)))
 	$(PYTHON) -m benchmarks.notebook_grading --before $(BEFORE) --out results/notebook_grading.json
+
+# The reports of the reference, the starter, the handout's notebook and every fixture of the tests' corpora, by the
+# grader at BEFORE and by this one, compared byte for byte (timings, the grader's version and new fields aside).
+report-identity: $(READY) $(SANDBOX)
+	$(if $(BEFORE),,$(error usage: make report-identity BEFORE=git-revision (the grader to compare this one with) [JOBS=n]))
+	$(PYTHON) -m benchmarks.report_identity --before $(BEFORE) $(if $(JOBS),--jobs $(JOBS)) --out results/report_identity.json
+	$(PYTHON) -m tools.make_docs
 
 bench-scale: $(READY) $(SANDBOX)
 	$(PYTHON) -m benchmarks.scale --busy 0 --out results/scale_quiet.json

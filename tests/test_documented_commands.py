@@ -318,7 +318,7 @@ RESOLVED = {
     ".venv/bin/python -m pytest tests/test_attacks.py -k uid -rs": "a part of this suite",
     **{f"make {target}": "a measurement (results/*.json)" for target in (
         "attacks", "flake-audit", "mutation-audit", "tolerances", "bench-grading BEFORE=rev", "bench-notebook BEFORE=rev",
-        "bench-scale", "mnist-cost BEFORE=rev", "mnist-seeds", "bench", "bench-batch", "bench-similarity")},
+        "report-identity BEFORE=rev", "bench-scale", "mnist-cost BEFORE=rev", "mnist-seeds", "bench", "bench-batch", "bench-similarity")},
     "make screenshots": "needs Debian's chromium",
 }
 

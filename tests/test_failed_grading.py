@@ -346,7 +346,7 @@ def test_each_make_target_runs_the_console_script(target):
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
-@pytest.mark.parametrize("target", ["bench-grading", "bench-notebook", "mnist-cost"])
+@pytest.mark.parametrize("target", ["bench-grading", "bench-notebook", "report-identity", "mnist-cost"])
 def test_a_benchmark_against_a_revision_names_the_revision_it_needs(target):
     """No revision is compared with by default: without BEFORE, make says what to pass and runs nothing."""
     completed = subprocess.run(["make", "-n", target], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)

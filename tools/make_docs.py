@@ -192,6 +192,51 @@ def mutation():
             f"**{counts['survived']} survived**, **{counts['collateral']} with collateral** (a point lost in another group).\n")
 
 
+def report_identity():
+    data = results("report_identity")
+    counts, normalisation = data["counts"], data["normalisation"]
+    fixtures = sum(entry["submission"].startswith("corpus") for entry in data["submissions"])
+    text = (f"`{data['command']}` ({data['date']}; before = {data['revisions']['before']}, after = {data['revisions']['after']}; "
+            f"{data['rubric']}; `{', '.join(data['isolation'])}` isolation; graded in {data['grading_seconds'] / 60:.1f} min on "
+            f"{data['machine']['cpus']} cores, {data['machine']['jobs']} at once): **{counts['submissions']}** submissions "
+            f"({counts['submissions'] - fixtures} named, {fixtures} fixtures of the tests' corpora), "
+            f"**{counts['identical']} identical**, **{counts['differing']} differ**"
+            + (f" ({counts['differing_only_in_ascii_escapes']} of them only where the old report has pytest's ASCII escape of a "
+               f"character, `\\xb1` for `±`)" if counts.get("differing_only_in_ascii_escapes") else "")
+            + f". Left out of the comparison: "
+            f"{', '.join(f'`{path}`' for path in normalisation['dropped'])}, the seconds written in texts, and the fields only the new "
+            f"reports have ({', '.join(f'`{path}` ×{count}' for path, count in normalisation['new_fields_dropped'].items()) or 'none'}).\n")
+    found = {}  # (check, path, where the two first differ: before, after) → the submissions where the reports differ so
+    for entry in data["submissions"]:
+        for difference in entry.get("first_differences", [entry.get("first_difference")] if not entry["identical"] else []):
+            where = re.sub(r"\[\d+\]", "[*]", re.sub(r"^tests\[\d+\]\.", "", difference["path"]))
+            before, after = (json.dumps(difference[side], ensure_ascii=False) for side in ("before", "after"))
+            check = difference.get("check") or where.partition("[")[0]
+            found.setdefault((check, where, *first_change(before, after)), []).append(entry["submission"])
+    if found:
+        everywhere = counts["submissions"]
+        rows = [[check, f"`{where}`", cell(before), cell(after),
+                 f"all {everywhere}" if len(names) == everywhere else ", ".join(names) if len(names) <= 3 else len(names)]
+                for (check, where, before, after), names in found.items()]
+        text += ("\nThe differences (the first 20 of each report; of a long text, where it first differs), with the submissions "
+                 "where each is found:\n\n" + table(["check", "where", "before", "after", "submissions"], rows))
+    return text
+
+
+def first_change(before, after, around=25):
+    """Two JSON texts cut to where they first differ (the whole of a short one), for a table's cells."""
+    if max(len(before), len(after)) <= 2 * around + 10:
+        return before, after
+    start = next((i for i, (a, b) in enumerate(zip(before, after, strict=False)) if a != b), min(len(before), len(after)))
+    return tuple(("…" if start > around else "") + text[max(0, start - around):start + around]
+                 + ("…" if len(text) > start + around else "") for text in (before, after))
+
+
+def cell(value):
+    """A JSON text in a table's cell, as code, its pipes escaped."""
+    return "`" + value.replace("|", "\\|").replace("`", "'") + "`"
+
+
 def render(text):
     """The text with every figures block whose results exist rendered anew."""
     def replace(match):
