@@ -109,7 +109,7 @@ def run_checks(scratch: Path, rubric: Rubric, isolation: str, results: Path,
     environment = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     try:
         completed = subprocess.run(command, cwd=ROOT, env={**environment, **CHECKS_ENVIRONMENT},
-                                   capture_output=True, text=True, timeout=timeout)
+                                   capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return [], f"the checks did not finish within {timeout:g} s", None
     finally:

@@ -304,7 +304,7 @@ def judge_backward(spec: "OpSpec", inputs: Sequence[np.ndarray], options: dict[s
     expected = spec.backward(upstream, *exact, **options)
     sizes = spec.magnitudes(upstream, exact, options)[1]
     grads = items_of(f"{spec.name}.backward", described, len(inputs))
-    compared = [want and has and grad is not None for want, has, grad in zip(wanted, spec.gradient_inputs(), expected)]
+    compared = [want and has and grad is not None for want, has, grad in zip(wanted, spec.gradient_inputs(), expected, strict=True)]
     with_ones = spec.backward(np.ones_like(upstream), *exact, **options) if alternatives else [None] * len(inputs)
     mistakes = (spec.gradient_mistakes(exact, upstream) if spec.gradient_mistakes and alternatives else [[] for _ in inputs])
     problems = []
@@ -332,7 +332,8 @@ def judge_unchanged(spec: "OpSpec", inputs: Sequence[np.ndarray], reply: dict[st
     forward's output, which the engine's output tensor holds. Each array as the worker carried it
     back, compared to the bit; nothing is said of what the worker did not carry back."""
     problems = []
-    for name, before, after in zip(spec.input_names, inputs, reply.get("inputs_after") or []):
+    # The worker's list may be short or long: what it did not carry back is not judged, and no more.
+    for name, before, after in zip(spec.input_names, inputs, reply.get("inputs_after") or [], strict=False):
         if not unchanged(after, before):
             problems.append(f"{spec.name} modified its input {name} in place; leave inputs unchanged (the engine's "
                             f"tensor holds that array: every later use of it sees the change)")

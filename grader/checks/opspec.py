@@ -171,7 +171,7 @@ class Draw:
 
     def describe(self, names: Sequence[str]) -> str:
         lines = []
-        for name, x in zip(names, self.inputs):
+        for name, x in zip(names, self.inputs, strict=True):
             shown = np.array2string(x, precision=6, separator=", ", threshold=24) if x.size <= 24 else "…"
             lines.append(f"{name.split(' ')[0]} = {shown} (shape {x.shape}, {x.dtype})")
         if self.options:
@@ -248,6 +248,7 @@ BATCHES = hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=2
 SHAPES = hnp.array_shapes(min_dims=0, max_dims=4, min_side=1, max_side=3)
 NONEMPTY_SHAPES = hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=3)
 SIDES = st.integers(1, 4)
+NO_OFFSET = st.just(0.0)
 POSITIVE_BASES = region(0.05, 3.0, (1.0, 2.0, 0.5, 0.05, 1e-20, 1e-8, 50.0), simple=(1, 4))
 EXPONENTS = region(-3.0, 3.0, (0.0, 1.0, 2.0, -1.0, 0.5))
 NONZERO_BASES = fills(lambda rng, shape: rng.choice([1.0, -1.0, 2.0, -2.0], size=shape),
@@ -307,7 +308,7 @@ def sum_domain(draw: st.DrawFn) -> Draw:
 
 @st.composite
 def unary_domain(draw: st.DrawFn, values: st.SearchStrategy[Fill], min_dims: int = 0, axis: bool = False,
-                 offsets: st.SearchStrategy[float] = st.just(0.0)) -> Draw:
+                 offsets: st.SearchStrategy[float] = NO_OFFSET) -> Draw:
     shape = draw(SHAPES if min_dims == 0 else NONEMPTY_SHAPES)
     dtype = draw(DTYPES)
     x = arrays(draw, np.float64, shape, values) + draw(offsets)

@@ -50,7 +50,7 @@ def exact_gradients(op: str, leaves: list[np.ndarray], steps: list[dict[str, Any
         args = [values[i] for i in step["args"]]
         parts = ([reduce_to(upstream, np.shape(arg)) for arg in args] if step["op"] == "Add"
                  else SPECS[op].backward(upstream, *args, **step["options"]))
-        for index, part in zip(step["args"], parts):
+        for index, part in zip(step["args"], parts, strict=True):
             if part is not None and values[index].dtype.kind == "f":
                 grads[index] = grads[index] + part
     return [grads[i] if wanted[i] else None for i in range(len(leaves))]
@@ -99,7 +99,7 @@ def test_robustness(student: WorkerClient, op: str, request: pytest.FixtureReque
 def differences(names: list[str], described: list[Any], expected: list[np.ndarray]) -> list[str]:
     """What differs between the values the worker described and the expected arrays, in words."""
     problems = []
-    for name, value, want in zip(names, described, expected):
+    for name, value, want in zip(names, described, expected, strict=True):
         try:
             got = value if isinstance(value, np.ndarray) else array_of(name, value, want.shape)
         except CheckFailed as failed:
@@ -123,7 +123,7 @@ def isolated_calls(student: WorkerClient, op: str, binary: bool, steps: list[dic
         reply = call_op(student, op, inputs, options, grad_output=reduce_to(seed, shape), needs_input_grad=needs)
         grads = items_of(f"{op}.backward", reply.get("grads"), len(inputs))
         return (array_of(f"{op}.forward", reply.get("output"), shape),
-                [array_of(f"{op}.backward", grad, x.shape) if needed else None for grad, x, needed in zip(grads, inputs, needs)])
+                [array_of(f"{op}.backward", grad, x.shape) if needed else None for grad, x, needed in zip(grads, inputs, needs, strict=True)])
     if binary:
         x, w = leaves
         (first, (a1, b1)), (second, (a2, b2)) = alone([x, x], (True, True), first_options), alone([x, w], (True, True), second_options)

@@ -231,7 +231,7 @@ def draw_directions(op: str, inputs: list[np.ndarray], rng: np.random.Generator)
     """DIRECTIONS random directions for each input the case wants a gradient for (None for the
     others). Random signs, not normal draws: the same E⟨g, v⟩² = ‖g‖², and far cheaper to draw."""
     return [[rng.integers(0, 2, size=x.shape, dtype=np.int8) * 2.0 - 1.0 for _ in range(DIRECTIONS)] if wanted else None
-            for x, wanted in zip(inputs, SPECS[op].gradient_inputs())]
+            for x, wanted in zip(inputs, SPECS[op].gradient_inputs(), strict=True)]
 
 
 def expected_derivatives(op: str, options: dict[str, Any], inputs: list[np.ndarray], upstream: np.ndarray,

@@ -8,6 +8,7 @@ draws, derandomized from the check's id and the rubric's salt (the same draws fo
 of a course). An input the op gets wrong is shrunk to the smallest Hypothesis can find, and the
 feedback shows it whole, with what SPEC expects there.
 """
+import contextlib
 import random
 from collections.abc import Iterable
 from concurrent.futures import Future
@@ -70,11 +71,8 @@ def drawn_from(spec: OpSpec, seed: int, count: int = SEARCH_EXAMPLES) -> list[Dr
         drawn.append(draw)
         return False
 
-    with np.errstate(all="ignore"):
-        try:
-            find(spec.strategy(), keep, settings=settings(SEARCH, max_examples=count), random=random.Random(seed))
-        except NoSuchExample:
-            pass
+    with np.errstate(all="ignore"), contextlib.suppress(NoSuchExample):
+        find(spec.strategy(), keep, settings=settings(SEARCH, max_examples=count), random=random.Random(seed))
     return drawn
 
 

@@ -10,6 +10,7 @@ import io
 import json
 import statistics
 from collections import Counter
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,7 @@ def summarize(reports: dict[str, dict[str, Any]], roster: Roster, rubric: Rubric
     not_imported = Counter(module for r in reports.values() if r["status"] == "graded" for module in import_failures(r))
     edges = [rubric.max_score * i / 10 for i in range(11)]
     counts = [sum(1 for s in scores if low <= s < high or (high == edges[-1] and s == high))
-              for low, high in zip(edges, edges[1:])]
+              for low, high in pairwise(edges)]
     return {
         "count": len(scores),  # the submissions with a score; those whose grading failed are not_graded
         "not_graded": [s for s in sorted(reports) if not is_scored(reports[s])],
@@ -119,7 +120,7 @@ def summary_markdown(summary: dict[str, Any]) -> str:
              "![score distribution](score_histogram.png)", "", "## Score distribution", "",
              "| scores | students |", "| --- | --- |"]
     edges = summary["histogram"]["edges"]
-    for low, high, count in zip(edges, edges[1:], summary["histogram"]["counts"]):
+    for (low, high), count in zip(pairwise(edges), summary["histogram"]["counts"], strict=True):
         lines.append(f"| {low:g}–{high:g} | {count} |")
     lines += ["", "## Checks most often failed", "", "| check | students |", "| --- | --- |"]
     lines += [f"| {item['check']} | {item['students']} |" for item in summary["most_failed_checks"]] or ["| none | |"]

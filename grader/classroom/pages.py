@@ -144,7 +144,7 @@ def _box(title, score, most, color, text):
 def _mnist_section(mnist):
     curve = mnist["accuracy_per_epoch"]
     width, height, pad = 520, 220, 40
-    low = min(min(curve), 90.0)
+    low = min(*curve, 90.0)
     def x(i): return pad + (width - 2 * pad) * (i / max(1, len(curve) - 1))
     def y(a): return height - pad - (height - 2 * pad) * (a - low) / (100 - low)
     points = " ".join(f"{x(i):.1f},{y(a):.1f}" for i, a in enumerate(curve))

@@ -92,8 +92,8 @@ def discover(source: str | os.PathLike[str], staging: str | os.PathLike[str], pa
             continue
         folder = staging / "students" / student_id
         folder.mkdir(parents=True)
-        for path, name in sorted(files):
-            name = RESUBMITTED.sub("", name)
+        for path, uploaded in sorted(files):
+            name = RESUBMITTED.sub("", uploaded)
             (folder / name).parent.mkdir(parents=True, exist_ok=True)
             if (folder / name).exists():
                 roster.notes.append(f"{student_id}: two files named {name}; {path.name} was used")

@@ -70,9 +70,9 @@ def fingerprints(codes: dict[str, str], starter: str) -> dict[str, Any]:
     items = [(student, code, given) for student, code in codes.items()]
     if len(items) >= PARALLEL_FROM and (os.cpu_count() or 1) > 1:
         with ProcessPoolExecutor() as pool:
-            prints = dict(zip(codes, pool.map(fingerprint, items, chunksize=16)))
+            prints = dict(zip(codes, pool.map(fingerprint, items, chunksize=16), strict=True))
     else:
-        prints = dict(zip(codes, map(fingerprint, items)))
+        prints = dict(zip(codes, map(fingerprint, items), strict=True))
     for p in prints.values():  # Python ints: a class's pairs are scored by intersecting these sets
         p.hashes = {int(h) for h in p.hashes}
     if len(prints) >= MIN_CLASS_FOR_COMMON:
@@ -169,7 +169,7 @@ def run(out: str | os.PathLike[str], threshold: float = DEFAULT_THRESHOLD) -> tu
     """similarity_report in a child process with a fixed hash seed (see the module's docstring);
     returns (pairs, number flagged)."""
     completed = subprocess.run([sys.executable, "-m", "grader.classroom.similarity", str(out), "--threshold", str(threshold)],
-                               env={**os.environ, "PYTHONHASHSEED": "0"}, capture_output=True, text=True)
+                               env={**os.environ, "PYTHONHASHSEED": "0"}, capture_output=True, text=True, check=False)
     if completed.returncode != 0:
         raise RuntimeError(completed.stderr.strip().splitlines()[-1] if completed.stderr.strip() else "the comparison failed")
     result = json.loads((Path(out) / "similarity.json").read_text())
