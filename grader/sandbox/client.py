@@ -81,16 +81,16 @@ class WorkerClient:
         self.scratch, self.isolation, self.limits, self.budget = scratch, isolation, limits, budget
         self.level = isolation_level(isolation)
         self.process: SandboxProcess | None = None
-        self.timed_out: dict[Hashable, str] = {}    # key → message, for operations that must not be run again
+        self.timed_out: dict[Hashable, str] = {}  # key → message, for operations that must not be run again
         self.fatal_imports: dict[str, WorkerFailure] = {}  # module → the WorkerFailure its import met, for modules whose import killed the worker
         self.failed_imports: dict[str, dict[str, Any]] = {}  # module → the exception's details, for modules whose import raised
-        self.spent: dict[str | None, float] = {}          # group → seconds of worker time its requests took, measured here
+        self.spent: dict[str | None, float] = {}  # group → seconds of worker time its requests took, measured here
         self.last_seconds = 0.0  # how long the last request took, measured here
         self._next_id = 0
-        self._group: str | None = None       # the group of the supervisor's current worker child
-        self._imported: set[str] = set()   # graded modules imported by the current worker child
+        self._group: str | None = None  # the group of the supervisor's current worker child
+        self._imported: set[str] = set()  # graded modules imported by the current worker child
         self.fresh_child = True  # will the next request of this group go to a worker child that has run nothing?
-        self._threads: PipeThreads | None = None     # the supervisor's PipeThreads, where its pipes cannot be selected
+        self._threads: PipeThreads | None = None  # the supervisor's PipeThreads, where its pipes cannot be selected
         self.starts = 0
         self.import_seconds = 30  # a graded module's import; a notebook's replay of its cells comes with it (notebook.py)
 
@@ -353,11 +353,11 @@ class PipeThreads:
 
     def __init__(self, process: subprocess.Popen) -> None:
         self._frames: queue.Queue[tuple[bytes, bytearray] | protocol.ProtocolError | None] = queue.Queue()
-        self._requests: queue.Queue[tuple[list, concurrent.futures.Future[None]] | None] = queue.Queue()
+        self._requests: queue.Queue[tuple[list[Any], concurrent.futures.Future[None]] | None] = queue.Queue()
         threading.Thread(target=self._read_frames, args=(process.stdout,), name="sandbox-replies", daemon=True).start()
         threading.Thread(target=self._write_requests, args=(process.stdin,), name="sandbox-requests", daemon=True).start()
 
-    def write(self, parts: list) -> concurrent.futures.Future[None]:
+    def write(self, parts: list[Any]) -> concurrent.futures.Future[None]:
         """Hand over a frame's buffers; a Future, done once they are written (OSError if the pipe is closed)."""
         written: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._requests.put((parts, written))
