@@ -38,9 +38,13 @@ import sys
 import tempfile
 import types
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 from contract import GIVEN_MODULES, GRADED, writefile_arguments, writefile_module
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
 
 ALLOWED_MAGICS = {"time", "timeit", "capture", "run"}  # they run the cell's own Python, or a file the notebook wrote
 WRITEFILE_MAGICS = {"writefile", "file"}  # they write into the notebook's own folder (work_folder)
@@ -58,30 +62,30 @@ class Stub(types.ModuleType):
     """A stand-in that does nothing, whatever is asked of it: every attribute, call and item is
     another Stub, it iterates over nothing (`for x in tqdm(data)` runs no step), it is a context."""
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> "Stub":
         if name.startswith("__"):
             raise AttributeError(name)
         return Stub(f"{self.__name__}.{name}")
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> "Stub":
         return Stub(f"{self.__name__}()")
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: object) -> "Stub":
         return Stub(f"{self.__name__}[]")
 
-    def __setitem__(self, key, value):
+    def __setitem__(self, key: object, value: object) -> None:
         pass
 
-    def __iter__(self):
+    def __iter__(self) -> "Iterator[Any]":
         return iter(())
 
-    def __len__(self):
+    def __len__(self) -> int:
         return 0
 
-    def __enter__(self):
+    def __enter__(self) -> "Stub":
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> Literal[False]:
         return False
 
 
@@ -93,20 +97,21 @@ class Stubs(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     STUBBED = ("google", "grader")
     LIGHTENED = {"autodiff.data": {"load_mnist": "small_mnist"}, "autodiff.train": {"train": "untrained"}}
 
-    def find_spec(self, name, path=None, target=None):
+    def find_spec(self, name: str, path: "Sequence[str] | None" = None,
+                  target: types.ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
         if name.split(".")[0] in self.STUBBED:
             return importlib.util.spec_from_loader(name, self, is_package=True)
         if name in self.LIGHTENED:
             spec = importlib.machinery.PathFinder.find_spec(name, path)
-            if spec is not None:
+            if spec is not None and spec.loader is not None:
                 spec.loader = Lightened(spec.loader, self.LIGHTENED[name])
             return spec
         return None
 
-    def create_module(self, spec):
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> Stub:
         return Stub(spec.name)
 
-    def exec_module(self, module):
+    def exec_module(self, module: types.ModuleType) -> None:
         pass
 
 
@@ -115,10 +120,12 @@ class WrittenModules(importlib.abc.MetaPathFinder):
     open().write), as Jupyter imports it from the folder it runs in; never one of the course's
     given modules, which stay the course's."""
 
-    def __init__(self, folder):
-        self.folder, self.ignored = folder, set()
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.ignored: set[str] = set()
 
-    def find_spec(self, name, path=None, target=None):
+    def find_spec(self, name: str, path: "Sequence[str] | None" = None,
+                  target: types.ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
         package, _, module = name.partition(".")
         if package != "autodiff" or not module.isidentifier() or module in (*GIVEN_MODULES, "__init__", *self.ignored):
             return None
@@ -129,13 +136,13 @@ class WrittenModules(importlib.abc.MetaPathFinder):
 class Lightened(importlib.abc.Loader):
     """A course module's own loader, its heavy functions replaced once it has run."""
 
-    def __init__(self, loader, replaced):
+    def __init__(self, loader: importlib.abc.Loader, replaced: dict[str, str]) -> None:
         self.loader, self.replaced = loader, replaced
 
-    def create_module(self, spec):
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
         return self.loader.create_module(spec)
 
-    def exec_module(self, module):
+    def exec_module(self, module: types.ModuleType) -> None:
         self.loader.exec_module(module)
         for name, replacement in self.replaced.items():
             setattr(module, name, globals()[replacement])
@@ -146,10 +153,12 @@ class CellTransformer(ast.NodeTransformer):
     missing modules' top-level imports guarded, the cell cut to its first `keep` statements (a
     replay of a cell that overran its budget there); remembers the cell's statements' lines."""
 
-    def __init__(self, engine, notes):
-        self.engine, self.notes, self.keep, self.lines = engine, notes, None, []
+    def __init__(self, engine: set[str], notes: list[str]) -> None:
+        self.engine, self.notes = engine, notes
+        self.keep: int | None = None
+        self.lines: list[tuple[int, int | None]] = []
 
-    def visit_Module(self, module):
+    def visit_Module(self, module: ast.Module) -> ast.Module:
         body = [self._statement(node) for node in module.body]
         module.body = body if self.keep is None else body[:self.keep]
         self.lines = [(node.lineno, node.end_lineno) for node in module.body]
@@ -165,11 +174,11 @@ class CellTransformer(ast.NodeTransformer):
             return node
         if isinstance(node, (ast.Import, ast.ImportFrom)) and not getattr(node, "level", 0):
             names = [alias.asname or alias.name.split(".")[0] for alias in node.names if alias.name != "*"]
-            guard = ast.parse("try:\n    pass\nexcept ModuleNotFoundError as __grader_error:\n"
-                              f"    {' = '.join(names + ['__grader_stand_in__(__grader_error)'])}").body[0]
+            guard = cast(ast.Try, ast.parse("try:\n    pass\nexcept ModuleNotFoundError as __grader_error:\n"
+                                            f"    {' = '.join(names + ['__grader_stand_in__(__grader_error)'])}").body[0])
             guard.body = [node]
             node = ast.copy_location(guard, node)
-        carried_on = ast.parse("try:\n    pass\nexcept Exception as __grader_error:\n    __grader_failed__(__grader_error)").body[0]
+        carried_on = cast(ast.Try, ast.parse("try:\n    pass\nexcept Exception as __grader_error:\n    __grader_failed__(__grader_error)").body[0])
         carried_on.body = [node]
         return ast.copy_location(carried_on, node)
 
@@ -190,7 +199,7 @@ class CellTransformer(ast.NodeTransformer):
 class NotebookRun:
     """One IPython shell running a notebook's cells; its namespace holds what they defined."""
 
-    def __init__(self, path):
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         os.environ.setdefault("MPLBACKEND", "Agg")
         os.environ["IPYTHONDIR"] = ipython_dir = tempfile.mkdtemp(prefix="ipython-")  # HOME may be read-only here
         from IPython.core.interactiveshell import InteractiveShell
@@ -202,17 +211,18 @@ class NotebookRun:
         self.cells = json.loads(Path(path).read_text(encoding="utf-8"))["cells"]
         self.folder = work_folder()
         self.cwd = str(self.folder)  # the notebook's working directory, kept from cell to cell
-        self.notes = []    # what the current cell tried that was neutralised
-        self.failures = []  # the exceptions of the current cell's statements, each of which the cell went on after
-        self.index = None  # the cell running
-        self.bound = {}    # graded name → the last cell that bound it in the namespace
-        self.written = {}  # module → the last cell that %%wrote it
+        self.notes: list[str] = []    # what the current cell tried that was neutralised
+        self.failures: list[BaseException] = []  # the exceptions of the current cell's statements, each of which the cell went on after
+        self.index: int | None = None  # the cell running
+        self.bound: dict[str, int] = {}    # graded name → the last cell that bound it in the namespace
+        self.written: dict[str, int] = {}  # module → the last cell that %%wrote it
         config = Config()
         config.HistoryManager.enabled = False
         config.InteractiveShell.colors = "nocolor"
         self.shell = InteractiveShell.instance(config=config)
         shutil.rmtree(ipython_dir, ignore_errors=True)  # nothing kept there with the history off: nothing left in a shared /tmp
-        shell, run_line_magic, run_cell_magic = self.shell, self.shell.run_line_magic, self.shell.run_cell_magic
+        shell: Any = self.shell  # its magics and system calls are replaced below
+        run_line_magic, run_cell_magic = shell.run_line_magic, shell.run_cell_magic
 
         def line_magic(name, line, _stack_depth=1):
             if name in ALLOWED_MAGICS or name == "cd" and os.path.isdir(os.path.expanduser(shell.var_expand(line).strip() or "~")):
@@ -224,7 +234,7 @@ class NotebookRun:
             if name in WRITEFILE_MAGICS:  # written, as Jupyter writes it, into the notebook's own folder
                 line = self._writefile_target(shell.var_expand(line))
                 module = writefile_module(line)[0]
-                if module is not None:
+                if module is not None and self.index is not None:  # a cell runs: its index is set
                     self.written[module] = self.index
                 return run_cell_magic(name, line, cell)
             if name in ALLOWED_MAGICS:
@@ -255,7 +265,7 @@ class NotebookRun:
             if module in sys.modules:
                 importlib.reload(sys.modules[module])
 
-    def plan(self, path):
+    def plan(self, path: str | os.PathLike[str]) -> tuple[float, list[list[Any]]]:
         """(seconds per cell, [[cell index, statements kept or None for all], …]): the trusted
         side's plan, or every cell whole under the default budget where it made none."""
         if not Path(path).is_file():
@@ -263,11 +273,11 @@ class NotebookRun:
         plan = json.loads(Path(path).read_text(encoding="utf-8"))
         return plan["cell_seconds"], plan["cells"]
 
-    def replay(self, plan, budget):
+    def replay(self, plan: list[list[Any]], budget: float) -> None:
         for index, keep in plan:
             self.run(index, budget, keep)
 
-    def run(self, index, budget, keep=None):
+    def run(self, index: int, budget: float, keep: int | None = None) -> dict[str, Any]:
         """Run cell `index` (its first `keep` statements if given) with a time budget; what
         happened, as plain data."""
         self.notes.clear()
@@ -329,11 +339,11 @@ class NotebookRun:
             return len(self.transformer.lines)
         return max([i for i, (first, _) in enumerate(self.transformer.lines) if first <= line], default=0)
 
-    def defined(self):
+    def defined(self) -> list[str]:
         """The graded names the notebook's namespace holds."""
         return [name for name in GRADED if name in self.shell.user_ns]
 
-    def graded_names(self):
+    def graded_names(self) -> dict[str, Any]:
         """The graded names as the notebook left them: its namespace's, but where a graded module
         was %%written after the cell that last bound the name, the module's own if it defines
         one (the later of the two in the notebook is graded). Each such module is imported as its
@@ -384,7 +394,7 @@ class NotebookRun:
             self.notes.append(f"os.chdir({str(path)[:60]!r}) (no such folder here)")
 
 
-def work_folder(pid=None):
+def work_folder(pid: int | None = None) -> Path:
     """The notebook's own folder, writable, of this process (or of process pid): its working
     directory, where %%writefile writes; made empty, never taken over from anyone."""
     folder = Path(tempfile.gettempdir()) / f"autodiff-notebook-{pid or os.getpid()}"
@@ -397,14 +407,14 @@ def work_folder(pid=None):
     return folder
 
 
-def preload():
+def preload() -> None:
     """Import what a NotebookRun needs, before any student code (the supervisor, once for all children)."""
     import IPython.core.interactiveshell  # noqa: F401
     import IPython.utils.text  # noqa: F401
     import traitlets.config  # noqa: F401
 
 
-def untrained(model, *args, epochs=1, on_epoch=None, **kwargs):
+def untrained(model: Any, *args: Any, epochs: int = 1, on_epoch: "Callable[[int, float], object] | None" = None, **kwargs: Any) -> Any:
     """The course's train, answered without training: each epoch reported, its loss not a number."""
     for epoch in range(1, epochs + 1):
         if on_epoch:
@@ -412,7 +422,7 @@ def untrained(model, *args, epochs=1, on_epoch=None, **kwargs):
     return model
 
 
-def small_mnist(directory=None):
+def small_mnist(directory: str | os.PathLike[str] | None = None) -> Any:
     """The course's load_mnist, without the data: blank images of the right shapes and types."""
     import autodiff.data
 

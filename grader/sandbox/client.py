@@ -24,14 +24,19 @@ import selectors
 import subprocess
 import threading
 import time
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from . import failures, protocol
 from .failures import StudentException, WorkerFailure
 from .launch import Limits, start_worker, stop_worker
-from .levels import isolation_level
+from .levels import IsolationLevel, isolation_level
 from .reaping import paused
+
+if TYPE_CHECKING:
+    from .launch import SandboxProcess
 
 SUPERVISOR_GRACE = 15  # seconds the supervisor may take, beyond a request's limit, to end a child and answer
 START_TIMEOUT = 60     # seconds for a fresh sandbox to say it is ready (numpy imported)
@@ -41,7 +46,7 @@ SELECTABLE_PIPES = os.name == "posix"  # can a selector wait on a pipe? (Windows
 class BudgetSpent(WorkerFailure):
     """A group's share of time, or the grading's total, is spent: a timeout of that group only."""
 
-    def __init__(self, message):
+    def __init__(self, message: str) -> None:
         super().__init__("timeout", message)
 
 
@@ -49,7 +54,7 @@ class ImportStopped(WorkerFailure):
     """A graded module's import stopped the worker: which module, and the failure it met (as data,
     for the check's cause); said to the student as "importing M.py stopped the worker: …"."""
 
-    def __init__(self, module, stopped):
+    def __init__(self, module: str, stopped: WorkerFailure) -> None:
         super().__init__(stopped.status, f"importing {module}.py stopped the worker: {stopped}")
         self.module, self.stopped = module, stopped
 
@@ -64,32 +69,34 @@ class TimeBudget:
     (the rubric's [limits] say how many)."""
     total_seconds: float
     group_seconds: float
-    extra_seconds: dict = field(default_factory=dict)  # group → seconds added to its share (MNIST: its training)
+    extra_seconds: dict[str, float] = field(default_factory=dict)  # group → seconds added to its share (MNIST: its training)
 
-    def share(self, group):
+    def share(self, group: str) -> float:
         return self.group_seconds + self.extra_seconds.get(group, 0)
 
 
 class WorkerClient:
-    def __init__(self, scratch, isolation="process", limits=Limits(), budget=None):
+    def __init__(self, scratch: str | os.PathLike[str], isolation: str | IsolationLevel = "process", limits: Limits = Limits(),
+                 budget: TimeBudget | None = None) -> None:
         self.scratch, self.isolation, self.limits, self.budget = scratch, isolation, limits, budget
         self.level = isolation_level(isolation)
-        self.process = None
-        self.timed_out = {}    # key → message, for operations that must not be run again
-        self.fatal_imports = {}  # module → the WorkerFailure its import met, for modules whose import killed the worker
-        self.failed_imports = {}  # module → the exception's details, for modules whose import raised
-        self.spent = {}          # group → seconds of worker time its requests took, measured here
+        self.process: SandboxProcess | None = None
+        self.timed_out: dict[Hashable, str] = {}  # key → message, for operations that must not be run again
+        self.fatal_imports: dict[str, WorkerFailure] = {}  # module → the WorkerFailure its import met, for modules whose import killed the worker
+        self.failed_imports: dict[str, dict[str, Any]] = {}  # module → the exception's details, for modules whose import raised
+        self.spent: dict[str | None, float] = {}  # group → seconds of worker time its requests took, measured here
         self.last_seconds = 0.0  # how long the last request took, measured here
         self._next_id = 0
-        self._group = None       # the group of the supervisor's current worker child
-        self._imported = set()   # graded modules imported by the current worker child
+        self._group: str | None = None  # the group of the supervisor's current worker child
+        self._imported: set[str] = set()  # graded modules imported by the current worker child
         self.fresh_child = True  # will the next request of this group go to a worker child that has run nothing?
-        self._threads = None     # the supervisor's PipeThreads, where its pipes cannot be selected
+        self._threads: PipeThreads | None = None  # the supervisor's PipeThreads, where its pipes cannot be selected
         self.starts = 0
         self.import_seconds = 30  # a graded module's import; a notebook's replay of its cells comes with it (notebook.py)
 
     # -- requests ---------------------------------------------------------------------------
-    def request(self, command, timeout, key=None, group=None, **fields):
+    def request(self, command: str, timeout: float, key: Hashable | None = None, group: str | None = None,
+                **fields: Any) -> dict[str, Any]:
         """Send one request of `group` and return the reply's fields; raise StudentException or WorkerFailure."""
         if key in self.timed_out:
             raise WorkerFailure("timeout", self.timed_out[key])
@@ -97,7 +104,7 @@ class WorkerClient:
         if command not in protocol.SUPERVISOR_COMMANDS:
             self._enter(group)
             if self.budget is not None:
-                timeout, cut_short = self._allowance(group, timeout)
+                timeout, cut_short = self._allowance(self.budget, group, timeout)
         if self.process is None:
             self._start()
         self._next_id += 1
@@ -112,12 +119,13 @@ class WorkerClient:
             raise self._failed(failure, key, cut_short) from None
         except OSError:  # the supervisor closed its end: it is gone or going
             try:
-                self.process.wait(timeout=5)
+                if self.process is not None:
+                    self.process.wait(timeout=5)
             except Exception:
                 pass
-            failure = self._exited()
+            exited = self._exited()
             self.stop()
-            raise failure from None
+            raise exited from None
         finally:
             self.last_seconds = time.monotonic() - started
             if command not in protocol.SUPERVISOR_COMMANDS:
@@ -128,15 +136,16 @@ class WorkerClient:
         self.fresh_child = reply.get("restart") is not False
         if self.fresh_child:  # the supervisor ended the child: the next request gets a fresh one
             self._imported = set()
-        failure = reply.get("failure")
-        if isinstance(failure, dict) and failure.get("sandbox") is True:  # the supervisor's own words: no student code ran
-            raise SandboxError(f"the sandbox could not start a worker ({self.level.name} isolation): {failure.get('message')}")
-        if isinstance(failure, dict):
-            raise self._failed(WorkerFailure.from_data(failure), key, cut_short)
+        said = reply.get("failure")  # the supervisor's failure, as data
+        if isinstance(said, dict) and said.get("sandbox") is True:  # the supervisor's own words: no student code ran
+            raise SandboxError(f"the sandbox could not start a worker ({self.level.name} isolation): {said.get('message')}")
+        if isinstance(said, dict):
+            raise self._failed(WorkerFailure.from_data(said), key, cut_short)
         body = reply.get("reply") if isinstance(reply.get("reply"), dict) else {}
         if reply.get("ok") is not True:
             raise StudentException(body.get("raised"))
-        return body.get("result") if isinstance(body.get("result"), dict) else {}
+        result = body.get("result")
+        return result if isinstance(result, dict) else {}
 
     def _failed(self, failure, key, cut_short):
         """The failure to raise for a request that failed so: a time-out the budget cut short is
@@ -152,23 +161,23 @@ class WorkerClient:
         if group != self._group:
             self._group, self._imported, self.fresh_child = group, set(), True
 
-    def _allowance(self, group, timeout):
+    def _allowance(self, budget, group, timeout):
         """The time this request may take within the budgets: (seconds, the message if the budget
         cuts it short); BudgetSpent if nothing is left."""
-        share = self.budget.share(group)
+        share = budget.share(group)
         left_in_group = share - self.spent.get(group, 0.0)
-        left_in_total = self.budget.total_seconds - sum(self.spent.values())
+        left_in_total = budget.total_seconds - sum(self.spent.values())
         if left_in_group <= left_in_total:
             left, why = left_in_group, (f"the time budget of {share:g} s for the checks of {group} is spent "
                                         f"(the checks so far took it all): its remaining checks are not run")
         else:
-            left, why = left_in_total, (f"the grading's total time budget of {self.budget.total_seconds:g} s is "
+            left, why = left_in_total, (f"the grading's total time budget of {budget.total_seconds:g} s is "
                                         f"spent: the remaining checks are not run")
         if left <= 0:
             raise BudgetSpent(why)
         return (timeout, None) if timeout <= left else (left, why)
 
-    def ensure_imported(self, module, timeout=None, group=None):
+    def ensure_imported(self, module: str, timeout: float | None = None, group: str | None = None) -> None:
         """Import a graded module in the worker child of `group` before it is used, so that an
         import that kills the worker is told apart from an operation that does; the former fails
         the module's later checks at once instead of killing one worker per check. An import that
@@ -192,7 +201,7 @@ class WorkerClient:
             raise ImportStopped(module, failure) from None
         self._imported.add(module)
 
-    def paused(self):
+    def paused(self) -> contextlib.AbstractContextManager[None]:
         """The sandbox's processes stopped while the grader times itself (reaping.paused)."""
         return paused(self.process) if self.process is not None else contextlib.nullcontext()
 
@@ -226,6 +235,7 @@ class WorkerClient:
                 return self._threads.write(parts).result(timeout)
             except concurrent.futures.TimeoutError:
                 raise failures.no_answer(timeout if said is None else said) from None
+        assert self.process is not None  # requests are written to a running supervisor only
         deadline, descriptor = time.monotonic() + timeout, self.process.stdin.fileno()
         with selectors.DefaultSelector() as selector:
             selector.register(descriptor, selectors.EVENT_WRITE)
@@ -246,6 +256,7 @@ class WorkerClient:
         if self._threads is not None:
             reply = self._threads.read_reply(timeout, timeout if said is None else said)
             return reply if reply is not None else self._channel_ended()
+        assert self.process is not None  # replies are read from a running supervisor only
         deadline, descriptor = time.monotonic() + timeout, self.process.stdout.fileno()
         with selectors.DefaultSelector() as selector:
             selector.register(descriptor, selectors.EVENT_READ)
@@ -271,6 +282,7 @@ class WorkerClient:
 
     def _channel_ended(self):
         """The supervisor's end of the reply pipe is closed: WorkerFailure saying why."""
+        assert self.process is not None  # its pipe was just read
         try:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:  # alive, but it closed its end: the caller stops it
@@ -298,7 +310,7 @@ class WorkerClient:
             return None
         return last[0] if last else None
 
-    def stop(self):
+    def stop(self) -> None:
         if self.process is None:
             return
         stop_worker(self.process)
@@ -313,15 +325,15 @@ class WorkerClient:
                     pass
         self.process = None
 
-    def exchange(self):
+    def exchange(self) -> int | None:
         """A descriptor of the running sandbox's exchange file (launch.EXCHANGE: MNIST's gradients),
         the caller's own to close; None if no sandbox runs."""
-        return None if self.process is None else os.dup(self.process.exchange)
+        return None if self.process is None or self.process.exchange is None else os.dup(self.process.exchange)
 
-    def __enter__(self):
+    def __enter__(self) -> "WorkerClient":
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
@@ -339,18 +351,19 @@ class PipeThreads:
     waits on either with its deadline. Each thread closes its own pipe when it ends, never another
     thread (a descriptor closed under a blocked read could be reused by the next worker's pipe)."""
 
-    def __init__(self, process):
-        self._frames, self._requests = queue.Queue(), queue.Queue()
+    def __init__(self, process: subprocess.Popen) -> None:
+        self._frames: queue.Queue[tuple[bytes, bytearray] | protocol.ProtocolError | None] = queue.Queue()
+        self._requests: queue.Queue[tuple[list[Any], concurrent.futures.Future[None]] | None] = queue.Queue()
         threading.Thread(target=self._read_frames, args=(process.stdout,), name="sandbox-replies", daemon=True).start()
         threading.Thread(target=self._write_requests, args=(process.stdin,), name="sandbox-requests", daemon=True).start()
 
-    def write(self, parts):
+    def write(self, parts: list[Any]) -> concurrent.futures.Future[None]:
         """Hand over a frame's buffers; a Future, done once they are written (OSError if the pipe is closed)."""
-        written = concurrent.futures.Future()
+        written: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._requests.put((parts, written))
         return written
 
-    def read_reply(self, timeout, limit):
+    def read_reply(self, timeout: float, limit: float) -> dict[str, Any] | None:
         """The next frame, decoded, or None at the end of the pipe; WorkerFailure after timeout (no
         answer within `limit`) or if it is not a frame."""
         try:
@@ -361,7 +374,7 @@ class PipeThreads:
             raise failures.unreadable(frame)
         return None if frame is None else _decoded(frame)
 
-    def stop(self):
+    def stop(self) -> None:
         """The worker is stopped: the writer ends (the reader ends at the pipe's end)."""
         self._requests.put(None)
 

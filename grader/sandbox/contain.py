@@ -20,7 +20,7 @@ import sys
 KEYCTL_JOIN_SESSION_KEYRING = 1  # linux/keyctl.h
 
 
-def set_limits(limits, strict):
+def set_limits(limits: list[list], strict: bool) -> None:
     """Each (name, value) as both soft and hard limit. Not strict (a student's own check): a limit
     the system refuses (macOS refuses RLIMIT_AS) or lacks is left as it is."""
     for name, wanted in limits:
@@ -34,14 +34,14 @@ def set_limits(limits, strict):
                 raise
 
 
-def join_fresh_keyring(keyctl):
+def join_fresh_keyring(keyctl: int) -> None:
     """keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL): a new, anonymous, empty session keyring."""
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.syscall(keyctl, KEYCTL_JOIN_SESSION_KEYRING, None) < 0 and ctypes.get_errno() != errno.ENOSYS:
         raise OSError(ctypes.get_errno(), "cannot join a fresh session keyring")
 
 
-def main(argv):
+def main(argv: list[str]) -> None:
     plan, command = json.loads(argv[1]), argv[2:]
     try:
         set_limits(plan["limits"], plan["strict"])

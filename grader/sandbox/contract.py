@@ -27,7 +27,7 @@ MLP3_OPS = ("Matmul", "ReLU", "Softmax", "CrossEntropyLoss")  # the graded names
 NOTEBOOK_GROUP = "notebook"  # the group of a notebook's first run, cell by cell (grader/notebook.py)
 
 
-def writefile_arguments(line):
+def writefile_arguments(line: str) -> tuple[str, bool]:
     """The path and whether it appends, of a `%%writefile [-a] path` line, as Jupyter reads it (a
     Windows path's backslashes as separators): (path, appends), path "" when none is given."""
     line = line.replace("\\", "/")
@@ -40,10 +40,10 @@ def writefile_arguments(line):
     return (words[-1] if words else ""), appends
 
 
-def writefile_module(line):
+def writefile_module(line: str) -> tuple[str | None, bool]:
     """The module a `%%writefile [-a] path` cell writes: (name, appends), or (None, False) when the
     path is no module's (`notes.txt`, `my-utils.py`). Both sides read these cells: the trusted side
     for the report, the sandbox to record when it was written."""
     path, appends = writefile_arguments(line)
-    path = PurePosixPath(path)
-    return (path.stem, appends) if path.suffix == ".py" and path.stem.isidentifier() else (None, False)
+    file = PurePosixPath(path)
+    return (file.stem, appends) if file.suffix == ".py" and file.stem.isidentifier() else (None, False)

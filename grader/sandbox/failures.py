@@ -22,35 +22,36 @@ class WorkerFailure(Exception):
     """The worker could not answer: status 'error' (it died, or sent garbage) or 'timeout', and
     what to tell the student."""
 
-    def __init__(self, status, message):
+    def __init__(self, status: str, message: str) -> None:
         super().__init__(message)
         self.status = status
 
-    def as_data(self):
+    def as_data(self) -> dict[str, str]:
         """What the supervisor's reply says of it."""
         return {"status": self.status, "message": str(self)}
 
     @staticmethod
-    def from_data(data):
+    def from_data(data: dict) -> "WorkerFailure":
         """The failure a reply says (as_data), read as untrusted: an unknown status is an error."""
-        return WorkerFailure(data.get("status") if data.get("status") in STATUSES else "error", str(data.get("message")))
+        status = data.get("status")
+        return WorkerFailure(str(status) if status in STATUSES else "error", str(data.get("message")))
 
 
-def no_answer(seconds):
+def no_answer(seconds: float) -> WorkerFailure:
     """The request's time limit passed."""
     return WorkerFailure("timeout", f"no answer within the time limit of {seconds:g} s")
 
 
-def unreadable(why):
+def unreadable(why: object) -> WorkerFailure:
     """What came back is no frame, or no reply."""
     return WorkerFailure("error", f"the worker sent an unreadable message ({why})")
 
 
-def channel_closed():
+def channel_closed() -> WorkerFailure:
     return WorkerFailure("error", CHANNEL_CLOSED)
 
 
-def exited(code):
+def exited(code: int | None) -> WorkerFailure:
     """The worker ended with this exit code (negative: the signal that ended it; None: not known)."""
     if code is None:
         return WorkerFailure("error", "the worker exited")
@@ -64,6 +65,6 @@ class StudentException(Exception):
     """Student code raised inside the worker; details has phase, type, message, traceback (what
     the worker made of the exception: worker.student_exception)."""
 
-    def __init__(self, details):
+    def __init__(self, details: object) -> None:
         self.details = details if isinstance(details, dict) else {}
         super().__init__(f"{self.details.get('phase', '?')}: {self.details.get('type', '?')}: {self.details.get('message', '')}")

@@ -19,10 +19,12 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from ..mnist import transport
 from . import reaping, seccomp
-from .levels import CONTAIN, ENTRY, isolation_level
+from .levels import CONTAIN, ENTRY, IsolationLevel, isolation_level
+from .uidpool import UidClaim
 
 # Copied side by side into the sandbox's runtime folder, where each imports the others by bare name
 # (the supervisor first: the sandbox's entry point; contain.py, the first program of the worker's
@@ -54,7 +56,7 @@ class Limits:
     tmp_bytes: int = 64 << 20  # the sandbox's private /tmp
 
 
-def worker_environment():
+def worker_environment() -> dict[str, str]:
     """Nothing of the grader's environment leaks in; BLAS pinned to one thread so that results
     are the same on every machine and N workers don't oversubscribe the cores."""
     environment = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
@@ -64,7 +66,21 @@ def worker_environment():
     return environment
 
 
-def start_worker(scratch, limits=Limits(), isolation="process"):
+if TYPE_CHECKING:
+    class SandboxProcess(subprocess.Popen):
+        """What start_worker returns, for the type checker: a Popen (made by subprocess.Popen itself)
+        with the attributes its start sets: the level, the pooled uid's claim and the uid (None where
+        the level has none), the exchange file's descriptor (None once closed)."""
+        level: IsolationLevel
+        claim: UidClaim | None
+        uid: int | None
+        exchange: int | None
+        stdin: IO[bytes]   # the protocol's pipes: always there
+        stdout: IO[bytes]
+
+
+def start_worker(scratch: str | os.PathLike[str], limits: Limits = Limits(),
+                 isolation: str | IsolationLevel = "process") -> "SandboxProcess":
     """Start the sandbox's supervisor serving the submission prepared in `scratch`; returns the Popen.
     `isolation`: a level's name, or the level (levels.isolation_level)."""
     level = isolation_level(isolation)
@@ -76,6 +92,8 @@ def start_worker(scratch, limits=Limits(), isolation="process"):
     claim = level.prepare(scratch)
     uid = None if claim is None else claim.uid
     exchange = _fresh_exchange(scratch, uid)
+    log: int | Path
+    passed: list[int]
     if LOG_BY_PATH:
         log, passed = scratch / "worker.log", []
     else:
@@ -89,11 +107,11 @@ def start_worker(scratch, limits=Limits(), isolation="process"):
         containment = level.contain(limits)
         if containment is not None:
             command = [*containment.program(level.python(), runtime), *command]
-        privileges = {} if uid is None else {"user": uid, "group": uid, "extra_groups": []}
+        privileges: dict[str, Any] = {} if uid is None else {"user": uid, "group": uid, "extra_groups": []}
         reaping.become_subreaper()
-        process = subprocess.Popen(command, cwd=cwd, env={**worker_environment(), "HOME": level.home(scratch)},
-                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=sandbox_log,
-                                   start_new_session=True, pass_fds=passed, **privileges)
+        process = cast("SandboxProcess", subprocess.Popen(command, cwd=cwd, env={**worker_environment(), "HOME": level.home(scratch)},
+                                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=sandbox_log,
+                                                          start_new_session=True, pass_fds=passed, **privileges))
     except BaseException:
         os.close(exchange)
         if claim is not None:
@@ -108,16 +126,17 @@ def start_worker(scratch, limits=Limits(), isolation="process"):
     return process
 
 
-def stop_worker(process):
+def stop_worker(process: "SandboxProcess") -> None:
     """Kill the worker's process group, then every process this one adopted from it, then (where
     the level has one) whatever still runs as its sandbox uid, which is then free again."""
     isolation_level(getattr(process, "level", "process")).reap(process)
-    if getattr(process, "exchange", None) is not None:
-        os.close(process.exchange)
+    exchange = getattr(process, "exchange", None)
+    if exchange is not None:
+        os.close(exchange)
         process.exchange = None
 
 
-def _fresh_exchange(scratch, uid):
+def _fresh_exchange(scratch: Path, uid: int | None) -> int:
     """The sandbox's exchange file (EXCHANGE), made anew for each start and opened here before any
     worker runs: the grader reads it through this descriptor only, never by its path again, so
     whatever a worker puts at that path later (a link, a FIFO) is never opened by the grader."""
@@ -129,7 +148,7 @@ def _fresh_exchange(scratch, uid):
     return descriptor
 
 
-def scratch_parent():
+def scratch_parent() -> Path:
     """Where scratch folders go: the temporary folder if other users can pass through every folder
     on its path (a sandboxed worker runs as another uid and must reach its scratch), else /tmp."""
     folder = Path(tempfile.gettempdir()).resolve()

@@ -49,10 +49,17 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from ..mnist import transport
 from . import permissions, protocol, reaping, seccomp, uidpool
 
+if TYPE_CHECKING:
+    from .launch import Limits
+
+fcntl: ModuleType | None
+resource: ModuleType | None
 try:  # POSIX only: without them (Windows), only the `process` level exists, without rlimits
     import fcntl
     import resource
@@ -67,7 +74,7 @@ CONTAIN = "contain.py"  # the first program of a worker's process, beside it
 @dataclass(frozen=True)
 class Containment:
     """What the worker's process does to itself before it becomes the sandbox (contain.py)."""
-    limits: tuple  # (RLIMIT_NAME, value) pairs, each set as soft and hard limit
+    limits: tuple[tuple[str, int], ...]  # (RLIMIT_NAME, value) pairs, each set as soft and hard limit
     strict: bool   # a limit the system refuses stops the start (not at `process`: a laptop's macOS refuses RLIMIT_AS)
     keyctl: int | None  # keyctl's call number, to join a fresh session keyring; None: no kernel keyrings
 
@@ -85,7 +92,7 @@ class IsolationLevel:
     guarded_by_permissions = False  # only file permissions keep the grader's files (and a class's reports) from the worker
     sandboxed = True           # False: the worker runs as the grader's own user (`grade` warns)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<isolation level {self.name}>"
 
     # -- the steps ------------------------------------------------------------------------------
@@ -96,15 +103,15 @@ class IsolationLevel:
     def requirements_met(self) -> bool:
         return resource is not None and fcntl is not None
 
-    def prepare(self, scratch: Path) -> "uidpool.UidClaim | None":
+    def prepare(self, scratch: Path) -> uidpool.UidClaim | None:
         return None
 
-    def command(self, scratch: Path, limits, log: int | Path, seccomp_fd: int | None) -> tuple[list[str], Path | str]:
+    def command(self, scratch: Path, limits: "Limits", log: int | Path, seccomp_fd: int | None) -> tuple[list[str], Path | str]:
         """(argv, working directory) of the sandbox: the supervisor with its log (a descriptor, or a
         path on Windows); seccomp_fd: the filter's descriptor, for bubblewrap to load."""
         return [str(self.python()), "-I", str(Path(scratch) / ".worker" / ENTRY), str(log)], scratch
 
-    def contain(self, limits) -> Containment | None:
+    def contain(self, limits: "Limits") -> Containment | None:
         if resource is None:
             return None
         return Containment(limits=(("RLIMIT_CPU", limits.cpu_seconds), ("RLIMIT_AS", limits.memory_bytes),
@@ -130,10 +137,10 @@ class PooledUid(IsolationLevel):
     to it, before it starts; everything of that uid killed before the uid is handed out again."""
     pooled_uid = True
 
-    def requirements_met(self):
+    def requirements_met(self) -> bool:
         return super().requirements_met() and os.geteuid() == 0
 
-    def prepare(self, scratch):
+    def prepare(self, scratch: Path) -> uidpool.UidClaim:
         claim = uidpool.claim_uid()
         try:
             permissions.make_readable(scratch)
@@ -143,7 +150,7 @@ class PooledUid(IsolationLevel):
             raise
         return claim
 
-    def reap(self, process):
+    def reap(self, process: subprocess.Popen) -> None:
         super().reap(process)
         claim = getattr(process, "claim", None)
         if claim is not None and claim.lock is not None:
@@ -154,10 +161,10 @@ class PooledUid(IsolationLevel):
 class Bubblewrap(IsolationLevel):
     bubblewrap = True
 
-    def requirements_met(self):
+    def requirements_met(self) -> bool:
         return super().requirements_met() and shutil.which("bwrap") is not None
 
-    def command(self, scratch, limits, log, seccomp_fd):
+    def command(self, scratch: Path, limits: "Limits", log: int | Path, seccomp_fd: int | None) -> tuple[list[str], Path | str]:
         python = self.python()
         binds = ["--ro-bind", "/usr", "/usr"]
         for link in ("bin", "lib", "lib64", "sbin"):
@@ -173,7 +180,7 @@ class Bubblewrap(IsolationLevel):
                    str(python), "-I", f"/scratch/.worker/{ENTRY}", str(log)]
         return command, "/"
 
-    def home(self, scratch):
+    def home(self, scratch: Path) -> str:
         return "/tmp"
 
 
@@ -187,10 +194,10 @@ class Uid(PooledUid):
     needs = "root and the sandbox runtime"
     guarded_by_permissions = True
 
-    def requirements_met(self):
+    def requirements_met(self) -> bool:
         return super().requirements_met() and SANDBOX_PYTHON.is_file()
 
-    def command(self, scratch, limits, log, seccomp_fd):
+    def command(self, scratch: Path, limits: "Limits", log: int | Path, seccomp_fd: int | None) -> tuple[list[str], Path | str]:
         argv, cwd = super().command(scratch, limits, log, seccomp_fd)
         # The supervisor's processes are then all of a uid no other process has: it may kill(-1).
         return [*argv, "own-uid"], cwd
@@ -200,7 +207,7 @@ class UserNamespace(Bubblewrap):
     name = "user-namespace"
     needs = "bubblewrap and a non-root user"
 
-    def requirements_met(self):
+    def requirements_met(self) -> bool:
         # as root, bubblewrap without the uid drop is no drop at all: `namespace` instead
         return super().requirements_met() and os.geteuid() != 0
 
@@ -209,7 +216,7 @@ class Process(IsolationLevel):
     name = "process"
     sandboxed = False
 
-    def available(self):
+    def available(self) -> bool:
         return True
 
 
@@ -217,7 +224,7 @@ LEVELS = {level.name: level for level in (Namespace(), Uid(), UserNamespace(), P
 ISOLATION_LEVELS = tuple(LEVELS)  # strongest first: what `auto` tries in order
 
 
-def isolation_level(name: "str | IsolationLevel") -> IsolationLevel:
+def isolation_level(name: str | IsolationLevel) -> IsolationLevel:
     """The level called `name` (an IsolationLevel is returned as it is)."""
     if isinstance(name, IsolationLevel):
         return name
@@ -251,7 +258,7 @@ def probe(level: IsolationLevel) -> bool:
         return ready is not None and protocol.decode_frame(*ready).get("ready") is True
 
 
-def runtime_folders(python):
+def runtime_folders(python: Path) -> list[Path]:
     """What the interpreter needs besides /usr: its virtual environment and the base Python."""
     folders = []
     venv = python.parent.parent

@@ -4,10 +4,11 @@ without owning anything in it."""
 import contextlib
 import os
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 
 
-def make_readable(scratch):
+def make_readable(scratch: str | os.PathLike[str]) -> None:
     """What the grader put in scratch, readable by the worker's uid: copies keep their source's mode,
     and the grader's own files may be 0600 (Gradescope's recipe). Links are left alone, and so are
     FIFOs (MNIST's, made with the modes they need before a sandbox started lazily for them)."""
@@ -18,7 +19,7 @@ def make_readable(scratch):
             path.chmod(0o644)
 
 
-def open_to_worker(scratch, uid):
+def open_to_worker(scratch: str | os.PathLike[str], uid: int) -> None:
     """The scratch folder stays the grader's, opened to the worker's group only (not to the other
     workers of a batch): a worker that owned it could put links in place of the grader's files in it
     (its logs, its runtime, the folder itself), for the grader to follow at the next start."""
@@ -26,7 +27,7 @@ def open_to_worker(scratch, uid):
     os.chmod(scratch, 0o750)
 
 
-def protect_from_workers(paths):
+def protect_from_workers(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     """At the `uid` level, file permissions alone keep the grader's own files from the worker's
     uid (Gradescope's recipe): take every permission for others from these files and folders (a
     pooled uid has no group: the group's permissions, course staff's, stay). Returns those changed."""
@@ -42,7 +43,7 @@ def protect_from_workers(paths):
     return changed
 
 
-def readable_by_workers(path):
+def readable_by_workers(path: str | os.PathLike[str]) -> bool:
     """Could a pooled uid (no group of its own, so `other` permissions) open this file or list this
     folder? Every folder above it must let others through."""
     path = Path(path).resolve()

@@ -19,8 +19,14 @@ import json
 import math
 import os
 import struct
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    Reader = int | Callable[[memoryview], int]  # a blocking descriptor, or source(view) → the bytes it read into view
 
 SUPERVISOR_COMMANDS = ("hello",)  # answered by the sandbox's supervisor itself: no worker child, no group
 
@@ -46,7 +52,7 @@ def _json_object(text, object_hook):
 FRAME_PREFIX = struct.Struct("<QQ")  # a frame: its header's and its body's lengths, the header, the body
 
 
-def frame_sizes(prefix):
+def frame_sizes(prefix: bytes | bytearray | memoryview) -> tuple[int, int]:
     """(header bytes, body bytes) of the frame this prefix starts; ProtocolError past the limits."""
     header_size, body_size = FRAME_PREFIX.unpack(prefix)
     if header_size > MAX_MESSAGE_BYTES or body_size > MAX_MESSAGE_BYTES:
@@ -55,11 +61,11 @@ def frame_sizes(prefix):
     return header_size, body_size
 
 
-def encode_frame(message):
+def encode_frame(message: dict[str, Any]) -> list[Any]:
     """A message whose arrays travel as raw bytes, as buffers to write in order (not joined: no
     copy): the lengths, a JSON header in which each array is {"__raw__": [dtype, shape]}, then
     the arrays' bytes. Plain data only: never a pickle, never an object."""
-    arrays = []
+    arrays: list[np.ndarray] = []
 
     def default(value):
         if isinstance(value, np.ndarray):
@@ -76,7 +82,7 @@ def encode_frame(message):
     return [FRAME_PREFIX.pack(len(header), sum(part.nbytes for part in body)) + header, *body]
 
 
-def write_frame(destination, parts):
+def write_frame(destination: "int | Callable[[memoryview], int]", parts: list[Any]) -> None:
     """Write a frame's buffers (encode_frame) to a blocking descriptor, or through
     destination(view) → the bytes of view it wrote (0 for none yet)."""
     write = destination if callable(destination) else functools.partial(os.write, destination)
@@ -86,7 +92,7 @@ def write_frame(destination, parts):
             view = view[write(view):]
 
 
-def read_frame(source):
+def read_frame(source: "Reader") -> tuple[bytes, bytearray] | None:
     """The next frame, as (header, body), from a blocking descriptor or through source(view) → the
     bytes it read into view (0 at the end); None at the end, also when it comes inside a frame.
     ProtocolError if the lengths are past the limits. The body is writable: the arrays decoded
@@ -97,10 +103,16 @@ def read_frame(source):
     header_size, body_size = frame_sizes(prefix)
     header = read_exactly(source, header_size)
     body = None if header is None else read_exactly(source, body_size)
-    return None if body is None else (bytes(header), body)
+    return None if header is None or body is None else (bytes(header), body)
 
 
-def read_exactly(source, size, into=None):
+@overload
+def read_exactly(source: "Reader", size: int, into: None = None) -> bytearray | None: ...
+@overload
+def read_exactly(source: "Reader", size: int, into: Any) -> memoryview | None: ...
+
+
+def read_exactly(source: "Reader", size: int, into: Any = None) -> bytearray | memoryview | None:
     """size bytes, in a writable buffer (new, or `into`'s first size bytes: memory the caller
     reuses), from a blocking descriptor or through source(view) → the bytes it read into view (0
     at the end); None if the end comes first."""
@@ -116,17 +128,17 @@ def read_exactly(source, size, into=None):
 
 
 if hasattr(os, "readv"):
-    def read_into(fd, view):
+    def read_into(fd: int, view: memoryview) -> int:
         """Read from fd into view, without a copy; the bytes read (0 at its end)."""
         return os.readv(fd, [view])
 else:  # Windows: no readv, but a raw file object reads into a buffer as well
-    def read_into(fd, view):
+    def read_into(fd: int, view: memoryview) -> int:
         """Read from fd into view, without a copy; the bytes read (0 at its end)."""
         with open(fd, "rb", buffering=0, closefd=False) as stream:
             return stream.readinto(view)
 
 
-def widen_pipe(fd):
+def widen_pipe(fd: int) -> None:
     """Ask for a PIPE_BYTES pipe (Linux; elsewhere, or refused, the default stays)."""
     try:
         import fcntl
@@ -135,7 +147,7 @@ def widen_pipe(fd):
         pass
 
 
-def decode_frame(header, body):
+def decode_frame(header: bytes | bytearray | memoryview, body: bytearray | memoryview) -> dict[str, Any]:
     """The message of a frame, from its header and body (read after FRAME_PREFIX gave their
     lengths); its arrays are views of body."""
     offset = 0

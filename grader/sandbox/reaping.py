@@ -12,19 +12,20 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
 running: set[int] = set()  # pids of the workers started and not yet stopped
 
 
-def become_subreaper():
+def become_subreaper() -> None:
     """Adopt what workers leave behind (Linux; elsewhere nothing is adopted)."""
     if sys.platform == "linux":
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
-def kill_group(process):
+def kill_group(process: subprocess.Popen) -> None:
     """Kill the worker's process group (Windows: its process tree), wait for it, then every process
     this one adopted from it."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -43,7 +44,7 @@ def kill_group(process):
                 pass
 
 
-def kill_tree(process):
+def kill_tree(process: subprocess.Popen) -> None:
     """Windows, which has no process groups: the process and every process it started (taskkill
     /T follows their parent ids), or the process alone if taskkill could not."""
     with contextlib.suppress(OSError, subprocess.TimeoutExpired):
@@ -51,7 +52,7 @@ def kill_tree(process):
     process.kill()  # nothing if taskkill ended it
 
 
-def kill_everything_of(uid, timeout=10):
+def kill_everything_of(uid: int, timeout: float = 10) -> None:
     """Kill what still runs as a sandbox uid and wait until it is gone. Killed processes (a fork or
     thread bomb's) count against the uid's RLIMIT_NPROC until they exit: handed out before, the
     uid could not start the next worker."""
@@ -66,7 +67,7 @@ def kill_everything_of(uid, timeout=10):
         time.sleep(0.01)
 
 
-def left_behind():
+def left_behind() -> set[int]:
     """This process's children that workers left behind: in a session other than ours (workers
     start their own), and not a running worker. Our own children share our session."""
     try:
@@ -84,7 +85,7 @@ def left_behind():
     return found
 
 
-def processes_of(uid):
+def processes_of(uid: int) -> set[int]:
     pids = set()
     for entry in Path("/proc").iterdir():
         try:
@@ -95,7 +96,7 @@ def processes_of(uid):
     return pids
 
 
-def state(pid):
+def state(pid: int) -> str:
     """A process's state letter (R running, T stopped, …; X once it is gone)."""
     try:
         with open(f"/proc/{pid}/stat") as stat:
@@ -105,7 +106,7 @@ def state(pid):
 
 
 @contextlib.contextmanager
-def paused(process):
+def paused(process: subprocess.Popen) -> Iterator[None]:
     """Every process of a sandbox stopped (SIGSTOP) while the grader times itself, then resumed:
     nothing a worker left running competes with the grader's own measurement of a budget. Where
     the sandbox has a uid of its own (namespace, uid), that is every process of the uid, found
@@ -114,7 +115,7 @@ def paused(process):
     if uid is None or process.poll() is not None:
         yield
         return
-    stopped = set()
+    stopped: set[int] = set()
     try:
         for _ in range(100):
             found = processes_of(uid) - stopped

@@ -28,7 +28,7 @@ NAMESPACE_FLAGS = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0
 
 
 @functools.lru_cache(maxsize=None)
-def seccomp_filter():
+def seccomp_filter() -> bytes:
     """The filter, as the BPF program bubblewrap loads."""
     import pyseccomp  # libseccomp: needed for the bubblewrap levels only
 
@@ -50,7 +50,7 @@ def seccomp_filter():
         return program.read()
 
 
-def filter_descriptor():
+def filter_descriptor() -> int:
     """The filter in an anonymous file, for bubblewrap to read (the caller closes it once the sandbox started)."""
     descriptor = os.memfd_create("seccomp", 0)
     os.write(descriptor, seccomp_filter())
@@ -59,7 +59,7 @@ def filter_descriptor():
 
 
 @functools.lru_cache(maxsize=None)
-def keyctl_number():
+def keyctl_number() -> int | None:
     """keyctl's system call number on this machine, for the sandbox's first process to join a fresh
     session keyring (contain.py); None without kernel keyrings or libseccomp (not Linux: a
     student's practice run at `process` level)."""

@@ -31,6 +31,10 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from types import ModuleType
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -39,6 +43,8 @@ import transport  # noqa: E402  (grader/mnist/transport.py, beside this file: MN
 import worker  # noqa: E402  (numpy, the commands; it imports no student code until a child asks)
 from failures import WorkerFailure, channel_closed, exited, no_answer, unreadable  # noqa: E402  (beside this file)
 
+fcntl: "ModuleType | None"
+resource: "ModuleType | None"
 try:  # POSIX
     import fcntl
     import resource
@@ -57,8 +63,10 @@ OWN_UID = sys.argv[2:3] == ["own-uid"]
 class Child:
     """A forked worker serving one group, and the supervisor's ends of its two pipes."""
 
-    def __init__(self, group):
-        self.group, self.status = group, None
+    def __init__(self, group: str | None) -> None:
+        assert fcntl is not None and _libc is not None  # a Child is made only where os.fork and os.pidfd_open are: POSIX
+        self.group = group
+        self.status: int | None = None
         requests_read, self.requests = os.pipe()
         self.replies, replies_write = os.pipe()
         for descriptor in (self.requests, self.replies):
@@ -86,7 +94,7 @@ class Child:
             fcntl.fcntl(descriptor, fcntl.F_SETFL, fcntl.fcntl(descriptor, fcntl.F_GETFL) | os.O_NONBLOCK)
         self.pidfd = os.pidfd_open(self.pid)
 
-    def ask(self, header, body, timeout):
+    def ask(self, header: bytes, body: bytearray, timeout: float) -> tuple[bytes, bytearray, bool]:
         """Hand the child one request frame; (its reply's header and body, whether it holds a
         result), or WorkerFailure."""
         deadline = time.monotonic() + timeout
@@ -150,7 +158,7 @@ class Child:
         code = None if self.status is None else os.waitstatus_to_exitcode(self.status)
         return channel_closed() if code in (None, CHANNEL_CLOSED) else exited(code)
 
-    def fit_for_more(self):
+    def fit_for_more(self) -> bool:
         """Alive, one thread, and under half the address space it may use? Otherwise the next
         check would fail for it (after a thread or memory bomb, say), so it is ended."""
         if os.waitpid(self.pid, os.WNOHANG)[0]:
@@ -162,10 +170,11 @@ class Child:
                 size = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
         except OSError:
             return False
+        assert resource is not None  # a Child runs only on POSIX
         limit = resource.getrlimit(resource.RLIMIT_AS)[0]
         return threads == 1 and (limit == resource.RLIM_INFINITY or size <= limit // 2)
 
-    def end(self):
+    def end(self) -> None:
         """Kill the child and every process it left (orphans come to the supervisor: it is the
         namespace's PID 1, or a subreaper), and reap them all, so none holds a pipe or a process
         slot; remove its notebook's folder."""
@@ -196,7 +205,7 @@ class Child:
                     pass
 
 
-def result_reply(header):
+def result_reply(header: bytes) -> bool:
     """Whether a child's reply header holds a result (else what student code raised); WorkerFailure
     unless it is one JSON object, {"result": {...}} or {"raised": {...}}. The arrays in the body
     are the grader's to read: it decodes them with the header, and refuses a frame whose arrays
@@ -214,24 +223,24 @@ class InProcess:
     """A group's requests served by the supervisor itself, where no child can be watched: the
     same replies as a child's, without the isolation between groups (see the module's docstring)."""
 
-    def __init__(self, group):
+    def __init__(self, group: str | None) -> None:
         self.group = group
 
-    def ask(self, header, body, timeout):
+    def ask(self, header: bytes, body: bytearray, timeout: float) -> tuple[bytes, bytes, bool]:
         parts, result = worker.answer(protocol.decode_frame(header, body))
         return parts[0][protocol.FRAME_PREFIX.size:], b"".join(parts[1:]), result
 
-    def fit_for_more(self):
+    def fit_for_more(self) -> bool:
         return True
 
-    def end(self):
+    def end(self) -> None:
         pass
 
 
 WORKER = Child if hasattr(os, "fork") and hasattr(os, "pidfd_open") else InProcess
 
 
-def children():
+def children() -> set[int]:
     try:
         tasks = Path(f"/proc/{os.getpid()}/task").iterdir()
         return {int(pid) for task in tasks for pid in (task / "children").read_text().split()}
@@ -239,7 +248,7 @@ def children():
         return set()
 
 
-def replied(request, reply_header, reply_body, ok, restart):
+def replied(request: dict[str, Any], reply_header: bytes, reply_body: bytes | bytearray, ok: bool, restart: bool) -> list[bytes | bytearray]:
     """The supervisor's reply frame (its buffers) to a request a worker answered: the worker's reply
     (worker.answer's header, parsed as one whole JSON object: spliced in, it is one value, and its
     body) inside the supervisor's own fields, as the value of "reply"."""
@@ -249,10 +258,10 @@ def replied(request, reply_header, reply_body, ok, restart):
 
 
 class Supervisor:
-    def __init__(self):
-        self.child = None
+    def __init__(self) -> None:
+        self.child: Child | InProcess | None = None
 
-    def handle(self, header, body):
+    def handle(self, header: bytes, body: bytearray) -> list[Any]:
         """One request frame → one reply frame (its buffers). The grader's request is read for its
         id, command, group and time limit only: its arrays are the child's to decode. The child's
         reply goes back inside the supervisor's own fields, as the value of "reply"."""
@@ -278,13 +287,13 @@ class Supervisor:
             self.end_child()
         return replied(request, reply_header, reply_body, ok, restart)
 
-    def failed(self, request, failure):
+    def failed(self, request: dict[str, Any], failure: dict[str, Any]) -> list[Any]:
         """The reply to a request its child could not answer (failure: WorkerFailure.as_data, and
         "sandbox": True when no student code ran); the child is ended."""
         self.end_child()
         return protocol.encode_frame({"id": request["id"], "restart": True, "ok": False, "failure": failure})
 
-    def end_child(self):
+    def end_child(self) -> None:
         if self.child is not None:
             self.child.end()
             self.child = None
@@ -292,7 +301,7 @@ class Supervisor:
             empty_exchange()
 
 
-def empty_exchange():
+def empty_exchange() -> None:
     """The exchange file emptied (MNIST's ring sizes it anew): the one file of the scratch copy a
     worker may write must not carry what one group's worker wrote to the next. Never followed: a
     link put in its place at the process level is not truncated through."""
@@ -322,7 +331,7 @@ def _remove_folder(path):
     shutil.rmtree(path, ignore_errors=True)
 
 
-def clear_shared_folders():
+def clear_shared_folders() -> None:
     """Remove what this uid owns in SHARED_FOLDERS (in a namespace, everything there is this
     sandbox's): no process of the sandbox but the supervisor runs now. Links are removed, never followed."""
     if os.name != "posix" or not (os.getpid() == 1 or OWN_UID):  # the process level: the grader's own user, its own files
@@ -351,17 +360,17 @@ class LogOutput(io.TextIOBase):
 
     encoding, errors = "utf-8", "backslashreplace"
 
-    def __init__(self, descriptor):
+    def __init__(self, descriptor: int) -> None:
         self.descriptor, self.full = descriptor, False
         self.buffer = self  # sys.stdout.buffer.write(b"…") too
 
-    def writable(self):
+    def writable(self) -> bool:
         return True
 
-    def fileno(self):
+    def fileno(self) -> int:
         return self.descriptor
 
-    def write(self, text):
+    def write(self, text: str | bytes | bytearray) -> int:  # bytes too: it is its own .buffer
         if not self.full:
             try:
                 os.write(self.descriptor, text if isinstance(text, (bytes, bytearray)) else str(text).encode("utf-8", "backslashreplace"))
@@ -370,10 +379,10 @@ class LogOutput(io.TextIOBase):
         return len(text)
 
 
-def main():
-    log = sys.argv[1]  # the student's output: a capped log file, opened by the launcher (Windows: its path)
-    log = int(log) if log.isdigit() else os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0))
-    if sys.platform == "linux":
+def main() -> None:
+    argument = sys.argv[1]  # the student's output: a capped log file, opened by the launcher (Windows: its path)
+    log = int(argument) if argument.isdigit() else os.open(argument, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0))
+    if sys.platform == "linux" and _libc is not None:
         _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
         if os.getpid() != 1:  # not the PID namespace's init (process level): adopt what children leave behind
             _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)

@@ -4,7 +4,9 @@ exclusive lock on a file of its own until the worker stops and nothing of it is 
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
+fcntl: ModuleType | None
 try:  # POSIX only: without it (Windows) no level has a uid of its own
     import fcntl
 except ImportError:
@@ -29,6 +31,7 @@ class UidClaim:
 
 def claim_uid() -> UidClaim:
     """A uid no other running worker has."""
+    assert fcntl is not None  # only the levels with a uid of their own claim one: they need POSIX
     UID_LOCKS.mkdir(mode=0o700, exist_ok=True)
     for uid in UID_POOL:
         descriptor = os.open(UID_LOCKS / str(uid), os.O_CREAT | os.O_RDWR, 0o600)

@@ -18,11 +18,12 @@ import importlib.util
 import sys
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-try:
-    import resource
-except ImportError:  # Windows: worn_out() returns before it needs it (no /proc)
-    resource = None
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from importlib.machinery import ModuleSpec
+    from types import ModuleType
 
 SCRATCH = Path.cwd()
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(SCRATCH)]
@@ -43,7 +44,7 @@ HELPERS = tuple(sorted({path.relative_to(SCRATCH / "autodiff").parts[0].removesu
 STUDENT_FILES = {str(SCRATCH / "autodiff" / f"{module}.py") for module in GRADED_MODULES} | {str(path) for path in _OWN_FILES}
 
 
-def student_exception(phase, error):
+def student_exception(phase: str, error: BaseException) -> StudentException:
     """Student code raised error: a StudentException with the phase and a traceback trimmed to the
     student's frames."""
     frames = [frame for frame in traceback.extract_tb(error.__traceback__)
@@ -53,7 +54,7 @@ def student_exception(phase, error):
                              "traceback": "\n".join(lines)})
 
 
-def shown_file(filename):
+def shown_file(filename: str) -> str:
     """A student file's name as the student knows it: ops.py, or a notebook's `cell 7`."""
     if filename.startswith(cells.CELL_FILENAME):
         return f"cell {filename[len(cells.CELL_FILENAME):].split('-')[0]}"
@@ -65,32 +66,35 @@ class CourseModuleAliases(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     of the course's modules and the student's helpers: students who wrote their modules side by
     side import them that way. Last on sys.meta_path, so it only answers for names nothing else provides."""
 
-    def find_spec(self, name, path=None, target=None):
+    def find_spec(self, name: str, path: "Sequence[str] | None" = None,
+                  target: "ModuleType | None" = None) -> "ModuleSpec | None":
         return importlib.util.spec_from_loader(name, self) if path is None and name in (*COURSE_MODULES, *HELPERS) else None
 
-    def create_module(self, spec):
+    def create_module(self, spec: "ModuleSpec") -> "ModuleType":
         module = importlib.import_module(f"autodiff.{spec.name}")
         spec.loader_state = module.__spec__  # the import system is about to replace it with the alias's
         return module
 
-    def exec_module(self, module):
-        module.__spec__ = module.__spec__.loader_state  # already run as autodiff.<name>: only undo that
+    def exec_module(self, module: "ModuleType") -> None:
+        spec = module.__spec__  # the alias's, given by the import system after create_module: never None here
+        if spec is not None:
+            module.__spec__ = spec.loader_state  # already run as autodiff.<name>: only undo that
 
 
 sys.meta_path.append(CourseModuleAliases())
 
 
-def run_student(phase, function, *args, **kwargs):
+def run_student(phase: str, function: "Callable[..., Any]", *args: Any, **kwargs: Any) -> Any:
     try:
         return function(*args, **kwargs)
     except BaseException as error:  # SystemExit and KeyboardInterrupt too: student code must not stop the worker
         raise student_exception(phase, error) from None
 
 
-_loaded = {}
+_loaded: dict[str, Any] = {}  # module → the imported module; "notebook" → the NotebookRun that installed its names
 
 
-def load_module(module):
+def load_module(module: str) -> "ModuleType":
     """Import autodiff.<module> once; for a notebook, with the notebook's names installed first."""
     if NOTEBOOK.is_file():
         install_notebook()
@@ -99,7 +103,7 @@ def load_module(module):
     return _loaded[module]
 
 
-def install_notebook():
+def install_notebook() -> None:
     """Run the notebook's cells as the trusted side planned them (grader/notebook.py; every cell
     whole where there is no plan), then put the graded names its namespace holds into the graded
     modules, where the checks, and autodiff.nn's MLP3 once reloaded, find them."""
@@ -120,16 +124,16 @@ def install_notebook():
     _loaded["notebook"] = run
 
 
-_notebook = []  # this process's NotebookRun, once made
+_notebook: list[cells.NotebookRun] = []  # this process's NotebookRun, once made
 
 
-def notebook_run():
+def notebook_run() -> cells.NotebookRun:
     if not _notebook:
         _notebook.append(cells.NotebookRun(NOTEBOOK))
     return _notebook[0]
 
 
-def notebook_cell(request):
+def notebook_cell(request: dict[str, Any]) -> dict[str, Any]:
     """One cell of the trusted side's first run of the notebook (grader/notebook.py), in this
     group's shell; a fresh shell first replays the cells the trusted side has kept so far."""
     fresh = not _notebook
@@ -141,7 +145,7 @@ def notebook_cell(request):
     return outcome
 
 
-def resolve(name):
+def resolve(name: str) -> Any:
     module = load_module(GRADED[name])
     if not hasattr(module, name):
         where = "the notebook" if NOTEBOOK.is_file() else f"{GRADED[name]}.py"
@@ -149,7 +153,7 @@ def resolve(name):
     return getattr(module, name)
 
 
-def describe(value, depth=0):
+def describe(value: object, depth: int = 0) -> dict[str, Any]:
     """What student code returned, as plain data the trusted side can judge."""
     if isinstance(value, np.ndarray):
         if type(value) is not np.ndarray:  # a subclass (np.matrix, a masked array): its base array, as the engine's
@@ -168,7 +172,7 @@ def describe(value, depth=0):
     return {"kind": "other", "type": type(value).__name__}
 
 
-def call(request):
+def call(request: dict[str, Any]) -> dict[str, Any]:
     """forward(ctx, *inputs, **options), then backward(ctx, grad_output) if one is given; the
     inputs and grad_output as the op left them too, unless the request says `unchanged: false`
     (the scale checks, which compare no such thing, need not carry them back)."""
@@ -198,7 +202,7 @@ def call(request):
     return reply
 
 
-def call_graph(request):
+def call_graph(request: dict[str, Any]) -> dict[str, Any]:
     """A small graph through the course's engine: `steps` apply the graded op (or the course's Add)
     to earlier values; the last value's backward is seeded with `seed`. Returns the output, each
     leaf's .grad and the seed array as the backward left it (an op may change grad_output in place)."""
@@ -206,12 +210,13 @@ def call_graph(request):
 
     class Add(Function):  # the course's Add, kept here: the student's ops.py holds the other, and a bug there must not cost this op
         @staticmethod
-        def forward(ctx, a, b):
+        def forward(ctx: Any, a: np.ndarray, b: np.ndarray) -> np.ndarray:
             ctx.shapes = a.shape, b.shape
             return a + b
 
         @staticmethod
-        def backward(ctx, grad_output):  # one array for both inputs when nothing was broadcast, as the course's Add
+        def backward(ctx: Any, grad_output: np.ndarray) -> tuple[np.ndarray, ...]:
+            # one array for both inputs when nothing was broadcast, as the course's Add
             return tuple(reduce_grad_to_shape(grad_output, shape) for shape in ctx.shapes)
 
     function = resolve(request["name"])
@@ -227,7 +232,7 @@ def call_graph(request):
         "output": describe(values[-1].data), "grads": [describe(leaf.grad) for leaf in leaves], "seed_after": seed})
 
 
-def call_regularizer(request):
+def call_regularizer(request: dict[str, Any]) -> dict[str, Any]:
     """l2_penalty(weights, lam) or l2_grad(weights, lam) on Tensors built from the request."""
     from autodiff.tensor import Tensor
 
@@ -242,7 +247,7 @@ def call_regularizer(request):
                                                  "grads_after": [describe(w.grad) for w in weights]})
 
 
-def mnist_gradients(request):
+def mnist_gradients(request: dict[str, Any]) -> dict[str, Any]:
     """Stream MLP3's loss and gradients, step after step, to the SGD loop of the trusted side
     (grader/mnist/loop.py), which owns the weights, the batch order, the update and the test accuracy.
 
@@ -274,21 +279,21 @@ def mnist_gradients(request):
     parameters = model.parameters()
     shapes = [parameter.data.shape for parameter in parameters]
 
-    def load_weights(weights):
+    def load_weights(weights: np.ndarray) -> None:
         offset = 0
         for parameter in parameters:
             size = parameter.data.size
             parameter.data = weights[offset:offset + size].reshape(parameter.data.shape)
             offset += size
 
-    def step(batch):
+    def step(batch: np.ndarray) -> tuple[float, list[dict[str, Any]]]:
         for parameter in parameters:
             parameter.grad = None
         loss = CrossEntropyLoss.apply(model(Tensor(prepare_images(images[batch]))), targets[batch])
         loss.backward()
         return float(loss.data), [describe(parameter.grad) for parameter in parameters]
 
-    def update(sent):  # the trusted side's SGD step; a step it refuses stops the training there
+    def update(sent: list[Any]) -> None:  # the trusted side's SGD step; a step it refuses stops the training there
         for parameter, described, shape in zip(parameters, sent, shapes):
             with contextlib.suppress(transport.StepRefused):
                 if (accepted := transport.accepted_update(described, shape)) is not None:
@@ -308,12 +313,12 @@ def mnist_gradients(request):
     return {}
 
 
-def hello(request):
+def hello(request: dict[str, Any]) -> dict[str, Any]:
     return {"python": sys.version.split()[0], "numpy": np.__version__,
             "ipython": importlib.util.find_spec("IPython") is not None}  # what runs a notebook's cells
 
 
-def import_module(request):
+def import_module(request: dict[str, Any]) -> dict[str, Any]:
     load_module(request["module"])
     return {}
 
@@ -322,7 +327,7 @@ COMMANDS = {"hello": hello, "import": import_module, "call": call, "regularizer"
             "mnist_gradients": mnist_gradients, "graph": call_graph}
 
 
-def answer(request):
+def answer(request: dict[str, Any]) -> tuple[list[Any], bool]:
     """The reply frame to a request (its buffers), and whether it holds a result: {"result": ...},
     or {"raised": details} when student code raised or its result cannot be sent. The supervisor
     adds the rest."""
@@ -336,7 +341,7 @@ def answer(request):
         return protocol.encode_frame({"raised": {"phase": "replying", "type": "ProtocolError", "message": str(error)}}), False
 
 
-def serve(requests, replies):
+def serve(requests: int, replies: int) -> None:
     """Answer request frames until the supervisor closes the pipe."""
     while (frame := protocol.read_frame(requests)) is not None:
         protocol.write_frame(replies, answer(protocol.decode_frame(*frame))[0])
