@@ -2,6 +2,7 @@
 their plugin), carried through pytest's JSON report and into the score report, and read there by
 the states, the gradebook and the pages, never recovered from the text a student reads."""
 import tempfile
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from grader.classroom.gradebook import row_problems, summarize
 from grader.classroom.roster import Roster
 from grader.grade import run_checks
-from grader.report import build_report, state_of
+from grader.report import CASE_LIMIT, build_report, cause_data, state_of
 from grader.results import CAUSES, CaseResult, GraderFailed, NotImported, NotRun, NotStarted, OverBudget, Raised, WorkerStopped, Wrong, cause_of
 from grader.sandbox.launch import scratch_parent
 from grader.submission import Submission, load_submission, prepare_scratch
@@ -158,3 +159,39 @@ def test_reports_written_before_causes_are_read_by_every_classroom_tool(tmp_path
     assert "could not be imported" not in row_problems(old) and "Mul" in student_page(old, reveal="all")
     assert "old" in class_index(reports, summary, {s: f"{s}.html" for s in reports})
     assert compare({"s": old}, {"s": new}) == [] and format_table(old) and to_gradescope(old)["tests"]
+
+
+HOSTILE = "\x1b[2J\ud800" + "x" * 50_000  # a terminal escape, a lone surrogate, far past any limit
+
+
+def hostile_cause(cause_type, depth=0):
+    """The cause of this kind with every text field what a hostile worker could make it say, and
+    a cause within it wherever one may stand."""
+    values = {}
+    for field in fields(cause_type):
+        if field.name == "ended":
+            values[field.name] = hostile_cause(Raised if depth % 2 == 0 else WorkerStopped, depth + 1) if depth < 2 else None
+        elif field.type in (str, "str"):
+            values[field.name] = HOSTILE
+        else:
+            values[field.name] = None
+    return cause_type(**values)
+
+
+def strings_in(data):
+    if isinstance(data, dict):
+        for value in data.values():
+            yield from strings_in(value)
+    elif isinstance(data, str):
+        yield data
+
+
+@pytest.mark.parametrize("cause_type", CAUSES.values(), ids=CAUSES)
+def test_every_text_of_every_cause_is_bounded_and_safe_in_the_report(cause_type):
+    """What the worker said reaches a report only cleaned: each string of each kind of cause, and of
+    a cause within it, bounded, without control characters, writable as UTF-8."""
+    data = cause_data(hostile_cause(cause_type))
+    for text in strings_in(data):
+        assert len(text) < CASE_LIMIT + 100 and "\x1b" not in text
+        text.encode("utf-8")
+    assert cause_of({"cause": data}).kind == cause_type.kind
