@@ -7,6 +7,8 @@ The pipeline, in the order a submission goes through it:
                                  supervisor and its worker children; contract.py holds the
                                  assignment's contract both sides share
     checks/                      the graded checks (pytest), their plugin, the oracle and helpers
+    course/                      the course's given code for the trusted side: where its copy of
+                                 the package is, its modules and MNIST loaded from that copy
     mnist/                       the MNIST check: its training loop, owned by the trusted side,
                                  and the transfer of its steps, both ends
     grade.py                     run the checks against the sandbox in a trusted pytest process
@@ -25,9 +27,5 @@ from .sandbox.contract import COURSE_MODULES, GIVEN_MODULES, GRADED, GRADED_MODU
 VERSION = "1.0.0"
 
 ROOT = Path(__file__).resolve().parent.parent
-# The course's given code, graded bodies blank: the starter in the repository; grader/course/ in
-# the packages built from it (the student handout, the Gradescope autograder).
-COURSE_PACKAGE = next((p for p in (ROOT / "starter" / "autodiff", ROOT / "grader" / "course" / "autodiff") if p.is_dir()),
-                      ROOT / "starter" / "autodiff")
 CHECKS = Path(__file__).resolve().parent / "checks"
 DEFAULT_RUBRIC = Path(__file__).resolve().parent / "rubric.toml"

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from . import COURSE_PACKAGE, GRADED, GRADED_MODULES
+from . import GRADED, GRADED_MODULES
+from .course import COURSE_PACKAGE
 from .notebook import NotebookError, read_notebook, write_cells
 from .sandbox.launch import SANDBOX_FILES
 

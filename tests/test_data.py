@@ -71,7 +71,7 @@ def test_without_mnist_dir_the_committed_folder_is_found(monkeypatch):
     assert default_directory() == MNIST_DIR
 
 
-# -- the grader's cache of the decompressed arrays (grader/course.py) ------------------------------
+# -- the grader's cache of the decompressed arrays (grader/course/) ---------------------------------
 
 def test_the_graders_cache_gives_the_course_loaders_arrays_and_follows_the_files(tmp_path, monkeypatch):
     from grader import course

@@ -46,7 +46,7 @@ def test_initial_weights_are_mlp3s():
 def test_the_trusted_side_builds_mlp3_from_the_courses_copy_and_imports_no_autodiff():
     """MLP3's parameters come from the course's own nn.py (its copy in the grader: graded bodies
     blank), in a process where no `autodiff` package, the student's or any, is imported."""
-    probe = ("import inspect, sys; from pathlib import Path; from grader import COURSE_PACKAGE; from grader.mnist import loop, model; "
+    probe = ("import inspect, sys; from pathlib import Path; from grader.course import COURSE_PACKAGE; from grader.mnist import loop, model; "
              "assert Path(inspect.getfile(model.MLP3)) == COURSE_PACKAGE.resolve() / 'nn.py', inspect.getfile(model.MLP3); "
              "assert not [name for name in sys.modules if name.partition('.')[0] == 'autodiff']")
     completed = subprocess.run([sys.executable, "-c", probe], check=False, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from grader import COURSE_PACKAGE, GRADED, GRADED_MODULES
+from grader import GRADED, GRADED_MODULES
+from grader.course import COURSE_PACKAGE
 from grader.grade import grade
 from grader.notebook import MAX_LISTED, CellResult, as_data, cell_notes
 from grader.report import validate

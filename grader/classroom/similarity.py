@@ -31,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import COURSE_PACKAGE, GRADED_MODULES
+from .. import GRADED_MODULES
+from ..course import COURSE_PACKAGE
 from ..report import write_atomically
 from ..submission import decoded, load_submission
 

@@ -319,10 +319,8 @@ class WorkerClient:
             self._threads = None
         else:
             for stream in (self.process.stdin, self.process.stdout):
-                try:
+                with contextlib.suppress(OSError):
                     stream.close()
-                except OSError:
-                    pass
         self.process = None
 
     def exchange(self) -> int | None:

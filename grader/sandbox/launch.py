@@ -99,28 +99,27 @@ def start_worker(scratch: str | os.PathLike[str], limits: Limits = Limits(),
     else:
         log = os.open(scratch / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         passed = [log]
-    sandbox_log = open(scratch / "sandbox.log", "ab")
-    try:
-        rules = seccomp.filter_descriptor() if level.bubblewrap else None  # bubblewrap loads it (--seccomp FD)
-        passed += [] if rules is None else [rules]
-        command, cwd = level.command(scratch, limits, log, rules)
-        containment = level.contain(limits)
-        if containment is not None:
-            command = [*containment.program(level.python(), runtime), *command]
-        privileges: dict[str, Any] = {} if uid is None else {"user": uid, "group": uid, "extra_groups": []}
-        reaping.become_subreaper()
-        process = cast("SandboxProcess", subprocess.Popen(command, cwd=cwd, env={**worker_environment(), "HOME": level.home(scratch)},
-                                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=sandbox_log,
-                                                          start_new_session=True, pass_fds=passed, **privileges))
-    except BaseException:
-        os.close(exchange)
-        if claim is not None:
-            claim.release()
-        raise
-    finally:
-        for descriptor in passed:
-            os.close(descriptor)
-        sandbox_log.close()
+    with open(scratch / "sandbox.log", "ab") as sandbox_log:
+        try:
+            rules = seccomp.filter_descriptor() if level.bubblewrap else None  # bubblewrap loads it (--seccomp FD)
+            passed += [] if rules is None else [rules]
+            command, cwd = level.command(scratch, limits, log, rules)
+            containment = level.contain(limits)
+            if containment is not None:
+                command = [*containment.program(level.python(), runtime), *command]
+            privileges: dict[str, Any] = {} if uid is None else {"user": uid, "group": uid, "extra_groups": []}
+            reaping.become_subreaper()
+            process = cast("SandboxProcess", subprocess.Popen(command, cwd=cwd, env={**worker_environment(), "HOME": level.home(scratch)},
+                                                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=sandbox_log,
+                                                              start_new_session=True, pass_fds=passed, **privileges))
+        except BaseException:
+            os.close(exchange)
+            if claim is not None:
+                claim.release()
+            raise
+        finally:
+            for descriptor in passed:
+                os.close(descriptor)
     process.level, process.claim, process.uid, process.exchange = level, claim, uid, exchange
     reaping.running.add(process.pid)
     return process

@@ -186,23 +186,17 @@ class Child:
     def _kill_all(self):
         for _ in range(1000):
             if os.getpid() == 1 or OWN_UID:  # every process of the sandbox but itself, at once: a fork bomb cannot outrun it
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(-1, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
             left = children()
             if not left:
                 return
             for pid in left:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
             for pid in left:
-                try:
+                with contextlib.suppress(ChildProcessError):
                     os.waitpid(pid, 0)
-                except ChildProcessError:
-                    pass
 
 
 def result_reply(header: bytes) -> bool:
@@ -398,7 +392,7 @@ def main() -> None:
     os.dup2(log, 2)  # from here on, the launcher's stderr (the sandbox's own errors) is out of reach
     os.close(null)
     os.close(log)
-    sys.stdin = open(os.devnull)
+    sys.stdin = open(os.devnull)  # noqa: SIM115  (the process's stdin from here on: never closed)
     sys.stdout, sys.stderr = LogOutput(1), LogOutput(2)
     for descriptor in (requests, replies):
         protocol.widen_pipe(descriptor)

@@ -220,7 +220,8 @@ def call_graph(request: dict[str, Any]) -> dict[str, Any]:
             return tuple(reduce_grad_to_shape(grad_output, shape) for shape in ctx.shapes)
 
     function = resolve(request["name"])
-    values = [Tensor(np.array(leaf, copy=True), requires_grad=wanted) for leaf, wanted in zip(request["leaves"], request["requires_grad"])]
+    values = [Tensor(np.array(leaf, copy=True), requires_grad=wanted)
+              for leaf, wanted in zip(request["leaves"], request["requires_grad"], strict=True)]
     leaves = list(values)
     for step in request["steps"]:
         op = Add if step["op"] == "Add" else function
@@ -238,7 +239,7 @@ def call_regularizer(request: dict[str, Any]) -> dict[str, Any]:
 
     function = resolve(request["name"])
     weights = []
-    for data, grad in zip(request["weights"], request["grads"]):
+    for data, grad in zip(request["weights"], request["grads"], strict=True):
         weights.append(Tensor(np.array(data, copy=True), requires_grad=True))
         weights[-1].grad = None if grad is None else np.array(grad, copy=True)
     value = run_student(request["name"], function, weights, request["lam"])
@@ -294,7 +295,7 @@ def mnist_gradients(request: dict[str, Any]) -> dict[str, Any]:
         return float(loss.data), [describe(parameter.grad) for parameter in parameters]
 
     def update(sent: list[Any]) -> None:  # the trusted side's SGD step; a step it refuses stops the training there
-        for parameter, described, shape in zip(parameters, sent, shapes):
+        for parameter, described, shape in zip(parameters, sent, shapes, strict=True):
             with contextlib.suppress(transport.StepRefused):
                 if (accepted := transport.accepted_update(described, shape)) is not None:
                     parameter.data -= accepted

@@ -1,5 +1,6 @@
-"""The course's own given modules, for the trusted side: loaded by file path from the course's
-copy of the package, under a private name, so that no `autodiff` module exists in this process."""
+"""The course's given code, for the trusted side: where its copy of the package is, and its modules
+loaded by file path from that copy under a private name, so that no `autodiff` module exists in
+this process."""
 import contextlib
 import hashlib
 import importlib
@@ -14,7 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from . import COURSE_PACKAGE
+from .. import ROOT
+
+# The course's copy of the package, graded bodies blank: the starter in the repository; in the
+# packages built from it (the student handout, the Gradescope autograder), here beside this file.
+COURSE_PACKAGE = next((p for p in (ROOT / "starter" / "autodiff", Path(__file__).parent / "autodiff") if p.is_dir()),
+                      ROOT / "starter" / "autodiff")
 
 _spec = importlib.util.spec_from_file_location("_course_data", COURSE_PACKAGE / "data.py")
 assert _spec is not None and _spec.loader is not None  # a file path always has a spec and a loader
