@@ -27,6 +27,19 @@ def test_the_figures_in_the_docs_are_what_the_results_say():
     assert completed.returncode == 0, completed.stderr
 
 
+def test_the_attack_table_shows_every_run_that_did_not_hold_as_failed():
+    """benchmarks/attacks.py's outcomes as it writes them: a failure is never shown as n/a."""
+    from benchmarks.attacks import run_attacks  # noqa: F401  (the writer this reads: it must exist)
+    from tools.make_docs import attacks
+    runs = [{"attack": "a", "level": "namespace", "outcome": "held"},
+            {"attack": "a", "level": "process", "outcome": "FAILED", "problems": ["Mul: 0/8"]},
+            {"attack": "a", "level": "uid", "outcome": "not applicable", "reason": "a level this attack's defence is beyond"}]
+    data = {"machine": {"levels": {"namespace": True, "uid": True, "process": True}}, "runs": runs,
+            "counts": {"attacks": 1, "runs": 2, "held": 1, "failed": 1, "unearned_points": 0, "grader_crashes": 0, "other_groups_graded": "1 of 2"},
+            "isolation_cost": {"ratio_to_process": {"process": 1.0}, "repeats": 1, "goal": 1.15}}
+    assert "| a | held | n/a | **failed** |" in attacks(data)
+
+
 def test_nothing_in_the_project_refers_to_the_shared_folder_outside_it():
     outside = "../" + "shared"  # spelled apart, so that this file is not a hit of its own search
     found = subprocess.run(["git", "grep", "-l", "-F", outside], cwd=ROOT, capture_output=True, text=True, check=False).stdout.split()

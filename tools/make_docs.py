@@ -71,15 +71,20 @@ def batch_speed():
         f"{resume['gradebook_identical_to_uninterrupted']}.\n")
 
 
-def attacks():
-    data = results("attacks")
+def attacks(data=None):
+    """The attack table and its counts, from results/attacks.json (or `data`, read from it): a run
+    that neither held nor was not applicable is shown failed, whatever benchmarks/attacks.py named it."""
+    data = data or results("attacks")
     levels = list(data["machine"]["levels"])
     cells = {}
     for run in data["runs"]:
         reason = run.get("reason", "")
-        outcome = {"held": "held", "failed": "**failed**"}.get(run["outcome"])
-        if outcome is None:
+        if run["outcome"] == "held":
+            outcome = "held"
+        elif run["outcome"] == "not applicable":
             outcome = ("unavailable" if "not available" in reason else "—" if "fought off" in reason else "n/a")
+        else:
+            outcome = "**failed**"
         cells.setdefault(run["attack"], {})[run["level"]] = outcome
     rows = [[attack, *(outcomes.get(level, "") for level in levels)] for attack, outcomes in cells.items()]
     counts, cost = data["counts"], data["isolation_cost"]

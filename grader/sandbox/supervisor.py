@@ -297,10 +297,12 @@ class Supervisor:
 
 def empty_exchange() -> None:
     """The exchange file emptied (MNIST's ring sizes it anew): the one file of the scratch copy a
-    worker may write must not carry what one group's worker wrote to the next. Never followed: a
-    link put in its place at the process level is not truncated through."""
+    worker may write must not carry what one group's worker wrote to the next. What a worker put in
+    its place at the process level is never waited on nor followed: a FIFO (no reader: the open
+    fails at once, O_NONBLOCK) or a link is left as it is."""
     with contextlib.suppress(OSError):
-        descriptor = os.open(worker.SCRATCH / transport.EXCHANGE, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0))
+        flags = os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        descriptor = os.open(worker.SCRATCH / transport.EXCHANGE, flags)
         try:
             os.ftruncate(descriptor, 0)
         finally:
