@@ -28,7 +28,6 @@ from typing import Any
 from . import GRADED, GRADED_MODULES
 from .course import COURSE_PACKAGE
 from .notebook import NotebookError, read_notebook, write_cells
-from .sandbox.launch import SANDBOX_FILES
 
 EXPECTED = ("expected a folder holding autodiff/ (with ops.py, activations.py, losses.py, regularizers.py), "
             "a folder holding those modules at its top, a .zip of either, or one .ipynb notebook")
@@ -212,8 +211,9 @@ def _read_folder(folder, submission, how):
 
 
 # Names a bare import gets from elsewhere than the student's flat folder, in the sandbox: Python's
-# own modules, what the sandbox runs on (its own modules among them), the course's package.
-TAKEN_NAMES = {*sys.stdlib_module_names, "numpy", "IPython", "autodiff", *(path.stem for path in SANDBOX_FILES)}
+# own modules, the packages the sandbox runs on, the course's package. (The sandbox's own modules
+# are out of the way before student code runs: worker.leave_names_to_the_student.)
+TAKEN_NAMES = {*sys.stdlib_module_names, "numpy", "IPython", "autodiff"}
 
 
 # Files Python or pytest read by their names alone, wherever they can: never copied anywhere, though

@@ -441,16 +441,35 @@ def test_helper_names_are_any_module_name_and_the_flat_form_warns_only_where_a_b
         "ops.py imports random: that is Python's own random module, not your random.py (rename the helper, or import it as autodiff.random)"]
 
 
-@pytest.mark.parametrize("module", [path.stem for path in SANDBOX_FILES])
-def test_a_flat_helper_named_like_a_module_the_sandbox_runs_on_is_noted(tmp_path, module):
-    """In the sandbox, a bare `import contract` finds the sandbox's own contract.py first."""
-    flat = tmp_path / "flat"
+def flat_reference_importing(folder, helpers):
+    """The reference in the flat form, whose ops.py imports each of `helpers` bare (`import cells`)
+    and needs what it finds to be the student's own: each helper module holds FACTOR = 1.0."""
     for graded in GRADED_MODULES:
-        (flat / f"{graded}.py").parent.mkdir(parents=True, exist_ok=True)
-        (flat / f"{graded}.py").write_text((SOLUTIONS / "autodiff" / f"{graded}.py").read_text().replace("from .tensor", "from tensor"))
-    (flat / "ops.py").write_text(f"import {module}\n" + (flat / "ops.py").read_text())
-    (flat / f"{module}.py").write_text("X = 0\n")
-    assert any(note.startswith(f"ops.py imports {module}: ") and f"not your {module}.py" in note for note in load_submission(flat).notes)
+        (folder / f"{graded}.py").parent.mkdir(parents=True, exist_ok=True)
+        (folder / f"{graded}.py").write_text((SOLUTIONS / "autodiff" / f"{graded}.py").read_text().replace("from .tensor", "from tensor"))
+    for helper in helpers:
+        (folder / f"{helper}.py").write_text("FACTOR = 1.0\n")
+    (folder / "ops.py").write_text(f"import {', '.join(helpers)}\n"
+                                   f"assert all(helper.FACTOR == 1.0 for helper in ({', '.join(helpers)},))\n" + (folder / "ops.py").read_text())
+    return folder
+
+
+SANDBOX_MODULES = sorted(path.stem for path in SANDBOX_FILES)
+
+
+@pytest.mark.parametrize("module", SANDBOX_MODULES)
+def test_a_flat_helper_named_like_a_module_the_sandbox_runs_on_is_not_noted_as_taken(tmp_path, module):
+    """The sandbox's own modules leave their names before student code runs: nothing to warn of."""
+    notes = load_submission(flat_reference_importing(tmp_path / "flat", [module])).notes
+    assert not any(note.startswith(f"ops.py imports {module}: ") for note in notes)
+
+
+@pytest.mark.slow
+def test_flat_helpers_named_like_every_module_the_sandbox_runs_on_are_the_students_own(tmp_path):
+    """`import cells` in ops.py finds the student's cells.py, as on their own machine, for every
+    module the sandbox ships (the worker, the protocol, the notebook runner, …): full marks."""
+    report = graded(flat_reference_importing(tmp_path / "flat", SANDBOX_MODULES), "namespace" if level_available("namespace") else "process")
+    assert full_marks_except(report) == {}, feedback(report, "Mul")
 
 
 @pytest.mark.slow

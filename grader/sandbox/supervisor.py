@@ -387,6 +387,7 @@ def main() -> None:
         import autodiff  # noqa: F401  (the course's package and engine, no student module: ready in every child)
     if worker.NOTEBOOK.is_file():
         worker.cells.preload()  # IPython's modules, no shell: ready in every child
+    worker.leave_names_to_the_student()  # the sandbox's modules are all imported by now
     requests, replies = os.dup(0), os.dup(1)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)  # code reading stdin must not eat requests

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from types import ModuleType
 
 SCRATCH = Path.cwd()
-sys.path[:0] = [str(Path(__file__).resolve().parent), str(SCRATCH)]
+SANDBOX = Path(__file__).resolve().parent  # the sandbox's own modules, this one among them (launch.SANDBOX_FILES)
+sys.path[:0] = [str(SANDBOX), str(SCRATCH)]
 
 import cells  # noqa: E402  (sandbox/cells.py: a notebook's cells; IPython is imported only to run some)
 import numpy as np  # noqa: E402
@@ -92,6 +93,16 @@ def run_student(phase: str, function: "Callable[..., Any]", *args: Any, **kwargs
 
 
 _loaded: dict[str, Any] = {}  # module → the imported module; "notebook" → the NotebookRun that installed its names
+
+
+def leave_names_to_the_student() -> None:
+    """Take the sandbox's own modules (protocol, cells, this one, …), once imported, out of what a
+    bare import looks up: their folder off sys.path, their names out of sys.modules (they live on in
+    the references the sandbox holds). A student's helper `cells.py`, imported as `import cells`,
+    is then theirs (CourseModuleAliases), as on their own machine, not the sandbox's module."""
+    sys.path[:] = [entry for entry in sys.path if entry != str(SANDBOX)]
+    for path in SANDBOX.glob("*.py"):
+        sys.modules.pop(path.stem, None)
 
 
 def load_module(module: str) -> "ModuleType":
