@@ -464,11 +464,26 @@ def test_a_flat_helper_named_like_a_module_the_sandbox_runs_on_is_not_noted_as_t
     assert not any(note.startswith(f"ops.py imports {module}: ") for note in notes)
 
 
+def scratch_names(tmp_path, isolation):
+    """The names a bare import could find in the worker's folder, as the worker sees it: its
+    importable entries (folders, .py files), listed by a submission whose ops.py says them."""
+    probe = reference_copy(tmp_path / "probe", {"ops": [("import numpy as np", "import os, numpy as np\n"
+                                                          "raise Exception(sorted(os.listdir('.')))")]})
+    said = feedback(graded(probe, isolation), "Mul")
+    entries = ast.literal_eval(said[said.index("raised Exception: ") + len("raised Exception: "):].split("\n")[0])
+    return sorted({entry.removesuffix(".py") for entry in entries
+                   if entry.removesuffix(".py").isidentifier() and ("." not in entry or entry.endswith(".py"))} - {"autodiff"})
+
+
 @pytest.mark.slow
-def test_flat_helpers_named_like_every_module_the_sandbox_runs_on_are_the_students_own(tmp_path):
+@pytest.mark.parametrize("isolation", ["process", *LEVELS])
+def test_flat_helpers_named_like_what_the_sandbox_holds_are_the_students_own(tmp_path, isolation):
     """`import cells` in ops.py finds the student's cells.py, as on their own machine, for every
-    module the sandbox ships (the worker, the protocol, the notebook runner, …): full marks."""
-    report = graded(flat_reference_importing(tmp_path / "flat", SANDBOX_MODULES), "namespace" if level_available("namespace") else "process")
+    module the sandbox ships (the worker, the protocol, the notebook runner, …) and every entry the
+    grader puts in the worker's folder beside the package (mnist/, …): full marks."""
+    beside = scratch_names(tmp_path, isolation)
+    assert "mnist" in beside  # the listing works: the training data is there
+    report = graded(flat_reference_importing(tmp_path / "flat", [*SANDBOX_MODULES, *beside]), isolation)
     assert full_marks_except(report) == {}, feedback(report, "Mul")
 
 

@@ -14,6 +14,7 @@ own group.
 import contextlib
 import importlib
 import importlib.abc
+import importlib.machinery
 import importlib.util
 import sys
 import traceback
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 
 SCRATCH = Path.cwd()
 SANDBOX = Path(__file__).resolve().parent  # the sandbox's own modules, this one among them (launch.SANDBOX_FILES)
-sys.path[:0] = [str(SANDBOX), str(SCRATCH)]
+sys.path.insert(0, str(SANDBOX))  # until they are all imported: leave_names_to_the_student
 
 import cells  # noqa: E402  (sandbox/cells.py: a notebook's cells; IPython is imported only to run some)
 import numpy as np  # noqa: E402
@@ -62,6 +63,17 @@ def shown_file(filename: str) -> str:
     return Path(filename).name
 
 
+class CoursePackage(importlib.abc.MetaPathFinder):
+    """`autodiff` is the scratch folder's autodiff/, and it is the only name a bare import finds in
+    that folder: the rest of it (mnist/, the logs, …) is the grader's, not on sys.path, its names
+    free for the student's helpers (a helper `mnist.py`). First on sys.meta_path, as the folder
+    the student runs from is first on their sys.path."""
+
+    def find_spec(self, name: str, path: "Sequence[str] | None" = None,
+                  target: "ModuleType | None" = None) -> "ModuleSpec | None":
+        return importlib.machinery.PathFinder.find_spec(name, [str(SCRATCH)]) if name == "autodiff" and path is None else None
+
+
 class CourseModuleAliases(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """`import tensor` is `import autodiff.tensor` (same module object, same classes), for each
     of the course's modules and the student's helpers: students who wrote their modules side by
@@ -82,6 +94,7 @@ class CourseModuleAliases(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             module.__spec__ = spec.loader_state  # already run as autodiff.<name>: only undo that
 
 
+sys.meta_path.insert(0, CoursePackage())
 sys.meta_path.append(CourseModuleAliases())
 
 
