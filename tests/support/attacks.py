@@ -685,9 +685,12 @@ def notebook_writing_no_utf8(folder, ctx):
 
 
 def cells_said_as_data(report, ctx):
-    """What the worker said of the cells is bounded, and never more than the run's own outcomes."""
+    """What the worker said of the cells is bounded, and never more than the run's own outcomes;
+    the forging cell itself ran (else the attack tried nothing)."""
     cells = report["submission"]["cells"]
-    problems = [f"cell {c['cell']} says {len(c['neutralised'])} neutralised items" for c in cells if len(c["neutralised"]) > 20]
+    first = min(cells, key=lambda cell: cell["cell"])
+    problems = [] if first["outcome"] == "ran" else [f"the forging cell did not run: {first['outcome']}, {first.get('detail', '')}"]
+    problems += [f"cell {c['cell']} says {len(c['neutralised'])} neutralised items" for c in cells if len(c["neutralised"]) > 20]
     problems += [f"a neutralised item of {len(item)} characters" for c in cells for item in c["neutralised"] if len(item) > 80]
     return problems
 
