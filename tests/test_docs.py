@@ -28,8 +28,7 @@ def test_the_figures_in_the_docs_are_what_the_results_say():
 
 
 def test_the_attack_table_shows_every_run_that_did_not_hold_as_failed():
-    """benchmarks/attacks.py's outcomes as it writes them: a failure is never shown as n/a."""
-    from benchmarks.attacks import run_attacks  # noqa: F401  (the writer this reads: it must exist)
+    """benchmarks/attacks.py's outcomes as it writes them (held, FAILED, not applicable): a failure is never shown as n/a."""
     from tools.make_docs import attacks
     runs = [{"attack": "a", "level": "namespace", "outcome": "held"},
             {"attack": "a", "level": "process", "outcome": "FAILED", "problems": ["Mul: 0/8"]},
